@@ -1,1 +1,6 @@
+//! The dsrlb dataplane. `wire`, `maglev`, `flow` and `forward` are plain Rust over byte
+//! buffers, testable without DPDK; `dpdk` is the thin safe layer over `dpdk-sys`, and
+//! `worker` is the poll loop that joins the two.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod wire;

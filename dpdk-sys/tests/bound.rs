@@ -14,8 +14,7 @@ fn every_function_the_dataplane_needs_is_bound_and_linked() {
         rte_pktmbuf_alloc as unsafe extern "C" fn(*mut rte_mempool) -> *mut rte_mbuf
             as *const c_void,
         rte_pktmbuf_free as unsafe extern "C" fn(*mut rte_mbuf) as *const c_void,
-        rte_pktmbuf_free_bulk as unsafe extern "C" fn(*mut *mut rte_mbuf, c_uint)
-            as *const c_void,
+        rte_pktmbuf_free_bulk as unsafe extern "C" fn(*mut *mut rte_mbuf, c_uint) as *const c_void,
         rte_lcore_id as unsafe extern "C" fn() -> c_uint as *const c_void,
         dsrlb_rte_errno as unsafe extern "C" fn() -> c_int as *const c_void,
         rte_mempool_in_use_count as unsafe extern "C" fn(*const rte_mempool) -> c_uint
@@ -29,8 +28,8 @@ fn every_function_the_dataplane_needs_is_bound_and_linked() {
         rte_eth_dev_configure as *const c_void,
         rte_eth_rx_queue_setup as *const c_void,
         rte_eth_tx_queue_setup as *const c_void,
-        rte_eth_dev_get_port_by_name
-            as unsafe extern "C" fn(*const c_char, *mut u16) -> c_int as *const c_void,
+        rte_eth_dev_get_port_by_name as unsafe extern "C" fn(*const c_char, *mut u16) -> c_int
+            as *const c_void,
         rte_eth_from_rings as *const c_void,
         rte_ring_enqueue_burst as *const c_void,
     ];

@@ -1,0 +1,106 @@
+//! Zero-copy views over frame bytes, one file per header, in the manner of smoltcp's
+//! `wire`: `new_checked` validates the length (and the fixed-layout fields a view relies
+//! on) once; after that no accessor can panic. Pure Rust over `&[u8]` / `&mut [u8]`,
+//! no DPDK.
+
+pub mod arp;
+pub mod checksum;
+pub mod ethernet;
+pub mod icmp;
+pub mod ipv4;
+pub mod tcp;
+pub mod udp;
+pub mod vlan;
+
+use core::fmt;
+use core::ops::{Range, RangeFrom};
+
+pub use arp::{ArpOperation, ArpPacket};
+pub use ethernet::{EtherType, EthernetFrame, MacAddr};
+pub use icmp::{IcmpMessage, IcmpPacket};
+pub use ipv4::{IpProtocol, Ipv4Packet};
+pub use tcp::TcpPacket;
+pub use udp::UdpPacket;
+pub use vlan::VlanHeader;
+
+pub(crate) type Field = Range<usize>;
+pub(crate) type Rest = RangeFrom<usize>;
+
+/// Why a view could not be made over some bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// Fewer bytes than the header (or its length fields) say there are.
+    Truncated,
+    /// The bytes are there but a field makes the header unusable (bad version,
+    /// header length below the minimum, ARP for something other than Ethernet/IPv4).
+    Malformed,
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Truncated => f.write_str("truncated"),
+            Error::Malformed => f.write_str("malformed"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = core::result::Result<T, Error>;
+
+#[inline]
+pub(crate) fn read_u16(data: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([data[at], data[at + 1]])
+}
+
+#[inline]
+pub(crate) fn write_u16(data: &mut [u8], at: usize, value: u16) {
+    data[at..at + 2].copy_from_slice(&value.to_be_bytes());
+}
+
+#[inline]
+pub(crate) fn read_u32(data: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes([data[at], data[at + 1], data[at + 2], data[at + 3]])
+}
+
+#[inline]
+pub(crate) fn write_u32(data: &mut [u8], at: usize, value: u32) {
+    data[at..at + 4].copy_from_slice(&value.to_be_bytes());
+}
+
+#[inline]
+pub(crate) fn read_ipv4(data: &[u8], at: usize) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new(data[at], data[at + 1], data[at + 2], data[at + 3])
+}
+
+/// Declares a protocol-number enum with an `Unknown(n)` arm and both conversions.
+macro_rules! wire_enum {
+    ($(#[$attr:meta])* pub enum $name:ident($ty:ty) { $($variant:ident = $value:expr),+ $(,)? }) => {
+        $(#[$attr])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($variant,)+
+            Unknown($ty),
+        }
+
+        impl From<$ty> for $name {
+            fn from(value: $ty) -> Self {
+                match value {
+                    $($value => $name::$variant,)+
+                    other => $name::Unknown(other),
+                }
+            }
+        }
+
+        impl From<$name> for $ty {
+            fn from(value: $name) -> Self {
+                match value {
+                    $($name::$variant => $value,)+
+                    $name::Unknown(other) => other,
+                }
+            }
+        }
+    };
+}
+pub(crate) use wire_enum;

@@ -1,0 +1,96 @@
+//! IEEE 802.1Q tag: the four bytes that follow an EtherType of 0x8100 (TCI and the
+//! inner EtherType). The view starts at the TCI, i.e. at the Ethernet payload.
+use super::{read_u16, write_u16, Error, EtherType, Rest, Result};
+
+mod field {
+    pub const TCI: usize = 0;
+    pub const ETHERTYPE: usize = 2;
+    pub const PAYLOAD: super::Rest = 4..;
+}
+
+pub const HEADER_LEN: usize = field::PAYLOAD.start;
+
+#[derive(Debug, Clone)]
+pub struct VlanHeader<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> VlanHeader<T> {
+    pub const fn new_unchecked(buffer: T) -> Self {
+        VlanHeader { buffer }
+    }
+
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let header = Self::new_unchecked(buffer);
+        header.check_len()?;
+        Ok(header)
+    }
+
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(())
+    }
+
+    pub fn priority(&self) -> u8 {
+        (read_u16(self.buffer.as_ref(), field::TCI) >> 13) as u8
+    }
+
+    pub fn vlan_id(&self) -> u16 {
+        read_u16(self.buffer.as_ref(), field::TCI) & 0x0fff
+    }
+
+    pub fn ethertype(&self) -> EtherType {
+        EtherType::from(read_u16(self.buffer.as_ref(), field::ETHERTYPE))
+    }
+
+    pub fn payload(&self) -> &[u8] {
+        &self.buffer.as_ref()[field::PAYLOAD]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanHeader<T> {
+    pub fn set_tci(&mut self, priority: u8, vlan_id: u16) {
+        let tci = (u16::from(priority & 0x7) << 13) | (vlan_id & 0x0fff);
+        write_u16(self.buffer.as_mut(), field::TCI, tci);
+    }
+
+    pub fn set_ethertype(&mut self, value: EtherType) {
+        write_u16(self.buffer.as_mut(), field::ETHERTYPE, value.into());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    static TAG: [u8; 6] = [0xa0, 0x64, 0x08, 0x00, 0x45, 0x00];
+
+    #[test]
+    fn parse() {
+        let tag = VlanHeader::new_checked(&TAG[..]).unwrap();
+        assert_eq!(tag.priority(), 5);
+        assert_eq!(tag.vlan_id(), 100);
+        assert_eq!(tag.ethertype(), EtherType::Ipv4);
+        assert_eq!(tag.payload(), &[0x45, 0x00]);
+    }
+
+    #[test]
+    fn emit() {
+        let mut bytes = [0u8; 6];
+        bytes[4..].copy_from_slice(&[0x45, 0x00]);
+        let mut tag = VlanHeader::new_unchecked(&mut bytes[..]);
+        tag.set_tci(5, 100);
+        tag.set_ethertype(EtherType::Ipv4);
+        assert_eq!(bytes, TAG);
+    }
+
+    #[test]
+    fn truncated() {
+        assert_eq!(
+            VlanHeader::new_checked(&TAG[..3]).unwrap_err(),
+            Error::Truncated
+        );
+    }
+}
