@@ -3,4 +3,6 @@
 //! `worker` is the poll loop that joins the two.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod hash;
+pub mod maglev;
 pub mod wire;
