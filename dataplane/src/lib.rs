@@ -3,6 +3,7 @@
 //! `worker` is the poll loop that joins the two.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod flow;
 pub mod hash;
 pub mod maglev;
 pub mod wire;

@@ -1,0 +1,563 @@
+//! The per-worker connection table.
+//!
+//! Set-associative: a flow hashes to one bucket of `WAYS` entries (two cache lines),
+//! so a lookup touches one bucket and a burst can prefetch every bucket it will need.
+//! All memory is allocated in `new`; nothing is allocated afterwards. When a new flow's
+//! bucket is full, the entry of that bucket idle the longest is evicted (expired
+//! entries are reused first): the table never refuses a flow for lack of room.
+//!
+//! A new-flow guard (a token bucket) caps insertions per second: past it, new flows
+//! are still forwarded by Maglev alone, they are just not remembered, so a SYN flood
+//! cannot flush the established flows out of the table.
+
+/// Entries per bucket: 4 × 32 B = two cache lines.
+pub const WAYS: usize = 4;
+
+/// The 5-tuple as seen from the client (DSR sees one direction only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct FlowKey {
+    pub src: u32,
+    pub dst: u32,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub proto: u8,
+}
+
+/// Where a flow goes: a target slot in the snapshot and that slot's generation when
+/// the flow was pinned to it (a reused slot has a new generation, so a flow never
+/// follows a slot to a different target).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FlowTarget {
+    pub slot: u16,
+    pub generation: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum FlowState {
+    /// TCP flow of which only SYNs were seen: short timeout, a SYN flood ages out fast.
+    TcpSynOnly = 1,
+    TcpEstablished = 2,
+    Udp = 3,
+}
+
+const EMPTY: u8 = 0;
+
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+struct Entry {
+    src: u32,
+    dst: u32,
+    src_port: u16,
+    dst_port: u16,
+    proto: u8,
+    state: u8,
+    target_slot: u16,
+    target_generation: u32,
+    last_seen_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C, align(128))]
+struct Bucket {
+    entries: [Entry; WAYS],
+}
+
+const _: () = assert!(core::mem::size_of::<Entry>() == 32);
+const _: () = assert!(core::mem::size_of::<Bucket>() == 128);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FlowTableConfig {
+    /// Entries; rounded up to a power-of-two number of buckets.
+    pub capacity: usize,
+    pub tcp_established_timeout_ms: u64,
+    pub tcp_syn_timeout_ms: u64,
+    pub udp_timeout_ms: u64,
+    /// New entries per second above which flows are no longer inserted; 0 = no limit.
+    pub new_flow_rate: u64,
+}
+
+impl Default for FlowTableConfig {
+    fn default() -> Self {
+        FlowTableConfig {
+            capacity: 1 << 20,
+            tcp_established_timeout_ms: 300_000,
+            tcp_syn_timeout_ms: 5_000,
+            udp_timeout_ms: 60_000,
+            new_flow_rate: 0,
+        }
+    }
+}
+
+/// Counters of one table; written by its worker only.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub live: u64,
+    pub inserted: u64,
+    pub expired: u64,
+    pub evicted: u64,
+    pub guard_refused: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Insert {
+    Inserted,
+    /// Inserted in place of the bucket's longest-idle live entry.
+    Evicted,
+    /// The new-flow guard is tripped: forward by Maglev alone, remember nothing.
+    Refused,
+}
+
+/// A token bucket: `rate` tokens a second, at most one second's worth banked.
+#[derive(Debug, Clone)]
+struct NewFlowGuard {
+    rate: u64,
+    milli_tokens: u64,
+    last_ms: u64,
+}
+
+impl NewFlowGuard {
+    fn new(rate: u64) -> Self {
+        NewFlowGuard {
+            rate,
+            milli_tokens: rate.saturating_mul(1000),
+            last_ms: 0,
+        }
+    }
+
+    fn allow(&mut self, now_ms: u64) -> bool {
+        if self.rate == 0 {
+            return true;
+        }
+        let elapsed = now_ms.saturating_sub(self.last_ms);
+        self.last_ms = self.last_ms.max(now_ms);
+        let cap = self.rate.saturating_mul(1000);
+        self.milli_tokens = self
+            .milli_tokens
+            .saturating_add(elapsed.saturating_mul(self.rate))
+            .min(cap);
+        if self.milli_tokens >= 1000 {
+            self.milli_tokens -= 1000;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub struct FlowTable {
+    buckets: Box<[Bucket]>,
+    mask: usize,
+    config: FlowTableConfig,
+    guard: NewFlowGuard,
+    stats: FlowStats,
+}
+
+/// A live entry found by `get`, to read and update in place.
+pub struct FlowEntry<'a> {
+    entry: &'a mut Entry,
+}
+
+impl FlowEntry<'_> {
+    pub fn target(&self) -> FlowTarget {
+        FlowTarget {
+            slot: self.entry.target_slot,
+            generation: self.entry.target_generation,
+        }
+    }
+
+    pub fn state(&self) -> FlowState {
+        state_from_u8(self.entry.state)
+    }
+
+    /// Re-pins the flow (its target became unusable).
+    pub fn set_target(&mut self, target: FlowTarget) {
+        self.entry.target_slot = target.slot;
+        self.entry.target_generation = target.generation;
+    }
+
+    /// Records a packet: refreshes the idle timer and promotes a SYN-only flow once
+    /// anything but a bare SYN is seen.
+    pub fn touch(&mut self, now_ms: u64, packet_state: FlowState) {
+        self.entry.last_seen_ms = now_ms;
+        if self.entry.state == FlowState::TcpSynOnly as u8
+            && packet_state == FlowState::TcpEstablished
+        {
+            self.entry.state = FlowState::TcpEstablished as u8;
+        }
+    }
+}
+
+fn state_from_u8(value: u8) -> FlowState {
+    match value {
+        1 => FlowState::TcpSynOnly,
+        3 => FlowState::Udp,
+        _ => FlowState::TcpEstablished,
+    }
+}
+
+impl FlowTable {
+    pub fn new(config: FlowTableConfig) -> Self {
+        let wanted_buckets = config.capacity.div_ceil(WAYS).max(1);
+        let buckets = wanted_buckets.next_power_of_two();
+        FlowTable {
+            // Written, not zero-mapped: every page is faulted in now, not on the fast path.
+            buckets: vec![Bucket::default(); buckets].into_boxed_slice(),
+            mask: buckets - 1,
+            guard: NewFlowGuard::new(config.new_flow_rate),
+            config,
+            stats: FlowStats::default(),
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.buckets.len() * WAYS
+    }
+
+    pub fn config(&self) -> &FlowTableConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> FlowStats {
+        self.stats
+    }
+
+    /// Bytes held by the table.
+    pub fn memory_bytes(&self) -> usize {
+        core::mem::size_of_val(&*self.buckets)
+    }
+
+    #[inline(always)]
+    fn bucket_index(&self, hash: u64) -> usize {
+        (hash as usize) & self.mask
+    }
+
+    /// Starts loading the bucket a flow will need, ahead of `get`.
+    #[inline(always)]
+    pub fn prefetch(&self, hash: u64) {
+        let bucket = &self.buckets[self.bucket_index(hash)];
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: prefetch is a hint; the address is that of a live bucket.
+        unsafe {
+            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let p = bucket as *const Bucket as *const i8;
+            _mm_prefetch::<_MM_HINT_T0>(p);
+            _mm_prefetch::<_MM_HINT_T0>(p.add(64));
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = bucket;
+    }
+
+    fn timeout_ms(&self, state: u8) -> u64 {
+        match state_from_u8(state) {
+            FlowState::TcpSynOnly => self.config.tcp_syn_timeout_ms,
+            FlowState::TcpEstablished => self.config.tcp_established_timeout_ms,
+            FlowState::Udp => self.config.udp_timeout_ms,
+        }
+    }
+
+    fn is_expired(&self, entry: &Entry, now_ms: u64) -> bool {
+        now_ms.saturating_sub(entry.last_seen_ms) > self.timeout_ms(entry.state)
+    }
+
+    /// The live entry for `key`, if any. An entry found idle past its timeout is
+    /// cleared and reported as a miss.
+    #[inline]
+    pub fn get(&mut self, key: &FlowKey, hash: u64, now_ms: u64) -> Option<FlowEntry<'_>> {
+        let index = self.bucket_index(hash);
+        let way = self.buckets[index]
+            .entries
+            .iter()
+            .position(|e| e.state != EMPTY && matches(e, key))?;
+        if self.is_expired(&self.buckets[index].entries[way], now_ms) {
+            self.buckets[index].entries[way].state = EMPTY;
+            self.stats.live -= 1;
+            self.stats.expired += 1;
+            return None;
+        }
+        Some(FlowEntry {
+            entry: &mut self.buckets[index].entries[way],
+        })
+    }
+
+    /// Remembers a new flow (call after `get` missed). Subject to the new-flow guard.
+    pub fn insert(
+        &mut self,
+        key: &FlowKey,
+        hash: u64,
+        target: FlowTarget,
+        state: FlowState,
+        now_ms: u64,
+    ) -> Insert {
+        if !self.guard.allow(now_ms) {
+            self.stats.guard_refused += 1;
+            return Insert::Refused;
+        }
+        let index = self.bucket_index(hash);
+        let mut outcome = Insert::Inserted;
+        let way = match self.buckets[index]
+            .entries
+            .iter()
+            .position(|e| e.state == EMPTY)
+        {
+            Some(way) => {
+                self.stats.live += 1;
+                way
+            }
+            None => {
+                let entries = &self.buckets[index].entries;
+                if let Some(way) = entries.iter().position(|e| self.is_expired(e, now_ms)) {
+                    self.stats.expired += 1;
+                    way
+                } else {
+                    outcome = Insert::Evicted;
+                    self.stats.evicted += 1;
+                    let mut oldest = 0;
+                    for (way, e) in entries.iter().enumerate() {
+                        if e.last_seen_ms < entries[oldest].last_seen_ms {
+                            oldest = way;
+                        }
+                    }
+                    oldest
+                }
+            }
+        };
+        self.buckets[index].entries[way] = Entry {
+            src: key.src,
+            dst: key.dst,
+            src_port: key.src_port,
+            dst_port: key.dst_port,
+            proto: key.proto,
+            state: state as u8,
+            target_slot: target.slot,
+            target_generation: target.generation,
+            last_seen_ms: now_ms,
+        };
+        self.stats.inserted += 1;
+        outcome
+    }
+
+    /// Number of live entries pinned to each target slot (for `show targets`).
+    /// Walks the whole table: control-path only.
+    pub fn count_by_slot(&self, now_ms: u64, counts: &mut [u64]) {
+        for bucket in self.buckets.iter() {
+            for e in bucket.entries.iter() {
+                if e.state != EMPTY && !self.is_expired(e, now_ms) {
+                    if let Some(c) = counts.get_mut(usize::from(e.target_slot)) {
+                        *c += 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn matches(e: &Entry, key: &FlowKey) -> bool {
+    e.src == key.src
+        && e.dst == key.dst
+        && e.src_port == key.src_port
+        && e.dst_port == key.dst_port
+        && e.proto == key.proto
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> FlowKey {
+        FlowKey {
+            src: 0x0a63_0001 + n,
+            dst: 0x0a63_0064,
+            src_port: 40000,
+            dst_port: 80,
+            proto: 6,
+        }
+    }
+
+    fn target(slot: u16) -> FlowTarget {
+        FlowTarget {
+            slot,
+            generation: 7,
+        }
+    }
+
+    fn small() -> FlowTable {
+        FlowTable::new(FlowTableConfig {
+            capacity: 64,
+            tcp_established_timeout_ms: 10_000,
+            tcp_syn_timeout_ms: 1_000,
+            udp_timeout_ms: 5_000,
+            new_flow_rate: 0,
+        })
+    }
+
+    #[test]
+    fn insert_then_get_returns_the_target() {
+        let mut t = small();
+        assert!(t.get(&key(1), 1, 0).is_none());
+        assert_eq!(
+            t.insert(&key(1), 1, target(3), FlowState::TcpEstablished, 0),
+            Insert::Inserted
+        );
+        assert_eq!(t.get(&key(1), 1, 10).unwrap().target(), target(3));
+        assert!(t.get(&key(2), 1, 10).is_none(), "same bucket, other key");
+        assert_eq!(t.stats().live, 1);
+    }
+
+    #[test]
+    fn idle_timeouts_by_state() {
+        let mut t = small();
+        t.insert(&key(1), 1, target(1), FlowState::TcpSynOnly, 0);
+        t.insert(&key(2), 2, target(1), FlowState::TcpEstablished, 0);
+        t.insert(&key(3), 3, target(1), FlowState::Udp, 0);
+        assert!(
+            t.get(&key(1), 1, 1_000).is_some(),
+            "at the SYN timeout: still live"
+        );
+        assert!(t.get(&key(1), 1, 2_001).is_none(), "past the SYN timeout");
+        assert!(t.get(&key(3), 3, 5_000).is_some());
+        assert!(t.get(&key(3), 3, 10_001).is_none(), "past the UDP timeout");
+        assert!(t.get(&key(2), 2, 10_000).is_some());
+        assert!(
+            t.get(&key(2), 2, 20_001).is_none(),
+            "past the established timeout"
+        );
+        assert_eq!(t.stats().expired, 3);
+        assert_eq!(t.stats().live, 0);
+    }
+
+    #[test]
+    fn syn_only_flow_is_promoted_by_a_non_syn_packet() {
+        let mut t = small();
+        t.insert(&key(1), 1, target(1), FlowState::TcpSynOnly, 0);
+        t.get(&key(1), 1, 500)
+            .unwrap()
+            .touch(500, FlowState::TcpSynOnly);
+        assert_eq!(
+            t.get(&key(1), 1, 500).unwrap().state(),
+            FlowState::TcpSynOnly
+        );
+        t.get(&key(1), 1, 600)
+            .unwrap()
+            .touch(600, FlowState::TcpEstablished);
+        assert_eq!(
+            t.get(&key(1), 1, 600).unwrap().state(),
+            FlowState::TcpEstablished
+        );
+        assert!(
+            t.get(&key(1), 1, 5_000).is_some(),
+            "established timeout applies now"
+        );
+    }
+
+    #[test]
+    fn full_bucket_evicts_its_oldest_entry() {
+        let mut t = small();
+        for n in 0..WAYS as u32 {
+            t.insert(
+                &key(n),
+                5,
+                target(n as u16),
+                FlowState::TcpEstablished,
+                100 + u64::from(n),
+            );
+        }
+        t.get(&key(0), 5, 200)
+            .unwrap()
+            .touch(200, FlowState::TcpEstablished);
+        // key(1) is now the oldest (last seen at 101).
+        assert_eq!(
+            t.insert(&key(9), 5, target(9), FlowState::TcpEstablished, 300),
+            Insert::Evicted
+        );
+        assert!(t.get(&key(1), 5, 300).is_none());
+        for n in [0, 2, 3, 9] {
+            assert!(t.get(&key(n), 5, 300).is_some(), "key {n} kept");
+        }
+        assert_eq!(t.stats().evicted, 1);
+        assert_eq!(t.stats().live, WAYS as u64);
+    }
+
+    #[test]
+    fn expired_entries_are_reused_before_evicting() {
+        let mut t = small();
+        t.insert(&key(0), 5, target(0), FlowState::TcpSynOnly, 0);
+        for n in 1..WAYS as u32 {
+            t.insert(&key(n), 5, target(0), FlowState::TcpEstablished, 0);
+        }
+        assert_eq!(
+            t.insert(&key(9), 5, target(9), FlowState::TcpEstablished, 2_000),
+            Insert::Inserted
+        );
+        assert!(t.get(&key(0), 5, 2_000).is_none());
+        assert_eq!(t.stats().evicted, 0);
+    }
+
+    #[test]
+    fn capacity_is_fixed_and_rounded_to_whole_buckets() {
+        let mut t = FlowTable::new(FlowTableConfig {
+            capacity: 1000,
+            ..FlowTableConfig::default()
+        });
+        assert_eq!(t.capacity(), 1024);
+        assert_eq!(t.memory_bytes(), 1024 * 32);
+        for n in 0..10_000u32 {
+            let k = key(n);
+            t.insert(
+                &k,
+                crate::hash::mix64(u64::from(n)),
+                target(0),
+                FlowState::Udp,
+                0,
+            );
+        }
+        assert_eq!(t.capacity(), 1024);
+        assert!(t.stats().live <= 1024);
+        assert_eq!(t.stats().inserted, 10_000);
+    }
+
+    #[test]
+    fn new_flow_guard_caps_insertions_per_second() {
+        let mut t = FlowTable::new(FlowTableConfig {
+            capacity: 4096,
+            new_flow_rate: 10,
+            ..FlowTableConfig::default()
+        });
+        let mut inserted = 0;
+        for n in 0..20u32 {
+            if t.insert(
+                &key(n),
+                u64::from(n),
+                target(0),
+                FlowState::TcpSynOnly,
+                1_000,
+            ) != Insert::Refused
+            {
+                inserted += 1;
+            }
+        }
+        assert_eq!(inserted, 10, "one second's worth banked");
+        assert_eq!(t.stats().guard_refused, 10);
+        assert_eq!(
+            t.insert(&key(100), 100, target(0), FlowState::TcpSynOnly, 1_050),
+            Insert::Refused
+        );
+        assert_ne!(
+            t.insert(&key(101), 101, target(0), FlowState::TcpSynOnly, 1_100),
+            Insert::Refused,
+            "refilled after 100 ms"
+        );
+    }
+
+    #[test]
+    fn count_by_slot_sees_live_entries_only() {
+        let mut t = small();
+        t.insert(&key(1), 1, target(0), FlowState::TcpEstablished, 0);
+        t.insert(&key(2), 2, target(1), FlowState::TcpEstablished, 0);
+        t.insert(&key(3), 3, target(1), FlowState::TcpSynOnly, 0);
+        let mut counts = [0u64; 2];
+        t.count_by_slot(5_000, &mut counts);
+        assert_eq!(counts, [1, 1]);
+    }
+}
