@@ -3,7 +3,10 @@
 //! `worker` is the poll loop that joins the two.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod craft;
 pub mod flow;
+pub mod forward;
 pub mod hash;
 pub mod maglev;
+pub mod snapshot;
 pub mod wire;

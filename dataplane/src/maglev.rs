@@ -153,6 +153,14 @@ impl MaglevTable {
         self.slots.get(slot).copied()
     }
 
+    /// The same table with every index `i` replaced by `map[i]` (indices into the
+    /// build slice become the caller's own identifiers, e.g. snapshot slots).
+    pub fn remap(&self, map: &[u16]) -> MaglevTable {
+        MaglevTable {
+            slots: self.slots.iter().map(|&i| map[usize::from(i)]).collect(),
+        }
+    }
+
     /// Slot -> target index, for tests and statistics.
     pub fn slots(&self) -> &[u16] {
         &self.slots

@@ -1,0 +1,171 @@
+//! Builders for well-formed frames, with correct checksums: the fixtures of the
+//! packet tables, the DPDK integration tests and the benchmark's traffic.
+
+use crate::wire::{
+    arp, checksum, ethernet, icmp, ipv4, tcp, udp, ArpOperation, ArpPacket, EtherType,
+    EthernetFrame, IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, TcpPacket, UdpPacket,
+    VlanHeader,
+};
+use std::net::Ipv4Addr;
+
+/// Ethernet header followed by `payload`.
+pub fn ethernet(dst: MacAddr, src: MacAddr, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0u8; ethernet::HEADER_LEN + payload.len()];
+    let mut frame = EthernetFrame::new_unchecked(&mut bytes[..]);
+    frame.set_dst_addr(dst);
+    frame.set_src_addr(src);
+    frame.set_ethertype(ethertype);
+    frame.payload_mut().copy_from_slice(payload);
+    bytes
+}
+
+/// Inserts an 802.1Q tag after the MAC addresses of an untagged frame.
+pub fn vlan_tagged(frame: &[u8], vlan_id: u16) -> Vec<u8> {
+    let mut bytes = frame[..12].to_vec();
+    bytes.extend_from_slice(&[0x81, 0x00, 0, 0]);
+    bytes.extend_from_slice(&frame[12..]);
+    VlanHeader::new_unchecked(&mut bytes[14..]).set_tci(0, vlan_id);
+    bytes
+}
+
+/// IPv4 header (20 bytes, DF, TTL 64) followed by `payload`, checksum filled.
+pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, payload: &[u8]) -> Vec<u8> {
+    let total = ipv4::MIN_HEADER_LEN + payload.len();
+    let mut bytes = vec![0u8; total];
+    let mut ip = Ipv4Packet::new_unchecked(&mut bytes[..]);
+    ip.set_version_and_header_len(20);
+    ip.set_total_len(total as u16);
+    ip.set_ident(0x1234);
+    ip.set_flags_and_offset(true, false, 0);
+    ip.set_ttl(64);
+    ip.set_protocol(proto);
+    ip.set_src_addr(src);
+    ip.set_dst_addr(dst);
+    ip.fill_checksum();
+    ip.payload_mut().copy_from_slice(payload);
+    bytes
+}
+
+fn pseudo_header_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, l4: &[u8]) -> u16 {
+    let mut buf = Vec::with_capacity(12 + l4.len());
+    buf.extend_from_slice(&src.octets());
+    buf.extend_from_slice(&dst.octets());
+    buf.extend_from_slice(&[0, u8::from(proto)]);
+    buf.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    buf.extend_from_slice(l4);
+    checksum::checksum(&buf)
+}
+
+/// TCP segment with a valid checksum.
+pub fn tcp(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    src_port: u16,
+    dst_port: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut bytes = vec![0u8; tcp::MIN_HEADER_LEN + payload.len()];
+    {
+        let mut seg = TcpPacket::new_unchecked(&mut bytes[..]);
+        seg.set_src_port(src_port);
+        seg.set_dst_port(dst_port);
+        seg.set_seq_number(1);
+        seg.set_ack_number(if flags & tcp::FLAG_ACK != 0 { 1 } else { 0 });
+        seg.set_header_len(20);
+        seg.set_flags(flags);
+        seg.set_window(64240);
+    }
+    bytes[tcp::MIN_HEADER_LEN..].copy_from_slice(payload);
+    let sum = pseudo_header_checksum(src, dst, IpProtocol::Tcp, &bytes);
+    TcpPacket::new_unchecked(&mut bytes[..]).set_checksum(sum);
+    bytes
+}
+
+/// UDP datagram with a valid checksum.
+pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, src_port: u16, dst_port: u16, payload: &[u8]) -> Vec<u8> {
+    let len = udp::HEADER_LEN + payload.len();
+    let mut bytes = vec![0u8; len];
+    {
+        let mut dgram = UdpPacket::new_unchecked(&mut bytes[..]);
+        dgram.set_src_port(src_port);
+        dgram.set_dst_port(dst_port);
+        dgram.set_len(len as u16);
+    }
+    bytes[udp::HEADER_LEN..].copy_from_slice(payload);
+    let sum = pseudo_header_checksum(src, dst, IpProtocol::Udp, &bytes);
+    UdpPacket::new_unchecked(&mut bytes[..]).set_checksum(if sum == 0 { 0xffff } else { sum });
+    bytes
+}
+
+/// Ethernet + IPv4 + TCP.
+pub fn tcp_frame(
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    flags: u8,
+) -> Vec<u8> {
+    let seg = tcp(src.0, dst.0, src.1, dst.1, flags, &[]);
+    ethernet(
+        dst_mac,
+        src_mac,
+        EtherType::Ipv4,
+        &ipv4(src.0, dst.0, IpProtocol::Tcp, &seg),
+    )
+}
+
+/// Ethernet + IPv4 + UDP.
+pub fn udp_frame(
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    payload: &[u8],
+) -> Vec<u8> {
+    let dgram = udp(src.0, dst.0, src.1, dst.1, payload);
+    ethernet(
+        dst_mac,
+        src_mac,
+        EtherType::Ipv4,
+        &ipv4(src.0, dst.0, IpProtocol::Udp, &dgram),
+    )
+}
+
+/// ICMP echo message (request or reply) with a valid checksum.
+pub fn icmp_echo(kind: IcmpMessage, ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut bytes = vec![0u8; icmp::HEADER_LEN + payload.len()];
+    bytes[icmp::HEADER_LEN..].copy_from_slice(payload);
+    let mut msg = IcmpPacket::new_unchecked(&mut bytes[..]);
+    msg.set_msg_type(kind);
+    msg.set_echo_ident(ident);
+    msg.set_echo_seq_no(seq);
+    msg.fill_checksum();
+    bytes
+}
+
+/// Ethernet + ARP (Ethernet/IPv4).
+pub fn arp_frame(
+    eth_dst: MacAddr,
+    op: ArpOperation,
+    sender: (MacAddr, Ipv4Addr),
+    target: (MacAddr, Ipv4Addr),
+) -> Vec<u8> {
+    let mut body = [0u8; arp::PACKET_LEN];
+    let mut packet = ArpPacket::new_unchecked(&mut body[..]);
+    packet.set_ethernet_ipv4();
+    packet.set_operation(op);
+    packet.set_sender_hardware_addr(sender.0);
+    packet.set_sender_protocol_addr(sender.1);
+    packet.set_target_hardware_addr(target.0);
+    packet.set_target_protocol_addr(target.1);
+    ethernet(eth_dst, sender.0, EtherType::Arp, &body)
+}
+
+/// Pads a frame to the 60-byte Ethernet minimum, as a NIC delivers it.
+pub fn padded(mut frame: Vec<u8>) -> Vec<u8> {
+    if frame.len() < 60 {
+        frame.resize(60, 0);
+    }
+    frame
+}

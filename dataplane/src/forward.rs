@@ -1,0 +1,360 @@
+//! The per-packet decision: a frame, the snapshot, the worker's flow table and the
+//! time in, a `Verdict` out. Frames are rewritten in place for `Forward` and `Reply`.
+//! Plain Rust over `&mut [u8]`: no DPDK, so it is tested as tables of packets.
+
+use crate::flow::{FlowKey, FlowState, FlowTable};
+use crate::hash::flow_hash;
+use crate::snapshot::Snapshot;
+use crate::wire::{
+    arp, ethernet, vlan, ArpOperation, ArpPacket, EtherType, EthernetFrame, IcmpMessage,
+    IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, TcpPacket, UdpPacket, VlanHeader,
+};
+use std::net::Ipv4Addr;
+
+/// Why a frame was dropped. Every drop has one, and each is counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Destination MAC is not this port's (nor broadcast, for ARP).
+    NotOurMac,
+    /// IPv4 to an address that is neither a VIP nor the real address.
+    NotOurAddress,
+    /// Shorter than its headers say.
+    Truncated,
+    /// Two or more VLAN tags (802.1ad, stacked 802.1Q).
+    StackedVlan,
+    Ipv6,
+    UnknownEthertype,
+    BadIpHeader,
+    Fragment,
+    /// IPv4 to a VIP with a protocol other than TCP, UDP or ICMP.
+    UnknownProtocol,
+    BadL4Header,
+    /// TCP or UDP to a VIP port no service listens on.
+    NoService,
+    /// The service has no target that may take the flow.
+    NoUsableTarget,
+    /// ICMP to a VIP that is not an echo request.
+    IcmpNotEcho,
+    /// ARP that is not Ethernet/IPv4.
+    BadArp,
+    /// ARP request for an address that is not ours.
+    ArpNotForUs,
+    /// ARP with an operation other than request and reply.
+    ArpUnknownOperation,
+    /// IPv4 to the real address that is not an echo request (nothing listens there).
+    ToRealAddress,
+}
+
+impl DropReason {
+    pub const COUNT: usize = 17;
+    pub const ALL: [DropReason; Self::COUNT] = [
+        DropReason::NotOurMac,
+        DropReason::NotOurAddress,
+        DropReason::Truncated,
+        DropReason::StackedVlan,
+        DropReason::Ipv6,
+        DropReason::UnknownEthertype,
+        DropReason::BadIpHeader,
+        DropReason::Fragment,
+        DropReason::UnknownProtocol,
+        DropReason::BadL4Header,
+        DropReason::NoService,
+        DropReason::NoUsableTarget,
+        DropReason::IcmpNotEcho,
+        DropReason::BadArp,
+        DropReason::ArpNotForUs,
+        DropReason::ArpUnknownOperation,
+        DropReason::ToRealAddress,
+    ];
+
+    /// Counter label: stable, for metrics and `show stats`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::NotOurMac => "not_our_mac",
+            DropReason::NotOurAddress => "not_our_address",
+            DropReason::Truncated => "truncated",
+            DropReason::StackedVlan => "stacked_vlan",
+            DropReason::Ipv6 => "ipv6",
+            DropReason::UnknownEthertype => "unknown_ethertype",
+            DropReason::BadIpHeader => "bad_ip_header",
+            DropReason::Fragment => "fragment",
+            DropReason::UnknownProtocol => "unknown_protocol",
+            DropReason::BadL4Header => "bad_l4_header",
+            DropReason::NoService => "no_service",
+            DropReason::NoUsableTarget => "no_usable_target",
+            DropReason::IcmpNotEcho => "icmp_not_echo",
+            DropReason::BadArp => "bad_arp",
+            DropReason::ArpNotForUs => "arp_not_for_us",
+            DropReason::ArpUnknownOperation => "arp_unknown_operation",
+            DropReason::ToRealAddress => "to_real_address",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyKind {
+    Arp,
+    IcmpEcho,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PuntKind {
+    /// An ARP reply: the control thread learns target MACs from it.
+    ArpReply,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Rewritten for the target in `slot`; send it out of the port it came in on.
+    Forward {
+        slot: u16,
+    },
+    /// Rewritten into a reply to the sender; send it out of the port it came in on.
+    Reply(ReplyKind),
+    /// Hand the frame, unchanged, to the control thread.
+    Punt(PuntKind),
+    Drop(DropReason),
+}
+
+/// TTL of the replies dsrlb originates (echo replies).
+const REPLY_TTL: u8 = 64;
+
+/// Decides what to do with one frame, rewriting it in place for `Forward` and `Reply`.
+#[inline]
+pub fn decide(
+    frame: &mut [u8],
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+) -> Verdict {
+    match decide_inner(frame, snapshot, port_mac, flows, now_ms) {
+        Ok(verdict) => verdict,
+        Err(reason) => Verdict::Drop(reason),
+    }
+}
+
+fn decide_inner(
+    frame: &mut [u8],
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+) -> Result<Verdict, DropReason> {
+    let eth = EthernetFrame::new_checked(&*frame).map_err(|_| DropReason::Truncated)?;
+    let dst_mac = eth.dst_addr();
+    let (ethertype, l3_offset) = match eth.ethertype() {
+        EtherType::Vlan => {
+            let tag = VlanHeader::new_checked(eth.payload()).map_err(|_| DropReason::Truncated)?;
+            match tag.ethertype() {
+                EtherType::Vlan | EtherType::QinQ => return Err(DropReason::StackedVlan),
+                inner => (inner, ethernet::HEADER_LEN + vlan::HEADER_LEN),
+            }
+        }
+        EtherType::QinQ => return Err(DropReason::StackedVlan),
+        other => (other, ethernet::HEADER_LEN),
+    };
+    match ethertype {
+        EtherType::Ipv4 => {
+            if dst_mac != port_mac {
+                return Err(DropReason::NotOurMac);
+            }
+            decide_ipv4(frame, l3_offset, snapshot, port_mac, flows, now_ms)
+        }
+        EtherType::Arp => {
+            if dst_mac != port_mac && !dst_mac.is_broadcast() {
+                return Err(DropReason::NotOurMac);
+            }
+            decide_arp(frame, l3_offset, snapshot, port_mac)
+        }
+        EtherType::Ipv6 => Err(DropReason::Ipv6),
+        _ => Err(DropReason::UnknownEthertype),
+    }
+}
+
+fn decide_ipv4(
+    frame: &mut [u8],
+    l3_offset: usize,
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+) -> Result<Verdict, DropReason> {
+    let ip = Ipv4Packet::new_checked(&frame[l3_offset..]).map_err(|e| match e {
+        crate::wire::Error::Truncated => DropReason::Truncated,
+        crate::wire::Error::Malformed => DropReason::BadIpHeader,
+    })?;
+    let dst = ip.dst_addr();
+    let dst_u32 = u32::from(dst);
+    let to_vip = snapshot.is_vip(dst_u32);
+    if !to_vip && dst != snapshot.real_addr {
+        return Err(DropReason::NotOurAddress);
+    }
+    if ip.is_fragment() {
+        return Err(DropReason::Fragment);
+    }
+    let src_u32 = u32::from(ip.src_addr());
+    let proto = ip.protocol();
+    let (src_port, dst_port, state) = match proto {
+        IpProtocol::Tcp if to_vip => {
+            let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
+            let bare_syn = tcp.syn() && !tcp.ack();
+            let state = if bare_syn {
+                FlowState::TcpSynOnly
+            } else {
+                FlowState::TcpEstablished
+            };
+            (tcp.src_port(), tcp.dst_port(), state)
+        }
+        IpProtocol::Udp if to_vip => {
+            let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
+            (udp.src_port(), udp.dst_port(), FlowState::Udp)
+        }
+        IpProtocol::Icmp => {
+            let icmp =
+                IcmpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
+            if icmp.msg_type() != IcmpMessage::EchoRequest {
+                return Err(if to_vip {
+                    DropReason::IcmpNotEcho
+                } else {
+                    DropReason::ToRealAddress
+                });
+            }
+            return Ok(echo_reply(frame, l3_offset, port_mac));
+        }
+        _ if !to_vip => return Err(DropReason::ToRealAddress),
+        _ => return Err(DropReason::UnknownProtocol),
+    };
+    let proto_u8 = u8::from(proto);
+    let service = snapshot
+        .service(dst_u32, proto_u8, dst_port)
+        .ok_or(DropReason::NoService)?;
+    let key = FlowKey {
+        src: src_u32,
+        dst: dst_u32,
+        src_port,
+        dst_port,
+        proto: proto_u8,
+    };
+    let hash = flow_hash(
+        src_u32,
+        dst_u32,
+        src_port,
+        dst_port,
+        proto_u8,
+        snapshot.seed,
+    );
+
+    let (slot, target_mac) = match flows.get(&key, hash, now_ms) {
+        Some(mut entry) => {
+            let pinned = match snapshot.usable_target(entry.target()) {
+                Some(target) => (entry.target().slot, target.mac),
+                None => {
+                    // Its target is gone or down: re-pin by Maglev.
+                    let fresh = service
+                        .pick(hash, snapshot.targets())
+                        .ok_or(DropReason::NoUsableTarget)?;
+                    let target = snapshot
+                        .usable_target(fresh)
+                        .ok_or(DropReason::NoUsableTarget)?;
+                    entry.set_target(fresh);
+                    (fresh.slot, target.mac)
+                }
+            };
+            entry.touch(now_ms, state);
+            pinned
+        }
+        None => {
+            let fresh = service
+                .pick(hash, snapshot.targets())
+                .ok_or(DropReason::NoUsableTarget)?;
+            let target = snapshot
+                .usable_target(fresh)
+                .ok_or(DropReason::NoUsableTarget)?;
+            flows.insert(&key, hash, fresh, state, now_ms);
+            (fresh.slot, target.mac)
+        }
+    };
+    let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+    eth.set_dst_addr(target_mac);
+    eth.set_src_addr(port_mac);
+    Ok(Verdict::Forward { slot })
+}
+
+/// Echo request -> echo reply, in place: addresses swapped, TTL reset, both
+/// checksums updated. The caller has checked the ICMP header.
+fn echo_reply(frame: &mut [u8], l3_offset: usize, port_mac: MacAddr) -> Verdict {
+    let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+    let requester = eth.src_addr();
+    eth.set_dst_addr(requester);
+    eth.set_src_addr(port_mac);
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[l3_offset..]);
+    let (src, dst) = (ip.src_addr(), ip.dst_addr());
+    ip.set_src_addr(dst);
+    ip.set_dst_addr(src);
+    ip.set_ttl(REPLY_TTL);
+    ip.fill_checksum();
+    IcmpPacket::new_unchecked(ip.payload_mut()).make_echo_reply();
+    Verdict::Reply(ReplyKind::IcmpEcho)
+}
+
+fn decide_arp(
+    frame: &mut [u8],
+    l3_offset: usize,
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+) -> Result<Verdict, DropReason> {
+    let arp = ArpPacket::new_checked(&frame[l3_offset..]).map_err(|e| match e {
+        crate::wire::Error::Truncated => DropReason::Truncated,
+        crate::wire::Error::Malformed => DropReason::BadArp,
+    })?;
+    match arp.operation() {
+        ArpOperation::Reply => Ok(Verdict::Punt(PuntKind::ArpReply)),
+        ArpOperation::Request => {
+            let wanted = arp.target_protocol_addr();
+            if !is_ours(snapshot, wanted) {
+                return Err(DropReason::ArpNotForUs);
+            }
+            let (requester_mac, requester_ip) =
+                (arp.sender_hardware_addr(), arp.sender_protocol_addr());
+            if requester_ip == wanted {
+                // Someone announcing our address (gratuitous ARP): not a question.
+                return Err(DropReason::ArpNotForUs);
+            }
+            write_arp_reply(
+                frame,
+                l3_offset,
+                port_mac,
+                wanted,
+                requester_mac,
+                requester_ip,
+            );
+            Ok(Verdict::Reply(ReplyKind::Arp))
+        }
+        ArpOperation::Unknown(_) => Err(DropReason::ArpUnknownOperation),
+    }
+}
+
+fn is_ours(snapshot: &Snapshot, addr: Ipv4Addr) -> bool {
+    addr == snapshot.real_addr || snapshot.is_vip(u32::from(addr))
+}
+
+fn write_arp_reply(
+    frame: &mut [u8],
+    l3_offset: usize,
+    our_mac: MacAddr,
+    our_ip: Ipv4Addr,
+    to_mac: MacAddr,
+    to_ip: Ipv4Addr,
+) {
+    let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+    eth.set_dst_addr(to_mac);
+    eth.set_src_addr(our_mac);
+    let mut arp = ArpPacket::new_unchecked(&mut frame[l3_offset..l3_offset + arp::PACKET_LEN]);
+    arp.set_operation(ArpOperation::Reply);
+    arp.set_sender_hardware_addr(our_mac);
+    arp.set_sender_protocol_addr(our_ip);
+    arp.set_target_hardware_addr(to_mac);
+    arp.set_target_protocol_addr(to_ip);
+}

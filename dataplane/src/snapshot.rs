@@ -1,0 +1,349 @@
+//! The immutable forwarding state a worker reads: services, their Maglev tables and
+//! the targets with MAC and usability. Built off the fast path by the control thread
+//! and published whole (see `rcu`).
+//!
+//! Targets live in slots. A target keeps its slot and generation from one snapshot to
+//! the next as long as it stays configured, so a flow pinned to (slot, generation)
+//! keeps its target across rebuilds; a slot reused for another target gets a new
+//! generation, so no flow follows a slot to the wrong server.
+
+use crate::flow::FlowTarget;
+use crate::maglev::{BuildError, MaglevTable, MaglevTarget};
+use crate::wire::{IpProtocol, MacAddr};
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+/// What the control plane knows of one target when it builds a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    pub addr: Ipv4Addr,
+    /// None until resolved (or configured): such a target gets no traffic.
+    pub mac: Option<MacAddr>,
+    /// 0 = drain: keeps its flows, gets no new ones.
+    pub weight: u32,
+    pub healthy: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub vip: Ipv4Addr,
+    /// Tcp or Udp.
+    pub proto: IpProtocol,
+    /// 0 = every port of that protocol.
+    pub port: u16,
+    pub targets: Vec<TargetSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotSpec {
+    pub real_addr: Ipv4Addr,
+    pub seed: u64,
+    pub table_size: u32,
+    pub services: Vec<ServiceSpec>,
+}
+
+/// A target as the fast path sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    pub addr: Ipv4Addr,
+    pub mac: MacAddr,
+    pub generation: u32,
+    /// Known MAC and healthy: may carry the flows it already has (even at weight 0).
+    pub usable: bool,
+    pub weight: u32,
+    pub healthy: bool,
+    pub mac_known: bool,
+    pub service: u16,
+}
+
+/// Slot of a target no longer configured: never usable.
+const VACANT: Target = Target {
+    addr: Ipv4Addr::UNSPECIFIED,
+    mac: MacAddr::ZERO,
+    generation: 0,
+    usable: false,
+    weight: 0,
+    healthy: false,
+    mac_known: false,
+    service: u16::MAX,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    pub vip: u32,
+    pub proto: u8,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct Service {
+    pub key: ServiceKey,
+    /// Maglev slot -> target slot.
+    table: MaglevTable,
+    /// Target slots of this service, in config order.
+    pub target_slots: Vec<u16>,
+}
+
+impl Service {
+    /// The target for a new flow, None if no target may take new flows.
+    #[inline(always)]
+    pub fn pick(&self, flow_hash: u64, targets: &[Target]) -> Option<FlowTarget> {
+        let slot = self.table.lookup(flow_hash)?;
+        let target = targets.get(usize::from(slot))?;
+        Some(FlowTarget {
+            slot,
+            generation: target.generation,
+        })
+    }
+
+    pub fn table(&self) -> &MaglevTable {
+        &self.table
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub generation: u64,
+    pub real_addr: Ipv4Addr,
+    pub seed: u64,
+    /// Sorted by key, for binary search.
+    services: Vec<Service>,
+    /// Sorted VIP addresses, for ARP and ICMP.
+    vips: Vec<u32>,
+    targets: Vec<Target>,
+    next_target_generation: u32,
+}
+
+impl Snapshot {
+    /// Builds the next snapshot. Targets present in `previous` (same service, same
+    /// address) keep their slot and generation.
+    pub fn build(spec: &SnapshotSpec, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
+        let mut kept: HashMap<(ServiceKey, u32), (u16, u32)> = HashMap::new();
+        if let Some(prev) = previous {
+            for service in &prev.services {
+                for &slot in &service.target_slots {
+                    let t = &prev.targets[usize::from(slot)];
+                    kept.insert((service.key, u32::from(t.addr)), (slot, t.generation));
+                }
+            }
+        }
+        let mut next_generation = previous.map_or(1, |p| p.next_target_generation);
+
+        // First pass: which retained slots are taken, so new targets avoid them.
+        let mut assigned: Vec<Vec<Option<(u16, u32)>>> = Vec::with_capacity(spec.services.len());
+        let mut taken = std::collections::HashSet::new();
+        for s in &spec.services {
+            let key = service_key(s);
+            let row: Vec<Option<(u16, u32)>> = s
+                .targets
+                .iter()
+                .map(|t| kept.get(&(key, u32::from(t.addr))).copied())
+                .collect();
+            taken.extend(row.iter().flatten().map(|&(slot, _)| slot));
+            assigned.push(row);
+        }
+        let mut free_slots = (0u16..=u16::MAX - 1).filter(|s| !taken.contains(s));
+
+        let mut targets: Vec<Target> = Vec::new();
+        let mut services = Vec::with_capacity(spec.services.len());
+        for (service_index, (s, row)) in spec.services.iter().zip(assigned).enumerate() {
+            let key = service_key(s);
+            let mut target_slots = Vec::with_capacity(s.targets.len());
+            let mut candidates = Vec::with_capacity(s.targets.len());
+            for (t, slot_gen) in s.targets.iter().zip(row) {
+                let (slot, generation) = match slot_gen {
+                    Some(sg) => sg,
+                    None => {
+                        let slot = free_slots
+                            .next()
+                            .ok_or(BuildError::TooManyTargets(usize::from(u16::MAX)))?;
+                        next_generation = next_generation.wrapping_add(1).max(1);
+                        (slot, next_generation)
+                    }
+                };
+                let index = usize::from(slot);
+                if targets.len() <= index {
+                    targets.resize(index + 1, VACANT);
+                }
+                let usable = t.healthy && t.mac.is_some();
+                targets[index] = Target {
+                    addr: t.addr,
+                    mac: t.mac.unwrap_or(MacAddr::ZERO),
+                    generation,
+                    usable,
+                    weight: t.weight,
+                    healthy: t.healthy,
+                    mac_known: t.mac.is_some(),
+                    service: service_index as u16,
+                };
+                target_slots.push(slot);
+                candidates.push(MaglevTarget {
+                    identity: u64::from(u32::from(t.addr)),
+                    weight: if usable { t.weight } else { 0 },
+                });
+            }
+            let by_index = MaglevTable::build(&candidates, spec.table_size, spec.seed)?;
+            let table = by_index.remap(&target_slots);
+            services.push(Service {
+                key,
+                table,
+                target_slots,
+            });
+        }
+        services.sort_by_key(|s| s.key);
+        let mut vips: Vec<u32> = services.iter().map(|s| s.key.vip).collect();
+        vips.dedup();
+        Ok(Snapshot {
+            generation: previous.map_or(1, |p| p.generation + 1),
+            real_addr: spec.real_addr,
+            seed: spec.seed,
+            services,
+            vips,
+            targets,
+            next_target_generation: next_generation,
+        })
+    }
+
+    /// The service for a packet: exact port first, then the VIP's any-port service.
+    #[inline(always)]
+    pub fn service(&self, vip: u32, proto: u8, port: u16) -> Option<&Service> {
+        let find = |port| {
+            self.services
+                .binary_search_by_key(&ServiceKey { vip, proto, port }, |s| s.key)
+                .ok()
+        };
+        find(port).or_else(|| find(0)).map(|i| &self.services[i])
+    }
+
+    #[inline(always)]
+    pub fn is_vip(&self, addr: u32) -> bool {
+        self.vips.binary_search(&addr).is_ok()
+    }
+
+    /// The target a flow is pinned to, if that is still the same target and usable.
+    #[inline(always)]
+    pub fn usable_target(&self, pinned: FlowTarget) -> Option<&Target> {
+        self.targets
+            .get(usize::from(pinned.slot))
+            .filter(|t| t.usable && t.generation == pinned.generation)
+    }
+
+    #[inline(always)]
+    pub fn target(&self, slot: u16) -> Option<&Target> {
+        self.targets.get(usize::from(slot))
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    pub fn services(&self) -> &[Service] {
+        &self.services
+    }
+}
+
+fn service_key(s: &ServiceSpec) -> ServiceKey {
+    ServiceKey {
+        vip: u32::from(s.vip),
+        proto: u8::from(s.proto),
+        port: s.port,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(last: u8, healthy: bool) -> TargetSpec {
+        TargetSpec {
+            addr: Ipv4Addr::new(10, 99, 0, last),
+            mac: Some(MacAddr([2, 0, 0, 0, 0, last])),
+            weight: 1,
+            healthy,
+        }
+    }
+
+    fn spec(targets: Vec<TargetSpec>) -> SnapshotSpec {
+        SnapshotSpec {
+            real_addr: Ipv4Addr::new(10, 99, 0, 2),
+            seed: 0,
+            table_size: 251,
+            services: vec![
+                ServiceSpec {
+                    vip: Ipv4Addr::new(10, 99, 0, 100),
+                    proto: IpProtocol::Tcp,
+                    port: 80,
+                    targets: targets.clone(),
+                },
+                ServiceSpec {
+                    vip: Ipv4Addr::new(10, 99, 0, 100),
+                    proto: IpProtocol::Udp,
+                    port: 0,
+                    targets,
+                },
+            ],
+        }
+    }
+
+    const VIP: u32 = 0x0a63_0064;
+
+    #[test]
+    fn service_lookup_exact_then_any_port() {
+        let snap = Snapshot::build(&spec(vec![target(11, true)]), None).unwrap();
+        assert_eq!(snap.service(VIP, 6, 80).unwrap().key.port, 80);
+        assert!(snap.service(VIP, 6, 81).is_none());
+        assert_eq!(snap.service(VIP, 17, 5353).unwrap().key.port, 0);
+        assert!(snap.service(VIP + 1, 6, 80).is_none());
+        assert!(snap.is_vip(VIP) && !snap.is_vip(VIP + 1));
+    }
+
+    #[test]
+    fn unusable_targets_get_no_slots() {
+        let mut no_mac = target(12, true);
+        no_mac.mac = None;
+        let snap = Snapshot::build(
+            &spec(vec![target(11, true), no_mac, target(13, false)]),
+            None,
+        )
+        .unwrap();
+        let service = snap.service(VIP, 6, 80).unwrap();
+        let only = service.target_slots[0];
+        assert!(service.table().slots().iter().all(|&s| s == only));
+        assert!(!snap.target(service.target_slots[1]).unwrap().usable);
+        assert!(!snap.target(service.target_slots[2]).unwrap().usable);
+    }
+
+    #[test]
+    fn retained_targets_keep_slot_and_generation() {
+        let first = Snapshot::build(&spec(vec![target(11, true), target(12, true)]), None).unwrap();
+        let s1 = first.service(VIP, 6, 80).unwrap().target_slots.clone();
+        let second = Snapshot::build(
+            &spec(vec![target(12, true), target(14, true)]),
+            Some(&first),
+        )
+        .unwrap();
+        let s2 = second.service(VIP, 6, 80).unwrap().target_slots.clone();
+        assert_eq!(s2[0], s1[1], "10.99.0.12 keeps its slot");
+        assert_eq!(
+            second.target(s2[0]).unwrap().generation,
+            first.target(s1[1]).unwrap().generation
+        );
+        // 10.99.0.14 may reuse 10.99.0.11's slot, but never its generation.
+        let pinned_to_11 = FlowTarget {
+            slot: s1[0],
+            generation: first.target(s1[0]).unwrap().generation,
+        };
+        assert!(second.usable_target(pinned_to_11).is_none());
+        assert_eq!(second.generation, first.generation + 1);
+    }
+
+    #[test]
+    fn all_down_means_empty_table() {
+        let snap = Snapshot::build(&spec(vec![target(11, false)]), None).unwrap();
+        assert!(snap
+            .service(VIP, 6, 80)
+            .unwrap()
+            .pick(42, snap.targets())
+            .is_none());
+    }
+}

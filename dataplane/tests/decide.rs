@@ -1,0 +1,637 @@
+//! `forward::decide` as tables of packets: description, input frame, expected verdict,
+//! expected output frame. Then the behaviours that need more than one packet: spread,
+//! stickiness across snapshots, failover, drain, and no panic on any malformed input.
+#![allow(clippy::unwrap_used)]
+
+use dataplane::craft::*;
+use dataplane::flow::{FlowTable, FlowTableConfig};
+use dataplane::forward::{decide, DropReason, PuntKind, ReplyKind, Verdict};
+use dataplane::snapshot::{ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
+use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
+use std::net::Ipv4Addr;
+
+const PORT_MAC: MacAddr = MacAddr([0x02, 0xdd, 0, 0, 0, 0x02]);
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 0x01]);
+const OTHER_MAC: MacAddr = MacAddr([0x02, 0xee, 0, 0, 0, 0x09]);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
+const DEAD_VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 101);
+
+fn target_mac(last: u8) -> MacAddr {
+    MacAddr([0x02, 0x11, 0, 0, 0, last])
+}
+
+fn target(last: u8) -> TargetSpec {
+    TargetSpec {
+        addr: Ipv4Addr::new(10, 99, 0, last),
+        mac: Some(target_mac(last)),
+        weight: 1,
+        healthy: true,
+    }
+}
+
+fn service(vip: Ipv4Addr, proto: IpProtocol, port: u16, targets: Vec<TargetSpec>) -> ServiceSpec {
+    ServiceSpec {
+        vip,
+        proto,
+        port,
+        targets,
+    }
+}
+
+fn spec(services: Vec<ServiceSpec>) -> SnapshotSpec {
+    SnapshotSpec {
+        real_addr: REAL,
+        seed: 42,
+        table_size: 65537,
+        services,
+    }
+}
+
+/// VIP:80/tcp -> t11; VIP:any/udp -> t11; DEAD_VIP:80/tcp -> a target that is down.
+fn single_target_snapshot() -> Snapshot {
+    let mut down = target(13);
+    down.healthy = false;
+    Snapshot::build(
+        &spec(vec![
+            service(VIP, IpProtocol::Tcp, 80, vec![target(11)]),
+            service(VIP, IpProtocol::Udp, 0, vec![target(11)]),
+            service(DEAD_VIP, IpProtocol::Tcp, 80, vec![down]),
+        ]),
+        None,
+    )
+    .unwrap()
+}
+
+fn flows() -> FlowTable {
+    FlowTable::new(FlowTableConfig {
+        capacity: 1 << 16,
+        ..FlowTableConfig::default()
+    })
+}
+
+fn with_macs(frame: &[u8], dst: MacAddr, src: MacAddr) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    out[0..6].copy_from_slice(&dst.0);
+    out[6..12].copy_from_slice(&src.0);
+    out
+}
+
+fn syn_to(dst: (Ipv4Addr, u16)) -> Vec<u8> {
+    tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 40000), dst, FLAG_SYN)
+}
+
+fn echo_request_to(dst: Ipv4Addr) -> Vec<u8> {
+    let msg = icmp_echo(IcmpMessage::EchoRequest, 7, 1, b"ping");
+    ethernet(
+        PORT_MAC,
+        CLIENT_MAC,
+        EtherType::Ipv4,
+        &ipv4(CLIENT, dst, IpProtocol::Icmp, &msg),
+    )
+}
+
+fn echo_reply_from(src: Ipv4Addr) -> Vec<u8> {
+    let msg = icmp_echo(IcmpMessage::EchoReply, 7, 1, b"ping");
+    ethernet(
+        CLIENT_MAC,
+        PORT_MAC,
+        EtherType::Ipv4,
+        &ipv4(src, CLIENT, IpProtocol::Icmp, &msg),
+    )
+}
+
+fn arp_request_for(addr: Ipv4Addr) -> Vec<u8> {
+    arp_frame(
+        MacAddr::BROADCAST,
+        ArpOperation::Request,
+        (CLIENT_MAC, CLIENT),
+        (MacAddr::ZERO, addr),
+    )
+}
+
+fn mutate(mut frame: Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    f(&mut frame);
+    frame
+}
+
+enum Output {
+    Unchanged,
+    Bytes(Vec<u8>),
+}
+
+struct Case {
+    what: &'static str,
+    input: Vec<u8>,
+    verdict: Verdict,
+    output: Output,
+}
+
+fn forward_to_t11(frame: &[u8]) -> Output {
+    Output::Bytes(with_macs(frame, target_mac(11), PORT_MAC))
+}
+
+fn cases(snapshot: &Snapshot) -> Vec<Case> {
+    let t11 = snapshot
+        .service(u32::from(VIP), 6, 80)
+        .unwrap()
+        .target_slots[0];
+    let udp_t11 = snapshot
+        .service(u32::from(VIP), 17, 0)
+        .unwrap()
+        .target_slots[0];
+    let syn = syn_to((VIP, 80));
+    let udp = udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 40000), (VIP, 5353), b"hello");
+    let tagged = vlan_tagged(&syn, 100);
+    let padded_ack = padded(tcp_frame(
+        PORT_MAC,
+        CLIENT_MAC,
+        (CLIENT, 40001),
+        (VIP, 80),
+        FLAG_ACK,
+    ));
+    vec![
+        Case {
+            what: "TCP SYN to VIP:80 goes to t11, only the MACs change",
+            output: forward_to_t11(&syn),
+            input: syn.clone(),
+            verdict: Verdict::Forward { slot: t11 },
+        },
+        Case {
+            what: "UDP to VIP, any-port service",
+            output: forward_to_t11(&udp),
+            input: udp.clone(),
+            verdict: Verdict::Forward { slot: udp_t11 },
+        },
+        Case {
+            what: "802.1Q-tagged SYN keeps its tag",
+            output: forward_to_t11(&tagged),
+            input: tagged,
+            verdict: Verdict::Forward { slot: t11 },
+        },
+        Case {
+            what: "padded minimum-size ACK keeps its padding",
+            output: forward_to_t11(&padded_ack),
+            input: padded_ack,
+            verdict: Verdict::Forward { slot: t11 },
+        },
+        Case {
+            what: "TCP to a VIP port with no service",
+            input: syn_to((VIP, 81)),
+            verdict: Verdict::Drop(DropReason::NoService),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "service whose only target is down",
+            input: syn_to((DEAD_VIP, 80)),
+            verdict: Verdict::Drop(DropReason::NoUsableTarget),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv4 to an address that is not ours",
+            input: syn_to((Ipv4Addr::new(10, 99, 0, 200), 80)),
+            verdict: Verdict::Drop(DropReason::NotOurAddress),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv4 to the VIP but another MAC (flooded)",
+            input: with_macs(&syn, OTHER_MAC, CLIENT_MAC),
+            verdict: Verdict::Drop(DropReason::NotOurMac),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv4 to the VIP on broadcast MAC",
+            input: with_macs(&syn, MacAddr::BROADCAST, CLIENT_MAC),
+            verdict: Verdict::Drop(DropReason::NotOurMac),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "TCP to the real address",
+            input: syn_to((REAL, 22)),
+            verdict: Verdict::Drop(DropReason::ToRealAddress),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "frame shorter than an Ethernet header",
+            input: syn[..10].to_vec(),
+            verdict: Verdict::Drop(DropReason::Truncated),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv4 total length beyond the frame",
+            input: syn[..40].to_vec(),
+            verdict: Verdict::Drop(DropReason::Truncated),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv4 version 5",
+            input: mutate(syn.clone(), |f| f[14] = 0x55),
+            verdict: Verdict::Drop(DropReason::BadIpHeader),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv4 header length 16",
+            input: mutate(syn.clone(), |f| f[14] = 0x44),
+            verdict: Verdict::Drop(DropReason::BadIpHeader),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "first fragment to the VIP",
+            input: mutate(syn.clone(), |f| f[20] = 0x20),
+            verdict: Verdict::Drop(DropReason::Fragment),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "later fragment to the VIP",
+            input: mutate(syn.clone(), |f| f[21] = 0x10),
+            verdict: Verdict::Drop(DropReason::Fragment),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "GRE to the VIP",
+            input: ethernet(
+                PORT_MAC,
+                CLIENT_MAC,
+                EtherType::Ipv4,
+                &ipv4(CLIENT, VIP, IpProtocol::Unknown(47), &[0; 8]),
+            ),
+            verdict: Verdict::Drop(DropReason::UnknownProtocol),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "TCP data offset below 20",
+            input: mutate(syn.clone(), |f| f[46] = 0x40),
+            verdict: Verdict::Drop(DropReason::BadL4Header),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "UDP length beyond the datagram",
+            input: mutate(udp.clone(), |f| f[39] = 0xff),
+            verdict: Verdict::Drop(DropReason::BadL4Header),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv6 is classified, not parsed",
+            input: ethernet(PORT_MAC, CLIENT_MAC, EtherType::Ipv6, &[0x60; 40]),
+            verdict: Verdict::Drop(DropReason::Ipv6),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "LLDP",
+            input: ethernet(
+                MacAddr([0x01, 0x80, 0xc2, 0, 0, 0x0e]),
+                CLIENT_MAC,
+                EtherType::Unknown(0x88cc),
+                &[0; 46],
+            ),
+            verdict: Verdict::Drop(DropReason::UnknownEthertype),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "802.1ad outer tag",
+            input: mutate(vlan_tagged(&syn, 5), |f| {
+                f[12] = 0x88;
+                f[13] = 0xa8
+            }),
+            verdict: Verdict::Drop(DropReason::StackedVlan),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "two 802.1Q tags",
+            input: vlan_tagged(&vlan_tagged(&syn, 5), 6),
+            verdict: Verdict::Drop(DropReason::StackedVlan),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ARP request for the VIP is answered in place",
+            input: arp_request_for(VIP),
+            verdict: Verdict::Reply(ReplyKind::Arp),
+            output: Output::Bytes(arp_frame(
+                CLIENT_MAC,
+                ArpOperation::Reply,
+                (PORT_MAC, VIP),
+                (CLIENT_MAC, CLIENT),
+            )),
+        },
+        Case {
+            what: "ARP request for the real address is answered",
+            input: arp_request_for(REAL),
+            verdict: Verdict::Reply(ReplyKind::Arp),
+            output: Output::Bytes(arp_frame(
+                CLIENT_MAC,
+                ArpOperation::Reply,
+                (PORT_MAC, REAL),
+                (CLIENT_MAC, CLIENT),
+            )),
+        },
+        Case {
+            what: "ARP request for someone else",
+            input: arp_request_for(Ipv4Addr::new(10, 99, 0, 11)),
+            verdict: Verdict::Drop(DropReason::ArpNotForUs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "gratuitous ARP claiming the VIP",
+            input: arp_frame(
+                MacAddr::BROADCAST,
+                ArpOperation::Request,
+                (OTHER_MAC, VIP),
+                (MacAddr::ZERO, VIP),
+            ),
+            verdict: Verdict::Drop(DropReason::ArpNotForUs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ARP request unicast to another MAC",
+            input: arp_frame(
+                OTHER_MAC,
+                ArpOperation::Request,
+                (CLIENT_MAC, CLIENT),
+                (MacAddr::ZERO, VIP),
+            ),
+            verdict: Verdict::Drop(DropReason::NotOurMac),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ARP reply goes to the control thread",
+            input: arp_frame(
+                PORT_MAC,
+                ArpOperation::Reply,
+                (target_mac(11), Ipv4Addr::new(10, 99, 0, 11)),
+                (PORT_MAC, REAL),
+            ),
+            verdict: Verdict::Punt(PuntKind::ArpReply),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ARP for a hardware type other than Ethernet",
+            input: mutate(arp_request_for(VIP), |f| f[15] = 6),
+            verdict: Verdict::Drop(DropReason::BadArp),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ARP truncated",
+            input: arp_request_for(VIP)[..30].to_vec(),
+            verdict: Verdict::Drop(DropReason::Truncated),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "RARP operation",
+            input: mutate(arp_request_for(VIP), |f| f[21] = 3),
+            verdict: Verdict::Drop(DropReason::ArpUnknownOperation),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ICMP echo to the VIP is answered in place",
+            input: echo_request_to(VIP),
+            verdict: Verdict::Reply(ReplyKind::IcmpEcho),
+            output: Output::Bytes(echo_reply_from(VIP)),
+        },
+        Case {
+            what: "ICMP echo to the real address is answered",
+            input: echo_request_to(REAL),
+            verdict: Verdict::Reply(ReplyKind::IcmpEcho),
+            output: Output::Bytes(echo_reply_from(REAL)),
+        },
+        Case {
+            what: "ICMP other than echo to the VIP",
+            input: ethernet(
+                PORT_MAC,
+                CLIENT_MAC,
+                EtherType::Ipv4,
+                &ipv4(
+                    CLIENT,
+                    VIP,
+                    IpProtocol::Icmp,
+                    &icmp_echo(IcmpMessage::TimeExceeded, 0, 0, &[]),
+                ),
+            ),
+            verdict: Verdict::Drop(DropReason::IcmpNotEcho),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ICMP header truncated",
+            input: ethernet(
+                PORT_MAC,
+                CLIENT_MAC,
+                EtherType::Ipv4,
+                &ipv4(CLIENT, VIP, IpProtocol::Icmp, &[8, 0, 0]),
+            ),
+            verdict: Verdict::Drop(DropReason::BadL4Header),
+            output: Output::Unchanged,
+        },
+    ]
+}
+
+#[test]
+fn table_of_packets() {
+    let snapshot = single_target_snapshot();
+    let mut failures = Vec::new();
+    for case in cases(&snapshot) {
+        let mut frame = case.input.clone();
+        let mut table = flows();
+        let verdict = decide(&mut frame, &snapshot, PORT_MAC, &mut table, 1_000);
+        let expected = match &case.output {
+            Output::Unchanged => &case.input,
+            Output::Bytes(b) => b,
+        };
+        if verdict != case.verdict {
+            failures.push(format!(
+                "{}: verdict {:?}, expected {:?}",
+                case.what, verdict, case.verdict
+            ));
+        } else if &frame != expected {
+            failures.push(format!(
+                "{}: output\n  got  {:02x?}\n  want {:02x?}",
+                case.what, frame, expected
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn every_drop_reason_has_a_distinct_name() {
+    let mut names: Vec<&str> = DropReason::ALL.iter().map(|r| r.name()).collect();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), DropReason::COUNT);
+}
+
+fn four_targets(weights: [u32; 4]) -> SnapshotSpec {
+    let targets = (0..4)
+        .map(|i| TargetSpec {
+            weight: weights[i],
+            ..target(11 + i as u8)
+        })
+        .collect();
+    spec(vec![service(VIP, IpProtocol::Tcp, 80, targets)])
+}
+
+fn target_of(snapshot: &Snapshot, verdict: Verdict) -> Ipv4Addr {
+    match verdict {
+        Verdict::Forward { slot } => snapshot.target(slot).unwrap().addr,
+        other => panic!("expected Forward, got {other:?}"),
+    }
+}
+
+fn send(
+    snapshot: &Snapshot,
+    table: &mut FlowTable,
+    src_port: u16,
+    flags: u8,
+    now_ms: u64,
+) -> Ipv4Addr {
+    let mut frame = tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, src_port), (VIP, 80), flags);
+    let verdict = decide(&mut frame, snapshot, PORT_MAC, table, now_ms);
+    let addr = target_of(snapshot, verdict);
+    assert_eq!(
+        &frame[0..6],
+        &target_mac(addr.octets()[3]).0,
+        "dst MAC is the chosen target's"
+    );
+    addr
+}
+
+#[test]
+fn new_flows_spread_over_targets_by_weight() {
+    let snapshot = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
+    let mut table = flows();
+    let mut counts = [0u32; 4];
+    for port in 0..20_000u16 {
+        let addr = send(&snapshot, &mut table, 1024 + port, FLAG_SYN, 0);
+        counts[usize::from(addr.octets()[3] - 11)] += 1;
+    }
+    for c in counts {
+        assert!((4_500..=5_500).contains(&c), "uneven spread {counts:?}");
+    }
+}
+
+#[test]
+fn flows_stay_on_their_target_when_a_target_is_added() {
+    let before = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
+    let mut table = flows();
+    let first: Vec<Ipv4Addr> = (0..2_000)
+        .map(|p| send(&before, &mut table, 2000 + p, FLAG_SYN, 0))
+        .collect();
+    let mut grown = four_targets([1, 1, 1, 1]);
+    grown.services[0].targets.push(target(15));
+    let after = Snapshot::build(&grown, Some(&before)).unwrap();
+    for (p, was) in first.iter().enumerate() {
+        assert_eq!(
+            send(&after, &mut table, 2000 + p as u16, FLAG_ACK, 10),
+            *was,
+            "flow {p} moved"
+        );
+    }
+    let to_new = (0..2_000)
+        .filter(|p| {
+            send(&after, &mut table, 30_000 + p, FLAG_SYN, 10) == Ipv4Addr::new(10, 99, 0, 15)
+        })
+        .count();
+    assert!(
+        to_new > 250,
+        "new flows reach the new target ({to_new} of 2000)"
+    );
+}
+
+#[test]
+fn a_failed_target_loses_its_flows_and_no_other_flow_moves() {
+    let healthy = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
+    let mut table = flows();
+    let first: Vec<Ipv4Addr> = (0..2_000)
+        .map(|p| send(&healthy, &mut table, 2000 + p, FLAG_SYN, 0))
+        .collect();
+    let mut spec = four_targets([1, 1, 1, 1]);
+    spec.services[0].targets[0].healthy = false;
+    let failed = Snapshot::build(&spec, Some(&healthy)).unwrap();
+    let t11 = Ipv4Addr::new(10, 99, 0, 11);
+    for (p, was) in first.iter().enumerate() {
+        let now = send(&failed, &mut table, 2000 + p as u16, FLAG_ACK, 10);
+        assert_ne!(now, t11, "no traffic to a failed target");
+        if *was != t11 {
+            assert_eq!(now, *was, "flow {p} on a healthy target moved");
+        }
+    }
+}
+
+#[test]
+fn drained_target_keeps_its_flows_and_gets_no_new_ones() {
+    let before = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
+    let mut table = flows();
+    let first: Vec<Ipv4Addr> = (0..2_000)
+        .map(|p| send(&before, &mut table, 2000 + p, FLAG_SYN, 0))
+        .collect();
+    let drained = Snapshot::build(&four_targets([0, 1, 1, 1]), Some(&before)).unwrap();
+    let t11 = Ipv4Addr::new(10, 99, 0, 11);
+    assert!(first.contains(&t11));
+    for (p, was) in first.iter().enumerate() {
+        assert_eq!(
+            send(&drained, &mut table, 2000 + p as u16, FLAG_ACK, 10),
+            *was
+        );
+    }
+    assert!((0..2_000).all(|p| send(&drained, &mut table, 40_000 + p, FLAG_SYN, 10) != t11));
+}
+
+#[test]
+fn two_appliances_with_the_same_config_agree_without_shared_state() {
+    let a = Snapshot::build(&four_targets([1, 2, 3, 4]), None).unwrap();
+    let b = Snapshot::build(&four_targets([1, 2, 3, 4]), None).unwrap();
+    let (mut ta, mut tb) = (flows(), flows());
+    for p in 0..5_000 {
+        assert_eq!(
+            send(&a, &mut ta, p, FLAG_SYN, 0),
+            send(&b, &mut tb, p, FLAG_SYN, 0)
+        );
+    }
+}
+
+#[test]
+fn flows_past_the_guard_are_forwarded_but_not_remembered() {
+    let snapshot = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
+    let mut table = FlowTable::new(FlowTableConfig {
+        capacity: 4096,
+        new_flow_rate: 100,
+        ..FlowTableConfig::default()
+    });
+    for p in 0..1_000 {
+        send(&snapshot, &mut table, 1000 + p, FLAG_SYN, 5);
+    }
+    assert_eq!(table.stats().inserted, 100);
+    assert_eq!(table.stats().guard_refused, 900);
+}
+
+/// Every prefix of every valid frame, and every single-byte corruption of them at a
+/// few values: decide must return a verdict, never panic, and never forward a frame
+/// that is not a complete TCP/UDP packet to a VIP.
+#[test]
+fn malformed_input_never_panics() {
+    let snapshot = single_target_snapshot();
+    let mut table = flows();
+    let seeds: Vec<Vec<u8>> = cases(&snapshot).into_iter().map(|c| c.input).collect();
+    let mut verdicts = 0usize;
+    for seed in &seeds {
+        for len in 0..=seed.len() {
+            let mut frame = seed[..len].to_vec();
+            decide(&mut frame, &snapshot, PORT_MAC, &mut table, 0);
+            verdicts += 1;
+        }
+        for at in 0..seed.len() {
+            for value in [0x00, 0x01, 0x45, 0x7f, 0x80, 0xff] {
+                let mut frame = seed.clone();
+                frame[at] = value;
+                decide(&mut frame, &snapshot, PORT_MAC, &mut table, 0);
+                verdicts += 1;
+            }
+        }
+    }
+    assert!(verdicts > 10_000);
+}
