@@ -4,9 +4,13 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod craft;
+pub mod dpdk;
 pub mod flow;
 pub mod forward;
 pub mod hash;
 pub mod maglev;
+pub mod pcap;
+pub mod rcu;
 pub mod snapshot;
 pub mod wire;
+pub mod worker;

@@ -1,0 +1,74 @@
+use super::{c_string, Error, Result};
+use std::ffi::CString;
+use std::os::raw::c_char;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// The initialised Environment Abstraction Layer. One per process, ever: DPDK cannot
+/// be initialised twice, even after cleanup. Dropping it runs `rte_eal_cleanup`;
+/// everything that uses DPDK (ports, pools, lcores) must be gone by then.
+#[derive(Debug)]
+pub struct Eal {
+    _private: (),
+}
+
+impl Eal {
+    /// `args` as on a DPDK command line, without the program name.
+    pub fn init<S: AsRef<str>>(args: &[S]) -> Result<Eal> {
+        if STARTED.swap(true, Ordering::SeqCst) {
+            return Err(Error::new(
+                "rte_eal_init: EAL already initialised in this process",
+                114,
+            ));
+        }
+        let mut owned: Vec<CString> = vec![c_string("EAL argument", "dsrlb")?];
+        for a in args {
+            owned.push(c_string("EAL argument", a.as_ref())?);
+        }
+        // rte_eal_init may permute argv: give it pointers it can reorder freely; the
+        // strings stay owned here and outlive the call.
+        let mut argv: Vec<*mut c_char> = owned.iter().map(|s| s.as_ptr() as *mut c_char).collect();
+        let joined = args
+            .iter()
+            .map(|a| a.as_ref())
+            .collect::<Vec<_>>()
+            .join(" ");
+        // SAFETY: argv points at valid NUL-terminated strings for the whole call.
+        let ret = unsafe { dpdk_sys::rte_eal_init(argv.len() as i32, argv.as_mut_ptr()) };
+        if ret < 0 {
+            return Err(Error::from_rte_errno(format!("rte_eal_init({joined})")));
+        }
+        Ok(Eal { _private: () })
+    }
+
+    /// lcore ids EAL enabled, main lcore included.
+    pub fn lcores(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        for id in 0..dpdk_sys::RTE_MAX_LCORE {
+            // SAFETY: plain query over a valid id range.
+            if unsafe { dpdk_sys::rte_lcore_is_enabled(id) } != 0 {
+                out.push(id);
+            }
+        }
+        out
+    }
+
+    pub fn main_lcore(&self) -> u32 {
+        // SAFETY: plain query after init.
+        unsafe { dpdk_sys::rte_get_main_lcore() }
+    }
+}
+
+impl Drop for Eal {
+    fn drop(&mut self) {
+        // SAFETY: EAL was initialised by this value; callers drop DPDK objects first.
+        let ret = unsafe { dpdk_sys::rte_eal_cleanup() };
+        if ret < 0 {
+            log::warn!(
+                "rte_eal_cleanup failed: {}",
+                Error::new("rte_eal_cleanup", ret)
+            );
+        }
+    }
+}

@@ -1,0 +1,274 @@
+use std::ptr::NonNull;
+
+/// Frames per rx/tx burst.
+pub const BURST_SIZE: usize = 32;
+
+/// One owned packet buffer (single segment). Dropping it frees it.
+#[derive(Debug)]
+pub struct Mbuf {
+    raw: NonNull<dpdk_sys::rte_mbuf>,
+}
+
+// SAFETY: an mbuf is owned by one holder at a time; it may move between threads.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// # Safety
+    /// `raw` must be a valid mbuf whose one reference the caller hands over.
+    #[inline(always)]
+    pub unsafe fn from_raw(raw: NonNull<dpdk_sys::rte_mbuf>) -> Mbuf {
+        Mbuf { raw }
+    }
+
+    /// Gives up ownership without freeing.
+    #[inline(always)]
+    pub fn into_raw(self) -> NonNull<dpdk_sys::rte_mbuf> {
+        let raw = self.raw;
+        std::mem::forget(self);
+        raw
+    }
+
+    #[inline(always)]
+    fn header(&self) -> &dpdk_sys::rte_mbuf {
+        // SAFETY: we own a valid mbuf.
+        unsafe { self.raw.as_ref() }
+    }
+
+    /// Bytes of the first segment (the whole frame: dsrlb does not enable scatter).
+    #[inline(always)]
+    pub fn data(&self) -> &[u8] {
+        let m = self.header();
+        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer.
+        unsafe {
+            std::slice::from_raw_parts(
+                (m.buf_addr as *const u8).add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    #[inline(always)]
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in data(); we own the mbuf exclusively.
+        unsafe {
+            let m = self.raw.as_mut();
+            std::slice::from_raw_parts_mut(
+                (m.buf_addr as *mut u8).add(usize::from(m.data_off)),
+                usize::from(m.data_len),
+            )
+        }
+    }
+
+    #[inline(always)]
+    pub fn pkt_len(&self) -> u32 {
+        self.header().pkt_len
+    }
+
+    pub fn segments(&self) -> u16 {
+        self.header().nb_segs
+    }
+
+    /// Appends `bytes` to the data (one segment only).
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), ()> {
+        // SAFETY: valid mbuf; rte_pktmbuf_append returns NULL if there is no room.
+        let dst = unsafe { dpdk_sys::rte_pktmbuf_append(self.raw.as_ptr(), bytes.len() as u16) }
+            as *mut u8;
+        if dst.is_null() || bytes.len() > usize::from(u16::MAX) {
+            return Err(());
+        }
+        // SAFETY: DPDK reserved bytes.len() bytes at dst.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        Ok(())
+    }
+
+    #[inline(always)]
+    pub fn as_ptr(&self) -> *mut dpdk_sys::rte_mbuf {
+        self.raw.as_ptr()
+    }
+
+    /// Hints the CPU to load the frame's first cache line.
+    #[inline(always)]
+    pub fn prefetch_data(&self) {
+        // SAFETY: we own a valid mbuf.
+        unsafe { prefetch_data(self.raw.as_ptr()) }
+    }
+}
+
+/// # Safety
+/// `m` must point at a valid mbuf.
+#[inline(always)]
+unsafe fn prefetch_data(m: *mut dpdk_sys::rte_mbuf) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: reads the header of a valid mbuf; the prefetch itself is only a hint.
+    unsafe {
+        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let m = &*m;
+        _mm_prefetch::<_MM_HINT_T0>((m.buf_addr as *const i8).add(usize::from(m.data_off)));
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference; it is released exactly once, here.
+        unsafe { dpdk_sys::rte_pktmbuf_free(self.raw.as_ptr()) }
+    }
+}
+
+/// Up to `BURST_SIZE` owned mbufs in a fixed array (no allocation). Whatever it still
+/// holds when dropped is freed in bulk.
+pub struct MbufBurst {
+    slots: [*mut dpdk_sys::rte_mbuf; BURST_SIZE],
+    len: usize,
+}
+
+impl std::fmt::Debug for MbufBurst {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MbufBurst({} mbufs)", self.len)
+    }
+}
+
+// SAFETY: holds owned mbufs only.
+unsafe impl Send for MbufBurst {}
+
+impl Default for MbufBurst {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MbufBurst {
+    pub const fn new() -> Self {
+        MbufBurst {
+            slots: [std::ptr::null_mut(); BURST_SIZE],
+            len: 0,
+        }
+    }
+
+    #[inline(always)]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    #[inline(always)]
+    pub fn is_full(&self) -> bool {
+        self.len == BURST_SIZE
+    }
+
+    /// Adds an mbuf; gives it back if the burst is full.
+    #[inline(always)]
+    pub fn push(&mut self, mbuf: Mbuf) -> Result<(), Mbuf> {
+        if self.len == BURST_SIZE {
+            return Err(mbuf);
+        }
+        self.slots[self.len] = mbuf.into_raw().as_ptr();
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Receives up to the free room from (port, queue).
+    #[inline(always)]
+    pub fn rx(&mut self, port: u16, queue: u16) -> usize {
+        let room = (BURST_SIZE - self.len) as u16;
+        // SAFETY: the array has `room` free slots; received mbufs become ours.
+        let got = unsafe {
+            dpdk_sys::rte_eth_rx_burst(port, queue, self.slots.as_mut_ptr().add(self.len), room)
+        };
+        self.len += usize::from(got);
+        usize::from(got)
+    }
+
+    /// Transmits on (port, queue). The sent mbufs belong to the driver now; those it
+    /// did not take stay in this burst, in order. Returns how many were sent.
+    #[inline(always)]
+    pub fn tx(&mut self, port: u16, queue: u16) -> usize {
+        if self.len == 0 {
+            return 0;
+        }
+        // SAFETY: the first len slots are owned mbufs; the driver takes the first `sent`.
+        let sent = usize::from(unsafe {
+            dpdk_sys::rte_eth_tx_burst(port, queue, self.slots.as_mut_ptr(), self.len as u16)
+        });
+        self.slots.copy_within(sent..self.len, 0);
+        self.len -= sent;
+        sent
+    }
+
+    /// Frees every mbuf held, in one call.
+    #[inline(always)]
+    pub fn free_all(&mut self) {
+        if self.len > 0 {
+            // SAFETY: the first len slots are owned mbufs; each is freed once.
+            unsafe { dpdk_sys::rte_pktmbuf_free_bulk(self.slots.as_mut_ptr(), self.len as u32) };
+            self.len = 0;
+        }
+    }
+
+    /// Takes every mbuf out, in order. Those the iterator does not yield are freed
+    /// when it is dropped, never leaked.
+    #[inline(always)]
+    pub fn drain(&mut self) -> Drain<'_> {
+        Drain {
+            burst: self,
+            next: 0,
+        }
+    }
+}
+
+impl Drop for MbufBurst {
+    fn drop(&mut self) {
+        self.free_all();
+    }
+}
+
+pub struct Drain<'a> {
+    burst: &'a mut MbufBurst,
+    next: usize,
+}
+
+impl Drain<'_> {
+    /// Starts loading the frame `ahead` positions after the next one.
+    #[inline(always)]
+    pub fn prefetch_ahead(&self, ahead: usize) {
+        let i = self.next + ahead;
+        if i < self.burst.len {
+            // SAFETY: slot i holds an owned, live mbuf.
+            unsafe { prefetch_data(self.burst.slots[i]) }
+        }
+    }
+}
+
+impl Iterator for Drain<'_> {
+    type Item = Mbuf;
+
+    #[inline(always)]
+    fn next(&mut self) -> Option<Mbuf> {
+        if self.next >= self.burst.len {
+            return None;
+        }
+        let raw = self.burst.slots[self.next];
+        self.next += 1;
+        // SAFETY: slot next was an owned, non-null mbuf; ownership moves out.
+        NonNull::new(raw).map(|raw| unsafe { Mbuf::from_raw(raw) })
+    }
+}
+
+impl Drop for Drain<'_> {
+    fn drop(&mut self) {
+        let (start, end) = (self.next, self.burst.len);
+        if start < end {
+            // SAFETY: slots start..end are still owned and not yet yielded.
+            unsafe {
+                dpdk_sys::rte_pktmbuf_free_bulk(
+                    self.burst.slots.as_mut_ptr().add(start),
+                    (end - start) as u32,
+                )
+            };
+        }
+        self.burst.len = 0;
+    }
+}

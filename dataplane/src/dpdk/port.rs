@@ -1,0 +1,257 @@
+use super::{c_string, check, Error, MbufRing, Mempool, Result};
+use crate::wire::MacAddr;
+
+/// How to set a port up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    pub rx_ring_size: u16,
+    pub tx_ring_size: u16,
+    pub promiscuous: bool,
+}
+
+impl Default for PortConfig {
+    fn default() -> Self {
+        PortConfig {
+            rx_queues: 1,
+            tx_queues: 1,
+            rx_ring_size: 1024,
+            tx_ring_size: 1024,
+            promiscuous: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_bytes: u64,
+    /// Dropped by the NIC for lack of room in the rx ring.
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_no_mbuf: u64,
+}
+
+/// An ethdev port. Stopped and closed when dropped.
+#[derive(Debug)]
+pub struct Port {
+    id: u16,
+    name: String,
+    started: bool,
+}
+
+impl Port {
+    /// A port EAL already probed (from `-a PCI` or `--vdev`), by its device name:
+    /// the PCI address, or the vdev name before the first comma (`net_ring0`).
+    pub fn by_name(name: &str) -> Result<Port> {
+        let c_name = c_string("port name", name)?;
+        let mut id = 0u16;
+        // SAFETY: valid C string and out pointer.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_get_port_by_name(c_name.as_ptr(), &mut id) };
+        check(
+            || format!("no DPDK port named `{name}` (is the device on the EAL command line?)"),
+            ret,
+        )?;
+        Ok(Port {
+            id,
+            name: name.to_owned(),
+            started: false,
+        })
+    }
+
+    /// Hot-plugs a virtual device (`net_pcap0,rx_pcap=...`) and returns its port.
+    pub fn probe_vdev(devargs: &str) -> Result<Port> {
+        let c_args = c_string("vdev arguments", devargs)?;
+        // SAFETY: valid C string.
+        let ret = unsafe { dpdk_sys::rte_dev_probe(c_args.as_ptr()) };
+        check(|| format!("rte_dev_probe({devargs})"), ret)?;
+        Port::by_name(devargs.split(',').next().unwrap_or(devargs))
+    }
+
+    /// A port whose queues are rings: what the port transmits lands in `tx[q]`, and
+    /// it receives what is enqueued on `rx[q]`. For tests that feed and drain a port.
+    pub fn from_rings(name: &str, rx: &[&MbufRing], tx: &[&MbufRing]) -> Result<Port> {
+        let c_name = c_string("port name", name)?;
+        let mut rx_ptrs: Vec<*mut dpdk_sys::rte_ring> = rx.iter().map(|r| r.as_ptr()).collect();
+        let mut tx_ptrs: Vec<*mut dpdk_sys::rte_ring> = tx.iter().map(|r| r.as_ptr()).collect();
+        // SAFETY: valid name and ring arrays for the duration of the call; the rings
+        // outlive the port by the caller's contract (dropping the port first).
+        let ret = unsafe {
+            dpdk_sys::rte_eth_from_rings(
+                c_name.as_ptr(),
+                rx_ptrs.as_mut_ptr(),
+                rx_ptrs.len() as u32,
+                tx_ptrs.as_mut_ptr(),
+                tx_ptrs.len() as u32,
+                dpdk_sys::rte_socket_id(),
+            )
+        };
+        if ret < 0 {
+            return Err(Error::from_rte_errno(format!("rte_eth_from_rings({name})")));
+        }
+        Ok(Port {
+            id: ret as u16,
+            name: name.to_owned(),
+            started: false,
+        })
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn socket(&self) -> i32 {
+        // SAFETY: valid port id.
+        unsafe { dpdk_sys::rte_eth_dev_socket_id(self.id) }
+    }
+
+    /// Configures queues (RSS over IP/TCP/UDP when there is more than one rx queue)
+    /// and starts the port.
+    pub fn configure_and_start(&mut self, config: &PortConfig, pool: &Mempool) -> Result<()> {
+        let port = self.id;
+        let mut info: dpdk_sys::rte_eth_dev_info = Default::default();
+        // SAFETY: valid port and out pointer.
+        check(|| format!("rte_eth_dev_info_get(port {port})"), unsafe {
+            dpdk_sys::rte_eth_dev_info_get(port, &mut info)
+        })?;
+        if config.rx_queues > info.max_rx_queues || config.tx_queues > info.max_tx_queues {
+            return Err(Error::new(
+                format!(
+                    "port {} supports {} rx / {} tx queues, {} rx / {} tx asked",
+                    self.name,
+                    info.max_rx_queues,
+                    info.max_tx_queues,
+                    config.rx_queues,
+                    config.tx_queues
+                ),
+                22,
+            ));
+        }
+        let mut conf: dpdk_sys::rte_eth_conf = Default::default();
+        if config.rx_queues > 1 {
+            conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
+            let wanted = u64::from(
+                dpdk_sys::RTE_ETH_RSS_IP | dpdk_sys::RTE_ETH_RSS_TCP | dpdk_sys::RTE_ETH_RSS_UDP,
+            );
+            conf.rx_adv_conf.rss_conf.rss_hf = wanted & info.flow_type_rss_offloads;
+        }
+        // SAFETY: valid port and config.
+        check(
+            || format!("rte_eth_dev_configure(port {})", self.name),
+            unsafe {
+                dpdk_sys::rte_eth_dev_configure(port, config.rx_queues, config.tx_queues, &conf)
+            },
+        )?;
+        let socket = self.socket().max(0) as u32;
+        for q in 0..config.rx_queues {
+            // SAFETY: valid port, queue and pool; default queue config.
+            check(
+                || format!("rte_eth_rx_queue_setup(port {}, queue {q})", self.name),
+                unsafe {
+                    dpdk_sys::rte_eth_rx_queue_setup(
+                        port,
+                        q,
+                        config.rx_ring_size,
+                        socket,
+                        std::ptr::null(),
+                        pool.as_ptr(),
+                    )
+                },
+            )?;
+        }
+        for q in 0..config.tx_queues {
+            // SAFETY: valid port and queue; default queue config.
+            check(
+                || format!("rte_eth_tx_queue_setup(port {}, queue {q})", self.name),
+                unsafe {
+                    dpdk_sys::rte_eth_tx_queue_setup(
+                        port,
+                        q,
+                        config.tx_ring_size,
+                        socket,
+                        std::ptr::null(),
+                    )
+                },
+            )?;
+        }
+        // SAFETY: configured port.
+        check(
+            || format!("rte_eth_dev_start(port {})", self.name),
+            unsafe { dpdk_sys::rte_eth_dev_start(port) },
+        )?;
+        self.started = true;
+        if config.promiscuous {
+            // SAFETY: started port.
+            check(
+                || format!("rte_eth_promiscuous_enable(port {})", self.name),
+                unsafe { dpdk_sys::rte_eth_promiscuous_enable(port) },
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn mac_addr(&self) -> Result<MacAddr> {
+        let mut addr: dpdk_sys::rte_ether_addr = Default::default();
+        // SAFETY: valid port and out pointer.
+        check(
+            || format!("rte_eth_macaddr_get(port {})", self.name),
+            unsafe { dpdk_sys::rte_eth_macaddr_get(self.id, &mut addr) },
+        )?;
+        Ok(MacAddr(addr.addr_bytes))
+    }
+
+    pub fn stats(&self) -> Result<PortStats> {
+        let mut s: dpdk_sys::rte_eth_stats = Default::default();
+        // SAFETY: valid port and out pointer.
+        check(
+            || format!("rte_eth_stats_get(port {})", self.name),
+            unsafe { dpdk_sys::rte_eth_stats_get(self.id, &mut s) },
+        )?;
+        Ok(PortStats {
+            rx_packets: s.ipackets,
+            tx_packets: s.opackets,
+            rx_bytes: s.ibytes,
+            tx_bytes: s.obytes,
+            rx_missed: s.imissed,
+            rx_errors: s.ierrors,
+            tx_errors: s.oerrors,
+            rx_no_mbuf: s.rx_nombuf,
+        })
+    }
+
+    /// Stops the port (flushing what a pcap vdev has written).
+    pub fn stop(&mut self) -> Result<()> {
+        if self.started {
+            self.started = false;
+            // SAFETY: started port.
+            check(|| format!("rte_eth_dev_stop(port {})", self.name), unsafe {
+                dpdk_sys::rte_eth_dev_stop(self.id)
+            })?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Port {
+    fn drop(&mut self) {
+        if let Err(e) = self.stop() {
+            log::warn!("{e}");
+        }
+        // SAFETY: stopped port; closing releases its queues (and a vdev's resources).
+        let ret = unsafe { dpdk_sys::rte_eth_dev_close(self.id) };
+        if ret < 0 {
+            log::warn!(
+                "{}",
+                Error::new(format!("rte_eth_dev_close(port {})", self.name), ret)
+            );
+        }
+    }
+}

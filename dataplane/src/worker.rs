@@ -1,0 +1,318 @@
+//! The poll loop of one worker lcore: rx burst -> decide -> tx burst, on its own
+//! (port, queue) pair, with its own flow table and counters.
+//!
+//! Inside the loop: no locks, no allocation, no syscalls. The only syscall is the idle
+//! back-off's sleep, taken only after many empty polls in a row, never while frames
+//! are arriving.
+
+use crate::dpdk::{Clock, Mbuf, MbufBurst};
+use crate::flow::{FlowStats, FlowTable};
+use crate::forward::{decide, DropReason, Verdict};
+use crate::rcu::Reader;
+use crate::snapshot::Snapshot;
+use crate::wire::MacAddr;
+use crossbeam::queue::ArrayQueue;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Counters of one worker: written by that worker alone (plain load + store, no
+/// read-modify-write), read by the control thread. Cache-line aligned so two workers
+/// never share a line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub struct WorkerStats {
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub forwarded_bytes: AtomicU64,
+    pub replied: AtomicU64,
+    pub punted: AtomicU64,
+    /// Punts dropped because the control thread's queue was full.
+    pub punt_overflow: AtomicU64,
+    pub tx_packets: AtomicU64,
+    /// Frames the driver did not take (tx ring full), freed.
+    pub tx_dropped: AtomicU64,
+    pub drops: [AtomicU64; DropReason::COUNT],
+    pub bursts: AtomicU64,
+    pub flows_live: AtomicU64,
+    pub flows_inserted: AtomicU64,
+    pub flows_expired: AtomicU64,
+    pub flows_evicted: AtomicU64,
+    pub flow_guard_refused: AtomicU64,
+    pub flow_capacity: AtomicU64,
+}
+
+/// A plain copy of a worker's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WorkerCounters {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub forwarded: u64,
+    pub forwarded_bytes: u64,
+    pub replied: u64,
+    pub punted: u64,
+    pub punt_overflow: u64,
+    pub tx_packets: u64,
+    pub tx_dropped: u64,
+    pub drops: [u64; DropReason::COUNT],
+    pub bursts: u64,
+    pub flows: FlowStats,
+    pub flow_capacity: u64,
+}
+
+impl WorkerCounters {
+    pub fn dropped(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+
+    pub fn drop_count(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+}
+
+#[inline(always)]
+fn add(counter: &AtomicU64, n: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(n),
+        Ordering::Relaxed,
+    );
+}
+
+impl WorkerStats {
+    pub fn read(&self) -> WorkerCounters {
+        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut drops = [0u64; DropReason::COUNT];
+        for (d, c) in drops.iter_mut().zip(&self.drops) {
+            *d = r(c);
+        }
+        WorkerCounters {
+            rx_packets: r(&self.rx_packets),
+            rx_bytes: r(&self.rx_bytes),
+            forwarded: r(&self.forwarded),
+            forwarded_bytes: r(&self.forwarded_bytes),
+            replied: r(&self.replied),
+            punted: r(&self.punted),
+            punt_overflow: r(&self.punt_overflow),
+            tx_packets: r(&self.tx_packets),
+            tx_dropped: r(&self.tx_dropped),
+            drops,
+            bursts: r(&self.bursts),
+            flows: FlowStats {
+                live: r(&self.flows_live),
+                inserted: r(&self.flows_inserted),
+                expired: r(&self.flows_expired),
+                evicted: r(&self.flows_evicted),
+                guard_refused: r(&self.flow_guard_refused),
+            },
+            flow_capacity: r(&self.flow_capacity),
+        }
+    }
+}
+
+/// Counts of one burst, kept in registers and published once per burst.
+#[derive(Default)]
+struct BurstCounts {
+    rx_bytes: u64,
+    forwarded: u64,
+    forwarded_bytes: u64,
+    replied: u64,
+    punted: u64,
+    punt_overflow: u64,
+}
+
+/// Sleeps only after `spin_polls` empty polls in a row, doubling up to `max_sleep`.
+#[derive(Debug, Clone)]
+pub struct IdleBackoff {
+    spin_polls: u32,
+    max_sleep: Duration,
+    empty: u32,
+    sleep: Duration,
+}
+
+impl IdleBackoff {
+    pub fn new(spin_polls: u32, max_sleep: Duration) -> Self {
+        IdleBackoff {
+            spin_polls,
+            max_sleep,
+            empty: 0,
+            sleep: Duration::from_micros(1),
+        }
+    }
+
+    #[inline(always)]
+    pub fn busy(&mut self) {
+        self.empty = 0;
+        self.sleep = Duration::from_micros(1);
+    }
+
+    #[inline(always)]
+    pub fn idle(&mut self) {
+        self.empty = self.empty.saturating_add(1);
+        if self.empty < self.spin_polls || self.max_sleep.is_zero() {
+            std::hint::spin_loop();
+            return;
+        }
+        std::thread::sleep(self.sleep);
+        self.sleep = (self.sleep * 2).min(self.max_sleep);
+    }
+}
+
+impl Default for IdleBackoff {
+    fn default() -> Self {
+        IdleBackoff::new(1024, Duration::from_micros(100))
+    }
+}
+
+/// Where a worker reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct WorkerQueues {
+    pub port: u16,
+    pub rx_queue: u16,
+    pub tx_queue: u16,
+    pub port_mac: MacAddr,
+}
+
+pub struct Worker {
+    queues: WorkerQueues,
+    flows: FlowTable,
+    snapshot: Reader<Snapshot>,
+    stats: Arc<WorkerStats>,
+    punt: Arc<ArrayQueue<Mbuf>>,
+    clock: Clock,
+    idle: IdleBackoff,
+}
+
+impl Worker {
+    pub fn new(
+        queues: WorkerQueues,
+        flows: FlowTable,
+        snapshot: Reader<Snapshot>,
+        stats: Arc<WorkerStats>,
+        punt: Arc<ArrayQueue<Mbuf>>,
+        idle: IdleBackoff,
+    ) -> Self {
+        stats
+            .flow_capacity
+            .store(flows.capacity() as u64, Ordering::Relaxed);
+        Worker {
+            queues,
+            flows,
+            snapshot,
+            stats,
+            punt,
+            clock: Clock::new(),
+            idle,
+        }
+    }
+
+    pub fn stats(&self) -> &Arc<WorkerStats> {
+        &self.stats
+    }
+
+    /// Polls until `stop` is set. Returns the number of bursts that carried frames.
+    pub fn run(&mut self, stop: &AtomicBool) -> u64 {
+        let mut busy_bursts = 0;
+        while !stop.load(Ordering::Relaxed) {
+            if self.poll_once() == 0 {
+                self.idle.idle();
+            } else {
+                self.idle.busy();
+                busy_bursts += 1;
+            }
+        }
+        busy_bursts
+    }
+
+    /// One burst: receive, decide, transmit, free. Returns frames received.
+    #[inline]
+    pub fn poll_once(&mut self) -> usize {
+        let Worker {
+            queues,
+            flows,
+            snapshot,
+            stats,
+            punt,
+            clock,
+            ..
+        } = self;
+        let mut rx = MbufBurst::new();
+        let received = rx.rx(queues.port, queues.rx_queue);
+        // Reading (and dropping) the guard is this worker's quiescent state, idle or not.
+        let snap = snapshot.read();
+        if received == 0 {
+            return 0;
+        }
+        let now_ms = clock.now_ms();
+        let mut out = MbufBurst::new();
+        let mut discard = MbufBurst::new();
+        let mut counts = BurstCounts::default();
+        let mut drops = [0u64; DropReason::COUNT];
+        {
+            let mut frames = rx.drain();
+            frames.prefetch_ahead(0);
+            frames.prefetch_ahead(1);
+            while let Some(mut mbuf) = frames.next() {
+                frames.prefetch_ahead(1);
+                let bytes = u64::from(mbuf.pkt_len());
+                counts.rx_bytes += bytes;
+                let verdict = decide(mbuf.data_mut(), &snap, queues.port_mac, flows, now_ms);
+                // out and discard hold at most as many mbufs as were received.
+                let _ = match verdict {
+                    Verdict::Forward { .. } => {
+                        counts.forwarded += 1;
+                        counts.forwarded_bytes += bytes;
+                        out.push(mbuf)
+                    }
+                    Verdict::Reply(_) => {
+                        counts.replied += 1;
+                        out.push(mbuf)
+                    }
+                    Verdict::Punt(_) => match punt.push(mbuf) {
+                        Ok(()) => {
+                            counts.punted += 1;
+                            Ok(())
+                        }
+                        Err(mbuf) => {
+                            counts.punt_overflow += 1;
+                            discard.push(mbuf)
+                        }
+                    },
+                    Verdict::Drop(reason) => {
+                        drops[reason as usize] += 1;
+                        discard.push(mbuf)
+                    }
+                };
+            }
+        }
+        let to_send = out.len() as u64;
+        let sent = out.tx(queues.port, queues.tx_queue) as u64;
+        out.free_all();
+        discard.free_all();
+        drop(snap);
+
+        add(&stats.rx_packets, received as u64);
+        add(&stats.rx_bytes, counts.rx_bytes);
+        add(&stats.forwarded, counts.forwarded);
+        add(&stats.forwarded_bytes, counts.forwarded_bytes);
+        add(&stats.replied, counts.replied);
+        add(&stats.punted, counts.punted);
+        add(&stats.punt_overflow, counts.punt_overflow);
+        add(&stats.tx_packets, sent);
+        add(&stats.tx_dropped, to_send - sent);
+        for (counter, n) in stats.drops.iter().zip(drops) {
+            if n != 0 {
+                add(counter, n);
+            }
+        }
+        add(&stats.bursts, 1);
+        let f = flows.stats();
+        let set = |c: &AtomicU64, v: u64| c.store(v, Ordering::Relaxed);
+        set(&stats.flows_live, f.live);
+        set(&stats.flows_inserted, f.inserted);
+        set(&stats.flows_expired, f.expired);
+        set(&stats.flows_evicted, f.evicted);
+        set(&stats.flow_guard_refused, f.guard_refused);
+        received
+    }
+}

@@ -1,0 +1,535 @@
+//! DPDK in-process: one EAL per test binary (`--no-huge`, no PCI), ports built from
+//! rings the tests feed and drain, and `net_pcap` vdevs. Real mbufs through the real
+//! worker loop; every test ends by checking the mempool is back to its starting
+//! in-use count (no mbuf leaked or double-freed).
+#![allow(clippy::unwrap_used)]
+
+use crossbeam::queue::ArrayQueue;
+use dataplane::craft::*;
+use dataplane::dpdk::{launch, Eal, Mbuf, MbufBurst, MbufRing, Mempool, Port, PortConfig};
+use dataplane::flow::{FlowTable, FlowTableConfig};
+use dataplane::forward::DropReason;
+use dataplane::rcu::{self, Publisher};
+use dataplane::snapshot::{ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
+use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
+use dataplane::worker::{IdleBackoff, Worker, WorkerQueues, WorkerStats};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 0x01]);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
+
+static EAL: OnceLock<Eal> = OnceLock::new();
+static SERIAL: Mutex<()> = Mutex::new(());
+static NEXT_ID: AtomicU32 = AtomicU32::new(0);
+
+/// Starts EAL once, and serialises the tests: they share lcore 1 and DPDK's port list.
+fn dpdk() -> MutexGuard<'static, ()> {
+    EAL.get_or_init(|| {
+        let prefix = format!("--file-prefix=dsrlb-test-{}", std::process::id());
+        Eal::init(&[
+            "-l",
+            "0,1",
+            "--no-huge",
+            "-m",
+            "256",
+            "--no-shconf",
+            "--no-pci",
+            &prefix,
+            "--log-level=*:warning",
+        ])
+        .expect("EAL init")
+    });
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn unique(what: &str) -> String {
+    format!("{what}{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
+}
+
+fn target_mac(last: u8) -> MacAddr {
+    MacAddr([0x02, 0x11, 0, 0, 0, last])
+}
+
+fn spec(targets: &[u8], down: &[u8]) -> SnapshotSpec {
+    let targets = targets
+        .iter()
+        .map(|&t| TargetSpec {
+            addr: Ipv4Addr::new(10, 99, 0, t),
+            mac: Some(target_mac(t)),
+            weight: 1,
+            healthy: !down.contains(&t),
+        })
+        .collect::<Vec<_>>();
+    SnapshotSpec {
+        real_addr: REAL,
+        seed: 1,
+        table_size: 65537,
+        services: vec![
+            ServiceSpec {
+                vip: VIP,
+                proto: IpProtocol::Tcp,
+                port: 80,
+                targets: targets.clone(),
+            },
+            ServiceSpec {
+                vip: VIP,
+                proto: IpProtocol::Udp,
+                port: 5353,
+                targets,
+            },
+        ],
+    }
+}
+
+/// A port made of two rings: the test enqueues on `input`, the port transmits to `output`.
+struct Rig {
+    worker: Worker,
+    publisher: Publisher<Snapshot>,
+    stats: Arc<WorkerStats>,
+    punt: Arc<ArrayQueue<Mbuf>>,
+    port: Port,
+    input: MbufRing,
+    output: MbufRing,
+    pool: Mempool,
+    port_mac: MacAddr,
+}
+
+impl Rig {
+    fn new(tx_ring_size: u32, punt_capacity: usize) -> Rig {
+        let pool = Mempool::new(&unique("pool"), 2047, 0, 2176, -1).unwrap();
+        let input = MbufRing::new(&unique("in"), 1024).unwrap();
+        let output = MbufRing::new(&unique("out"), tx_ring_size).unwrap();
+        let mut port = Port::from_rings(&unique("net_rig"), &[&input], &[&output]).unwrap();
+        port.configure_and_start(&PortConfig::default(), &pool)
+            .unwrap();
+        let port_mac = port.mac_addr().unwrap();
+        let snapshot = Arc::new(Snapshot::build(&spec(&[11, 12, 13, 14], &[]), None).unwrap());
+        let (publisher, mut readers) = rcu::cell(snapshot, 1);
+        let stats = Arc::new(WorkerStats::default());
+        let punt = Arc::new(ArrayQueue::new(punt_capacity));
+        let worker = Worker::new(
+            WorkerQueues {
+                port: port.id(),
+                rx_queue: 0,
+                tx_queue: 0,
+                port_mac,
+            },
+            FlowTable::new(FlowTableConfig {
+                capacity: 1 << 14,
+                ..FlowTableConfig::default()
+            }),
+            readers.remove(0),
+            Arc::clone(&stats),
+            Arc::clone(&punt),
+            IdleBackoff::new(16, Duration::from_micros(50)),
+        );
+        Rig {
+            worker,
+            publisher,
+            stats,
+            punt,
+            port,
+            input,
+            output,
+            pool,
+            port_mac,
+        }
+    }
+
+    fn feed(&self, frames: &[Vec<u8>]) {
+        for f in frames {
+            let m = self.pool.alloc_with(f).expect("mbuf");
+            self.input.enqueue(m).expect("input ring has room");
+        }
+    }
+
+    fn poll_all(&mut self) {
+        while self.input.count() > 0 {
+            self.worker.poll_once();
+        }
+    }
+
+    fn take_output(&self) -> Vec<Vec<u8>> {
+        std::iter::from_fn(|| self.output.dequeue())
+            .map(|m| m.data().to_vec())
+            .collect()
+    }
+
+    /// Everything allocated is back in the pool.
+    fn assert_no_leak(self) {
+        let Rig {
+            worker,
+            punt,
+            port,
+            input,
+            output,
+            pool,
+            ..
+        } = self;
+        drop(worker);
+        while punt.pop().is_some() {}
+        drop(port);
+        drop(input);
+        drop(output);
+        assert_eq!(pool.in_use(), 0, "mbufs leaked");
+    }
+}
+
+fn syn(src_port: u16, mac: MacAddr) -> Vec<u8> {
+    tcp_frame(mac, CLIENT_MAC, (CLIENT, src_port), (VIP, 80), FLAG_SYN)
+}
+
+#[test]
+fn worker_forwards_replies_punts_and_drops_real_mbufs() {
+    let _dpdk = dpdk();
+    let mut rig = Rig::new(1024, 64);
+    let mac = rig.port_mac;
+    let echo = ethernet(
+        mac,
+        CLIENT_MAC,
+        EtherType::Ipv4,
+        &ipv4(
+            CLIENT,
+            VIP,
+            IpProtocol::Icmp,
+            &icmp_echo(IcmpMessage::EchoRequest, 1, 1, b"x"),
+        ),
+    );
+    let arp_req = arp_frame(
+        MacAddr::BROADCAST,
+        ArpOperation::Request,
+        (CLIENT_MAC, CLIENT),
+        (MacAddr::ZERO, VIP),
+    );
+    let arp_reply = arp_frame(
+        mac,
+        ArpOperation::Reply,
+        (target_mac(11), Ipv4Addr::new(10, 99, 0, 11)),
+        (mac, REAL),
+    );
+    let inputs = vec![
+        syn(40000, mac),
+        udp_frame(mac, CLIENT_MAC, (CLIENT, 40001), (VIP, 5353), b"q"),
+        echo,
+        arp_req,
+        arp_reply.clone(),
+        ethernet(mac, CLIENT_MAC, EtherType::Ipv6, &[0x60; 40]),
+        syn(40002, mac)[..20].to_vec(),
+        tcp_frame(mac, CLIENT_MAC, (CLIENT, 40003), (VIP, 443), FLAG_SYN),
+    ];
+    rig.feed(&inputs);
+    rig.poll_all();
+    let out = rig.take_output();
+    assert_eq!(out.len(), 4, "2 forwarded + echo reply + ARP reply");
+
+    for (sent, got) in inputs[..2].iter().zip(&out[..2]) {
+        let dst = MacAddr::from_bytes(&got[0..6]);
+        assert!(
+            [11, 12, 13, 14].iter().any(|&t| target_mac(t) == dst),
+            "dst MAC {dst} is a target's"
+        );
+        assert_eq!(&got[6..12], &mac.0, "src MAC is the port's");
+        assert_eq!(&got[12..], &sent[12..], "nothing else changed");
+    }
+    let echo_reply = ethernet(
+        CLIENT_MAC,
+        mac,
+        EtherType::Ipv4,
+        &ipv4(
+            VIP,
+            CLIENT,
+            IpProtocol::Icmp,
+            &icmp_echo(IcmpMessage::EchoReply, 1, 1, b"x"),
+        ),
+    );
+    assert_eq!(out[2], echo_reply);
+    assert_eq!(
+        out[3],
+        arp_frame(
+            CLIENT_MAC,
+            ArpOperation::Reply,
+            (mac, VIP),
+            (CLIENT_MAC, CLIENT)
+        )
+    );
+
+    let punted = rig.punt.pop().expect("ARP reply punted");
+    assert_eq!(punted.data(), &arp_reply[..]);
+    drop(punted);
+
+    let c = rig.stats.read();
+    assert_eq!(c.rx_packets, 8);
+    assert_eq!(
+        (c.forwarded, c.replied, c.punted, c.tx_packets),
+        (2, 2, 1, 4)
+    );
+    assert_eq!(c.drop_count(DropReason::Ipv6), 1);
+    assert_eq!(c.drop_count(DropReason::Truncated), 1);
+    assert_eq!(c.drop_count(DropReason::NoService), 1);
+    assert_eq!(c.dropped(), 3);
+    assert_eq!(c.flows.live, 2);
+    rig.assert_no_leak();
+}
+
+#[test]
+fn flows_spread_over_targets_and_stick_to_them() {
+    let _dpdk = dpdk();
+    let mut rig = Rig::new(1024, 64);
+    let mac = rig.port_mac;
+    let mut first = Vec::new();
+    let mut counts = std::collections::HashMap::<MacAddr, u32>::new();
+    for batch in 0..4u16 {
+        let frames: Vec<Vec<u8>> = (0..500)
+            .map(|i| syn(10_000 + batch * 500 + i, mac))
+            .collect();
+        rig.feed(&frames);
+        rig.poll_all();
+        for f in rig.take_output() {
+            let dst = MacAddr::from_bytes(&f[0..6]);
+            *counts.entry(dst).or_default() += 1;
+            first.push(dst);
+        }
+    }
+    assert_eq!(first.len(), 2000);
+    for t in [11, 12, 13, 14] {
+        let n = counts.get(&target_mac(t)).copied().unwrap_or(0);
+        assert!((300..=700).contains(&n), "target {t} got {n} of 2000");
+    }
+    // The same flows again, as ACKs: each goes where its SYN went.
+    let acks: Vec<Vec<u8>> = (0..2000u16)
+        .map(|i| tcp_frame(mac, CLIENT_MAC, (CLIENT, 10_000 + i), (VIP, 80), FLAG_ACK))
+        .collect();
+    let mut again = Vec::new();
+    for chunk in acks.chunks(500) {
+        rig.feed(chunk);
+        rig.poll_all();
+        again.extend(
+            rig.take_output()
+                .iter()
+                .map(|f| MacAddr::from_bytes(&f[0..6])),
+        );
+    }
+    assert_eq!(again, first);
+    rig.assert_no_leak();
+}
+
+#[test]
+fn frames_the_driver_does_not_take_are_freed_and_counted() {
+    let _dpdk = dpdk();
+    let mut rig = Rig::new(8, 64); // the tx ring holds 7
+    let mac = rig.port_mac;
+    rig.feed(&(0..20).map(|i| syn(20_000 + i, mac)).collect::<Vec<_>>());
+    rig.worker.poll_once();
+    let c = rig.stats.read();
+    assert_eq!(
+        (c.rx_packets, c.forwarded, c.tx_packets, c.tx_dropped),
+        (20, 20, 7, 13)
+    );
+    assert_eq!(rig.take_output().len(), 7);
+    rig.assert_no_leak();
+}
+
+#[test]
+fn punts_past_the_queue_capacity_are_freed_and_counted() {
+    let _dpdk = dpdk();
+    let mut rig = Rig::new(1024, 1);
+    let mac = rig.port_mac;
+    let reply = arp_frame(
+        mac,
+        ArpOperation::Reply,
+        (target_mac(11), Ipv4Addr::new(10, 99, 0, 11)),
+        (mac, REAL),
+    );
+    rig.feed(&[reply.clone(), reply.clone(), reply]);
+    rig.poll_all();
+    let c = rig.stats.read();
+    assert_eq!((c.punted, c.punt_overflow), (1, 2));
+    rig.assert_no_leak();
+}
+
+#[test]
+fn worker_on_an_lcore_follows_published_snapshots_and_stops() {
+    let _dpdk = dpdk();
+    let Rig {
+        mut worker,
+        mut publisher,
+        stats,
+        punt,
+        port,
+        input,
+        output,
+        pool,
+        port_mac,
+    } = Rig::new(1024, 64);
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop_worker = Arc::clone(&stop);
+    let handle = launch(1, move || {
+        worker.run(&stop_worker);
+        worker
+    })
+    .unwrap();
+
+    let send_and_collect = |frames: Vec<Vec<u8>>| -> Vec<MacAddr> {
+        let n = frames.len();
+        for f in &frames {
+            input.enqueue(pool.alloc_with(f).unwrap()).unwrap();
+        }
+        let mut got = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while got.len() < n && Instant::now() < deadline {
+            match output.dequeue() {
+                Some(m) => got.push(MacAddr::from_bytes(&m.data()[0..6])),
+                None => std::thread::sleep(Duration::from_millis(1)),
+            }
+        }
+        assert_eq!(got.len(), n, "worker forwarded everything in time");
+        got
+    };
+    let before = send_and_collect((0..400).map(|i| syn(30_000 + i, port_mac)).collect());
+    assert!(before.contains(&target_mac(11)));
+
+    // t11 fails: the control thread publishes a snapshot without it.
+    let current = publisher.current();
+    let next = Snapshot::build(&spec(&[11, 12, 13, 14], &[11]), Some(&current)).unwrap();
+    drop(current);
+    assert!(publisher.publish(Arc::new(next), Duration::from_secs(5)));
+    let after = send_and_collect(
+        (0..400)
+            .map(|i| {
+                tcp_frame(
+                    port_mac,
+                    CLIENT_MAC,
+                    (CLIENT, 30_000 + i),
+                    (VIP, 80),
+                    FLAG_ACK,
+                )
+            })
+            .collect(),
+    );
+    for (b, a) in before.iter().zip(&after) {
+        assert_ne!(*a, target_mac(11), "no flow goes to the failed target");
+        if *b != target_mac(11) {
+            assert_eq!(a, b, "flows on healthy targets did not move");
+        }
+    }
+
+    stop.store(true, Ordering::Relaxed);
+    let worker = handle.join().expect("worker returned");
+    assert_eq!(stats.read().forwarded, 800);
+    drop(worker);
+    while punt.pop().is_some() {}
+    drop(port);
+    drop(input);
+    drop(output);
+    assert_eq!(pool.in_use(), 0);
+}
+
+#[test]
+fn a_panic_on_an_lcore_is_caught_and_reported() {
+    let _dpdk = dpdk();
+    let handle = launch(1, || -> u32 { panic!("worker exploded") }).unwrap();
+    let err = handle.join().unwrap_err();
+    assert!(err.to_string().contains("worker exploded"), "{err}");
+    // The lcore is usable again.
+    assert_eq!(launch(1, || 7u32).unwrap().join().unwrap(), 7);
+}
+
+#[test]
+fn pcap_vdev_replays_and_records_through_the_worker() {
+    let _dpdk = dpdk();
+    let dir = std::env::temp_dir().join(unique("dsrlb-pcap-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (rx_path, tx_path) = (dir.join("in.pcap"), dir.join("out.pcap"));
+    // The pcap PMD opens rx_pcap when probed, so the frames are written first; the
+    // worker is given the MAC they are addressed to (a pcap port's own is made up).
+    let mac = MacAddr([0x02, 0xdd, 0, 0, 0, 0x02]);
+    let name = unique("net_pcap");
+    let pool = Mempool::new(&unique("pool"), 2047, 0, 2176, -1).unwrap();
+    let frames: Vec<Vec<u8>> = (0..100)
+        .map(|i| syn(50_000 + i, mac))
+        .chain([syn(1, MacAddr([2, 9, 9, 9, 9, 9]))])
+        .collect();
+    dataplane::pcap::write(std::fs::File::create(&rx_path).unwrap(), &frames).unwrap();
+    let devargs = format!(
+        "{name},rx_pcap={},tx_pcap={}",
+        rx_path.display(),
+        tx_path.display()
+    );
+    let mut port = Port::probe_vdev(&devargs).unwrap();
+    port.configure_and_start(&PortConfig::default(), &pool)
+        .unwrap();
+
+    let snapshot = Arc::new(Snapshot::build(&spec(&[11, 12], &[]), None).unwrap());
+    let (_publisher, mut readers) = rcu::cell(snapshot, 1);
+    let stats = Arc::new(WorkerStats::default());
+    let mut worker = Worker::new(
+        WorkerQueues {
+            port: port.id(),
+            rx_queue: 0,
+            tx_queue: 0,
+            port_mac: mac,
+        },
+        FlowTable::new(FlowTableConfig {
+            capacity: 4096,
+            ..FlowTableConfig::default()
+        }),
+        readers.remove(0),
+        Arc::clone(&stats),
+        Arc::new(ArrayQueue::new(8)),
+        IdleBackoff::default(),
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while stats.read().rx_packets < 101 && Instant::now() < deadline {
+        worker.poll_once();
+    }
+    drop(worker);
+    drop(port); // stop + close flush the tx pcap
+    let c = stats.read();
+    assert_eq!(
+        (
+            c.rx_packets,
+            c.forwarded,
+            c.drop_count(DropReason::NotOurMac)
+        ),
+        (101, 100, 1)
+    );
+    let recorded = dataplane::pcap::read(std::fs::File::open(&tx_path).unwrap()).unwrap();
+    assert_eq!(recorded.len(), 100);
+    for (sent, got) in frames.iter().zip(&recorded) {
+        assert!(got[0..6] == target_mac(11).0 || got[0..6] == target_mac(12).0);
+        assert_eq!(&got[6..12], &mac.0);
+        assert_eq!(&got[12..], &sent[12..]);
+    }
+    assert_eq!(pool.in_use(), 0);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn a_partly_consumed_burst_frees_the_rest() {
+    let _dpdk = dpdk();
+    let pool = Mempool::new(&unique("pool"), 255, 0, 2176, -1).unwrap();
+    let mut burst = MbufBurst::new();
+    for _ in 0..10 {
+        burst.push(pool.alloc().unwrap()).unwrap();
+    }
+    assert_eq!(pool.in_use(), 10);
+    {
+        let mut drain = burst.drain();
+        let first = drain.next().unwrap();
+        drop(first);
+        assert_eq!(pool.in_use(), 9);
+    }
+    assert_eq!(pool.in_use(), 0, "the drain freed what it did not yield");
+    assert!(burst.is_empty());
+    for _ in 0..3 {
+        burst.push(pool.alloc().unwrap()).unwrap();
+    }
+    drop(burst);
+    assert_eq!(pool.in_use(), 0, "a dropped burst frees what it holds");
+}
