@@ -1,1 +1,597 @@
+//! dsrlb's configuration file. `Config::from_toml` parses, fills defaults and
+//! validates; every error names the key path it is about (`services[1].targets[0].weight`)
+//! and all semantic errors are reported at once. Nothing here touches DPDK.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+mod mac;
+pub use mac::Mac;
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub appliance: Appliance,
+    #[serde(default)]
+    pub dataplane: Dataplane,
+    pub ports: Vec<PortConfig>,
+    #[serde(default)]
+    pub flows: Flows,
+    #[serde(default)]
+    pub maglev: Maglev,
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Appliance {
+    /// The appliance's own ("real") address on the data segment: dsrlb answers ARP and
+    /// ping for it and resolves target MACs from it.
+    pub address: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dataplane {
+    /// lcore of the control thread.
+    pub main_lcore: u32,
+    /// One lcore per worker; there is one worker per rx queue of every port, in port
+    /// order, so this list is as long as the sum of `ports[*].queues`.
+    pub worker_lcores: Vec<u32>,
+    /// false runs EAL with --no-huge (tests, demos on vdevs); production wants true.
+    pub hugepages: bool,
+    /// Memory for EAL in MiB when `hugepages = false`.
+    pub memory_mb: u32,
+    /// Mbufs in the pool shared by all ports.
+    pub mbufs: u32,
+    /// Per-lcore mbuf cache.
+    pub mbuf_cache: u32,
+    /// Bytes of each mbuf's buffer, headroom included (2176 for 1500-byte MTU; at
+    /// least 16512 for 9000-byte frames on af_packet).
+    pub mbuf_data_room: u16,
+    /// EAL --file-prefix: distinct per dsrlb process on one host.
+    pub file_prefix: String,
+    /// Longest sleep of an idle worker, in microseconds (0 = never sleep, spin).
+    pub idle_sleep_max_us: u32,
+    /// Extra EAL arguments, appended verbatim.
+    pub eal_args: Vec<String>,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Dataplane {
+            main_lcore: 0,
+            worker_lcores: vec![1],
+            hugepages: true,
+            memory_mb: 512,
+            mbufs: 16383,
+            mbuf_cache: 256,
+            mbuf_data_room: 2176,
+            file_prefix: "dsrlb".to_owned(),
+            idle_sleep_max_us: 100,
+            eal_args: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// A label for logs and counters.
+    pub name: String,
+    /// A PCI address (`0000:01:00.0`, bound to a DPDK driver) or a vdev string
+    /// (`net_af_packet0,iface=eth1`).
+    pub device: String,
+    /// Rx queues, one worker each (RSS spreads flows when more than one).
+    #[serde(default = "one")]
+    pub queues: u16,
+    #[serde(default = "ring_size")]
+    pub rx_ring_size: u16,
+    #[serde(default = "ring_size")]
+    pub tx_ring_size: u16,
+    #[serde(default)]
+    pub promiscuous: bool,
+    /// The MAC dsrlb uses as this port's own, instead of the device's (a vdev's is
+    /// made up; two appliances may share one). Where the driver cannot take it, the
+    /// port is put in promiscuous mode.
+    #[serde(default)]
+    pub mac: Option<Mac>,
+}
+
+fn one() -> u16 {
+    1
+}
+
+fn ring_size() -> u16 {
+    1024
+}
+
+impl PortConfig {
+    /// Whether `device` names a PCI device rather than a vdev.
+    pub fn is_pci(&self) -> bool {
+        is_pci_address(&self.device)
+    }
+
+    /// The name DPDK gives the device's port: the PCI address, or the vdev's name
+    /// (before the first comma).
+    pub fn dpdk_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or(&self.device)
+    }
+}
+
+/// `DDDD:BB:DD.F` or `BB:DD.F`, hex digits.
+pub fn is_pci_address(s: &str) -> bool {
+    let (bus_part, function) = match s.rsplit_once('.') {
+        Some(x) => x,
+        None => return false,
+    };
+    let groups: Vec<&str> = bus_part.split(':').collect();
+    let widths: &[usize] = match groups.len() {
+        3 => &[4, 2, 2],
+        2 => &[2, 2],
+        _ => return false,
+    };
+    groups
+        .iter()
+        .zip(widths)
+        .all(|(g, &w)| g.len() == w && g.chars().all(|c| c.is_ascii_hexdigit()))
+        && function.len() == 1
+        && function.chars().all(|c| ('0'..='7').contains(&c))
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Flows {
+    /// Entries per worker, allocated at start.
+    pub capacity: u32,
+    pub tcp_established_timeout_secs: u32,
+    /// TCP flows of which only SYNs were seen.
+    pub tcp_syn_timeout_secs: u32,
+    pub udp_timeout_secs: u32,
+    /// New flows per second per worker above which flows are forwarded by Maglev
+    /// alone without being remembered (0 = no limit).
+    pub new_flow_rate: u32,
+}
+
+impl Default for Flows {
+    fn default() -> Self {
+        Flows {
+            capacity: 1 << 20,
+            tcp_established_timeout_secs: 300,
+            tcp_syn_timeout_secs: 5,
+            udp_timeout_secs: 60,
+            new_flow_rate: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Maglev {
+    /// Slots per service table: a prime, at least 100 × the largest target count.
+    pub table_size: u32,
+    /// Appliances with the same seed and targets pick the same target for a flow.
+    pub seed: u64,
+}
+
+impl Default for Maglev {
+    fn default() -> Self {
+        Maglev {
+            table_size: 65537,
+            seed: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub vip: Ipv4Addr,
+    /// 0 = every port of the protocol.
+    pub port: u16,
+    pub protocol: Protocol,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub address: Ipv4Addr,
+    /// Static MAC; without it dsrlb resolves the MAC by ARP.
+    #[serde(default)]
+    pub mac: Option<Mac>,
+    /// Share of new flows (0 = drain: keeps its flows, gets no new ones).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+}
+
+fn default_weight() -> u32 {
+    100
+}
+
+pub const MAX_WEIGHT: u32 = 65535;
+pub const MAX_QUEUES: u16 = 16;
+pub const MAX_TARGETS: usize = 65534;
+
+/// One problem, at one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyError {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Everything wrong with a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub source: String,
+    pub errors: Vec<KeyError>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.errors.len();
+        writeln!(
+            f,
+            "{}: {} error{}",
+            self.source,
+            n,
+            if n == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            writeln!(f, "  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let source = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            source: source.clone(),
+            errors: vec![KeyError {
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            }],
+        })?;
+        Self::from_toml(&text, &source)
+    }
+
+    /// Parses and validates; `source` names the file in errors.
+    pub fn from_toml(text: &str, source: &str) -> Result<Config, ConfigError> {
+        let fail = |errors| ConfigError {
+            source: source.to_owned(),
+            errors,
+        };
+        let deserializer = toml::Deserializer::new(text);
+        let config: Config = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let key = e.path().to_string();
+            let key = if key == "." { String::new() } else { key };
+            let message = e.inner().message().to_owned();
+            let at = e.inner().span().map(|span| line_col(text, span.start));
+            let message = match at {
+                Some((line, col)) => format!("{message} (line {line}, column {col})"),
+                None => message,
+            };
+            fail(vec![KeyError { key, message }])
+        })?;
+        let errors = config.validate();
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(fail(errors))
+        }
+    }
+
+    /// Total rx queues, i.e. workers.
+    pub fn worker_count(&self) -> usize {
+        self.ports.iter().map(|p| usize::from(p.queues)).sum()
+    }
+
+    /// Every semantic problem, each at its key.
+    pub fn validate(&self) -> Vec<KeyError> {
+        let mut errors = Vec::new();
+        let mut err = |key: String, message: String| errors.push(KeyError { key, message });
+
+        let d = &self.dataplane;
+        if d.worker_lcores.is_empty() {
+            err(
+                "dataplane.worker_lcores".into(),
+                "needs at least one lcore".into(),
+            );
+        }
+        let mut seen_lcores = HashSet::new();
+        for (i, &lcore) in d.worker_lcores.iter().enumerate() {
+            if lcore == d.main_lcore {
+                err(
+                    format!("dataplane.worker_lcores[{i}]"),
+                    format!("lcore {lcore} is the main lcore"),
+                );
+            }
+            if !seen_lcores.insert(lcore) {
+                err(
+                    format!("dataplane.worker_lcores[{i}]"),
+                    format!("lcore {lcore} listed twice"),
+                );
+            }
+            if lcore >= 128 {
+                err(
+                    format!("dataplane.worker_lcores[{i}]"),
+                    format!("lcore {lcore} is beyond DPDK's 128"),
+                );
+            }
+        }
+        if d.main_lcore >= 128 {
+            err(
+                "dataplane.main_lcore".into(),
+                format!("lcore {} is beyond DPDK's 128", d.main_lcore),
+            );
+        }
+        if d.mbufs < 1024 {
+            err(
+                "dataplane.mbufs".into(),
+                format!("{} is too few (at least 1024)", d.mbufs),
+            );
+        }
+        if d.mbuf_cache > 512 || d.mbuf_cache > d.mbufs / 4 {
+            err(
+                "dataplane.mbuf_cache".into(),
+                format!("{} is above min(512, mbufs / 4)", d.mbuf_cache),
+            );
+        }
+        if d.mbuf_data_room < 1024 + 128 {
+            err(
+                "dataplane.mbuf_data_room".into(),
+                format!(
+                    "{} cannot hold a frame after the 128-byte headroom",
+                    d.mbuf_data_room
+                ),
+            );
+        }
+        if !d.hugepages && d.memory_mb < 64 {
+            err(
+                "dataplane.memory_mb".into(),
+                format!("{} MiB is too little for EAL (at least 64)", d.memory_mb),
+            );
+        }
+        if d.file_prefix.is_empty()
+            || !d
+                .file_prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            err(
+                "dataplane.file_prefix".into(),
+                format!("`{}` must be letters, digits, - or _", d.file_prefix),
+            );
+        }
+
+        if self.ports.is_empty() {
+            err("ports".into(), "at least one port is needed".into());
+        }
+        let mut names = HashMap::new();
+        let mut devices = HashMap::new();
+        for (i, p) in self.ports.iter().enumerate() {
+            let key = |field: &str| format!("ports[{i}].{field}");
+            if let Some(j) = names.insert(p.name.clone(), i) {
+                err(
+                    key("name"),
+                    format!("`{}` is also the name of ports[{j}]", p.name),
+                );
+            }
+            if let Some(j) = devices.insert(p.dpdk_name().to_owned(), i) {
+                err(
+                    key("device"),
+                    format!("`{}` is also the device of ports[{j}]", p.dpdk_name()),
+                );
+            }
+            if p.device.trim().is_empty() {
+                err(key("device"), "is empty".into());
+            } else if !p.is_pci() && !p.dpdk_name().starts_with("net_") {
+                err(
+                    key("device"),
+                    format!(
+                        "`{}` is neither a PCI address (0000:01:00.0) nor a net_* vdev",
+                        p.device
+                    ),
+                );
+            }
+            if let Some(mac) = p.mac {
+                if !mac.is_unicast() {
+                    err(key("mac"), format!("{mac} is not a unicast MAC"));
+                }
+            }
+            if p.queues == 0 || p.queues > MAX_QUEUES {
+                err(
+                    key("queues"),
+                    format!("{} is outside 1..={MAX_QUEUES}", p.queues),
+                );
+            }
+            for (field, size) in [
+                ("rx_ring_size", p.rx_ring_size),
+                ("tx_ring_size", p.tx_ring_size),
+            ] {
+                if !size.is_power_of_two() || !(64..=16384).contains(&size) {
+                    err(
+                        key(field),
+                        format!("{size} is not a power of two in 64..=16384"),
+                    );
+                }
+            }
+        }
+        if !self.ports.is_empty() && self.worker_count() != d.worker_lcores.len() {
+            err(
+                "dataplane.worker_lcores".into(),
+                format!(
+                    "{} lcores for {} rx queues: give one lcore per queue of every port",
+                    d.worker_lcores.len(),
+                    self.worker_count()
+                ),
+            );
+        }
+
+        let f = &self.flows;
+        if f.capacity == 0 || f.capacity > 1 << 26 {
+            err(
+                "flows.capacity".into(),
+                format!("{} is outside 1..={}", f.capacity, 1u32 << 26),
+            );
+        }
+        for (field, secs) in [
+            (
+                "tcp_established_timeout_secs",
+                f.tcp_established_timeout_secs,
+            ),
+            ("tcp_syn_timeout_secs", f.tcp_syn_timeout_secs),
+            ("udp_timeout_secs", f.udp_timeout_secs),
+        ] {
+            if secs == 0 || secs > 86_400 {
+                err(
+                    format!("flows.{field}"),
+                    format!("{secs} is outside 1..=86400 seconds"),
+                );
+            }
+        }
+
+        let m = self.maglev.table_size;
+        if !(3..=4_194_301).contains(&m) {
+            err(
+                "maglev.table_size".into(),
+                format!("{m} is outside 3..=4194301"),
+            );
+        } else if !is_prime(m) {
+            err(
+                "maglev.table_size".into(),
+                format!("{m} is not prime (Maglev needs a prime; 65537 is one)"),
+            );
+        }
+
+        let mut services = HashMap::new();
+        let mut total_targets = 0usize;
+        for (i, s) in self.services.iter().enumerate() {
+            let key = |field: &str| format!("services[{i}].{field}");
+            if let Some(j) = services.insert((s.vip, s.protocol, s.port), i) {
+                err(
+                    key("vip"),
+                    format!("{}:{}/{} is also services[{j}]", s.vip, s.port, s.protocol),
+                );
+            }
+            if s.vip == self.appliance.address {
+                err(key("vip"), format!("{} is the appliance address", s.vip));
+            }
+            if !is_unicast(s.vip) {
+                err(key("vip"), format!("{} is not a unicast address", s.vip));
+            }
+            let mut addrs = HashMap::new();
+            for (t, target) in s.targets.iter().enumerate() {
+                let key = |field: &str| format!("services[{i}].targets[{t}].{field}");
+                if let Some(u) = addrs.insert(target.address, t) {
+                    err(
+                        key("address"),
+                        format!("{} is also targets[{u}]", target.address),
+                    );
+                }
+                if target.address == s.vip || target.address == self.appliance.address {
+                    err(
+                        key("address"),
+                        format!("{} is the VIP or the appliance address", target.address),
+                    );
+                }
+                if !is_unicast(target.address) {
+                    err(
+                        key("address"),
+                        format!("{} is not a unicast address", target.address),
+                    );
+                }
+                if target.weight > MAX_WEIGHT {
+                    err(
+                        key("weight"),
+                        format!("{} is outside 0..={MAX_WEIGHT}", target.weight),
+                    );
+                }
+                if let Some(mac) = target.mac {
+                    if !mac.is_unicast() {
+                        err(key("mac"), format!("{mac} is not a unicast MAC"));
+                    }
+                }
+            }
+            total_targets += s.targets.len();
+        }
+        if total_targets > MAX_TARGETS {
+            err(
+                "services".into(),
+                format!("{total_targets} targets in all, at most {MAX_TARGETS}"),
+            );
+        }
+        if !is_unicast(self.appliance.address) {
+            err(
+                "appliance.address".into(),
+                format!("{} is not a unicast address", self.appliance.address),
+            );
+        }
+        errors
+    }
+
+    /// The resolved config (defaults filled in) as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    }
+}
+
+fn is_unicast(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+}
+
+fn is_prime(n: u32) -> bool {
+    n >= 2
+        && (2..)
+            .take_while(|d: &u64| d * d <= u64::from(n))
+            .all(|d| u64::from(n) % d != 0)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.len() - before.rfind('\n').map_or(0, |p| p + 1) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests;

@@ -10,7 +10,7 @@ static STARTED: AtomicBool = AtomicBool::new(false);
 /// everything that uses DPDK (ports, pools, lcores) must be gone by then.
 #[derive(Debug)]
 pub struct Eal {
-    _private: (),
+    runtime_dir: Option<std::path::PathBuf>,
 }
 
 impl Eal {
@@ -39,7 +39,16 @@ impl Eal {
         if ret < 0 {
             return Err(Error::from_rte_errno(format!("rte_eal_init({joined})")));
         }
-        Ok(Eal { _private: () })
+        // SAFETY: valid after init; returns a pointer to a static string.
+        let dir = unsafe { dpdk_sys::rte_eal_get_runtime_dir() };
+        let runtime_dir = (!dir.is_null()).then(|| {
+            std::path::PathBuf::from(
+                unsafe { std::ffi::CStr::from_ptr(dir) }
+                    .to_string_lossy()
+                    .into_owned(),
+            )
+        });
+        Ok(Eal { runtime_dir })
     }
 
     /// lcore ids EAL enabled, main lcore included.
@@ -69,6 +78,12 @@ impl Drop for Eal {
                 "rte_eal_cleanup failed: {}",
                 Error::new("rte_eal_cleanup", ret)
             );
+        }
+        // EAL leaves its runtime directory behind, and unlinks its telemetry socket
+        // only at process exit. Both are ours; remove_dir refuses a non-empty dir.
+        if let Some(dir) = &self.runtime_dir {
+            let _ = std::fs::remove_file(dir.join("dpdk_telemetry.v2"));
+            let _ = std::fs::remove_dir(dir);
         }
     }
 }

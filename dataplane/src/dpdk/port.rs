@@ -113,6 +113,17 @@ impl Port {
         unsafe { dpdk_sys::rte_eth_dev_socket_id(self.id) }
     }
 
+    /// The most rx and tx queues the device offers.
+    pub fn max_queues(&self) -> Result<(u16, u16)> {
+        let mut info: dpdk_sys::rte_eth_dev_info = Default::default();
+        // SAFETY: valid port and out pointer.
+        check(
+            || format!("rte_eth_dev_info_get(port {})", self.name),
+            unsafe { dpdk_sys::rte_eth_dev_info_get(self.id, &mut info) },
+        )?;
+        Ok((info.max_rx_queues, info.max_tx_queues))
+    }
+
     /// Configures queues (RSS over IP/TCP/UDP when there is more than one rx queue)
     /// and starts the port.
     pub fn configure_and_start(&mut self, config: &PortConfig, pool: &Mempool) -> Result<()> {
@@ -206,6 +217,36 @@ impl Port {
             unsafe { dpdk_sys::rte_eth_macaddr_get(self.id, &mut addr) },
         )?;
         Ok(MacAddr(addr.addr_bytes))
+    }
+
+    /// Makes `mac` the port's address. Returns false where the driver cannot (some
+    /// vdevs): the caller then needs promiscuous mode to receive frames sent to it.
+    pub fn set_mac_addr(&mut self, mac: MacAddr) -> Result<bool> {
+        let mut addr = dpdk_sys::rte_ether_addr { addr_bytes: mac.0 };
+        // SAFETY: valid port and address.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_default_mac_addr_set(self.id, &mut addr) };
+        if ret == -95 {
+            return Ok(false); // ENOTSUP
+        }
+        check(
+            || {
+                format!(
+                    "rte_eth_dev_default_mac_addr_set(port {}, {mac})",
+                    self.name
+                )
+            },
+            ret,
+        )?;
+        Ok(true)
+    }
+
+    pub fn enable_promiscuous(&mut self) -> Result<()> {
+        // SAFETY: valid port.
+        check(
+            || format!("rte_eth_promiscuous_enable(port {})", self.name),
+            unsafe { dpdk_sys::rte_eth_promiscuous_enable(self.id) },
+        )?;
+        Ok(())
     }
 
     pub fn stats(&self) -> Result<PortStats> {

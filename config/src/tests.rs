@@ -1,0 +1,213 @@
+use super::*;
+
+const MINIMAL: &str = r#"
+[appliance]
+address = "10.99.0.2"
+
+[dataplane]
+worker_lcores = [1]
+
+[[ports]]
+name = "data"
+device = "net_ring0"
+
+[[services]]
+vip = "10.99.0.100"
+port = 80
+protocol = "tcp"
+targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", weight = 0, mac = "02:00:00:00:00:0c" }]
+"#;
+
+#[test]
+fn minimal_file_gets_defaults() {
+    let c = Config::from_toml(MINIMAL, "minimal").unwrap();
+    assert_eq!(c.flows, Flows::default());
+    assert_eq!(c.maglev.table_size, 65537);
+    assert_eq!(c.ports[0].queues, 1);
+    assert_eq!(c.services[0].targets[0].weight, 100);
+    assert_eq!(
+        c.services[0].targets[1].mac,
+        Some(Mac([2, 0, 0, 0, 0, 0x0c]))
+    );
+    assert_eq!(c.worker_count(), 1);
+}
+
+#[test]
+fn every_example_file_is_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "examples found: {seen}");
+}
+
+#[test]
+fn resolved_config_round_trips() {
+    let c = Config::from_toml(MINIMAL, "minimal").unwrap();
+    let again = Config::from_toml(&c.to_toml(), "resolved").unwrap();
+    assert_eq!(c, again);
+}
+
+/// (what, edit of MINIMAL, key the error must name, words the message must contain)
+#[test]
+fn errors_name_the_key_and_the_reason() {
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "unknown key",
+            "[dataplane]\n",
+            "[dataplane]\nbogus = 1\n",
+            "dataplane.bogus",
+            "unknown field `bogus`",
+        ),
+        (
+            "bad address",
+            "\"10.99.0.11\" }",
+            "\"10.99.0.311\" }",
+            "services[0].targets[0].address",
+            "invalid",
+        ),
+        (
+            "bad mac",
+            "02:00:00:00:00:0c",
+            "02:00:00:00:0c",
+            "services[0].targets[1].mac",
+            "not a MAC",
+        ),
+        (
+            "weight out of range",
+            "weight = 0",
+            "weight = 70000",
+            "services[0].targets[1].weight",
+            "outside 0..=65535",
+        ),
+        (
+            "negative weight",
+            "weight = 0",
+            "weight = -1",
+            "services[0].targets[1].weight",
+            "invalid value",
+        ),
+        (
+            "bad protocol",
+            "protocol = \"tcp\"",
+            "protocol = \"sctp\"",
+            "services[0].protocol",
+            "unknown variant",
+        ),
+        (
+            "port out of range",
+            "port = 80",
+            "port = 70000",
+            "services[0].port",
+            "invalid value",
+        ),
+        (
+            "missing appliance",
+            "[appliance]\naddress = \"10.99.0.2\"\n",
+            "",
+            "",
+            "missing field `appliance`",
+        ),
+        (
+            "wrong type",
+            "worker_lcores = [1]",
+            "worker_lcores = 1",
+            "dataplane.worker_lcores",
+            "invalid type",
+        ),
+        (
+            "not a vdev or PCI",
+            "\"net_ring0\"",
+            "\"eth0\"",
+            "ports[0].device",
+            "neither a PCI address",
+        ),
+        (
+            "queues and lcores disagree",
+            "worker_lcores = [1]",
+            "worker_lcores = [1, 2]",
+            "dataplane.worker_lcores",
+            "2 lcores for 1 rx queues",
+        ),
+        (
+            "main lcore as worker",
+            "worker_lcores = [1]",
+            "worker_lcores = [0]",
+            "dataplane.worker_lcores[0]",
+            "main lcore",
+        ),
+        (
+            "vip is the appliance",
+            "vip = \"10.99.0.100\"",
+            "vip = \"10.99.0.2\"",
+            "services[0].vip",
+            "appliance address",
+        ),
+        (
+            "duplicate target",
+            "\"10.99.0.12\", weight",
+            "\"10.99.0.11\", weight",
+            "services[0].targets[1].address",
+            "also targets[0]",
+        ),
+        (
+            "multicast mac",
+            "02:00:00:00:00:0c",
+            "03:00:00:00:00:0c",
+            "services[0].targets[1].mac",
+            "not a unicast MAC",
+        ),
+    ];
+    for (what, from, to, key, words) in cases {
+        assert!(MINIMAL.contains(from), "{what}: fixture lacks {from:?}");
+        let text = MINIMAL.replacen(from, to, 1);
+        let err = Config::from_toml(&text, "case").expect_err(what);
+        let hit = err.errors.iter().find(|e| e.key == *key);
+        let hit = hit.unwrap_or_else(|| panic!("{what}: no error at `{key}`: {err}"));
+        assert!(
+            hit.message.contains(words),
+            "{what}: `{}` lacks `{words}`",
+            hit.message
+        );
+    }
+}
+
+#[test]
+fn duplicate_service_and_non_prime_table_are_both_reported() {
+    let text = format!("{MINIMAL}\n[maglev]\ntable_size = 65536\n\n[[services]]\nvip = \"10.99.0.100\"\nport = 80\nprotocol = \"tcp\"\n");
+    let err = Config::from_toml(&text, "case").unwrap_err();
+    let keys: Vec<&str> = err.errors.iter().map(|e| e.key.as_str()).collect();
+    assert!(keys.contains(&"maglev.table_size"), "{err}");
+    assert!(keys.contains(&"services[1].vip"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("10.99.0.100:80/tcp is also services[0]"),
+        "{err}"
+    );
+}
+
+#[test]
+fn syntax_errors_give_line_and_column() {
+    let err = Config::from_toml("[appliance\naddress = 1", "broken").unwrap_err();
+    assert!(err.to_string().contains("line 1"), "{err}");
+}
+
+#[test]
+fn unreadable_file_is_an_error_not_a_panic() {
+    let err = Config::load(Path::new("/nonexistent/dsrlb.toml")).unwrap_err();
+    assert!(err.to_string().contains("cannot read"), "{err}");
+}
+
+#[test]
+fn pci_addresses() {
+    assert!(is_pci_address("0000:01:00.0"));
+    assert!(is_pci_address("01:00.1"));
+    assert!(!is_pci_address("net_ring0"));
+    assert!(!is_pci_address("0000:01:00.8"));
+    assert!(!is_pci_address("0000:01:0.0"));
+}

@@ -1,0 +1,260 @@
+//! `dsrlb run`: start everything in order, run the control loop, stop in reverse.
+
+use crate::eal_args::eal_args;
+use crate::report;
+use crate::spec::{flow_table_config, snapshot_spec};
+use config::Config;
+use crossbeam::queue::ArrayQueue;
+use dataplane::dpdk::{launch, Eal, LcoreJoin, Mbuf, Mempool, Port, PortConfig};
+use dataplane::flow::FlowTable;
+use dataplane::rcu;
+use dataplane::snapshot::Snapshot;
+use dataplane::wire::MacAddr;
+use dataplane::worker::{IdleBackoff, Worker, WorkerQueues, WorkerStats};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Frames the workers may queue for the control thread before punts are dropped.
+const PUNT_QUEUE: usize = 4096;
+
+/// A started port and the workers reading it.
+pub struct RunningPort {
+    pub name: String,
+    pub port: Port,
+    pub mac: MacAddr,
+    /// The control thread's own tx queue, where the device has one to spare (ARP
+    /// announcements and resolution will use it).
+    #[allow(dead_code)]
+    pub control_tx_queue: Option<u16>,
+}
+
+pub struct RunningWorker {
+    pub lcore: u32,
+    pub port_name: String,
+    pub queue: u16,
+    pub stats: Arc<WorkerStats>,
+}
+
+pub fn run(config: &Config, stats_interval: Duration) -> ExitCode {
+    let stop = Arc::new(AtomicBool::new(false));
+    let on_signal = Arc::clone(&stop);
+    if let Err(e) = ctrlc::set_handler(move || on_signal.store(true, Ordering::SeqCst)) {
+        log::error!("cannot install the Ctrl-C / SIGTERM handler: {e}");
+        return ExitCode::from(1);
+    }
+
+    let args = eal_args(config);
+    log::info!("starting EAL: {}", args.join(" "));
+    let eal = match Eal::init(&args) {
+        Ok(eal) => eal,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = match Appliance::start(config, &stop) {
+        Ok(appliance) => appliance.serve(&stop, stats_interval),
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::from(1)
+        }
+    };
+    drop(eal);
+    log::info!("EAL cleaned up; exiting");
+    code
+}
+
+struct Appliance {
+    // Field order is drop order: workers' handles first, then ports, then the pool.
+    handles: Vec<LcoreJoin<()>>,
+    workers: Vec<RunningWorker>,
+    publisher: rcu::Publisher<Snapshot>,
+    punt: Arc<ArrayQueue<Mbuf>>,
+    worker_stop: Arc<AtomicBool>,
+    ports: Vec<RunningPort>,
+    pool: Mempool,
+}
+
+impl Appliance {
+    fn start(config: &Config, stop: &AtomicBool) -> Result<Appliance, String> {
+        let d = &config.dataplane;
+        let pool = Mempool::new("dsrlb_mbufs", d.mbufs, d.mbuf_cache, d.mbuf_data_room, -1)
+            .map_err(|e| e.to_string())?;
+        let mut ports = Vec::new();
+        for p in &config.ports {
+            let mut port = Port::by_name(p.dpdk_name()).map_err(|e| e.to_string())?;
+            let (_, max_tx) = port.max_queues().map_err(|e| e.to_string())?;
+            // One tx queue per worker, and one for the control thread if there is room.
+            let control_tx_queue = (max_tx > p.queues).then_some(p.queues);
+            let port_config = PortConfig {
+                rx_queues: p.queues,
+                tx_queues: p.queues + u16::from(control_tx_queue.is_some()),
+                rx_ring_size: p.rx_ring_size,
+                tx_ring_size: p.tx_ring_size,
+                promiscuous: p.promiscuous,
+            };
+            port.configure_and_start(&port_config, &pool)
+                .map_err(|e| e.to_string())?;
+            let mac = match p.mac {
+                Some(m) => {
+                    let mac = MacAddr(m.0);
+                    if !port.set_mac_addr(mac).map_err(|e| e.to_string())? {
+                        log::warn!(
+                            "port {}: the driver cannot take MAC {mac}; promiscuous mode instead",
+                            p.name
+                        );
+                        port.enable_promiscuous().map_err(|e| e.to_string())?;
+                    }
+                    mac
+                }
+                None => port.mac_addr().map_err(|e| e.to_string())?,
+            };
+            match control_tx_queue {
+                Some(q) => log::info!(
+                    "port {} ({}) up: MAC {mac}, {} rx queue(s), control tx queue {q}",
+                    p.name,
+                    p.device,
+                    p.queues
+                ),
+                None => log::info!(
+                    "port {} ({}) up: MAC {mac}, {} rx queue(s), no spare tx queue for control",
+                    p.name,
+                    p.device,
+                    p.queues
+                ),
+            }
+            ports.push(RunningPort {
+                name: p.name.clone(),
+                port,
+                mac,
+                control_tx_queue,
+            });
+        }
+
+        let spec = snapshot_spec(config);
+        for s in &spec.services {
+            for t in s.targets.iter().filter(|t| t.mac.is_none()) {
+                log::warn!(
+                    "target {} of {}:{}: no static MAC and ARP resolution is not implemented yet: it gets no traffic",
+                    t.addr,
+                    s.vip,
+                    s.port
+                );
+            }
+        }
+        let snapshot = Snapshot::build(&spec, None)
+            .map_err(|e| format!("building the forwarding tables: {e}"))?;
+        let (publisher, readers) = rcu::cell(Arc::new(snapshot), config.worker_count());
+
+        let punt = Arc::new(ArrayQueue::new(PUNT_QUEUE));
+        let worker_stop = Arc::new(AtomicBool::new(false));
+        let mut workers = Vec::new();
+        let mut handles = Vec::new();
+        let mut lcores = config.dataplane.worker_lcores.iter();
+        let mut readers = readers.into_iter();
+        let idle = IdleBackoff::new(
+            1024,
+            Duration::from_micros(u64::from(config.dataplane.idle_sleep_max_us)),
+        );
+        for (p, running) in config.ports.iter().zip(&ports) {
+            for queue in 0..p.queues {
+                let (Some(&lcore), Some(reader)) = (lcores.next(), readers.next()) else {
+                    return Err("internal: fewer lcores or readers than queues".to_owned());
+                };
+                if stop.load(Ordering::SeqCst) {
+                    return Err("stopped during start-up".to_owned());
+                }
+                let stats = Arc::new(WorkerStats::default());
+                let mut worker = Worker::new(
+                    WorkerQueues {
+                        port: running.port.id(),
+                        rx_queue: queue,
+                        tx_queue: queue,
+                        port_mac: running.mac,
+                    },
+                    FlowTable::new(flow_table_config(config)),
+                    reader,
+                    Arc::clone(&stats),
+                    Arc::clone(&punt),
+                    idle.clone(),
+                );
+                let flag = Arc::clone(&worker_stop);
+                let handle = launch(lcore, move || {
+                    worker.run(&flag);
+                })
+                .map_err(|e| e.to_string())?;
+                log::info!("worker on lcore {lcore}: port {} queue {queue}", p.name);
+                handles.push(handle);
+                workers.push(RunningWorker {
+                    lcore,
+                    port_name: p.name.clone(),
+                    queue,
+                    stats,
+                });
+            }
+        }
+        Ok(Appliance {
+            handles,
+            workers,
+            publisher,
+            punt,
+            worker_stop,
+            ports,
+            pool,
+        })
+    }
+
+    /// The control loop, until Ctrl-C / SIGTERM; then a clean stop.
+    fn serve(mut self, stop: &AtomicBool, stats_interval: Duration) -> ExitCode {
+        log::info!(
+            "dsrlb running: {} service(s); Ctrl-C or SIGTERM stops",
+            self.publisher.current().services().len()
+        );
+        let mut last_report = Instant::now();
+        let mut punted_arp = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            while let Some(frame) = self.punt.pop() {
+                // ARP replies: MAC resolution consumes them (not implemented yet).
+                punted_arp += 1;
+                log::debug!("punted frame of {} bytes", frame.data().len());
+            }
+            if !stats_interval.is_zero() && last_report.elapsed() >= stats_interval {
+                log::info!("{}", report::summary_line(&self.workers));
+                last_report = Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        log::info!("stopping: waiting for workers to finish their burst");
+        self.worker_stop.store(true, Ordering::SeqCst);
+        let mut code = ExitCode::SUCCESS;
+        for (handle, w) in self.handles.drain(..).zip(&self.workers) {
+            if let Err(e) = handle.join() {
+                log::error!("worker on lcore {}: {e}", w.lcore);
+                code = ExitCode::from(2);
+            }
+        }
+        while self.punt.pop().is_some() {}
+        let port_stats: Vec<_> = self
+            .ports
+            .iter()
+            .map(|p| (p.name.clone(), p.mac, p.port.stats().ok()))
+            .collect();
+        print!(
+            "{}",
+            report::final_report(&self.workers, &port_stats, punted_arp)
+        );
+        for p in self.ports.iter_mut() {
+            if let Err(e) = p.port.stop() {
+                log::warn!("{e}");
+            }
+        }
+        drop(self.ports);
+        let in_use = self.pool.in_use();
+        if in_use != 0 {
+            log::error!("{in_use} mbufs still in use at exit");
+        }
+        code
+    }
+}

@@ -1,0 +1,95 @@
+//! From the config (and what the control thread knows of each target) to the
+//! snapshot the workers read.
+
+use config::{Config, Protocol};
+use dataplane::flow::FlowTableConfig;
+use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
+use dataplane::wire::{IpProtocol, MacAddr};
+
+/// The snapshot spec for `config`. Targets use their static MAC; health checking and
+/// ARP resolution do not exist yet, so every target counts as healthy and one
+/// without a static MAC gets no traffic.
+pub fn snapshot_spec(config: &Config) -> SnapshotSpec {
+    SnapshotSpec {
+        real_addr: config.appliance.address,
+        seed: config.maglev.seed,
+        table_size: config.maglev.table_size,
+        services: config
+            .services
+            .iter()
+            .map(|s| ServiceSpec {
+                vip: s.vip,
+                proto: match s.protocol {
+                    Protocol::Tcp => IpProtocol::Tcp,
+                    Protocol::Udp => IpProtocol::Udp,
+                },
+                port: s.port,
+                targets: s
+                    .targets
+                    .iter()
+                    .map(|t| TargetSpec {
+                        addr: t.address,
+                        mac: t.mac.map(|m| MacAddr(m.0)),
+                        weight: t.weight,
+                        healthy: true,
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+pub fn flow_table_config(config: &Config) -> FlowTableConfig {
+    let f = &config.flows;
+    FlowTableConfig {
+        capacity: f.capacity as usize,
+        tcp_established_timeout_ms: u64::from(f.tcp_established_timeout_secs) * 1000,
+        tcp_syn_timeout_ms: u64::from(f.tcp_syn_timeout_secs) * 1000,
+        udp_timeout_ms: u64::from(f.udp_timeout_secs) * 1000,
+        new_flow_rate: u64::from(f.new_flow_rate),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::snapshot::Snapshot;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn config_becomes_a_snapshot() {
+        let text = r#"
+[appliance]
+address = "10.99.0.2"
+[[ports]]
+name = "p"
+device = "net_ring0"
+[flows]
+tcp_syn_timeout_secs = 3
+[[services]]
+vip = "10.99.0.100"
+port = 0
+protocol = "udp"
+targets = [{ address = "10.99.0.11", mac = "02:00:00:00:00:0b", weight = 7 }, { address = "10.99.0.12" }]
+"#;
+        let config = Config::from_toml(text, "t").unwrap();
+        let spec = snapshot_spec(&config);
+        assert_eq!(spec.real_addr, Ipv4Addr::new(10, 99, 0, 2));
+        assert_eq!(spec.services[0].proto, IpProtocol::Udp);
+        assert_eq!(
+            spec.services[0].targets[0].mac,
+            Some(MacAddr([2, 0, 0, 0, 0, 0x0b]))
+        );
+        assert_eq!(spec.services[0].targets[0].weight, 7);
+        let snap = Snapshot::build(&spec, None).unwrap();
+        let service = snap
+            .service(u32::from(Ipv4Addr::new(10, 99, 0, 100)), 17, 9999)
+            .unwrap();
+        let only = service.target_slots[0];
+        assert!(
+            service.table().slots().iter().all(|&s| s == only),
+            "the target without a MAC gets nothing"
+        );
+        assert_eq!(flow_table_config(&config).tcp_syn_timeout_ms, 3000);
+    }
+}
