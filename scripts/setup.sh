@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Host set-up for building, testing and running dsrlb on Debian 12: packages and
+# hugepages. Idempotent; needs root. Used by test.sh and demo.sh.
+set -euo pipefail
+
+PACKAGES=(
+  libdpdk-dev dpdk dpdk-dev   # DPDK 22.11: headers, libraries, PMDs, dpdk-testpmd
+  libclang-dev clang          # bindgen
+  pkg-config                  # finds DPDK's flags
+  libpcap-dev                 # the net_pcap PMD's library
+  tcpdump iproute2 ethtool curl python3 procps   # the namespace lab and the demo
+)
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup.sh: run as root (it installs packages and reserves hugepages)" >&2
+    exit 1
+  fi
+}
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  need_root
+  echo "setup.sh: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q
+  apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  if [ -x "$HOME/.cargo/bin/cargo" ]; then
+    echo "setup.sh: cargo is in ~/.cargo/bin; add it to PATH" >&2
+  else
+    echo "setup.sh: no Rust toolchain: install one with rustup (Rust 1.80 or newer)" >&2
+  fi
+  exit 1
+fi
+
+# 2 MiB hugepages for production runs (tests and the vdev demo use --no-huge).
+HUGEPAGES=${DSRLB_HUGEPAGES:-1024}
+nr=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
+if [ -w "$nr" ] && [ "$(cat "$nr")" -lt "$HUGEPAGES" ]; then
+  echo "$HUGEPAGES" > "$nr" || true
+fi
+if [ -e "$nr" ] && [ "$(cat "$nr")" -lt "$HUGEPAGES" ]; then
+  echo "setup.sh: warning: only $(cat "$nr") hugepages of 2 MiB reserved ($HUGEPAGES wanted)" >&2
+fi
+if ! mountpoint -q /dev/hugepages 2>/dev/null; then
+  mkdir -p /dev/hugepages
+  mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null \
+    || echo "setup.sh: warning: cannot mount hugetlbfs on /dev/hugepages" >&2
+fi

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every dsrlb test on this machine, after installing what they need.
+#   unit tests over bytes (wire, Maglev, flow table, decide), DPDK in-process tests
+#   on real mbufs (ring and pcap vdevs), and the dsrlb binary end to end on net_pcap.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+scripts/setup.sh
+
+# Test processes each start one in-process EAL that lives until the process exits;
+# EAL leaves an empty runtime directory per process: remove ours afterwards.
+cleanup() { rm -rf /var/run/dpdk/dsrlb-test-* 2>/dev/null || true; }
+trap cleanup EXIT
+
+cargo build --workspace --all-targets
+cargo test --workspace
