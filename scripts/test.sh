@@ -14,4 +14,11 @@ cleanup() { rm -rf /var/run/dpdk/dsrlb-test-* 2>/dev/null || true; }
 trap cleanup EXIT
 
 cargo build --workspace --all-targets
-cargo test --workspace
+log=$(mktemp)
+status=0
+cargo test --workspace 2>&1 | tee "$log" || status=$?
+# One closing line for the whole run, summed over every test binary.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
+     END { printf "dsrlb tests: %d passed, %d failed\n", p, f }' "$log"
+rm -f "$log"
+exit "$status"

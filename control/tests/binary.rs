@@ -58,20 +58,49 @@ fn check_accepts_a_good_file_and_names_the_key_of_a_bad_one() {
     let dir = workdir("check");
     let good = dir.join("good.toml");
     std::fs::write(&good, config(&dir, "chk")).unwrap();
-    let out = Command::new(DSRLB).args(["check", "--config"]).arg(&good).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("table_size = 65537"), "prints the resolved config");
+    let out = Command::new(DSRLB)
+        .args(["check", "--config"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("table_size = 65537"),
+        "prints the resolved config"
+    );
 
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, config(&dir, "chk").replace("weight", "x").replace("port = 80", "port = 80\nweight = 3")).unwrap();
-    let out = Command::new(DSRLB).args(["check", "--config"]).arg(&bad).output().unwrap();
+    std::fs::write(
+        &bad,
+        config(&dir, "chk")
+            .replace("weight", "x")
+            .replace("port = 80", "port = 80\nweight = 3"),
+    )
+    .unwrap();
+    let out = Command::new(DSRLB)
+        .args(["check", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("services[0].weight") && err.contains("unknown field"), "{err}");
+    assert!(
+        err.contains("services[0].weight") && err.contains("unknown field"),
+        "{err}"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn run_until_signal(dir: &Path, prefix: &str, signal: &str, frames: usize) -> (std::process::ExitStatus, String, Duration) {
+fn run_until_signal(
+    dir: &Path,
+    prefix: &str,
+    signal: &str,
+    frames: usize,
+) -> (std::process::ExitStatus, String, Duration) {
     let conf = dir.join("dsrlb.toml");
     std::fs::write(&conf, config(dir, prefix)).unwrap();
     let mut child = Command::new(DSRLB)
@@ -99,17 +128,25 @@ fn run_until_signal(dir: &Path, prefix: &str, signal: &str, frames: usize) -> (s
     loop {
         match lines_rx.recv_timeout(Duration::from_millis(100)) {
             Ok(line) if line.contains(&want) => break,
-            _ if Instant::now() >= deadline => panic!("dsrlb did not receive all {frames} frames in 10 s"),
+            _ if Instant::now() >= deadline => {
+                panic!("dsrlb did not receive all {frames} frames in 10 s")
+            }
             _ => {}
         }
     }
     let sent_at = Instant::now();
-    Command::new("kill").args([signal, &child.id().to_string()]).status().unwrap();
+    Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
             break status;
         }
-        assert!(sent_at.elapsed() < Duration::from_secs(10), "dsrlb did not stop within 10 s of {signal}");
+        assert!(
+            sent_at.elapsed() < Duration::from_secs(10),
+            "dsrlb did not stop within 10 s of {signal}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let stopped_in = sent_at.elapsed();
@@ -126,37 +163,93 @@ fn run_forwards_on_a_pcap_vdev_and_stops_cleanly_on_sigint_and_sigterm() {
         let vip = Ipv4Addr::new(10, 99, 0, 100);
         let mut frames = Vec::new();
         for p in 0..200u16 {
-            frames.push(tcp_frame(PORT_MAC, CLIENT_MAC, (client, 20_000 + p), (vip, 80), FLAG_SYN));
+            frames.push(tcp_frame(
+                PORT_MAC,
+                CLIENT_MAC,
+                (client, 20_000 + p),
+                (vip, 80),
+                FLAG_SYN,
+            ));
         }
         for p in 0..200u16 {
-            frames.push(tcp_frame(PORT_MAC, CLIENT_MAC, (client, 20_000 + p), (vip, 80), FLAG_ACK));
+            frames.push(tcp_frame(
+                PORT_MAC,
+                CLIENT_MAC,
+                (client, 20_000 + p),
+                (vip, 80),
+                FLAG_ACK,
+            ));
         }
-        frames.push(udp_frame(PORT_MAC, CLIENT_MAC, (client, 5000), (vip, 5353), b"q"));
-        frames.push(tcp_frame(PORT_MAC, CLIENT_MAC, (client, 1), (vip, 443), FLAG_SYN));
-        frames.push(arp_frame(MacAddr::BROADCAST, ArpOperation::Request, (CLIENT_MAC, client), (MacAddr::ZERO, vip)));
-        dataplane::pcap::write(std::fs::File::create(dir.join("in.pcap")).unwrap(), &frames).unwrap();
+        frames.push(udp_frame(
+            PORT_MAC,
+            CLIENT_MAC,
+            (client, 5000),
+            (vip, 5353),
+            b"q",
+        ));
+        frames.push(tcp_frame(
+            PORT_MAC,
+            CLIENT_MAC,
+            (client, 1),
+            (vip, 443),
+            FLAG_SYN,
+        ));
+        frames.push(arp_frame(
+            MacAddr::BROADCAST,
+            ArpOperation::Request,
+            (CLIENT_MAC, client),
+            (MacAddr::ZERO, vip),
+        ));
+        dataplane::pcap::write(std::fs::File::create(dir.join("in.pcap")).unwrap(), &frames)
+            .unwrap();
 
         let (status, output, stopped_in) = run_until_signal(&dir, prefix, signal, frames.len());
         assert!(status.success(), "exit {status:?} on {signal}\n{output}");
-        assert!(stopped_in < Duration::from_secs(2), "stopped in {stopped_in:?}");
-        assert!(output.contains("rx 403 forwarded 401 replied 1"), "{output}");
+        assert!(
+            stopped_in < Duration::from_secs(2),
+            "stopped in {stopped_in:?}"
+        );
+        assert!(
+            output.contains("rx 403 forwarded 401 replied 1"),
+            "{output}"
+        );
         assert!(output.contains("drops by reason: no_service=1"), "{output}");
-        assert!(!Path::new(&format!("/var/run/dpdk/{prefix}")).exists(), "runtime dir left behind");
+        assert!(
+            !Path::new(&format!("/var/run/dpdk/{prefix}")).exists(),
+            "runtime dir left behind"
+        );
 
-        let sent = dataplane::pcap::read(std::fs::File::open(dir.join("out.pcap")).unwrap()).unwrap();
+        let sent =
+            dataplane::pcap::read(std::fs::File::open(dir.join("out.pcap")).unwrap()).unwrap();
         assert_eq!(sent.len(), 402, "401 forwarded + 1 ARP reply");
         let mut per_target = [0usize; 2];
         for (i, f) in sent.iter().take(400).enumerate() {
             let dst = MacAddr::from_bytes(&f[0..6]);
             assert!(dst == T11 || dst == T12, "frame {i} to {dst}");
             per_target[usize::from(dst == T12)] += 1;
-            assert_eq!(&f[12..], &frames[i][12..], "frame {i}: only the MACs change");
+            assert_eq!(
+                &f[12..],
+                &frames[i][12..],
+                "frame {i}: only the MACs change"
+            );
             if i >= 200 {
-                assert_eq!(f[0..6], sent[i - 200][0..6], "flow {} stayed on its target", i - 200);
+                assert_eq!(
+                    f[0..6],
+                    sent[i - 200][0..6],
+                    "flow {} stayed on its target",
+                    i - 200
+                );
             }
         }
-        assert!(per_target.iter().all(|&n| n >= 100), "spread {per_target:?}");
-        assert_eq!(MacAddr::from_bytes(&sent[400][0..6]), T12, "UDP any-port service");
+        assert!(
+            per_target.iter().all(|&n| n >= 100),
+            "spread {per_target:?}"
+        );
+        assert_eq!(
+            MacAddr::from_bytes(&sent[400][0..6]),
+            T12,
+            "UDP any-port service"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -2,7 +2,7 @@
 //! time in, a `Verdict` out. Frames are rewritten in place for `Forward` and `Reply`.
 //! Plain Rust over `&mut [u8]`: no DPDK, so it is tested as tables of packets.
 
-use crate::flow::{FlowKey, FlowState, FlowTable};
+use crate::flow::{FlowKey, FlowState, FlowTable, FlowTarget};
 use crate::hash::flow_hash;
 use crate::snapshot::Snapshot;
 use crate::wire::{
@@ -246,34 +246,33 @@ fn decide_ipv4(
         snapshot.seed,
     );
 
+    // A new flow, or one whose target is gone or down, takes Maglev's choice.
+    let pick = || -> Result<(FlowTarget, MacAddr), DropReason> {
+        let fresh = service
+            .pick(hash, snapshot.targets())
+            .ok_or(DropReason::NoUsableTarget)?;
+        let target = snapshot
+            .usable_target(fresh)
+            .ok_or(DropReason::NoUsableTarget)?;
+        Ok((fresh, target.mac))
+    };
     let (slot, target_mac) = match flows.get(&key, hash, now_ms) {
         Some(mut entry) => {
             let pinned = match snapshot.usable_target(entry.target()) {
                 Some(target) => (entry.target().slot, target.mac),
                 None => {
-                    // Its target is gone or down: re-pin by Maglev.
-                    let fresh = service
-                        .pick(hash, snapshot.targets())
-                        .ok_or(DropReason::NoUsableTarget)?;
-                    let target = snapshot
-                        .usable_target(fresh)
-                        .ok_or(DropReason::NoUsableTarget)?;
+                    let (fresh, mac) = pick()?;
                     entry.set_target(fresh);
-                    (fresh.slot, target.mac)
+                    (fresh.slot, mac)
                 }
             };
             entry.touch(now_ms, state);
             pinned
         }
         None => {
-            let fresh = service
-                .pick(hash, snapshot.targets())
-                .ok_or(DropReason::NoUsableTarget)?;
-            let target = snapshot
-                .usable_target(fresh)
-                .ok_or(DropReason::NoUsableTarget)?;
+            let (fresh, mac) = pick()?;
             flows.insert(&key, hash, fresh, state, now_ms);
-            (fresh.slot, target.mac)
+            (fresh.slot, mac)
         }
     };
     let mut eth = EthernetFrame::new_unchecked(&mut *frame);
