@@ -25,6 +25,8 @@ pub struct Config {
     #[serde(default)]
     pub maglev: Maglev,
     #[serde(default)]
+    pub arp: Arp,
+    #[serde(default)]
     pub services: Vec<Service>,
 }
 
@@ -185,6 +187,34 @@ impl Default for Maglev {
         Maglev {
             table_size: 65537,
             seed: 0,
+        }
+    }
+}
+
+/// The control thread's ARP: announcing the appliance's addresses and resolving
+/// target MACs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Arp {
+    /// Gratuitous ARP for the real address and every VIP: at start, after each config
+    /// change, and every this many seconds.
+    pub garp_interval_secs: u32,
+    /// A resolved target is asked again this often.
+    pub refresh_secs: u32,
+    /// An unresolved (or silent) target is asked this often, in milliseconds.
+    pub retry_ms: u32,
+    /// Unanswered requests after which a target's MAC is forgotten (it then gets no
+    /// new traffic until it answers again).
+    pub max_unanswered: u32,
+}
+
+impl Default for Arp {
+    fn default() -> Self {
+        Arp {
+            garp_interval_secs: 10,
+            refresh_secs: 30,
+            retry_ms: 1000,
+            max_unanswered: 3,
         }
     }
 }
@@ -501,6 +531,21 @@ impl Config {
                 "maglev.table_size".into(),
                 format!("{m} is not prime (Maglev needs a prime; 65537 is one)"),
             );
+        }
+
+        let a = &self.arp;
+        for (field, value, range) in [
+            ("garp_interval_secs", a.garp_interval_secs, 1..=3600),
+            ("refresh_secs", a.refresh_secs, 1..=3600),
+            ("retry_ms", a.retry_ms, 100..=60_000),
+            ("max_unanswered", a.max_unanswered, 1..=100),
+        ] {
+            if !range.contains(&value) {
+                err(
+                    format!("arp.{field}"),
+                    format!("{value} is outside {}..={}", range.start(), range.end()),
+                );
+            }
         }
 
         let mut services = HashMap::new();

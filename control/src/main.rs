@@ -2,6 +2,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod eal_args;
+mod neighbors;
 mod report;
 mod run;
 mod spec;

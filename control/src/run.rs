@@ -1,16 +1,21 @@
 //! `dsrlb run`: start everything in order, run the control loop, stop in reverse.
 
 use crate::eal_args::eal_args;
+use crate::neighbors::{ArpTiming, Neighbors};
 use crate::report;
-use crate::spec::{flow_table_config, snapshot_spec};
+use crate::spec::{flow_table_config, snapshot_spec, tracked_targets};
 use config::Config;
 use crossbeam::queue::ArrayQueue;
+use dataplane::control_tx::ControlTx;
+use dataplane::craft;
 use dataplane::dpdk::{launch, Eal, LcoreJoin, Mbuf, Mempool, Port, PortConfig};
 use dataplane::flow::FlowTable;
+use dataplane::forward::arp_sender;
 use dataplane::rcu;
 use dataplane::snapshot::Snapshot;
-use dataplane::wire::MacAddr;
+use dataplane::wire::{ArpOperation, MacAddr};
 use dataplane::worker::{IdleBackoff, Worker, WorkerQueues, WorkerStats};
+use std::net::Ipv4Addr;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,16 +23,19 @@ use std::time::{Duration, Instant};
 
 /// Frames the workers may queue for the control thread before punts are dropped.
 const PUNT_QUEUE: usize = 4096;
+/// Frames the control thread may queue for a worker to send.
+const INJECT_QUEUE: usize = 1024;
+/// How long publishing a snapshot may wait for the workers to let go of the old one.
+const PUBLISH_PATIENCE: Duration = Duration::from_secs(1);
+/// The control loop's tick.
+const TICK: Duration = Duration::from_millis(10);
 
-/// A started port and the workers reading it.
+/// A started port.
 pub struct RunningPort {
     pub name: String,
     pub port: Port,
     pub mac: MacAddr,
-    /// The control thread's own tx queue, where the device has one to spare (ARP
-    /// announcements and resolution will use it).
-    #[allow(dead_code)]
-    pub control_tx_queue: Option<u16>,
+    pub control_tx: ControlTx,
 }
 
 pub struct RunningWorker {
@@ -55,7 +63,7 @@ pub fn run(config: &Config, stats_interval: Duration) -> ExitCode {
         }
     };
     let code = match Appliance::start(config, &stop) {
-        Ok(appliance) => appliance.serve(&stop, stats_interval),
+        Ok(appliance) => appliance.serve(config, &stop, stats_interval),
         Err(e) => {
             log::error!("{e}");
             ExitCode::from(1)
@@ -73,6 +81,7 @@ struct Appliance {
     publisher: rcu::Publisher<Snapshot>,
     punt: Arc<ArrayQueue<Mbuf>>,
     worker_stop: Arc<AtomicBool>,
+    neighbors: Neighbors,
     ports: Vec<RunningPort>,
     pool: Mempool,
 }
@@ -83,14 +92,15 @@ impl Appliance {
         let pool = Mempool::new("dsrlb_mbufs", d.mbufs, d.mbuf_cache, d.mbuf_data_room, -1)
             .map_err(|e| e.to_string())?;
         let mut ports = Vec::new();
+        let mut injects = Vec::new();
         for p in &config.ports {
             let mut port = Port::by_name(p.dpdk_name()).map_err(|e| e.to_string())?;
             let (_, max_tx) = port.max_queues().map_err(|e| e.to_string())?;
             // One tx queue per worker, and one for the control thread if there is room.
-            let control_tx_queue = (max_tx > p.queues).then_some(p.queues);
+            let own_queue = (max_tx > p.queues).then_some(p.queues);
             let port_config = PortConfig {
                 rx_queues: p.queues,
-                tx_queues: p.queues + u16::from(control_tx_queue.is_some()),
+                tx_queues: p.queues + u16::from(own_queue.is_some()),
                 rx_ring_size: p.rx_ring_size,
                 tx_ring_size: p.tx_ring_size,
                 promiscuous: p.promiscuous,
@@ -111,40 +121,38 @@ impl Appliance {
                 }
                 None => port.mac_addr().map_err(|e| e.to_string())?,
             };
-            match control_tx_queue {
-                Some(q) => log::info!(
-                    "port {} ({}) up: MAC {mac}, {} rx queue(s), control tx queue {q}",
-                    p.name,
-                    p.device,
-                    p.queues
+            let (control_tx, inject) = match own_queue {
+                Some(queue) => (
+                    ControlTx::OwnQueue {
+                        port: port.id(),
+                        queue,
+                    },
+                    None,
                 ),
-                None => log::info!(
-                    "port {} ({}) up: MAC {mac}, {} rx queue(s), no spare tx queue for control",
-                    p.name,
-                    p.device,
-                    p.queues
-                ),
-            }
+                None => {
+                    let inject = Arc::new(ArrayQueue::new(INJECT_QUEUE));
+                    (ControlTx::ViaWorker(Arc::clone(&inject)), Some(inject))
+                }
+            };
+            log::info!(
+                "port {} ({}) up: MAC {mac}, {} rx queue(s); control sends on {}",
+                p.name,
+                p.device,
+                p.queues,
+                control_tx.describe()
+            );
+            injects.push(inject);
             ports.push(RunningPort {
                 name: p.name.clone(),
                 port,
                 mac,
-                control_tx_queue,
+                control_tx,
             });
         }
 
-        let spec = snapshot_spec(config);
-        for s in &spec.services {
-            for t in s.targets.iter().filter(|t| t.mac.is_none()) {
-                log::warn!(
-                    "target {} of {}:{}: no static MAC and ARP resolution is not implemented yet: it gets no traffic",
-                    t.addr,
-                    s.vip,
-                    s.port
-                );
-            }
-        }
-        let snapshot = Snapshot::build(&spec, None)
+        let mut neighbors = Neighbors::new(ArpTiming::from(&config.arp));
+        neighbors.track(tracked_targets(config), Instant::now());
+        let snapshot = Snapshot::build(&snapshot_spec(config, &neighbors), None)
             .map_err(|e| format!("building the forwarding tables: {e}"))?;
         let (publisher, readers) = rcu::cell(Arc::new(snapshot), config.worker_count());
 
@@ -158,7 +166,8 @@ impl Appliance {
             1024,
             Duration::from_micros(u64::from(config.dataplane.idle_sleep_max_us)),
         );
-        for (p, running) in config.ports.iter().zip(&ports) {
+        for ((p, running), inject) in config.ports.iter().zip(&ports).zip(injects) {
+            let mut inject = inject;
             for queue in 0..p.queues {
                 let (Some(&lcore), Some(reader)) = (lcores.next(), readers.next()) else {
                     return Err("internal: fewer lcores or readers than queues".to_owned());
@@ -180,6 +189,11 @@ impl Appliance {
                     Arc::clone(&punt),
                     idle.clone(),
                 );
+                // The port's first worker sends the control thread's frames if it has
+                // no queue of its own.
+                if let Some(queue) = inject.take() {
+                    worker = worker.with_injection(queue);
+                }
                 let flag = Arc::clone(&worker_stop);
                 let handle = launch(lcore, move || {
                     worker.run(&flag);
@@ -201,30 +215,111 @@ impl Appliance {
             publisher,
             punt,
             worker_stop,
+            neighbors,
             ports,
             pool,
         })
     }
 
+    /// Builds an ARP frame and sends it on every port.
+    fn send_arp(&self, what: &str, build: impl Fn(MacAddr) -> Vec<u8>) {
+        for p in &self.ports {
+            let sent = self
+                .pool
+                .alloc_with(&craft::padded(build(p.mac)))
+                .map(|m| p.control_tx.send(m))
+                .unwrap_or(false);
+            if !sent {
+                log::warn!("port {}: could not send {what}", p.name);
+            }
+        }
+    }
+
+    /// Gratuitous ARP (announcements) for the real address and every VIP.
+    fn announce(&self, config: &Config) {
+        let mut addrs = vec![config.appliance.address];
+        addrs.extend(config.services.iter().map(|s| s.vip));
+        addrs.sort();
+        addrs.dedup();
+        for addr in addrs {
+            self.send_arp("a gratuitous ARP", |mac| {
+                craft::arp_frame(
+                    MacAddr::BROADCAST,
+                    ArpOperation::Request,
+                    (mac, addr),
+                    (MacAddr::ZERO, addr),
+                )
+            });
+        }
+    }
+
+    fn resolve(&self, config: &Config, target: Ipv4Addr) {
+        let real = config.appliance.address;
+        self.send_arp("an ARP request", |mac| {
+            craft::arp_frame(
+                MacAddr::BROADCAST,
+                ArpOperation::Request,
+                (mac, real),
+                (MacAddr::ZERO, target),
+            )
+        });
+    }
+
+    /// Rebuilds the forwarding tables from the config and what is known now.
+    fn republish(&mut self, config: &Config) {
+        let current = self.publisher.current();
+        match Snapshot::build(&snapshot_spec(config, &self.neighbors), Some(&current)) {
+            Ok(next) => {
+                drop(current);
+                if self.publisher.publish(Arc::new(next), PUBLISH_PATIENCE) {
+                    log::debug!("forwarding tables republished");
+                }
+            }
+            Err(e) => {
+                log::error!("cannot rebuild the forwarding tables, keeping the current ones: {e}")
+            }
+        }
+    }
+
     /// The control loop, until Ctrl-C / SIGTERM; then a clean stop.
-    fn serve(mut self, stop: &AtomicBool, stats_interval: Duration) -> ExitCode {
+    fn serve(mut self, config: &Config, stop: &AtomicBool, stats_interval: Duration) -> ExitCode {
         log::info!(
             "dsrlb running: {} service(s); Ctrl-C or SIGTERM stops",
-            self.publisher.current().services().len()
+            config.services.len()
         );
+        let garp_interval = Duration::from_secs(u64::from(config.arp.garp_interval_secs));
+        let mut next_garp = Instant::now();
         let mut last_report = Instant::now();
-        let mut punted_arp = 0u64;
+        let mut punted = 0u64;
         while !stop.load(Ordering::SeqCst) {
+            let now = Instant::now();
+            let mut changed = false;
             while let Some(frame) = self.punt.pop() {
-                // ARP replies: MAC resolution consumes them (not implemented yet).
-                punted_arp += 1;
-                log::debug!("punted frame of {} bytes", frame.data().len());
+                punted += 1;
+                if let Some((ArpOperation::Reply, addr, mac)) = arp_sender(frame.data()) {
+                    if self.neighbors.heard(addr, mac, now) {
+                        log::info!("target {addr} is at {mac} (learned by ARP)");
+                        changed = true;
+                    }
+                }
+            }
+            let (due, forgot) = self.neighbors.due_requests(now);
+            changed |= forgot;
+            for target in due {
+                self.resolve(config, target);
+            }
+            if changed {
+                self.republish(config);
+            }
+            if now >= next_garp {
+                self.announce(config);
+                next_garp = now + garp_interval;
             }
             if !stats_interval.is_zero() && last_report.elapsed() >= stats_interval {
                 log::info!("{}", report::summary_line(&self.workers));
                 last_report = Instant::now();
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(TICK);
         }
         log::info!("stopping: waiting for workers to finish their burst");
         self.worker_stop.store(true, Ordering::SeqCst);
@@ -243,7 +338,7 @@ impl Appliance {
             .collect();
         print!(
             "{}",
-            report::final_report(&self.workers, &port_stats, punted_arp)
+            report::final_report(&self.workers, &port_stats, punted)
         );
         for p in self.ports.iter_mut() {
             if let Err(e) = p.port.stop() {

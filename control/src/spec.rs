@@ -1,15 +1,16 @@
 //! From the config (and what the control thread knows of each target) to the
 //! snapshot the workers read.
 
+use crate::neighbors::Neighbors;
 use config::{Config, Protocol};
 use dataplane::flow::FlowTableConfig;
 use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
 use dataplane::wire::{IpProtocol, MacAddr};
 
-/// The snapshot spec for `config`. Targets use their static MAC; health checking and
-/// ARP resolution do not exist yet, so every target counts as healthy and one
-/// without a static MAC gets no traffic.
-pub fn snapshot_spec(config: &Config) -> SnapshotSpec {
+/// The snapshot spec for `config`, with each target's MAC as `neighbors` knows it
+/// (static or resolved; a target without one gets no traffic). Health checking does
+/// not exist yet: every target counts as healthy.
+pub fn snapshot_spec(config: &Config, neighbors: &Neighbors) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: config.appliance.address,
         seed: config.maglev.seed,
@@ -29,7 +30,7 @@ pub fn snapshot_spec(config: &Config) -> SnapshotSpec {
                     .iter()
                     .map(|t| TargetSpec {
                         addr: t.address,
-                        mac: t.mac.map(|m| MacAddr(m.0)),
+                        mac: neighbors.mac(t.address),
                         weight: t.weight,
                         healthy: true,
                     })
@@ -37,6 +38,19 @@ pub fn snapshot_spec(config: &Config) -> SnapshotSpec {
             })
             .collect(),
     }
+}
+
+/// Every target address with its static MAC, if any, for `Neighbors::track`.
+pub fn tracked_targets(config: &Config) -> Vec<(std::net::Ipv4Addr, Option<MacAddr>)> {
+    config
+        .services
+        .iter()
+        .flat_map(|s| {
+            s.targets
+                .iter()
+                .map(|t| (t.address, t.mac.map(|m| MacAddr(m.0))))
+        })
+        .collect()
 }
 
 pub fn flow_table_config(config: &Config) -> FlowTableConfig {
@@ -73,7 +87,9 @@ protocol = "udp"
 targets = [{ address = "10.99.0.11", mac = "02:00:00:00:00:0b", weight = 7 }, { address = "10.99.0.12" }]
 "#;
         let config = Config::from_toml(text, "t").unwrap();
-        let spec = snapshot_spec(&config);
+        let mut neighbors = Neighbors::new((&config.arp).into());
+        neighbors.track(tracked_targets(&config), std::time::Instant::now());
+        let spec = snapshot_spec(&config, &neighbors);
         assert_eq!(spec.real_addr, Ipv4Addr::new(10, 99, 0, 2));
         assert_eq!(spec.services[0].proto, IpProtocol::Udp);
         assert_eq!(

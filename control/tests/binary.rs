@@ -219,8 +219,32 @@ fn run_forwards_on_a_pcap_vdev_and_stops_cleanly_on_sigint_and_sigterm() {
             "runtime dir left behind"
         );
 
-        let sent =
+        let recorded =
             dataplane::pcap::read(std::fs::File::open(dir.join("out.pcap")).unwrap()).unwrap();
+        // dsrlb's own announcements (sent through the worker: a pcap port has no spare
+        // tx queue) are interleaved with the forwarded frames; take them apart.
+        let (announcements, sent): (Vec<Vec<u8>>, Vec<Vec<u8>>) = recorded
+            .into_iter()
+            .partition(|f| f[0..6] == MacAddr::BROADCAST.0 && f[12..14] == [0x08, 0x06]);
+        let mut announced: Vec<Ipv4Addr> = announcements
+            .iter()
+            .map(|f| {
+                let (op, addr, mac) = dataplane::forward::arp_sender(f).unwrap();
+                assert_eq!((op, mac), (ArpOperation::Request, PORT_MAC));
+                assert_eq!(
+                    &f[38..42],
+                    &addr.octets(),
+                    "gratuitous: target address = sender address"
+                );
+                addr
+            })
+            .collect();
+        announced.dedup();
+        assert_eq!(
+            announced,
+            [Ipv4Addr::new(10, 99, 0, 2), vip],
+            "announces the real address and the VIP at start"
+        );
         assert_eq!(sent.len(), 402, "401 forwarded + 1 ARP reply");
         let mut per_target = [0usize; 2];
         for (i, f) in sent.iter().take(400).enumerate() {

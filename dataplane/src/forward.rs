@@ -142,19 +142,7 @@ fn decide_inner(
     flows: &mut FlowTable,
     now_ms: u64,
 ) -> Result<Verdict, DropReason> {
-    let eth = EthernetFrame::new_checked(&*frame).map_err(|_| DropReason::Truncated)?;
-    let dst_mac = eth.dst_addr();
-    let (ethertype, l3_offset) = match eth.ethertype() {
-        EtherType::Vlan => {
-            let tag = VlanHeader::new_checked(eth.payload()).map_err(|_| DropReason::Truncated)?;
-            match tag.ethertype() {
-                EtherType::Vlan | EtherType::QinQ => return Err(DropReason::StackedVlan),
-                inner => (inner, ethernet::HEADER_LEN + vlan::HEADER_LEN),
-            }
-        }
-        EtherType::QinQ => return Err(DropReason::StackedVlan),
-        other => (other, ethernet::HEADER_LEN),
-    };
+    let (ethertype, l3_offset, dst_mac) = l2_header(frame)?;
     match ethertype {
         EtherType::Ipv4 => {
             if dst_mac != port_mac {
@@ -171,6 +159,38 @@ fn decide_inner(
         EtherType::Ipv6 => Err(DropReason::Ipv6),
         _ => Err(DropReason::UnknownEthertype),
     }
+}
+
+/// The EtherType after at most one 802.1Q tag, where the L3 header starts, and the
+/// destination MAC.
+pub fn l2_header(frame: &[u8]) -> Result<(EtherType, usize, MacAddr), DropReason> {
+    let eth = EthernetFrame::new_checked(frame).map_err(|_| DropReason::Truncated)?;
+    let dst_mac = eth.dst_addr();
+    match eth.ethertype() {
+        EtherType::Vlan => {
+            let tag = VlanHeader::new_checked(eth.payload()).map_err(|_| DropReason::Truncated)?;
+            match tag.ethertype() {
+                EtherType::Vlan | EtherType::QinQ => Err(DropReason::StackedVlan),
+                inner => Ok((inner, ethernet::HEADER_LEN + vlan::HEADER_LEN, dst_mac)),
+            }
+        }
+        EtherType::QinQ => Err(DropReason::StackedVlan),
+        other => Ok((other, ethernet::HEADER_LEN, dst_mac)),
+    }
+}
+
+/// Sender of an ARP frame (for the control thread's neighbour learning).
+pub fn arp_sender(frame: &[u8]) -> Option<(ArpOperation, Ipv4Addr, MacAddr)> {
+    let (ethertype, l3_offset, _) = l2_header(frame).ok()?;
+    if ethertype != EtherType::Arp {
+        return None;
+    }
+    let arp = ArpPacket::new_checked(frame.get(l3_offset..)?).ok()?;
+    Some((
+        arp.operation(),
+        arp.sender_protocol_addr(),
+        arp.sender_hardware_addr(),
+    ))
 }
 
 fn decide_ipv4(

@@ -3,6 +3,7 @@
 //! `worker` is the poll loop that joins the two.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod control_tx;
 pub mod craft;
 pub mod dpdk;
 pub mod flow;

@@ -30,6 +30,8 @@ pub struct WorkerStats {
     pub punted: AtomicU64,
     /// Punts dropped because the control thread's queue was full.
     pub punt_overflow: AtomicU64,
+    /// Frames sent for the control thread (ARP), counted in tx_packets too.
+    pub injected: AtomicU64,
     pub tx_packets: AtomicU64,
     /// Frames the driver did not take (tx ring full), freed.
     pub tx_dropped: AtomicU64,
@@ -53,6 +55,7 @@ pub struct WorkerCounters {
     pub replied: u64,
     pub punted: u64,
     pub punt_overflow: u64,
+    pub injected: u64,
     pub tx_packets: u64,
     pub tx_dropped: u64,
     pub drops: [u64; DropReason::COUNT],
@@ -94,6 +97,7 @@ impl WorkerStats {
             replied: r(&self.replied),
             punted: r(&self.punted),
             punt_overflow: r(&self.punt_overflow),
+            injected: r(&self.injected),
             tx_packets: r(&self.tx_packets),
             tx_dropped: r(&self.tx_dropped),
             drops,
@@ -119,6 +123,29 @@ struct BurstCounts {
     replied: u64,
     punted: u64,
     punt_overflow: u64,
+}
+
+/// Sends up to a burst of the control thread's frames (empty queue: two loads).
+#[inline(always)]
+fn send_injected(inject: &ArrayQueue<Mbuf>, queues: &WorkerQueues, stats: &WorkerStats) {
+    if inject.is_empty() {
+        return;
+    }
+    let mut burst = MbufBurst::new();
+    while !burst.is_full() {
+        match inject.pop() {
+            Some(mbuf) => {
+                let _ = burst.push(mbuf);
+            }
+            None => break,
+        }
+    }
+    let queued = burst.len() as u64;
+    let sent = burst.tx(queues.port, queues.tx_queue) as u64;
+    burst.free_all();
+    add(&stats.injected, sent);
+    add(&stats.tx_packets, sent);
+    add(&stats.tx_dropped, queued - sent);
 }
 
 /// Sleeps only after `spin_polls` empty polls in a row, doubling up to `max_sleep`.
@@ -179,6 +206,9 @@ pub struct Worker {
     snapshot: Reader<Snapshot>,
     stats: Arc<WorkerStats>,
     punt: Arc<ArrayQueue<Mbuf>>,
+    /// Frames the control thread asks this worker to send, on ports where the
+    /// control thread has no tx queue of its own (see `ControlTx`).
+    inject: Option<Arc<ArrayQueue<Mbuf>>>,
     clock: Clock,
     idle: IdleBackoff,
 }
@@ -201,9 +231,16 @@ impl Worker {
             snapshot,
             stats,
             punt,
+            inject: None,
             clock: Clock::new(),
             idle,
         }
+    }
+
+    /// Makes this worker also send what the control thread queues on `inject`.
+    pub fn with_injection(mut self, inject: Arc<ArrayQueue<Mbuf>>) -> Self {
+        self.inject = Some(inject);
+        self
     }
 
     pub fn stats(&self) -> &Arc<WorkerStats> {
@@ -233,9 +270,13 @@ impl Worker {
             snapshot,
             stats,
             punt,
+            inject,
             clock,
             ..
         } = self;
+        if let Some(inject) = inject {
+            send_injected(inject, queues, stats);
+        }
         let mut rx = MbufBurst::new();
         let received = rx.rx(queues.port, queues.rx_queue);
         // Reading (and dropping) the guard is this worker's quiescent state, idle or not.

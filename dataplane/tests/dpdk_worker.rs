@@ -533,3 +533,81 @@ fn a_partly_consumed_burst_frees_the_rest() {
     drop(burst);
     assert_eq!(pool.in_use(), 0, "a dropped burst frees what it holds");
 }
+
+#[test]
+fn control_frames_go_out_on_the_controls_own_queue_or_through_the_worker() {
+    use dataplane::control_tx::ControlTx;
+    let _dpdk = dpdk();
+    let pool = Mempool::new(&unique("pool"), 1023, 0, 2176, -1).unwrap();
+    let input = MbufRing::new(&unique("in"), 64).unwrap();
+    let worker_out = MbufRing::new(&unique("out"), 64).unwrap();
+    let control_out = MbufRing::new(&unique("ctl"), 64).unwrap();
+    let mut port =
+        Port::from_rings(&unique("net_ctl"), &[&input], &[&worker_out, &control_out]).unwrap();
+    assert_eq!(port.max_queues().unwrap(), (1, 2));
+    port.configure_and_start(
+        &PortConfig {
+            tx_queues: 2,
+            ..PortConfig::default()
+        },
+        &pool,
+    )
+    .unwrap();
+    let garp = arp_frame(
+        MacAddr::BROADCAST,
+        ArpOperation::Request,
+        (CLIENT_MAC, REAL),
+        (MacAddr::ZERO, REAL),
+    );
+
+    let own = ControlTx::OwnQueue {
+        port: port.id(),
+        queue: 1,
+    };
+    assert!(own.send(pool.alloc_with(&garp).unwrap()));
+    assert_eq!(control_out.dequeue().unwrap().data(), &garp[..]);
+    assert_eq!(worker_out.count(), 0);
+
+    let inject = Arc::new(ArrayQueue::new(4));
+    let via = ControlTx::ViaWorker(Arc::clone(&inject));
+    let snapshot = Arc::new(Snapshot::build(&spec(&[11], &[]), None).unwrap());
+    let (_publisher, mut readers) = rcu::cell(snapshot, 1);
+    let stats = Arc::new(WorkerStats::default());
+    let mut worker = Worker::new(
+        WorkerQueues {
+            port: port.id(),
+            rx_queue: 0,
+            tx_queue: 0,
+            port_mac: CLIENT_MAC,
+        },
+        FlowTable::new(FlowTableConfig {
+            capacity: 64,
+            ..FlowTableConfig::default()
+        }),
+        readers.remove(0),
+        Arc::clone(&stats),
+        Arc::new(ArrayQueue::new(4)),
+        IdleBackoff::default(),
+    )
+    .with_injection(inject);
+    for _ in 0..4 {
+        assert!(via.send(pool.alloc_with(&garp).unwrap()));
+    }
+    assert!(
+        !via.send(pool.alloc_with(&garp).unwrap()),
+        "a full queue refuses (and frees) the frame"
+    );
+    assert_eq!(
+        worker.poll_once(),
+        0,
+        "nothing received, but the idle poll sends the control frames"
+    );
+    assert_eq!(worker_out.count(), 4);
+    assert_eq!(stats.read().injected, 4);
+    drop(worker);
+    drop(port);
+    drop(input);
+    drop(worker_out);
+    drop(control_out);
+    assert_eq!(pool.in_use(), 0);
+}
