@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Lab client: N requests to the VIP, each from its own source port, and a tally of
+which target answered. Prints JSON: {"answers": {"t1": n, ...}, "failed": n}.
+
+  lab-client.py http --vip 10.99.0.100 --count 200
+  lab-client.py udp  --vip 10.99.0.100 --port 5353 --count 200
+"""
+import argparse
+import json
+import random
+import socket
+import sys
+import time
+
+
+def http_get(src, vip, port, sport, timeout):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.settimeout(timeout)
+    try:
+        s.bind((src, sport))
+        s.connect((vip, port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n" % vip.encode())
+        data = b""
+        while True:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            return None
+        return body.decode().strip()
+    finally:
+        s.close()
+
+
+def udp_ask(src, vip, port, sport, timeout, tries=3):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.bind((src, sport))
+        s.connect((vip, port))
+        for _ in range(tries):
+            s.send(b"who")
+            try:
+                return s.recv(2048).decode().strip()
+            except socket.timeout:
+                continue
+        return None
+    finally:
+        s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["http", "udp"])
+    ap.add_argument("--vip", default="10.99.0.100")
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--src", default="10.99.0.1")
+    ap.add_argument("--count", type=int, default=200)
+    ap.add_argument("--timeout", type=float, default=3.0)
+    args = ap.parse_args()
+    port = args.port or (80 if args.mode == "http" else 5353)
+    base = random.randrange(20000, 60000 - args.count)
+    answers, failed, errors = {}, 0, []
+    deadline = time.monotonic() + 120
+    for i in range(args.count):
+        if time.monotonic() > deadline:
+            failed += args.count - i
+            errors.append("time budget of 120 s spent")
+            break
+        try:
+            ask = http_get if args.mode == "http" else udp_ask
+            who = ask(args.src, args.vip, port, base + i, args.timeout)
+        except OSError as e:
+            who, _ = None, errors.append(f"port {base + i}: {e}")
+        if who is None:
+            failed += 1
+        else:
+            answers[who] = answers.get(who, 0) + 1
+    json.dump({"answers": answers, "failed": failed, "errors": errors[:5]}, sys.stdout)
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The network-namespace lab: dsrlb's whole job on one machine, no NIC.
+#
+#   data segment 10.99.0.0/24 (Linux bridge br-data in namespace dsr-sw):
+#     dsr-client  eth0   10.99.0.1    02:99:00:00:00:01
+#     dsr-lb      data0  (no kernel address: dsrlb drives it through net_af_packet
+#                        and owns the real address 10.99.0.2)  02:99:00:00:00:02
+#     dsr-t1      eth0   10.99.0.11   02:99:00:00:00:0b   VIP 10.99.0.100/32 on lo
+#     dsr-t2      eth0   10.99.0.12   02:99:00:00:00:0c   VIP 10.99.0.100/32 on lo
+#   management segment 10.99.1.0/24 (bridge br-mgmt in dsr-sw), for health probes:
+#     dsr-lb 10.99.1.2, dsr-t1 10.99.1.11, dsr-t2 10.99.1.12   (all on mgmt0)
+#   targets run HTTP on :80 and a UDP echo on VIP:5353, each answering its name.
+#
+#   lab.sh up       build it (rebuilds from scratch if any part exists)
+#   lab.sh down     remove it (also a half-built one), killing what runs inside
+#   lab.sh status   what exists and whether the services answer
+set -euo pipefail
+
+HERE=$(cd "$(dirname "$0")" && pwd)
+NAMESPACES=(dsr-client dsr-lb dsr-t1 dsr-t2 dsr-sw)
+RUN=/run/dsrlb-lab
+VIP=10.99.0.100
+
+nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
+
+quiet_sysctl() { nsx "$1" sysctl -q -w "$2=$3" >/dev/null 2>&1 || true; }
+
+down() {
+  for ns in "${NAMESPACES[@]}"; do
+    if ip netns list | grep -qw "^$ns"; then
+      local pids
+      pids=$(ip netns pids "$ns" 2>/dev/null || true)
+      if [ -n "$pids" ]; then
+        kill $pids 2>/dev/null || true
+        for _ in 1 2 3 4 5 6 7 8 9 10; do
+          pids=$(ip netns pids "$ns" 2>/dev/null || true)
+          [ -z "$pids" ] && break
+          sleep 0.2
+        done
+        [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
+      fi
+      ip netns del "$ns" 2>/dev/null || true
+    fi
+  done
+  rm -rf "$RUN"
+}
+
+# veth between a bridge port in dsr-sw and an interface in namespace $ns.
+link() {
+  local ns=$1 ifname=$2 port=$3 bridge=$4 mac=$5
+  ip -n dsr-sw link add "$port" type veth peer name "$ifname" netns "$ns"
+  nsx "$ns" ip link set "$ifname" address "$mac"
+  ip -n dsr-sw link set "$port" master "$bridge" up
+  nsx "$ns" ip link set "$ifname" up
+}
+
+# Kernel-built frames are CHECKSUM_PARTIAL on veth; af_packet would hand them on
+# with a bad TCP checksum. Full checksums in software on the data segment.
+offloads_off() {
+  nsx "$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null 2>&1 || true
+}
+
+up() {
+  down
+  mkdir -p "$RUN"
+  for ns in "${NAMESPACES[@]}"; do
+    ip netns add "$ns"
+    nsx "$ns" ip link set lo up
+    quiet_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
+    quiet_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
+  done
+  # The balancer's kernel sees every frame dsrlb sees: it must not route them.
+  quiet_sysctl dsr-lb net.ipv4.ip_forward 0
+  quiet_sysctl dsr-sw net.bridge.bridge-nf-call-iptables 0
+  quiet_sysctl dsr-sw net.bridge.bridge-nf-call-arptables 0
+
+  for br in br-data br-mgmt; do
+    ip -n dsr-sw link add "$br" type bridge stp_state 0 mcast_snooping 0
+    ip -n dsr-sw link set "$br" up
+  done
+
+  link dsr-client eth0  d-client br-data 02:99:00:00:00:01
+  link dsr-lb     data0 d-lb     br-data 02:99:00:00:00:02
+  link dsr-t1     eth0  d-t1     br-data 02:99:00:00:00:0b
+  link dsr-t2     eth0  d-t2     br-data 02:99:00:00:00:0c
+  link dsr-lb     mgmt0 m-lb     br-mgmt 02:99:01:00:00:02
+  link dsr-t1     mgmt0 m-t1     br-mgmt 02:99:01:00:00:0b
+  link dsr-t2     mgmt0 m-t2     br-mgmt 02:99:01:00:00:0c
+
+  for pair in "dsr-client eth0 d-client" "dsr-lb data0 d-lb" "dsr-t1 eth0 d-t1" "dsr-t2 eth0 d-t2"; do
+    set -- $pair
+    offloads_off "$1" "$2"
+    offloads_off dsr-sw "$3"
+  done
+  # Static FDB: a target that only receives must not age out and get its frames flooded.
+  for entry in "02:99:00:00:00:01 d-client" "02:99:00:00:00:02 d-lb" "02:99:00:00:00:0b d-t1" "02:99:00:00:00:0c d-t2"; do
+    set -- $entry
+    bridge -n dsr-sw fdb replace "$1" dev "$2" master static
+  done
+
+  nsx dsr-client ip addr add 10.99.0.1/24 dev eth0
+  nsx dsr-lb ip addr add 10.99.1.2/24 dev mgmt0
+  local i=1
+  for t in t1 t2; do
+    local last=$((10 + i))
+    nsx "dsr-$t" ip addr add "10.99.0.$last/24" dev eth0
+    nsx "dsr-$t" ip addr add "10.99.1.$last/24" dev mgmt0
+    nsx "dsr-$t" "$HERE/target-setup.sh" "$VIP"
+    nsx "dsr-$t" setsid python3 "$HERE/lab-server.py" --name "$t" --http 0.0.0.0:80 --udp "$VIP:5353" \
+      > "$RUN/$t.log" 2>&1 < /dev/null &
+    echo $! > "$RUN/$t.pid"
+    i=$((i + 1))
+  done
+  for t in t1 t2; do
+    local addr=10.99.1.1${t#t}
+    for _ in $(seq 1 50); do
+      [ "$(nsx dsr-lb curl -s -m 1 "http://$addr/" 2>/dev/null)" = "$t" ] && break
+      sleep 0.1
+    done
+    [ "$(nsx dsr-lb curl -s -m 1 "http://$addr/" 2>/dev/null)" = "$t" ] \
+      || { echo "lab.sh: $t's HTTP server does not answer on $addr" >&2; cat "$RUN/$t.log" >&2; exit 1; }
+  done
+  echo "lab up: client 10.99.0.1, dsrlb's port data0 in dsr-lb (real address 10.99.0.2), targets t1 10.99.0.11 and t2 10.99.0.12, VIP $VIP"
+}
+
+status() {
+  local missing=0
+  for ns in "${NAMESPACES[@]}"; do
+    if ip netns list | grep -qw "^$ns"; then
+      printf '%-11s %s\n' "$ns" "$(nsx "$ns" ip -brief -4 addr show | grep -v '^lo ' | awk '{print $1" "$3}' | paste -sd' ' -)"
+    else
+      printf '%-11s missing\n' "$ns"; missing=1
+    fi
+  done
+  [ "$missing" = 0 ] || { echo "lab: down or half-built (lab.sh up rebuilds it)"; return 1; }
+  for t in t1 t2; do
+    local addr=10.99.1.1${t#t} answer
+    answer=$(nsx dsr-lb curl -s -m 1 "http://$addr/" 2>/dev/null || true)
+    printf '%s HTTP via management %s: %s\n' "$t" "$addr" "${answer:-no answer}"
+  done
+  local lb
+  lb=$(ip netns pids dsr-lb 2>/dev/null | xargs -r ps -o comm= -p 2>/dev/null | grep -c dsrlb || true)
+  echo "dsrlb processes in dsr-lb: $lb"
+}
+
+[ "$(id -u)" = 0 ] || { echo "lab.sh: run as root" >&2; exit 1; }
+case "${1:-}" in
+  up) up ;;
+  down) down; echo "lab down" ;;
+  status) status ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac
