@@ -1,40 +1,62 @@
 #!/usr/bin/env bash
-# dsrlb on DPDK vdevs, no NIC needed: replays a pcap of client traffic (1000 TCP flows
-# to a VIP, plus an ARP request, a ping, and junk) through net_pcap, records what dsrlb
-# sends, stops dsrlb with Ctrl-C and shows its counters and the rewritten frames.
+# dsrlb doing its whole job on one machine: builds, brings up the namespace lab
+# (scripts/lab.sh), runs dsrlb on the lab's af_packet veth, sends real HTTP and UDP
+# requests to the VIP from the client namespace, shows both targets answering, proves
+# the replies bypassed dsrlb, prints dsrlb's counters, and tears everything down
+# (also on Ctrl-C or failure). Needs root (Debian 12).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-DEMO=/tmp/dsrlb-demo   # the paths config/examples/demo.toml names
-pid=""
+DEMO=$(mktemp -d /tmp/dsrlb-demo.XXXXXX)
+pids=()
 cleanup() {
-  if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then kill -INT "$pid"; wait "$pid" || true; fi
+  for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  scripts/lab.sh down >/dev/null 2>&1 || true
+  rm -rf "$DEMO"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 scripts/setup.sh
-cargo build --release -p control -p bench
-rm -rf "$DEMO" && mkdir -p "$DEMO"
+cargo build --release -p control
+scripts/lab.sh up
 
-echo "== traffic: 1000 TCP flows x 20 packets to 10.99.0.100:80, and 5 other frames"
-target/release/dsrlb-traffic --out "$DEMO/in.pcap" --flows 1000 --packets 20000 --mix
-
-echo "== dsrlb run --config config/examples/demo.toml"
-target/release/dsrlb run --config config/examples/demo.toml --stats-interval 1 > "$DEMO/counters.txt" &
-pid=$!
-for _ in $(seq 1 50); do
-  sleep 0.2
-  if [ -s "$DEMO/out.pcap" ] && [ "$(stat -c %s "$DEMO/out.pcap")" -ge 1500000 ]; then break; fi
-done
+ip netns exec dsr-lb tcpdump -i data0 -U -n -w "$DEMO/lb.pcap" 2>/dev/null & pids+=($!)
+ip netns exec dsr-client tcpdump -i eth0 -U -n -w "$DEMO/client.pcap" 2>/dev/null & pids+=($!)
 sleep 1
-kill -INT "$pid"
-wait "$pid"
-pid=""
-cat "$DEMO/counters.txt"
 
-echo "== first frames dsrlb sent (tcpdump -e): destination MAC rewritten to a target"
-tcpdump -nn -e -r "$DEMO/out.pcap" 2>/dev/null | head -6
-echo "== frames per destination MAC"
-tcpdump -nn -e -r "$DEMO/out.pcap" 2>/dev/null | awk '{print $4}' | sort | uniq -c
-echo "(02:00:00:00:00:0b is target 10.99.0.11, 02:00:00:00:00:0c is 10.99.0.12, 02:cc:00:00:00:01 the client: ARP and echo replies)"
+echo "== ip netns exec dsr-lb target/release/dsrlb run --config config/examples/lab.toml"
+ip netns exec dsr-lb target/release/dsrlb run --config config/examples/lab.toml --stats-interval 0 \
+  > "$DEMO/counters.txt" 2> "$DEMO/dsrlb.log" &
+dsrlb=$!
+for _ in $(seq 1 50); do
+  [ "$(grep -c 'learned by ARP' "$DEMO/dsrlb.log" || true)" -ge 2 ] && break
+  kill -0 "$dsrlb" 2>/dev/null || { cat "$DEMO/dsrlb.log"; exit 1; }
+  sleep 0.2
+done
+grep -E 'port data|learned by ARP' "$DEMO/dsrlb.log" | sed 's/^\[[^]]*\] /  /'
+
+echo "== curl http://10.99.0.100/ from dsr-client, six times"
+for _ in 1 2 3 4 5 6; do
+  printf '  %s\n' "$(ip netns exec dsr-client curl -s -m 3 http://10.99.0.100/)"
+done
+echo "== 200 HTTP requests, each from its own source port: who answered"
+printf '  %s\n' "$(ip netns exec dsr-client python3 scripts/lab-client.py http --count 200)"
+echo "== 200 UDP requests to 10.99.0.100:5353: who answered"
+printf '  %s\n' "$(ip netns exec dsr-client python3 scripts/lab-client.py udp --count 200)"
+echo "== the client's ARP entry for the VIP (dsrlb's port is 02:99:00:00:00:02)"
+printf '  %s\n' "$(ip netns exec dsr-client ip neigh show 10.99.0.100)"
+
+kill -INT "$dsrlb"; wait "$dsrlb"
+for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+pids=()
+
+echo "== replies bypassed dsrlb"
+echo "  frames from 10.99.0.100 to 10.99.0.1 that reached dsrlb's port: $(tcpdump -nn -r "$DEMO/lb.pcap" 'src host 10.99.0.100 and dst host 10.99.0.1' 2>/dev/null | wc -l)"
+echo "  replies the client got from 10.99.0.100, by sender MAC (t1 02:99:00:00:00:0b, t2 02:99:00:00:00:0c):"
+tcpdump -nn -e -r "$DEMO/client.pcap" 'src host 10.99.0.100 and (tcp or udp)' 2>/dev/null | awk '{print $2}' | sort | uniq -c | sed 's/^/  /'
+echo "== dsrlb's counters"
+cat "$DEMO/counters.txt"

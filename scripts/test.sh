@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs every dsrlb test on this machine, after installing what they need.
+# Runs every dsrlb test on this machine, after installing what they need (as root).
 #   unit tests over bytes (wire, Maglev, flow table, decide), DPDK in-process tests
-#   on real mbufs (ring and pcap vdevs), and the dsrlb binary end to end on net_pcap.
+#   on real mbufs (ring and pcap vdevs), the dsrlb binary end to end on net_pcap, and
+#   the namespace lab end to end (real curl and UDP through dsrlb on an af_packet veth).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -10,13 +11,18 @@ scripts/setup.sh
 
 # Test processes each start one in-process EAL that lives until the process exits;
 # EAL leaves an empty runtime directory per process: remove ours afterwards.
-cleanup() { rm -rf /var/run/dpdk/dsrlb-test-* 2>/dev/null || true; }
+cleanup() {
+  rm -rf /var/run/dpdk/dsrlb-test-* 2>/dev/null || true
+  scripts/lab.sh down >/dev/null 2>&1 || true
+}
 trap cleanup EXIT
 
 cargo build --workspace --all-targets
 log=$(mktemp)
 status=0
-cargo test --workspace 2>&1 | tee "$log" || status=$?
+# --include-ignored: the lab test is marked ignored for plain `cargo test` runs
+# without root; here it runs.
+cargo test --workspace -- --include-ignored 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "dsrlb tests: %d passed, %d failed\n", p, f }' "$log"

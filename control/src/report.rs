@@ -80,6 +80,7 @@ pub fn final_report(
             c.flows.live
         );
     }
+    let _ = writeln!(out, "{}", summary_line(workers));
     let t = total(workers);
     let reasons: Vec<String> = DropReason::ALL
         .iter()

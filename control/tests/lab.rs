@@ -1,0 +1,365 @@
+//! End to end in the namespace lab (scripts/lab.sh): real kernel TCP and UDP clients
+//! reach the VIP through dsrlb on an af_packet veth; targets answer directly.
+//! Needs root and the lab's tools: scripts/test.sh runs it (`--ignored`), and tears
+//! the lab down afterwards; the test itself also brings it down when it ends.
+#![allow(clippy::unwrap_used)]
+
+use dataplane::forward::{arp_sender, l2_header};
+use dataplane::wire::{ArpOperation, EtherType, IpProtocol, Ipv4Packet, MacAddr};
+use std::io::{BufRead, BufReader};
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const DSRLB: &str = env!("CARGO_BIN_EXE_dsrlb");
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
+const LB_MAC: MacAddr = MacAddr([0x02, 0x99, 0, 0, 0, 0x02]);
+const T1_MAC: MacAddr = MacAddr([0x02, 0x99, 0, 0, 0, 0x0b]);
+const T2_MAC: MacAddr = MacAddr([0x02, 0x99, 0, 0, 0, 0x0c]);
+const GARP_INTERVAL: Duration = Duration::from_secs(2); // config/examples/lab.toml
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn run(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn in_ns(ns: &str, args: &[&str]) -> Command {
+    let mut c = Command::new("ip");
+    c.args(["netns", "exec", ns]).args(args);
+    c
+}
+
+fn lab(verb: &str) {
+    run(Command::new(repo().join("scripts/lab.sh")).arg(verb));
+}
+
+/// Tears down whatever the test started, also when an assertion fails.
+struct Cleanup {
+    children: Vec<Child>,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for c in self.children.iter_mut() {
+            let _ = Command::new("kill")
+                .args(["-INT", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
+        let _ = Command::new(repo().join("scripts/lab.sh"))
+            .arg("down")
+            .status();
+    }
+}
+
+/// tcpdump writing every frame of `iface` in `ns` to a pcap file.
+fn capture(ns: &str, iface: &str, file: &Path) -> Child {
+    let mut child = in_ns(ns, &["tcpdump", "-i", iface, "-U", "-n", "-s", "256", "-w"])
+        .arg(file)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Ready once it says it is listening.
+    let mut line = String::new();
+    BufReader::new(child.stderr.as_mut().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(
+        line.contains("listening"),
+        "tcpdump on {ns}/{iface}: {line}"
+    );
+    child
+}
+
+fn stop(child: &mut Child) {
+    run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let status = child.wait().unwrap();
+    assert!(status.success() || status.code().is_none(), "{status:?}");
+}
+
+struct Frame {
+    at: f64,
+    bytes: Vec<u8>,
+}
+
+/// Reads a tcpdump pcap with its timestamps.
+fn frames(file: &Path) -> Vec<Frame> {
+    let bytes = std::fs::read(file).unwrap();
+    let stamps: Vec<f64> = {
+        let mut out = Vec::new();
+        let mut at = 24;
+        while at + 16 <= bytes.len() {
+            let u = |o: usize| u32::from_le_bytes(bytes[at + o..at + o + 4].try_into().unwrap());
+            out.push(f64::from(u(0)) + f64::from(u(4)) / 1e6);
+            at += 16 + u(8) as usize;
+        }
+        out
+    };
+    let frames = dataplane::pcap::read(&bytes[..]).unwrap();
+    stamps
+        .into_iter()
+        .zip(frames)
+        .map(|(at, bytes)| Frame { at, bytes })
+        .collect()
+}
+
+/// (src, dst, protocol) of an IPv4 frame.
+fn ipv4_of(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, IpProtocol)> {
+    let (ethertype, l3, _) = l2_header(frame).ok()?;
+    if ethertype != EtherType::Ipv4 {
+        return None;
+    }
+    let ip = Ipv4Packet::new_checked(&frame[l3..]).ok()?;
+    Some((ip.src_addr(), ip.dst_addr(), ip.protocol()))
+}
+
+fn src_mac(frame: &[u8]) -> MacAddr {
+    MacAddr::from_bytes(&frame[6..12])
+}
+
+#[derive(Debug)]
+struct Tally {
+    t1: u32,
+    t2: u32,
+    failed: u32,
+    raw: String,
+}
+
+fn client(mode: &str, count: u32) -> Tally {
+    let script = repo().join("scripts/lab-client.py");
+    let out = run(&mut in_ns(
+        "dsr-client",
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            mode,
+            "--count",
+            &count.to_string(),
+        ],
+    ));
+    let field = |name: &str| -> u32 {
+        out.split(&format!("\"{name}\": "))
+            .nth(1)
+            .and_then(|r| r.split([',', '}']).next())
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Tally {
+        t1: field("t1"),
+        t2: field("t2"),
+        failed: field("failed"),
+        raw: out.trim().to_owned(),
+    }
+}
+
+fn counter(report: &str, name: &str) -> u64 {
+    let line = report
+        .lines()
+        .find(|l| l.contains(" forwarded ") && l.starts_with("rx "))
+        .unwrap_or_else(|| panic!("no totals line in:\n{report}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == name)
+        .unwrap_or_else(|| panic!("no {name} in {line}"));
+    words[at + 1].parse().unwrap()
+}
+
+#[test]
+#[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
+fn dsr_through_dsrlb_in_the_namespace_lab() {
+    lab("up");
+    let mut cleanup = Cleanup {
+        children: Vec::new(),
+    };
+    let dir = std::env::temp_dir().join(format!("dsrlb-lab-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (client_pcap, lb_pcap) = (dir.join("client.pcap"), dir.join("lb.pcap"));
+
+    // Nothing known on the client before dsrlb starts: it must learn the VIP by ARP.
+    run(&mut in_ns(
+        "dsr-client",
+        &["ip", "neigh", "flush", "dev", "eth0"],
+    ));
+    let mut client_cap = capture("dsr-client", "eth0", &client_pcap);
+    let mut lb_cap = capture("dsr-lb", "data0", &lb_pcap);
+
+    let config = repo().join("config/examples/lab.toml");
+    let mut dsrlb = in_ns(
+        "dsr-lb",
+        &[
+            DSRLB,
+            "run",
+            "--stats-interval",
+            "0",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    )
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = dsrlb.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let log_reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines_tx.send(line);
+        }
+        all
+    });
+    let started = Instant::now();
+    let mut learned = 0;
+    while learned < 2 {
+        match lines_rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) if line.contains("learned by ARP") => learned += 1,
+            _ => assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "dsrlb did not resolve both targets in 10 s"
+            ),
+        }
+    }
+
+    // 1. curl through the VIP answers.
+    let answer = run(&mut in_ns(
+        "dsr-client",
+        &["curl", "-s", "-m", "5", "http://10.99.0.100/"],
+    ));
+    assert!(
+        answer.trim() == "t1" || answer.trim() == "t2",
+        "curl answered {answer:?}"
+    );
+
+    // 2. and 3. 200 TCP and 200 UDP requests from distinct source ports: all answered,
+    // each target at least 30%.
+    for mode in ["http", "udp"] {
+        let tally = client(mode, 200);
+        assert_eq!(tally.failed, 0, "{mode}: {}", tally.raw);
+        assert_eq!(tally.t1 + tally.t2, 200, "{mode}: {}", tally.raw);
+        assert!(
+            tally.t1 >= 60 && tally.t2 >= 60,
+            "{mode}: uneven spread {}",
+            tally.raw
+        );
+    }
+
+    // 5. The client's neighbour entry for the VIP is dsrlb's MAC, learned by ARP.
+    let neigh = run(&mut in_ns(
+        "dsr-client",
+        &["ip", "neigh", "show", "10.99.0.100", "dev", "eth0"],
+    ));
+    assert!(
+        neigh.contains("lladdr 02:99:00:00:00:02") && !neigh.contains("PERMANENT"),
+        "{neigh}"
+    );
+
+    // Stay up past one announcement period, so the capture holds a periodic GARP.
+    std::thread::sleep(GARP_INTERVAL + Duration::from_millis(500));
+    run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
+    let status = dsrlb.wait().unwrap();
+    let report = std::io::read_to_string(dsrlb.stdout.take().unwrap()).unwrap();
+    let log = log_reader.join().unwrap();
+    assert!(status.success(), "dsrlb exit {status:?}\n{log}\n{report}");
+    stop(&mut client_cap);
+    stop(&mut lb_cap);
+
+    let client_frames = frames(&client_pcap);
+    let lb_frames = frames(&lb_pcap);
+
+    // 4. Replies bypassed dsrlb: dsrlb's port saw no frame from the VIP to the client,
+    // and the client got its replies straight from the targets' MACs.
+    let at_lb_from_vip = lb_frames
+        .iter()
+        .filter(|f| matches!(ipv4_of(&f.bytes), Some((s, d, _)) if s == VIP && d == CLIENT))
+        .count();
+    assert_eq!(
+        at_lb_from_vip, 0,
+        "frames from the VIP to the client reached dsrlb's port"
+    );
+    let replies: Vec<MacAddr> = client_frames
+        .iter()
+        .filter(|f| matches!(ipv4_of(&f.bytes), Some((s, d, p)) if s == VIP && d == CLIENT && p != IpProtocol::Icmp))
+        .map(|f| src_mac(&f.bytes))
+        .collect();
+    assert!(replies.len() >= 400, "client saw {} replies", replies.len());
+    assert!(
+        replies.iter().all(|m| *m == T1_MAC || *m == T2_MAC),
+        "a reply came from a MAC other than a target's"
+    );
+    assert!(replies.contains(&T1_MAC) && replies.contains(&T2_MAC));
+
+    // 6. A gratuitous ARP for the real address is seen on the segment every
+    // garp_interval (with half a second of slack for the control loop's tick).
+    let garps: Vec<f64> = client_frames
+        .iter()
+        .filter(|f| {
+            matches!(arp_sender(&f.bytes), Some((ArpOperation::Request, s, m)) if s == REAL && m == LB_MAC)
+                && f.bytes.get(38..42) == Some(&REAL.octets()[..])
+        })
+        .map(|f| f.at)
+        .collect();
+    assert!(
+        garps.len() >= 2,
+        "gratuitous ARPs for 10.99.0.2 seen: {}",
+        garps.len()
+    );
+    for pair in garps.windows(2) {
+        assert!(
+            pair[1] - pair[0] <= GARP_INTERVAL.as_secs_f64() + 0.5,
+            "announcements {:.2} s apart",
+            pair[1] - pair[0]
+        );
+    }
+
+    // 7. dsrlb's counters agree with what the client sent: every TCP/UDP frame the
+    // client sent to the VIP was forwarded once; its ARP requests and nothing else
+    // were answered.
+    let sent_to_vip = client_frames
+        .iter()
+        .filter(|f| src_mac(&f.bytes) != LB_MAC)
+        .filter(|f| matches!(ipv4_of(&f.bytes), Some((s, d, p)) if s == CLIENT && d == VIP && (p == IpProtocol::Tcp || p == IpProtocol::Udp)))
+        .count() as u64;
+    let forwarded = counter(&report, "forwarded");
+    assert_eq!(
+        forwarded, sent_to_vip,
+        "dsrlb forwarded {forwarded}, the client sent {sent_to_vip}\n{report}"
+    );
+    let client_arp_requests_for_vip = client_frames
+        .iter()
+        .filter(|f| {
+            matches!(arp_sender(&f.bytes), Some((ArpOperation::Request, s, _)) if s == CLIENT)
+                && f.bytes.get(38..42) == Some(&VIP.octets()[..])
+        })
+        .count() as u64;
+    assert_eq!(
+        counter(&report, "replied"),
+        client_arp_requests_for_vip,
+        "{report}"
+    );
+    assert_eq!(counter(&report, "tx_dropped"), 0, "{report}");
+
+    drop(cleanup.children.drain(..));
+    std::fs::remove_dir_all(&dir).ok();
+}
