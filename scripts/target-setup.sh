@@ -35,8 +35,10 @@ done
 [ "${#vips[@]}" -gt 0 ] || usage
 [ "$(id -u)" = 0 ] || { echo "target-setup.sh: run as root" >&2; exit 1; }
 
-SYSCTL_FILE=/etc/sysctl.d/90-dsrlb-dsr.conf
-UNIT_FILE=/etc/systemd/system/dsrlb-vip.service
+# DSRLB_TARGET_ROOT prefixes the files --persist writes (tests write into a temp dir).
+ROOT=${DSRLB_TARGET_ROOT:-}
+SYSCTL_FILE=$ROOT/etc/sysctl.d/90-dsrlb-dsr.conf
+UNIT_FILE=$ROOT/etc/systemd/system/dsrlb-vip.service
 
 set_sysctl() { sysctl -q -w "$1=$2" >/dev/null; }
 
@@ -78,7 +80,7 @@ ${adds}
 [Install]
 WantedBy=multi-user.target
 UNIT
-  if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  if [ -z "$ROOT" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
     systemctl daemon-reload && systemctl enable dsrlb-vip.service >/dev/null
   fi
 }
@@ -93,7 +95,7 @@ undo() {
     set_sysctl net.ipv4.conf.all.arp_announce 0
   fi
   if [ -f "$UNIT_FILE" ]; then
-    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+    if [ -z "$ROOT" ] && command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
       systemctl disable dsrlb-vip.service >/dev/null 2>&1 || true
     fi
     rm -f "$UNIT_FILE"

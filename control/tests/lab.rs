@@ -183,9 +183,17 @@ fn counter(report: &str, name: &str) -> u64 {
     words[at + 1].parse().unwrap()
 }
 
+/// The lab's namespaces are shared: one lab test at a time.
+static LAB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lab_lock() -> std::sync::MutexGuard<'static, ()> {
+    LAB.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[test]
 #[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
 fn dsr_through_dsrlb_in_the_namespace_lab() {
+    let _lab = lab_lock();
     lab("up");
     let mut cleanup = Cleanup {
         children: Vec::new(),
@@ -362,4 +370,102 @@ fn dsr_through_dsrlb_in_the_namespace_lab() {
 
     drop(cleanup.children.drain(..));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+fn netns_list() -> String {
+    run(Command::new("ip").args(["netns", "list"]))
+}
+
+#[test]
+#[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
+fn lab_up_twice_and_down_after_a_half_built_lab() {
+    let _lab = lab_lock();
+    let _cleanup = Cleanup {
+        children: Vec::new(),
+    };
+    lab("up");
+    lab("up");
+    let status = run(Command::new(repo().join("scripts/lab.sh")).arg("status"));
+    assert!(
+        status.contains("t1 HTTP via management 10.99.1.11: t1"),
+        "{status}"
+    );
+    assert!(
+        status.contains("t2 HTTP via management 10.99.1.12: t2"),
+        "{status}"
+    );
+    // Half-built: the targets' namespaces gone, the rest still there.
+    run(Command::new("ip").args(["netns", "del", "dsr-t1"]));
+    run(Command::new("ip").args(["netns", "del", "dsr-t2"]));
+    let half = Command::new(repo().join("scripts/lab.sh"))
+        .arg("status")
+        .output()
+        .unwrap();
+    assert!(!half.status.success(), "status of a half-built lab fails");
+    lab("down");
+    assert!(!netns_list().contains("dsr-"), "left: {}", netns_list());
+    lab("down");
+}
+
+#[test]
+#[ignore = "needs root: scripts/test.sh runs it"]
+fn target_setup_applies_persists_and_undoes_in_a_namespace() {
+    const NS: &str = "dsrts-target";
+    let _ = Command::new("ip").args(["netns", "del", NS]).status();
+    run(Command::new("ip").args(["netns", "add", NS]));
+    struct DropNs;
+    impl Drop for DropNs {
+        fn drop(&mut self) {
+            let _ = Command::new("ip").args(["netns", "del", NS]).status();
+        }
+    }
+    let _ns = DropNs;
+    let root = std::env::temp_dir().join(format!("dsrlb-target-root-{}", std::process::id()));
+    let script = repo().join("scripts/target-setup.sh");
+    let setup = |args: &[&str]| {
+        let mut c = in_ns(NS, &[script.to_str().unwrap()]);
+        c.args(args).env("DSRLB_TARGET_ROOT", &root);
+        run(&mut c)
+    };
+    let sysctl = |key: &str| {
+        run(&mut in_ns(NS, &["sysctl", "-n", key]))
+            .trim()
+            .to_owned()
+    };
+    let vips_on_lo = || {
+        run(&mut in_ns(NS, &["ip", "-4", "addr", "show", "dev", "lo"]))
+            .matches("192.0.2.100/32")
+            .count()
+    };
+
+    setup(&["192.0.2.100"]);
+    setup(&["192.0.2.100"]);
+    assert_eq!(vips_on_lo(), 1, "idempotent: the VIP once");
+    assert_eq!(sysctl("net.ipv4.conf.all.arp_ignore"), "1");
+    assert_eq!(sysctl("net.ipv4.conf.all.arp_announce"), "2");
+
+    setup(&["192.0.2.100", "--persist"]);
+    let conf = std::fs::read_to_string(root.join("etc/sysctl.d/90-dsrlb-dsr.conf")).unwrap();
+    assert!(
+        conf.contains("net.ipv4.conf.all.arp_ignore = 1")
+            && conf.contains("net.ipv4.conf.all.arp_announce = 2"),
+        "{conf}"
+    );
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/dsrlb-vip.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/sbin/ip addr replace 192.0.2.100/32 dev lo"),
+        "{unit}"
+    );
+
+    setup(&["192.0.2.100", "--undo"]);
+    assert_eq!(vips_on_lo(), 0);
+    assert_eq!(sysctl("net.ipv4.conf.all.arp_ignore"), "0");
+    assert!(!root.join("etc/sysctl.d/90-dsrlb-dsr.conf").exists());
+    assert!(!root.join("etc/systemd/system/dsrlb-vip.service").exists());
+
+    let bad = in_ns(NS, &[script.to_str().unwrap(), "192.0.2.300"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "a bad address is refused");
+    std::fs::remove_dir_all(&root).ok();
 }
