@@ -27,6 +27,8 @@ pub struct Config {
     #[serde(default)]
     pub arp: Arp,
     #[serde(default)]
+    pub health: Health,
+    #[serde(default)]
     pub services: Vec<Service>,
 }
 
@@ -219,6 +221,154 @@ impl Default for Arp {
     }
 }
 
+/// Where health probes leave from: the management side, through the kernel, never
+/// the DPDK data port.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Health {
+    /// Source address of TCP and HTTP probes (the management port's address).
+    pub source_address: Option<Ipv4Addr>,
+    /// Interface the probes are bound to (SO_BINDTODEVICE), e.g. "mgmt0".
+    pub interface: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// TCP connect to `port` (BalanceNG's `tcpopen PORT,FALL,INTERVAL`).
+    Tcp,
+    /// HTTP GET `path` on `port`, expecting `expect_status` (and `expect_body`).
+    Http,
+    /// Run `command`; exit 0 = up. The target is in the environment.
+    Exec,
+}
+
+/// A service's probe. Every field but `kind` has a default.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub kind: ProbeKind,
+    /// Port for tcp and http probes; default: the service's port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    /// A substring the HTTP body must contain.
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    /// Program and arguments for exec probes (not run through a shell).
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u32,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u32,
+    /// Consecutive successes that bring a down target up.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that take an up target down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+}
+
+fn default_path() -> String {
+    "/".to_owned()
+}
+fn default_status() -> u16 {
+    200
+}
+fn default_interval_ms() -> u32 {
+    2000
+}
+fn default_timeout_ms() -> u32 {
+    1000
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+
+/// Per-target changes to the service's probe: only the fields given.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeOverride {
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub expect_status: Option<u16>,
+    pub expect_body: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub interval_ms: Option<u32>,
+    pub timeout_ms: Option<u32>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+}
+
+impl Probe {
+    /// This probe with a target's overrides applied.
+    pub fn with(&self, o: &ProbeOverride) -> Probe {
+        Probe {
+            kind: self.kind,
+            port: o.port.or(self.port),
+            path: o.path.clone().unwrap_or_else(|| self.path.clone()),
+            expect_status: o.expect_status.unwrap_or(self.expect_status),
+            expect_body: o.expect_body.clone().or_else(|| self.expect_body.clone()),
+            command: o.command.clone().unwrap_or_else(|| self.command.clone()),
+            interval_ms: o.interval_ms.unwrap_or(self.interval_ms),
+            timeout_ms: o.timeout_ms.unwrap_or(self.timeout_ms),
+            rise: o.rise.unwrap_or(self.rise),
+            fall: o.fall.unwrap_or(self.fall),
+        }
+    }
+
+    fn problems(&self, mut err: impl FnMut(&str, String)) {
+        if !(100..=3_600_000).contains(&self.interval_ms) {
+            err(
+                "interval_ms",
+                format!("{} is outside 100..=3600000", self.interval_ms),
+            );
+        }
+        if self.timeout_ms == 0 || self.timeout_ms >= self.interval_ms {
+            err(
+                "timeout_ms",
+                format!(
+                    "{} must be above 0 and below interval_ms ({})",
+                    self.timeout_ms, self.interval_ms
+                ),
+            );
+        }
+        for (field, value) in [("rise", self.rise), ("fall", self.fall)] {
+            if !(1..=100).contains(&value) {
+                err(field, format!("{value} is outside 1..=100"));
+            }
+        }
+        match self.kind {
+            ProbeKind::Exec if self.command.is_empty() => {
+                err("command", "an exec probe needs a command".into())
+            }
+            ProbeKind::Http
+                if !self.path.starts_with('/') || self.path.contains(char::is_whitespace) =>
+            {
+                err(
+                    "path",
+                    format!("`{}` must start with / and hold no spaces", self.path),
+                )
+            }
+            ProbeKind::Http if !(100..=599).contains(&self.expect_status) => err(
+                "expect_status",
+                format!("{} is not an HTTP status", self.expect_status),
+            ),
+            _ => {}
+        }
+        if self.port == Some(0) {
+            err("port", "0 is not a port".into());
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -244,8 +394,29 @@ pub struct Service {
     /// 0 = every port of the protocol.
     pub port: u16,
     pub protocol: Protocol,
+    /// How targets are probed; none = every target counts as healthy.
+    #[serde(default)]
+    pub health: Option<Probe>,
     #[serde(default)]
     pub targets: Vec<Target>,
+}
+
+impl Service {
+    /// Label for logs: the name if given, else VIP:port/protocol.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} ({}:{}/{})", self.vip, self.port, self.protocol),
+            None => format!("{}:{}/{}", self.vip, self.port, self.protocol),
+        }
+    }
+
+    /// The probe for one target (service probe with the target's overrides), if any.
+    pub fn probe_for(&self, target: &Target) -> Option<Probe> {
+        self.health.as_ref().map(|p| match &target.health {
+            Some(o) => p.with(o),
+            None => p.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -258,6 +429,18 @@ pub struct Target {
     /// Share of new flows (0 = drain: keeps its flows, gets no new ones).
     #[serde(default = "default_weight")]
     pub weight: u32,
+    /// Where probes go (the target's management address); default: `address`.
+    #[serde(default)]
+    pub probe_address: Option<Ipv4Addr>,
+    /// Changes to the service's probe for this target.
+    #[serde(default)]
+    pub health: Option<ProbeOverride>,
+}
+
+impl Target {
+    pub fn probe_address(&self) -> Ipv4Addr {
+        self.probe_address.unwrap_or(self.address)
+    }
 }
 
 fn default_weight() -> u32 {
@@ -564,8 +747,34 @@ impl Config {
             if !is_unicast(s.vip) {
                 err(key("vip"), format!("{} is not a unicast address", s.vip));
             }
+            if let Some(probe) = &s.health {
+                probe.problems(|field, message| {
+                    err(format!("services[{i}].health.{field}"), message)
+                });
+                if matches!(probe.kind, ProbeKind::Tcp | ProbeKind::Http)
+                    && probe.port.is_none()
+                    && s.port == 0
+                {
+                    err(
+                        format!("services[{i}].health.port"),
+                        "needed: the service listens on every port".into(),
+                    );
+                }
+            }
             let mut addrs = HashMap::new();
             for (t, target) in s.targets.iter().enumerate() {
+                match (&s.health, &target.health) {
+                    (None, Some(_)) => err(
+                        format!("services[{i}].targets[{t}].health"),
+                        format!("overrides a probe the service does not have (add services[{i}].health)"),
+                    ),
+                    (Some(_), Some(_)) => {
+                        if let Some(probe) = s.probe_for(target) {
+                            probe.problems(|field, message| err(format!("services[{i}].targets[{t}].health.{field}"), message));
+                        }
+                    }
+                    _ => {}
+                }
                 let key = |field: &str| format!("services[{i}].targets[{t}].{field}");
                 if let Some(u) = addrs.insert(target.address, t) {
                     err(
@@ -604,6 +813,14 @@ impl Config {
                 "services".into(),
                 format!("{total_targets} targets in all, at most {MAX_TARGETS}"),
             );
+        }
+        if let Some(iface) = &self.health.interface {
+            if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ']) {
+                err(
+                    "health.interface".into(),
+                    format!("`{iface}` is not an interface name"),
+                );
+            }
         }
         if !is_unicast(self.appliance.address) {
             err(

@@ -211,3 +211,147 @@ fn pci_addresses() {
     assert!(!is_pci_address("0000:01:00.8"));
     assert!(!is_pci_address("0000:01:0.0"));
 }
+
+const WITH_HEALTH: &str = r#"
+[appliance]
+address = "10.99.0.2"
+[health]
+source_address = "10.99.1.2"
+interface = "mgmt0"
+[[ports]]
+name = "data"
+device = "net_ring0"
+[[services]]
+vip = "10.99.0.100"
+port = 80
+protocol = "tcp"
+health = { kind = "http", path = "/health", expect_body = "ok", interval_ms = 1000, timeout_ms = 500, fall = 2 }
+targets = [
+  { address = "10.99.0.11", probe_address = "10.99.1.11" },
+  { address = "10.99.0.12", health = { port = 8080, rise = 5 } },
+]
+"#;
+
+#[test]
+fn probes_merge_service_defaults_and_target_overrides() {
+    let c = Config::from_toml(WITH_HEALTH, "health").unwrap();
+    let s = &c.services[0];
+    let p0 = s.probe_for(&s.targets[0]).unwrap();
+    assert_eq!(
+        (p0.kind, p0.port, p0.path.as_str(), p0.expect_status),
+        (ProbeKind::Http, None, "/health", 200)
+    );
+    assert_eq!(
+        (p0.interval_ms, p0.timeout_ms, p0.rise, p0.fall),
+        (1000, 500, 2, 2)
+    );
+    assert_eq!(s.targets[0].probe_address(), Ipv4Addr::new(10, 99, 1, 11));
+    let p1 = s.probe_for(&s.targets[1]).unwrap();
+    assert_eq!(
+        (p1.port, p1.rise, p1.fall, p1.expect_body.as_deref()),
+        (Some(8080), 5, 2, Some("ok"))
+    );
+    assert_eq!(s.targets[1].probe_address(), Ipv4Addr::new(10, 99, 0, 12));
+    assert_eq!(c.health.interface.as_deref(), Some("mgmt0"));
+}
+
+#[test]
+fn probe_errors_name_the_key() {
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "timeout not below interval",
+            "timeout_ms = 500",
+            "timeout_ms = 1000",
+            "services[0].health.timeout_ms",
+            "below interval_ms",
+        ),
+        (
+            "exec without command",
+            "kind = \"http\"",
+            "kind = \"exec\"",
+            "services[0].health.command",
+            "needs a command",
+        ),
+        (
+            "bad kind",
+            "kind = \"http\"",
+            "kind = \"icmp\"",
+            "services[0].health.kind",
+            "unknown variant",
+        ),
+        (
+            "fall 0",
+            "fall = 2",
+            "fall = 0",
+            "services[0].health.fall",
+            "outside 1..=100",
+        ),
+        (
+            "override out of range",
+            "rise = 5",
+            "rise = 500",
+            "services[0].targets[1].health.rise",
+            "outside 1..=100",
+        ),
+        (
+            "unknown override key",
+            "rise = 5",
+            "rise = 5, kind = \"tcp\"",
+            "services[0].targets[1].health.kind",
+            "unknown field",
+        ),
+        (
+            "bad interface",
+            "\"mgmt0\"",
+            "\"a/b\"",
+            "health.interface",
+            "not an interface name",
+        ),
+        (
+            "bad path",
+            "\"/health\"",
+            "\"health\"",
+            "services[0].health.path",
+            "must start with /",
+        ),
+    ];
+    for (what, from, to, key, words) in cases {
+        assert!(WITH_HEALTH.contains(from), "{what}: fixture lacks {from:?}");
+        let err = Config::from_toml(&WITH_HEALTH.replacen(from, to, 1), "case").expect_err(what);
+        let hit = err
+            .errors
+            .iter()
+            .find(|e| e.key == *key)
+            .unwrap_or_else(|| panic!("{what}: no error at `{key}`: {err}"));
+        assert!(
+            hit.message.contains(words),
+            "{what}: `{}` lacks `{words}`",
+            hit.message
+        );
+    }
+}
+
+#[test]
+fn override_without_a_service_probe_and_any_port_without_probe_port_are_refused() {
+    let no_probe = MINIMAL.replace(
+        "{ address = \"10.99.0.11\" }",
+        "{ address = \"10.99.0.11\", health = { port = 81 } }",
+    );
+    let err = Config::from_toml(&no_probe, "case").unwrap_err();
+    assert!(
+        err.errors
+            .iter()
+            .any(|e| e.key == "services[0].targets[0].health"),
+        "{err}"
+    );
+    let any_port = WITH_HEALTH
+        .replacen("port = 80", "port = 0", 1)
+        .replace("kind = \"http\"", "kind = \"tcp\"");
+    let err = Config::from_toml(&any_port, "case").unwrap_err();
+    assert!(
+        err.errors
+            .iter()
+            .any(|e| e.key == "services[0].health.port"),
+        "{err}"
+    );
+}

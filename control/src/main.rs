@@ -1,11 +1,7 @@
 //! `dsrlb`: a DPDK Layer-4 load balancer that does Direct Server Return by MAC rewrite.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-mod eal_args;
-mod neighbors;
-mod report;
-mod run;
-mod spec;
+use control::run;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

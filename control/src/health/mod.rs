@@ -1,0 +1,7 @@
+//! Health checking: probes over the management network and the rise/fall state.
+
+mod prober;
+mod state;
+
+pub use prober::{Change, LastProbe, ProbeSource, ProbeTarget, Prober, ScheduleStats};
+pub use state::{Failure, Health, HealthTracker, Outcome};

@@ -1,0 +1,301 @@
+//! The prober against real sockets and processes on loopback.
+use super::*;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+const LO: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+fn probe(kind: ProbeKind) -> Probe {
+    Probe {
+        kind,
+        port: None,
+        path: "/health".to_owned(),
+        expect_status: 200,
+        expect_body: None,
+        command: Vec::new(),
+        interval_ms: 200,
+        timeout_ms: 150,
+        rise: 2,
+        fall: 2,
+    }
+}
+
+fn target(id: usize, port: u16, probe: Probe) -> ProbeTarget {
+    ProbeTarget {
+        id,
+        label: format!("target {id}"),
+        address: LO,
+        port,
+        probe,
+    }
+}
+
+/// Serves each connection with `reply` (None: accept and say nothing) until dropped.
+struct Server {
+    port: u16,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    fn new(reply: Option<&'static [u8]>) -> Server {
+        let listener = TcpListener::bind((LO, 0)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((mut conn, _)) => {
+                        if let Some(reply) = reply {
+                            let mut request = [0u8; 1024];
+                            conn.set_nonblocking(false).unwrap();
+                            let _ = conn.read(&mut request);
+                            let _ = conn.write_all(reply);
+                        } else {
+                            held.push(conn);
+                        }
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Server { port, stop }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A loopback port nothing listens on.
+fn closed_port() -> u16 {
+    let l = TcpListener::bind((LO, 0)).unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Polls until every target has a result (or 5 s), returning the first outcomes.
+fn first_outcomes(prober: &mut Prober) -> Vec<Outcome> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while (0..prober.len()).any(|i| prober.last(i).is_none()) && Instant::now() < deadline {
+        prober.poll(Duration::from_millis(20));
+    }
+    (0..prober.len())
+        .map(|i| {
+            prober
+                .last(i)
+                .map(|l| l.outcome.clone())
+                .expect("probed in 5 s")
+        })
+        .collect()
+}
+
+#[test]
+fn tcp_probes_tell_listening_from_refused() {
+    let server = Server::new(None);
+    let mut prober = Prober::new(
+        vec![
+            target(0, server.port, probe(ProbeKind::Tcp)),
+            target(1, closed_port(), probe(ProbeKind::Tcp)),
+        ],
+        ProbeSource::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        first_outcomes(&mut prober),
+        vec![Ok(()), Err(Failure::Refused)]
+    );
+    assert_eq!(
+        (prober.health(0), prober.health(1)),
+        (Health::Up, Health::Down)
+    );
+}
+
+#[test]
+fn http_probes_check_status_and_body_and_time_out() {
+    let ok = Server::new(Some(
+        b"HTTP/1.1 200 OK\r\nContent-Length: 7\r\n\r\nall ok\n",
+    ));
+    let error = Server::new(Some(
+        b"HTTP/1.1 503 Unavailable\r\nContent-Length: 0\r\n\r\n",
+    ));
+    let garbage = Server::new(Some(b"SSH-2.0-OpenSSH\r\n"));
+    let silent = Server::new(None);
+    let mut with_body = probe(ProbeKind::Http);
+    with_body.expect_body = Some("all ok".to_owned());
+    let mut wrong_body = probe(ProbeKind::Http);
+    wrong_body.expect_body = Some("ready".to_owned());
+    let mut prober = Prober::new(
+        vec![
+            target(0, ok.port, probe(ProbeKind::Http)),
+            target(1, ok.port, with_body),
+            target(2, ok.port, wrong_body),
+            target(3, error.port, probe(ProbeKind::Http)),
+            target(4, garbage.port, probe(ProbeKind::Http)),
+            target(5, silent.port, probe(ProbeKind::Http)),
+            target(6, closed_port(), probe(ProbeKind::Http)),
+        ],
+        ProbeSource {
+            address: Some(LO),
+            interface: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        first_outcomes(&mut prober),
+        vec![
+            Ok(()),
+            Ok(()),
+            Err(Failure::HttpBody),
+            Err(Failure::HttpStatus(503)),
+            Err(Failure::HttpMalformed),
+            Err(Failure::Timeout),
+            Err(Failure::Refused),
+        ]
+    );
+}
+
+#[test]
+fn exec_probes_use_the_exit_code_and_are_killed_at_the_timeout() {
+    let cmd = |args: &[&str]| {
+        let mut p = probe(ProbeKind::Exec);
+        p.command = args.iter().map(|s| s.to_string()).collect();
+        p
+    };
+    let mut prober = Prober::new(
+        vec![
+            target(0, 80, cmd(&["true"])),
+            target(1, 80, cmd(&["sh", "-c", "exit 3"])),
+            target(2, 80, cmd(&["sleep", "5"])),
+            target(3, 80, cmd(&["/nonexistent/check"])),
+            target(
+                4,
+                80,
+                cmd(&[
+                    "sh",
+                    "-c",
+                    "test \"$DSRLB_PROBE_ADDRESS:$DSRLB_PROBE_PORT\" = 127.0.0.1:80",
+                ]),
+            ),
+        ],
+        ProbeSource::default(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let outcomes = first_outcomes(&mut prober);
+    assert_eq!(outcomes[..2], [Ok(()), Err(Failure::Exit(3))]);
+    assert_eq!(outcomes[2], Err(Failure::Timeout));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the sleeping check was killed, not waited for"
+    );
+    assert!(
+        matches!(outcomes[3], Err(Failure::Spawn(_))),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(
+        outcomes[4],
+        Ok(()),
+        "the target's address and port are in the environment"
+    );
+}
+
+#[test]
+fn fall_then_rise_are_reported_as_changes() {
+    let listener = TcpListener::bind((LO, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut prober = Prober::new(
+        vec![target(7, port, probe(ProbeKind::Tcp))],
+        ProbeSource::default(),
+    )
+    .unwrap();
+    let mut changes = Vec::new();
+    let run_for = |prober: &mut Prober, changes: &mut Vec<Change>, d: Duration| {
+        let until = Instant::now() + d;
+        while Instant::now() < until {
+            changes.extend(prober.poll(Duration::from_millis(20)));
+        }
+    };
+    run_for(&mut prober, &mut changes, Duration::from_millis(300));
+    drop(listener);
+    run_for(&mut prober, &mut changes, Duration::from_millis(700));
+    let listener = TcpListener::bind((LO, port)).unwrap();
+    run_for(&mut prober, &mut changes, Duration::from_millis(700));
+    drop(listener);
+    let moves: Vec<(usize, Health, Health)> =
+        changes.iter().map(|c| (c.id, c.from, c.to)).collect();
+    assert_eq!(
+        moves,
+        vec![
+            (7, Health::Unknown, Health::Up),
+            (7, Health::Up, Health::Down),
+            (7, Health::Down, Health::Up)
+        ]
+    );
+    assert_eq!(changes[1].outcome, Err(Failure::Refused));
+    assert_eq!(changes[1].streak, (0, 2), "down after fall = 2 failures");
+    assert_eq!(changes[2].streak, (2, 0), "up after rise = 2 successes");
+}
+
+#[test]
+fn one_thread_probes_a_thousand_targets() {
+    let servers: Vec<Server> = (0..10).map(|_| Server::new(None)).collect();
+    let mut p = probe(ProbeKind::Tcp);
+    p.interval_ms = 250;
+    p.timeout_ms = 200;
+    let targets = (0..1000)
+        .map(|i| target(i, servers[i % 10].port, p.clone()))
+        .collect();
+    let mut prober = Prober::new(targets, ProbeSource::default()).unwrap();
+    let until = Instant::now() + Duration::from_millis(1100);
+    while Instant::now() < until {
+        prober.poll(Duration::from_millis(20));
+    }
+    assert!(
+        (0..1000).all(|i| prober.health(i) == Health::Up),
+        "every target probed and up"
+    );
+    assert!(
+        prober.schedule_stats().started >= 4000,
+        "{:?}",
+        prober.schedule_stats()
+    );
+}
+
+#[test]
+fn http_verdicts_on_partial_and_complete_responses() {
+    let p = probe(ProbeKind::Http);
+    assert_eq!(http_verdict(b"HTTP/1.1 20", false, &p), None);
+    assert_eq!(
+        http_verdict(b"HTTP/1.1 200 OK\r\n", false, &p),
+        Some(Ok(()))
+    );
+    assert_eq!(
+        http_verdict(b"HTTP/1.0 404 Not Found\r\n", false, &p),
+        Some(Err(Failure::HttpStatus(404)))
+    );
+    assert_eq!(
+        http_verdict(b"", true, &p),
+        Some(Err(Failure::HttpMalformed))
+    );
+    let mut body = probe(ProbeKind::Http);
+    body.expect_body = Some("ok".to_owned());
+    assert_eq!(
+        http_verdict(b"HTTP/1.1 200 OK\r\n\r\nn", false, &body),
+        None
+    );
+    assert_eq!(
+        http_verdict(b"HTTP/1.1 200 OK\r\n\r\nnot", true, &body),
+        Some(Err(Failure::HttpBody))
+    );
+    assert_eq!(
+        http_verdict(b"HTTP/1.1 200 OK\r\n\r\nok", false, &body),
+        Some(Ok(()))
+    );
+}

@@ -1,0 +1,11 @@
+//! The control plane of dsrlb: start-up and shutdown, ARP (announcements and target
+//! MAC resolution), health probes, and the forwarding snapshots built from them. The
+//! `dsrlb` binary (main.rs) is its command line.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod eal_args;
+pub mod health;
+pub mod neighbors;
+pub mod report;
+pub mod run;
+pub mod spec;
