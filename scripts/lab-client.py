@@ -4,6 +4,10 @@ which target answered. Prints JSON: {"answers": {"t1": n, ...}, "failed": n}.
 
   lab-client.py http --vip 10.99.0.100 --count 200
   lab-client.py udp  --vip 10.99.0.100 --port 5353 --count 200
+  lab-client.py stream --want t2 --secs 25
+      one long-lived HTTP stream that lands on target t2 (new source ports are tried
+      until one does); prints {"target", "lines", "ok", "error"}: ok means every line
+      "t2 0" .. "t2 N-1" arrived in order and the stream ended cleanly.
 """
 import argparse
 import json
@@ -52,15 +56,57 @@ def udp_ask(src, vip, port, sport, timeout, tries=3):
         s.close()
 
 
+def stream(args):
+    port = args.port or 80
+    for attempt in range(100):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.bind((args.src, random.randrange(20000, 60000)))
+        s.connect((args.vip, port))
+        s.sendall(b"GET /stream?secs=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % args.secs)
+        f = s.makefile("rb")
+        status = f.readline()
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        size = int(f.readline(), 16)
+        first = f.read(size).decode()
+        f.readline()
+        if first.split()[0] != args.want:
+            s.close()
+            continue
+        print(f"streaming from {args.want}", file=sys.stderr, flush=True)
+        lines, error = [first.strip()], None
+        try:
+            while True:
+                size = int(f.readline(), 16)
+                if size == 0:
+                    break
+                lines.append(f.read(size).decode().strip())
+                f.readline()
+        except (OSError, ValueError) as e:
+            error = repr(e)
+        expected = [f"{args.want} {i}" for i in range(args.secs)]
+        ok = error is None and status.startswith(b"HTTP/1.1 200") and lines == expected
+        json.dump({"target": args.want, "lines": len(lines), "ok": ok, "error": error}, sys.stdout)
+        print()
+        return
+    json.dump({"target": None, "lines": 0, "ok": False, "error": f"no flow landed on {args.want}"}, sys.stdout)
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["http", "udp"])
+    ap.add_argument("mode", choices=["http", "udp", "stream"])
+    ap.add_argument("--want", default="t2")
+    ap.add_argument("--secs", type=int, default=25)
     ap.add_argument("--vip", default="10.99.0.100")
     ap.add_argument("--port", type=int)
     ap.add_argument("--src", default="10.99.0.1")
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--timeout", type=float, default=3.0)
     args = ap.parse_args()
+    if args.mode == "stream":
+        return stream(args)
     port = args.port or (80 if args.mode == "http" else 5353)
     base = random.randrange(20000, 60000 - args.count)
     answers, failed, errors = {}, 0, []

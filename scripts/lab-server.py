@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""A lab target's services, answering with the target's name:
-HTTP on --http (GET / -> name; GET /stream?secs=N -> one line a second for N s),
-UDP echo on --udp (any datagram -> name). Runs until killed."""
+"""A lab target's service, answering with the target's name: HTTP on --http
+(GET / -> name; GET /stream?secs=N -> "name i" once a second for N s, chunked), or a
+UDP echo on each --udp address (any datagram -> name). Runs until killed."""
 import argparse
+import os
 import socket
-import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
@@ -13,10 +13,38 @@ from urllib.parse import parse_qs, urlparse
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", required=True)
-    ap.add_argument("--http", required=True, help="ADDR:PORT")
-    ap.add_argument("--udp", required=True, help="ADDR:PORT (bind the VIP: replies must come from it)")
+    ap.add_argument("--pidfile", help="write this process's pid here")
+    ap.add_argument("--http", help="ADDR:PORT")
+    ap.add_argument("--udp", action="append", default=[],
+                    help="ADDR:PORT, repeatable (bind the VIP itself: replies must come from it)")
     args = ap.parse_args()
+    if bool(args.http) == bool(args.udp):
+        ap.error("give --http or --udp")
     name = args.name.encode()
+    if args.pidfile:
+        with open(args.pidfile, "w") as f:
+            f.write(f"{os.getpid()}\n")
+    if args.udp:
+        serve_udp(name, args.udp)
+    else:
+        serve_http(name, args.http)
+
+
+def serve_udp(name, addresses):
+    import selectors
+    sel = selectors.DefaultSelector()
+    for address in addresses:
+        host, port = address.rsplit(":", 1)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, int(port)))
+        sel.register(sock, selectors.EVENT_READ)
+    while True:
+        for key, _ in sel.select():
+            _, peer = key.fileobj.recvfrom(2048)
+            key.fileobj.sendto(name + b"\n", peer)
+
+
+def serve_http(name, address):
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -46,17 +74,11 @@ def main():
             self.end_headers()
             self.wfile.write(body)
 
-    host, port = args.http.rsplit(":", 1)
+    host, port = address.rsplit(":", 1)
+    ThreadingHTTPServer.allow_reuse_address = True
     http = ThreadingHTTPServer((host, int(port)), Handler)
     http.daemon_threads = True
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-
-    host, port = args.udp.rsplit(":", 1)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.bind((host, int(port)))
-    while True:
-        _, peer = udp.recvfrom(2048)
-        udp.sendto(name + b"\n", peer)
+    http.serve_forever()
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@
 #   lab.sh up       build it (rebuilds from scratch if any part exists)
 #   lab.sh down     remove it (also a half-built one), killing what runs inside
 #   lab.sh status   what exists and whether the services answer
+#   lab.sh service t1|t2 http|udp stop|start   stop or start one target's service
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -106,21 +107,48 @@ up() {
     nsx "dsr-$t" ip addr add "10.99.0.$last/24" dev eth0
     nsx "dsr-$t" ip addr add "10.99.1.$last/24" dev mgmt0
     nsx "dsr-$t" "$HERE/target-setup.sh" "$VIP"
-    nsx "dsr-$t" setsid python3 "$HERE/lab-server.py" --name "$t" --http 0.0.0.0:80 --udp "$VIP:5353" \
-      > "$RUN/$t.log" 2>&1 < /dev/null &
-    echo $! > "$RUN/$t.pid"
+    service "$t" http start
+    service "$t" udp start
     i=$((i + 1))
   done
-  for t in t1 t2; do
-    local addr=10.99.1.1${t#t}
-    for _ in $(seq 1 50); do
-      [ "$(nsx dsr-lb curl -s -m 1 "http://$addr/" 2>/dev/null)" = "$t" ] && break
-      sleep 0.1
-    done
-    [ "$(nsx dsr-lb curl -s -m 1 "http://$addr/" 2>/dev/null)" = "$t" ] \
-      || { echo "lab.sh: $t's HTTP server does not answer on $addr" >&2; cat "$RUN/$t.log" >&2; exit 1; }
-  done
   echo "lab up: client 10.99.0.1, dsrlb's port data0 in dsr-lb (real address 10.99.0.2), targets t1 10.99.0.11 and t2 10.99.0.12, VIP $VIP"
+}
+
+# service T http|udp start|stop: one target's HTTP server (:80 on every address) or
+# UDP echo (VIP:5353, and the management address for probes).
+service() {
+  local t=$1 svc=$2 action=$3 pidfile="$RUN/$1-$2.pid"
+  case "$t" in t1|t2) ;; *) echo "lab.sh: no target $t" >&2; exit 2 ;; esac
+  case "$action" in
+    stop)
+      if [ -f "$pidfile" ]; then
+        local pid
+        pid=$(cat "$pidfile")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+        rm -f "$pidfile"
+      fi ;;
+    start)
+      [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null && return 0
+      local args
+      case "$svc" in
+        http) args=(--http 0.0.0.0:80) ;;
+        udp) args=(--udp "$VIP:5353" --udp "10.99.1.1${t#t}:5353") ;;
+        *) echo "lab.sh: no service $svc (http or udp)" >&2; exit 2 ;;
+      esac
+      rm -f "$pidfile"
+      nsx "dsr-$t" setsid python3 "$HERE/lab-server.py" --name "$t" --pidfile "$pidfile" "${args[@]}" \
+        >> "$RUN/$t-$svc.log" 2>&1 < /dev/null &
+      for _ in $(seq 1 50); do [ -s "$pidfile" ] && break; sleep 0.05; done
+      if [ "$svc" = http ]; then
+        for _ in $(seq 1 50); do
+          nsx dsr-lb curl -s -m 1 "http://10.99.1.1${t#t}/" >/dev/null 2>&1 && return 0
+          sleep 0.1
+        done
+        echo "lab.sh: $t's HTTP server does not answer" >&2; cat "$RUN/$t-$svc.log" >&2; exit 1
+      fi ;;
+    *) echo "lab.sh: service action is start or stop" >&2; exit 2 ;;
+  esac
 }
 
 status() {
@@ -148,5 +176,6 @@ case "${1:-}" in
   up) up ;;
   down) down; echo "lab down" ;;
   status) status ;;
+  service) [ $# -eq 4 ] || { echo "usage: $0 service t1|t2 http|udp stop|start" >&2; exit 2; }; service "$2" "$3" "$4" ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

@@ -1,6 +1,7 @@
 //! `dsrlb run`: start everything in order, run the control loop, stop in reverse.
 
 use crate::eal_args::eal_args;
+use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
 use crate::neighbors::{ArpTiming, Neighbors};
 use crate::report;
 use crate::spec::{flow_table_config, snapshot_spec, tracked_targets};
@@ -82,6 +83,11 @@ struct Appliance {
     punt: Arc<ArrayQueue<Mbuf>>,
     worker_stop: Arc<AtomicBool>,
     neighbors: Neighbors,
+    prober: Prober,
+    /// (service index, target address) of each prober slot.
+    probed: Vec<(usize, Ipv4Addr)>,
+    /// Whether each service had a target for new flows at the last publication.
+    serving: Vec<bool>,
     ports: Vec<RunningPort>,
     pool: Mempool,
 }
@@ -152,8 +158,11 @@ impl Appliance {
 
         let mut neighbors = Neighbors::new(ArpTiming::from(&config.arp));
         neighbors.track(tracked_targets(config), Instant::now());
-        let snapshot = Snapshot::build(&snapshot_spec(config, &neighbors), None)
+        let (prober, probed) =
+            build_prober(config).map_err(|e| format!("starting the health prober: {e}"))?;
+        let snapshot = Snapshot::build(&snapshot_spec(config, &neighbors, |_, _| true), None)
             .map_err(|e| format!("building the forwarding tables: {e}"))?;
+        let serving = serving(&snapshot);
         let (publisher, readers) = rcu::cell(Arc::new(snapshot), config.worker_count());
 
         let punt = Arc::new(ArrayQueue::new(PUNT_QUEUE));
@@ -216,6 +225,9 @@ impl Appliance {
             punt,
             worker_stop,
             neighbors,
+            prober,
+            probed,
+            serving,
             ports,
             pool,
         })
@@ -265,15 +277,61 @@ impl Appliance {
         });
     }
 
+    fn health_of(&self, service: usize, addr: Ipv4Addr) -> Health {
+        self.probed
+            .iter()
+            .position(|&key| key == (service, addr))
+            .map_or(Health::Up, |i| self.prober.health(i))
+    }
+
+    fn log_health_change(&self, change: &Change) {
+        let label = self
+            .prober
+            .target(change.id)
+            .map_or_else(String::new, |t| t.label.clone());
+        let (successes, failures) = change.streak;
+        let why = match (&change.outcome, change.from) {
+            (Ok(()), Health::Unknown) => "first probe succeeded".to_owned(),
+            (Err(failure), Health::Unknown) => format!("first probe failed: {failure}"),
+            (Ok(()), _) => format!("{successes} successes in a row"),
+            (Err(failure), _) => format!("{failures} failures in a row, last: {failure}"),
+        };
+        let line = format!("target {label}: {} -> {} ({why})", change.from, change.to);
+        if change.to == Health::Down {
+            log::warn!("{line}");
+        } else {
+            log::info!("{line}");
+        }
+    }
+
     /// Rebuilds the forwarding tables from the config and what is known now.
     fn republish(&mut self, config: &Config) {
         let current = self.publisher.current();
-        match Snapshot::build(&snapshot_spec(config, &self.neighbors), Some(&current)) {
+        let spec = snapshot_spec(config, &self.neighbors, |service, addr| {
+            self.health_of(service, addr).is_usable()
+        });
+        match Snapshot::build(&spec, Some(&current)) {
             Ok(next) => {
                 drop(current);
-                if self.publisher.publish(Arc::new(next), PUBLISH_PATIENCE) {
+                let now_serving = serving(&next);
+                let published = self.publisher.publish(Arc::new(next), PUBLISH_PATIENCE);
+                if published {
                     log::debug!("forwarding tables republished");
                 }
+                for (si, (&was, &is)) in self.serving.iter().zip(&now_serving).enumerate() {
+                    let label = config
+                        .services
+                        .get(si)
+                        .map_or_else(String::new, |s| s.label());
+                    match (was, is) {
+                        (true, false) => log::error!(
+                            "service {label} has no usable target: its packets are dropped (no_usable_target)"
+                        ),
+                        (false, true) => log::info!("service {label} has a usable target again"),
+                        _ => {}
+                    }
+                }
+                self.serving = now_serving;
             }
             Err(e) => {
                 log::error!("cannot rebuild the forwarding tables, keeping the current ones: {e}")
@@ -284,16 +342,23 @@ impl Appliance {
     /// The control loop, until Ctrl-C / SIGTERM; then a clean stop.
     fn serve(mut self, config: &Config, stop: &AtomicBool, stats_interval: Duration) -> ExitCode {
         log::info!(
-            "dsrlb running: {} service(s); Ctrl-C or SIGTERM stops",
-            config.services.len()
+            "dsrlb running: {} service(s), {} probed target(s); Ctrl-C or SIGTERM stops",
+            config.services.len(),
+            self.prober.len()
         );
         let garp_interval = Duration::from_secs(u64::from(config.arp.garp_interval_secs));
         let mut next_garp = Instant::now();
         let mut last_report = Instant::now();
         let mut punted = 0u64;
         while !stop.load(Ordering::SeqCst) {
-            let now = Instant::now();
+            // Wait here (for probe I/O or a tick), so that what is learned below is
+            // published in the same pass, never a tick later.
             let mut changed = false;
+            for change in &self.prober.poll(TICK) {
+                self.log_health_change(change);
+                changed = true;
+            }
+            let now = Instant::now();
             while let Some(frame) = self.punt.pop() {
                 punted += 1;
                 if let Some((ArpOperation::Reply, addr, mac)) = arp_sender(frame.data()) {
@@ -319,7 +384,6 @@ impl Appliance {
                 log::info!("{}", report::summary_line(&self.workers));
                 last_report = Instant::now();
             }
-            std::thread::sleep(TICK);
         }
         log::info!("stopping: waiting for workers to finish their burst");
         self.worker_stop.store(true, Ordering::SeqCst);
@@ -352,4 +416,48 @@ impl Appliance {
         }
         code
     }
+}
+
+/// One prober slot per (service, target) whose service has a probe.
+fn build_prober(config: &Config) -> std::io::Result<(Prober, Vec<(usize, Ipv4Addr)>)> {
+    let mut targets = Vec::new();
+    let mut keys = Vec::new();
+    for (si, service) in config.services.iter().enumerate() {
+        for target in &service.targets {
+            let Some(probe) = service.probe_for(target) else {
+                continue;
+            };
+            targets.push(ProbeTarget {
+                id: keys.len(),
+                label: format!("{} of {}", target.address, service.label()),
+                address: target.probe_address(),
+                port: probe.port.unwrap_or(service.port),
+                probe,
+            });
+            keys.push((si, target.address));
+        }
+    }
+    let source = ProbeSource {
+        address: config.health.source_address,
+        interface: config.health.interface.clone(),
+    };
+    Ok((Prober::new(targets, source)?, keys))
+}
+
+/// Per service (in config order): whether any target may take new flows.
+fn serving(snapshot: &Snapshot) -> Vec<bool> {
+    let mut by_index: Vec<(u16, bool)> = snapshot
+        .services()
+        .iter()
+        .map(|s| {
+            let first = s
+                .target_slots
+                .first()
+                .and_then(|&slot| snapshot.target(slot))
+                .map_or(u16::MAX, |t| t.service);
+            (first, !s.table().is_empty())
+        })
+        .collect();
+    by_index.sort_by_key(|&(i, _)| i);
+    by_index.into_iter().map(|(_, serving)| serving).collect()
 }

@@ -8,9 +8,13 @@ use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
 use dataplane::wire::{IpProtocol, MacAddr};
 
 /// The snapshot spec for `config`, with each target's MAC as `neighbors` knows it
-/// (static or resolved; a target without one gets no traffic). Health checking does
-/// not exist yet: every target counts as healthy.
-pub fn snapshot_spec(config: &Config, neighbors: &Neighbors) -> SnapshotSpec {
+/// (static or resolved; a target without one gets no traffic) and its health as
+/// `healthy(service index, target address)` says.
+pub fn snapshot_spec(
+    config: &Config,
+    neighbors: &Neighbors,
+    healthy: impl Fn(usize, std::net::Ipv4Addr) -> bool,
+) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: config.appliance.address,
         seed: config.maglev.seed,
@@ -18,7 +22,8 @@ pub fn snapshot_spec(config: &Config, neighbors: &Neighbors) -> SnapshotSpec {
         services: config
             .services
             .iter()
-            .map(|s| ServiceSpec {
+            .enumerate()
+            .map(|(si, s)| ServiceSpec {
                 vip: s.vip,
                 proto: match s.protocol {
                     Protocol::Tcp => IpProtocol::Tcp,
@@ -32,7 +37,7 @@ pub fn snapshot_spec(config: &Config, neighbors: &Neighbors) -> SnapshotSpec {
                         addr: t.address,
                         mac: neighbors.mac(t.address),
                         weight: t.weight,
-                        healthy: true,
+                        healthy: healthy(si, t.address),
                     })
                     .collect(),
             })
@@ -89,7 +94,7 @@ targets = [{ address = "10.99.0.11", mac = "02:00:00:00:00:0b", weight = 7 }, { 
         let config = Config::from_toml(text, "t").unwrap();
         let mut neighbors = Neighbors::new((&config.arp).into());
         neighbors.track(tracked_targets(&config), std::time::Instant::now());
-        let spec = snapshot_spec(&config, &neighbors);
+        let spec = snapshot_spec(&config, &neighbors, |_, _| true);
         assert_eq!(spec.real_addr, Ipv4Addr::new(10, 99, 0, 2));
         assert_eq!(spec.services[0].proto, IpProtocol::Udp);
         assert_eq!(

@@ -210,45 +210,14 @@ fn dsr_through_dsrlb_in_the_namespace_lab() {
     let mut client_cap = capture("dsr-client", "eth0", &client_pcap);
     let mut lb_cap = capture("dsr-lb", "data0", &lb_pcap);
 
-    let config = repo().join("config/examples/lab.toml");
-    let mut dsrlb = in_ns(
-        "dsr-lb",
-        &[
-            DSRLB,
-            "run",
-            "--stats-interval",
-            "0",
-            "--config",
-            config.to_str().unwrap(),
-        ],
-    )
-    .env("RUST_LOG", "info")
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let stderr = dsrlb.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = mpsc::channel();
-    let log_reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            all.push_str(&line);
-            all.push('\n');
-            let _ = lines_tx.send(line);
-        }
-        all
-    });
-    let started = Instant::now();
-    let mut learned = 0;
-    while learned < 2 {
-        match lines_rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) if line.contains("learned by ARP") => learned += 1,
-            _ => assert!(
-                started.elapsed() < Duration::from_secs(10),
-                "dsrlb did not resolve both targets in 10 s"
-            ),
-        }
-    }
+    let (mut dsrlb, lines_rx, log_reader) = start_dsrlb();
+    // Both targets resolved, and tables with a usable target published for both
+    // services (logged after the publication).
+    wait_for_logs(
+        &lines_rx,
+        &[("learned by ARP", 2), ("has a usable target again", 2)],
+        Duration::from_secs(10),
+    );
 
     // 1. curl through the VIP answers.
     let answer = run(&mut in_ns(
@@ -468,4 +437,192 @@ fn target_setup_applies_persists_and_undoes_in_a_namespace() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "a bad address is refused");
     std::fs::remove_dir_all(&root).ok();
+}
+
+/// Starts dsrlb in dsr-lb with the lab config; returns it and a receiver of its log lines.
+fn start_dsrlb() -> (
+    Child,
+    mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
+    let config = repo().join("config/examples/lab.toml");
+    let mut dsrlb = in_ns(
+        "dsr-lb",
+        &[
+            DSRLB,
+            "run",
+            "--stats-interval",
+            "0",
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    )
+    .env("RUST_LOG", "info")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let stderr = dsrlb.stderr.take().unwrap();
+    let (lines_tx, lines_rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.push_str(&line);
+            all.push('\n');
+            let _ = lines_tx.send(line);
+        }
+        all
+    });
+    (dsrlb, lines_rx, reader)
+}
+
+/// Waits until, for each (text, count), `count` log lines contain `text`, in any order.
+fn wait_for_logs(lines: &mpsc::Receiver<String>, wanted: &[(&str, usize)], within: Duration) {
+    let deadline = Instant::now() + within;
+    let mut seen = vec![0usize; wanted.len()];
+    while wanted.iter().zip(&seen).any(|((_, want), got)| got < want) {
+        match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => {
+                for (i, (text, _)) in wanted.iter().enumerate() {
+                    if line.contains(text) {
+                        seen[i] += 1;
+                    }
+                }
+            }
+            Err(_) => assert!(
+                Instant::now() < deadline,
+                "log lines seen {seen:?} of {wanted:?} in {within:?}"
+            ),
+        }
+    }
+}
+
+fn lab_service(target: &str, action: &str) {
+    run(Command::new(repo().join("scripts/lab.sh")).args(["service", target, "http", action]));
+}
+
+/// The lab config's web probe: interval 500 ms, rise 2, fall 2.
+const WEB_INTERVAL: Duration = Duration::from_millis(500);
+
+#[test]
+#[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
+fn health_checks_move_new_flows_and_never_break_established_ones() {
+    let _lab = lab_lock();
+    lab("up");
+    let mut cleanup = Cleanup {
+        children: Vec::new(),
+    };
+    let dir = std::env::temp_dir().join(format!("dsrlb-health-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mgmt_pcap, data_pcap) = (dir.join("t1-mgmt.pcap"), dir.join("t1-data.pcap"));
+    let mut mgmt_cap = capture("dsr-t1", "mgmt0", &mgmt_pcap);
+    let mut data_cap = capture("dsr-t1", "eth0", &data_pcap);
+
+    let (mut dsrlb, lines, log_reader) = start_dsrlb();
+    wait_for_logs(
+        &lines,
+        &[("unknown -> up (first probe succeeded)", 4)],
+        Duration::from_secs(10),
+    );
+    let mut all_up = client("http", 40);
+    for _ in 0..20 {
+        if all_up.failed == 0 && all_up.t1 > 0 && all_up.t2 > 0 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+        all_up = client("http", 40);
+    }
+    assert!(
+        all_up.failed == 0 && all_up.t1 > 0 && all_up.t2 > 0,
+        "both targets serve before the test: {}",
+        all_up.raw
+    );
+
+    // A slow stream of 25 s pinned to t2, running across t1's failure and recovery.
+    let script = repo().join("scripts/lab-client.py");
+    let mut stream = in_ns(
+        "dsr-client",
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "stream",
+            "--want",
+            "t2",
+            "--secs",
+            "25",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut first = String::new();
+    BufReader::new(stream.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("streaming from t2"), "{first}");
+
+    // t1's HTTP server stops: after fall x interval + 1 s no new flow goes to it.
+    lab_service("t1", "stop");
+    std::thread::sleep(2 * WEB_INTERVAL + Duration::from_secs(1));
+    let during = client("http", 200);
+    assert_eq!(
+        (during.failed, during.t2),
+        (0, 200),
+        "all 200 via t2: {}",
+        during.raw
+    );
+
+    // t1 comes back: after rise x interval (+1 s) new flows reach it again.
+    lab_service("t1", "start");
+    std::thread::sleep(2 * WEB_INTERVAL + Duration::from_secs(1));
+    let after = client("http", 200);
+    assert_eq!(after.failed, 0, "{}", after.raw);
+    assert!(after.t1 >= 60, "t1 takes new flows again: {}", after.raw);
+
+    // The stream to t2 survived both changes: every line, in order, no reset.
+    let out = stream.wait_with_output().unwrap();
+    let verdict = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        verdict.contains("\"ok\": true") && verdict.contains("\"lines\": 25"),
+        "{verdict}"
+    );
+
+    run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
+    assert!(dsrlb.wait().unwrap().success());
+    let log = log_reader.join().unwrap();
+    stop(&mut mgmt_cap);
+    stop(&mut data_cap);
+
+    // Each state change logged once, with the target, old and new state and reason.
+    let downs = log.matches("target 10.99.0.11 of web (10.99.0.100:80/tcp): up -> down (2 failures in a row, last: connection refused)").count();
+    let ups = log
+        .matches("target 10.99.0.11 of web (10.99.0.100:80/tcp): down -> up (2 successes in a row)")
+        .count();
+    assert_eq!((downs, ups), (1, 1), "{log}");
+    assert!(
+        !log.contains("10.99.0.12 of web (10.99.0.100:80/tcp): up -> down"),
+        "{log}"
+    );
+
+    // Probes travelled the management segment, never the data segment.
+    let probes_on_mgmt = frames(&mgmt_pcap)
+        .iter()
+        .filter(|f| matches!(ipv4_of(&f.bytes), Some((s, d, IpProtocol::Tcp)) if s == Ipv4Addr::new(10, 99, 1, 2) && d == Ipv4Addr::new(10, 99, 1, 11)))
+        .count();
+    assert!(
+        probes_on_mgmt > 10,
+        "probe packets on t1's management interface: {probes_on_mgmt}"
+    );
+    let from_lb_on_data = frames(&data_pcap)
+        .iter()
+        .filter(|f| matches!(ipv4_of(&f.bytes), Some((s, _, _)) if s == Ipv4Addr::new(10, 99, 1, 2) || s == REAL))
+        .count();
+    assert_eq!(
+        from_lb_on_data, 0,
+        "IPv4 from dsrlb's addresses reached t1's data interface"
+    );
+
+    drop(cleanup.children.drain(..));
+    std::fs::remove_dir_all(&dir).ok();
 }
