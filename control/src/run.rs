@@ -54,6 +54,7 @@ pub fn run(config: &Config, stats_interval: Duration) -> ExitCode {
         return ExitCode::from(1);
     }
 
+    raise_fd_limit();
     let args = eal_args(config);
     log::info!("starting EAL: {}", args.join(" "));
     let eal = match Eal::init(&args) {
@@ -318,17 +319,15 @@ impl Appliance {
                 if published {
                     log::debug!("forwarding tables republished");
                 }
-                for (si, (&was, &is)) in self.serving.iter().zip(&now_serving).enumerate() {
+                for (si, is) in serving_changes(&self.serving, &now_serving) {
                     let label = config
                         .services
                         .get(si)
                         .map_or_else(String::new, |s| s.label());
-                    match (was, is) {
-                        (true, false) => log::error!(
-                            "service {label} has no usable target: its packets are dropped (no_usable_target)"
-                        ),
-                        (false, true) => log::info!("service {label} has a usable target again"),
-                        _ => {}
+                    if is {
+                        log::info!("service {label} has a usable target again");
+                    } else {
+                        log::error!("service {label} has no usable target: its packets are dropped (no_usable_target)");
                     }
                 }
                 self.serving = now_serving;
@@ -418,6 +417,27 @@ impl Appliance {
     }
 }
 
+/// Every probe in flight holds a socket: lift the soft file limit to the hard one.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid out pointer, then the same struct back.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                log::warn!(
+                    "cannot raise the open-file limit: {}",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+    }
+}
+
 /// One prober slot per (service, target) whose service has a probe.
 fn build_prober(config: &Config) -> std::io::Result<(Prober, Vec<(usize, Ipv4Addr)>)> {
     let mut targets = Vec::new();
@@ -446,18 +466,76 @@ fn build_prober(config: &Config) -> std::io::Result<(Prober, Vec<(usize, Ipv4Add
 
 /// Per service (in config order): whether any target may take new flows.
 fn serving(snapshot: &Snapshot) -> Vec<bool> {
-    let mut by_index: Vec<(u16, bool)> = snapshot
-        .services()
+    let mut serving = vec![false; snapshot.services().len()];
+    for s in snapshot.services() {
+        if let Some(slot) = serving.get_mut(s.index) {
+            *slot = !s.table().is_empty();
+        }
+    }
+    serving
+}
+
+/// Services whose "has a usable target" changed: (index, now serving). Logged once per
+/// change, never per packet.
+fn serving_changes(before: &[bool], after: &[bool]) -> Vec<(usize, bool)> {
+    after
         .iter()
-        .map(|s| {
-            let first = s
-                .target_slots
-                .first()
-                .and_then(|&slot| snapshot.target(slot))
-                .map_or(u16::MAX, |t| t.service);
-            (first, !s.table().is_empty())
-        })
-        .collect();
-    by_index.sort_by_key(|&(i, _)| i);
-    by_index.into_iter().map(|(_, serving)| serving).collect()
+        .enumerate()
+        .filter(|(i, is)| before.get(*i) != Some(is))
+        .map(|(i, &is)| (i, is))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
+    use dataplane::wire::IpProtocol;
+
+    fn snapshot(healthy: [bool; 2]) -> Snapshot {
+        let target = |last: u8, healthy: bool| TargetSpec {
+            addr: Ipv4Addr::new(10, 0, 0, last),
+            mac: Some(MacAddr([2, 0, 0, 0, 0, last])),
+            weight: 1,
+            healthy,
+        };
+        Snapshot::build(
+            &SnapshotSpec {
+                real_addr: Ipv4Addr::new(10, 0, 0, 2),
+                seed: 0,
+                table_size: 251,
+                services: vec![
+                    ServiceSpec {
+                        vip: Ipv4Addr::new(10, 0, 0, 200),
+                        proto: IpProtocol::Tcp,
+                        port: 80,
+                        targets: vec![target(11, healthy[0])],
+                    },
+                    ServiceSpec {
+                        vip: Ipv4Addr::new(10, 0, 0, 100),
+                        proto: IpProtocol::Tcp,
+                        port: 80,
+                        targets: vec![target(12, healthy[1])],
+                    },
+                ],
+            },
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn serving_is_in_config_order_and_changes_are_reported_once() {
+        // Snapshot services are sorted by VIP; serving() must still follow config order.
+        assert_eq!(serving(&snapshot([true, false])), vec![true, false]);
+        let all_up = serving(&snapshot([true, true]));
+        let first_down = serving(&snapshot([false, true]));
+        assert_eq!(serving_changes(&all_up, &first_down), vec![(0, false)]);
+        assert_eq!(
+            serving_changes(&first_down, &first_down),
+            vec![],
+            "no change, nothing logged"
+        );
+        assert_eq!(serving_changes(&first_down, &all_up), vec![(0, true)]);
+    }
 }

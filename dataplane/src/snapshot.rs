@@ -78,6 +78,8 @@ pub struct ServiceKey {
 #[derive(Debug, Clone)]
 pub struct Service {
     pub key: ServiceKey,
+    /// Position in `SnapshotSpec::services` (config order).
+    pub index: usize,
     /// Maglev slot -> target slot.
     table: MaglevTable,
     /// Target slots of this service, in config order.
@@ -186,6 +188,7 @@ impl Snapshot {
             let table = by_index.remap(&target_slots);
             services.push(Service {
                 key,
+                index: service_index,
                 table,
                 target_slots,
             });

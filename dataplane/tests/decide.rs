@@ -635,3 +635,29 @@ fn malformed_input_never_panics() {
     }
     assert!(verdicts > 10_000);
 }
+
+#[test]
+fn a_removed_target_loses_its_flows_when_they_next_arrive_and_no_other_flow_moves() {
+    let before = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
+    let mut table = flows();
+    let first: Vec<Ipv4Addr> = (0..2_000)
+        .map(|p| send(&before, &mut table, 2000 + p, FLAG_SYN, 0))
+        .collect();
+    let mut spec = four_targets([1, 1, 1, 1]);
+    spec.services[0].targets.remove(0);
+    let after = Snapshot::build(&spec, Some(&before)).unwrap();
+    let t11 = Ipv4Addr::new(10, 99, 0, 11);
+    let live_before = table.stats().live;
+    for (p, was) in first.iter().enumerate() {
+        let now = send(&after, &mut table, 2000 + p as u16, FLAG_ACK, 10);
+        assert_ne!(now, t11);
+        if *was != t11 {
+            assert_eq!(now, *was, "flow {p} moved");
+        }
+    }
+    assert_eq!(
+        table.stats().live,
+        live_before,
+        "re-pinned in place, not re-inserted"
+    );
+}
