@@ -10,17 +10,38 @@
 //! are still forwarded by Maglev alone, they are just not remembered, so a SYN flood
 //! cannot flush the established flows out of the table.
 
+use crate::memory::HugeSlice;
+
 /// Entries per bucket: 4 × 32 B = two cache lines.
 pub const WAYS: usize = 4;
 
 /// The 5-tuple as seen from the client (DSR sees one direction only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
-    pub src: u32,
-    pub dst: u32,
-    pub src_port: u16,
-    pub dst_port: u16,
-    pub proto: u8,
+    /// Source address << 32 | destination address.
+    addrs: u64,
+    /// Source port << 32 | destination port << 16 | protocol.
+    ports: u64,
+}
+
+impl FlowKey {
+    /// Packed into two words built in registers: compared whole, never field by
+    /// field (narrow stores read back by wide loads stall the pipeline).
+    #[inline(always)]
+    pub fn new(src: u32, dst: u32, src_port: u16, dst_port: u16, proto: u8) -> Self {
+        FlowKey {
+            addrs: (u64::from(src) << 32) | u64::from(dst),
+            ports: (u64::from(src_port) << 32) | (u64::from(dst_port) << 16) | u64::from(proto),
+        }
+    }
+
+    pub fn src(&self) -> u32 {
+        (self.addrs >> 32) as u32
+    }
+
+    pub fn dst(&self) -> u32 {
+        self.addrs as u32
+    }
 }
 
 /// Where a flow goes: a target slot in the snapshot and that slot's generation when
@@ -46,15 +67,12 @@ const EMPTY: u8 = 0;
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C)]
 struct Entry {
-    src: u32,
-    dst: u32,
-    src_port: u16,
-    dst_port: u16,
-    proto: u8,
-    state: u8,
-    target_slot: u16,
-    target_generation: u32,
+    addrs: u64,
+    ports: u64,
     last_seen_ms: u64,
+    target_generation: u32,
+    target_slot: u16,
+    state: u8,
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -146,7 +164,7 @@ impl NewFlowGuard {
 }
 
 pub struct FlowTable {
-    buckets: Box<[Bucket]>,
+    buckets: HugeSlice<Bucket>,
     mask: usize,
     config: FlowTableConfig,
     guard: NewFlowGuard,
@@ -202,7 +220,7 @@ impl FlowTable {
         let buckets = wanted_buckets.next_power_of_two();
         FlowTable {
             // Written, not zero-mapped: every page is faulted in now, not on the fast path.
-            buckets: vec![Bucket::default(); buckets].into_boxed_slice(),
+            buckets: HugeSlice::new(buckets, Bucket::default()),
             mask: buckets - 1,
             guard: NewFlowGuard::new(config.new_flow_rate),
             config,
@@ -323,11 +341,8 @@ impl FlowTable {
             }
         };
         self.buckets[index].entries[way] = Entry {
-            src: key.src,
-            dst: key.dst,
-            src_port: key.src_port,
-            dst_port: key.dst_port,
-            proto: key.proto,
+            addrs: key.addrs,
+            ports: key.ports,
             state: state as u8,
             target_slot: target.slot,
             target_generation: target.generation,
@@ -354,11 +369,7 @@ impl FlowTable {
 
 #[inline(always)]
 fn matches(e: &Entry, key: &FlowKey) -> bool {
-    e.src == key.src
-        && e.dst == key.dst
-        && e.src_port == key.src_port
-        && e.dst_port == key.dst_port
-        && e.proto == key.proto
+    (e.addrs ^ key.addrs) | (e.ports ^ key.ports) == 0
 }
 
 #[cfg(test)]
@@ -366,13 +377,7 @@ mod tests {
     use super::*;
 
     fn key(n: u32) -> FlowKey {
-        FlowKey {
-            src: 0x0a63_0001 + n,
-            dst: 0x0a63_0064,
-            src_port: 40000,
-            dst_port: 80,
-            proto: 6,
-        }
+        FlowKey::new(0x0a63_0001 + n, 0x0a63_0064, 40000, 80, 6)
     }
 
     fn target(slot: u16) -> FlowTarget {

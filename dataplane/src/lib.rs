@@ -10,6 +10,7 @@ pub mod flow;
 pub mod forward;
 pub mod hash;
 pub mod maglev;
+pub mod memory;
 pub mod pcap;
 pub mod rcu;
 pub mod snapshot;

@@ -5,9 +5,9 @@
 //! back-off's sleep, taken only after many empty polls in a row, never while frames
 //! are arriving.
 
-use crate::dpdk::{Clock, Mbuf, MbufBurst};
+use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
-use crate::forward::{decide, DropReason, Verdict};
+use crate::forward::{decide, flow_hash_hint, DropReason, Verdict};
 use crate::rcu::Reader;
 use crate::snapshot::Snapshot;
 use crate::wire::MacAddr;
@@ -289,42 +289,52 @@ impl Worker {
         let mut discard = MbufBurst::new();
         let mut counts = BurstCounts::default();
         let mut drops = [0u64; DropReason::COUNT];
-        {
-            let mut frames = rx.drain();
-            frames.prefetch_ahead(0);
-            frames.prefetch_ahead(1);
-            while let Some(mut mbuf) = frames.next() {
-                frames.prefetch_ahead(1);
-                let bytes = u64::from(mbuf.pkt_len());
-                counts.rx_bytes += bytes;
-                let verdict = decide(mbuf.data_mut(), &snap, queues.port_mac, flows, now_ms);
-                // out and discard hold at most as many mbufs as were received.
-                let _ = match verdict {
-                    Verdict::Forward { .. } => {
-                        counts.forwarded += 1;
-                        counts.forwarded_bytes += bytes;
-                        out.push(mbuf)
+
+        // Pass 1: start loading every flow's bucket, so the burst's flow-table loads
+        // overlap instead of stalling one by one.
+        rx.prefetch_frames();
+        for i in 0..received {
+            if let Some(hash) = rx.frame(i).and_then(|f| flow_hash_hint(f, snap.seed)) {
+                flows.prefetch(hash);
+            }
+        }
+        // Pass 2: decide, rewriting in place.
+        let mut verdicts = [Verdict::Drop(DropReason::Truncated); BURST_SIZE];
+        for (i, v) in verdicts.iter_mut().enumerate().take(received) {
+            if let Some(frame) = rx.frame_mut(i) {
+                *v = decide(frame, &snap, queues.port_mac, flows, now_ms);
+            }
+        }
+        // Pass 3: every mbuf to exactly one place.
+        for (mbuf, verdict) in rx.drain().zip(verdicts) {
+            let bytes = u64::from(mbuf.pkt_len());
+            counts.rx_bytes += bytes;
+            // out and discard hold at most as many mbufs as were received.
+            let _ = match verdict {
+                Verdict::Forward { .. } => {
+                    counts.forwarded += 1;
+                    counts.forwarded_bytes += bytes;
+                    out.push(mbuf)
+                }
+                Verdict::Reply(_) => {
+                    counts.replied += 1;
+                    out.push(mbuf)
+                }
+                Verdict::Punt(_) => match punt.push(mbuf) {
+                    Ok(()) => {
+                        counts.punted += 1;
+                        Ok(())
                     }
-                    Verdict::Reply(_) => {
-                        counts.replied += 1;
-                        out.push(mbuf)
-                    }
-                    Verdict::Punt(_) => match punt.push(mbuf) {
-                        Ok(()) => {
-                            counts.punted += 1;
-                            Ok(())
-                        }
-                        Err(mbuf) => {
-                            counts.punt_overflow += 1;
-                            discard.push(mbuf)
-                        }
-                    },
-                    Verdict::Drop(reason) => {
-                        drops[reason as usize] += 1;
+                    Err(mbuf) => {
+                        counts.punt_overflow += 1;
                         discard.push(mbuf)
                     }
-                };
-            }
+                },
+                Verdict::Drop(reason) => {
+                    drops[reason as usize] += 1;
+                    discard.push(mbuf)
+                }
+            };
         }
         let to_send = out.len() as u64;
         let sent = out.tx(queues.port, queues.tx_queue) as u64;

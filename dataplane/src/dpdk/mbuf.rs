@@ -95,6 +95,21 @@ impl Mbuf {
 }
 
 /// # Safety
+/// `m` must point at a valid single-segment mbuf that outlives the returned slice,
+/// with no other reference to its data.
+#[inline(always)]
+unsafe fn mbuf_data<'a>(m: *mut dpdk_sys::rte_mbuf) -> &'a mut [u8] {
+    // SAFETY: per the contract above.
+    unsafe {
+        let h = &*m;
+        std::slice::from_raw_parts_mut(
+            (h.buf_addr as *mut u8).add(usize::from(h.data_off)),
+            usize::from(h.data_len),
+        )
+    }
+}
+
+/// # Safety
 /// `m` must point at a valid mbuf.
 #[inline(always)]
 unsafe fn prefetch_data(m: *mut dpdk_sys::rte_mbuf) {
@@ -196,6 +211,30 @@ impl MbufBurst {
         self.slots.copy_within(sent..self.len, 0);
         self.len -= sent;
         sent
+    }
+
+    /// The data of the `i`th mbuf (None past the end).
+    #[inline(always)]
+    pub fn frame(&self, i: usize) -> Option<&[u8]> {
+        let m = *self.slots[..self.len].get(i)?;
+        // SAFETY: an owned, live mbuf; its data lies inside its buffer.
+        Some(unsafe { mbuf_data(m) })
+    }
+
+    #[inline(always)]
+    pub fn frame_mut(&mut self, i: usize) -> Option<&mut [u8]> {
+        let m = *self.slots[..self.len].get(i)?;
+        // SAFETY: as in frame(); exclusively borrowed through &mut self.
+        Some(unsafe { mbuf_data(m) })
+    }
+
+    /// Starts loading every frame's first cache line.
+    #[inline(always)]
+    pub fn prefetch_frames(&self) {
+        for &m in &self.slots[..self.len] {
+            // SAFETY: owned, live mbufs.
+            unsafe { prefetch_data(m) }
+        }
     }
 
     /// Frees every mbuf held, in one call.

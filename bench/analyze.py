@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Summarises a bench/run.sh results directory: medians and ratios as a Markdown
+table, and SVG bar charts (no plotting library needed)."""
+import csv
+import statistics
+import sys
+from pathlib import Path
+
+
+def medians(path, key_fields, value_field):
+    groups = {}
+    with open(path) as f:
+        for row in csv.DictReader(f):
+            try:
+                v = float(row[value_field])
+            except ValueError:
+                continue
+            if v == v:  # not NaN
+                groups.setdefault(tuple(row[k] for k in key_fields), []).append(v)
+    return {k: (statistics.median(v), len(v)) for k, v in groups.items()}
+
+
+def bar_svg(title, groups, series, values, unit, path):
+    """groups: x labels; series: names; values[(group, series)] -> number."""
+    colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
+    w, h, left, bottom, top = 720, 360, 60, 50, 40
+    peak = max([v for v in values.values()] + [1e-9]) * 1.1
+    gw = (w - left - 20) / max(len(groups), 1)
+    bw = gw * 0.8 / max(len(series), 1)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<text x="{w/2}" y="20" text-anchor="middle" font-size="14">{title}</text>',
+           f'<line x1="{left}" y1="{h-bottom}" x2="{w-10}" y2="{h-bottom}" stroke="black"/>',
+           f'<text x="15" y="{top + 10}" >{unit}</text>']
+    for i, g in enumerate(groups):
+        x0 = left + i * gw + gw * 0.1
+        out.append(f'<text x="{x0 + gw*0.4}" y="{h-bottom+18}" text-anchor="middle">{g}</text>')
+        for j, s in enumerate(series):
+            v = values.get((g, s))
+            if v is None:
+                continue
+            bh = (h - bottom - top) * v / peak
+            x = x0 + j * bw
+            out.append(f'<rect x="{x:.1f}" y="{h-bottom-bh:.1f}" width="{bw-2:.1f}" height="{bh:.1f}" fill="{colors[j % 4]}"/>')
+            out.append(f'<text x="{x + bw/2:.1f}" y="{h-bottom-bh-4:.1f}" text-anchor="middle" font-size="10">{v:.2f}</text>')
+    for j, s in enumerate(series):
+        out.append(f'<rect x="{left + j*130}" y="{h-18}" width="10" height="10" fill="{colors[j % 4]}"/>'
+                   f'<text x="{left + j*130 + 14}" y="{h-9}">{s}</text>')
+    out.append("</svg>")
+    Path(path).write_text("\n".join(out))
+
+
+def main():
+    out = Path(sys.argv[1])
+    print(f"# dsrlb benchmark summary ({out.name})\n")
+    machine = out / "machine.txt"
+    if machine.exists():
+        print("```\n" + machine.read_text().strip() + "\n```\n")
+    pps = medians(out / "pps.csv", ["impl", "flows"], "mpps")
+    flows = sorted({int(k[1]) for k in pps})
+    if flows:
+        print("## Packet rate per worker core (64-byte frames, 1 VIP, 16 targets)\n")
+        print("| flows | testpmd mac-fwd (ceiling) Mpps | dsrlb Mpps | dsrlb / ceiling | runs |")
+        print("|---:|---:|---:|---:|---:|")
+        values = {}
+        for f in flows:
+            tp, n1 = pps.get(("testpmd", str(f)), (float("nan"), 0))
+            lb, n2 = pps.get(("dsrlb", str(f)), (float("nan"), 0))
+            print(f"| {f} | {tp:.2f} | {lb:.2f} | {lb/tp:.2f} | {min(n1, n2)} |")
+            values[(str(f), "testpmd mac-fwd")] = tp
+            values[(str(f), "dsrlb")] = lb
+        print()
+        bar_svg("Packet rate per worker core, net_pcap replay (median Mpps)", [str(f) for f in flows],
+                ["testpmd mac-fwd", "dsrlb"], values, "Mpps", out / "pps.svg")
+    lab = out / "lab.csv"
+    if lab.exists():
+        fwd = medians(lab, ["impl"], "forwarded_pps")
+        drop = medians(lab, ["impl"], "drop_pct")
+        print("## In the namespace lab (af_packet veth; generator in dsr-client)\n")
+        print("| forwarder | forwarded pps at the targets | drops % | runs |")
+        print("|---|---:|---:|---:|")
+        values = {}
+        for impl in ["testpmd", "dsrlb", "pen"]:
+            if (impl,) in fwd:
+                v, n = fwd[(impl,)]
+                d, _ = drop[(impl,)]
+                print(f"| {impl} | {v:,.0f} | {d:.1f} | {n} |")
+                values[("forwarded", impl)] = v / 1e6
+        print()
+        bar_svg("Lab: forwarded packets per second at the targets (median, Mpps)", ["forwarded"],
+                [i for i in ["testpmd", "dsrlb", "pen"] if ("forwarded", i) in values], values, "Mpps", out / "lab.svg")
+    for name in ["micro.txt", "probe-schedule.txt"]:
+        p = out / name
+        if p.exists():
+            print(f"## {name}\n\n```\n" + "\n".join(l for l in p.read_text().splitlines() if not l.startswith("json ")) + "\n```\n")
+
+
+if __name__ == "__main__":
+    main()

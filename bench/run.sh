@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# dsrlb's benchmarks, side by side in one run. Writes raw results, a summary and
+# plots under bench/results/<stamp>/ and prints the summary.
+#
+#   bench/run.sh            full run (about 15 minutes)
+#   bench/run.sh --quick    smoke run (1 rep of 3 s, 1 and 1k flows, no lab peers)
+#   bench/run.sh --no-lab   skip the lab peer comparison (Pen, testpmd on af_packet)
+#
+# 1. packet rate per worker core: dsrlb against dpdk-testpmd mac-forward (its ceiling)
+#    on the same port: net_pcap replaying a file of 64-byte frames from memory
+#    (infinite_rx=1) into the PMD's drop queue, forwarder on CPU 1, runs alternated.
+# 2. in the namespace lab: dsrlb, testpmd mac-forward and Pen in DSR mode on the
+#    dsr-lb data veth, fed by the same generator, counted at the targets.
+# 3. control-plane figures (Maglev build, flow-table memory, decide() ns/packet) and
+#    the health prober's schedule with 1000 targets.
+# Needs root (hugepages, namespaces). Every load is bounded in time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+
+QUICK=0 LAB=1
+for arg in "$@"; do
+  case "$arg" in
+    --quick) QUICK=1; LAB=0 ;;
+    --no-lab) LAB=0 ;;
+    *) echo "usage: $0 [--quick] [--no-lab]" >&2; exit 2 ;;
+  esac
+done
+if [ "$QUICK" = 1 ]; then DUR=3 REPS=1 FLOWS="1 1000"; else DUR=10 REPS=3 FLOWS="1 1000 100000 1000000"; fi
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+OUT=bench/results/$STAMP
+WORK=$(mktemp -d /tmp/dsrlb-bench.XXXXXX)
+mkdir -p "$OUT"
+cleanup() {
+  pkill -INT -f "dsrlb-bench-" 2>/dev/null || true
+  [ "$LAB" = 1 ] && scripts/lab.sh down >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+scripts/setup.sh
+cargo build --release -p control -p bench 2>&1 | tail -1
+{
+  echo "date: $(date -u +%FT%TZ)"
+  echo "commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "kernel: $(uname -r)"
+  echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') x $(nproc)"
+  echo "dpdk: $(dpkg-query -W -f='${Version}' libdpdk-dev 2>/dev/null)"
+  echo "quick: $QUICK"
+} > "$OUT/machine.txt"
+
+PORT_MAC=02:00:00:00:00:02
+echo "impl,flows,rep,mpps" > "$OUT/pps.csv"
+
+# Rates from `dsrlb run --stats-interval 1` log lines: forwarded packets between
+# consecutive lines over their timestamps; the first two intervals are warm-up.
+dsrlb_rate() {
+  python3 - "$1" <<'PY'
+import re, sys, datetime, statistics
+pts = []
+for line in open(sys.argv[1]):
+    m = re.match(r"\[(\S+) .*\] rx \d+ forwarded (\d+)", line)
+    if m:
+        t = datetime.datetime.fromisoformat(m.group(1).replace("Z", "+00:00")).timestamp()
+        pts.append((t, int(m.group(2))))
+rates = [(b[1] - a[1]) / (b[0] - a[0]) / 1e6 for a, b in zip(pts, pts[1:]) if b[0] > a[0]][2:]
+print(f"{statistics.median(rates):.3f}" if rates else "nan")
+PY
+}
+
+testpmd_rate() {
+  python3 - "$1" <<'PY'
+import re, sys, statistics
+rates = [int(m.group(1)) / 1e6 for m in re.finditer(r"Tx-pps:\s+(\d+)", open(sys.argv[1]).read())][2:]
+print(f"{statistics.median(rates):.3f}" if rates else "nan")
+PY
+}
+
+run_testpmd() { # pcap mbufs log
+  timeout -s INT $((DUR + 3)) taskset -c 0,1 dpdk-testpmd -l 0,1 --in-memory --file-prefix=dsrlb-bench-tp --no-pci \
+    --vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" -- --forward-mode=mac --port-topology=loop \
+    --eth-peer=0,02:00:00:00:00:0b --stats-period 1 --no-flush-rx --nb-cores=1 \
+    --mbuf-size=512 --total-num-mbufs="$2" > "$3" 2>&1 || true
+}
+
+run_dsrlb() { # pcap mbufs flows log
+  cat > "$WORK/dsrlb.toml" <<TOML
+[appliance]
+address = "10.99.0.2"
+[dataplane]
+worker_lcores = [1]
+hugepages = true
+mbufs = $2
+mbuf_data_room = 512
+file_prefix = "dsrlb-bench-lb"
+idle_sleep_max_us = 0
+[[ports]]
+name = "bench"
+device = "net_pcap0,rx_pcap=$1,infinite_rx=1"
+mac = "$PORT_MAC"
+[flows]
+capacity = $(( $3 * 2 > 4096 ? $3 * 2 : 4096 ))
+[[services]]
+vip = "10.99.0.100"
+port = 80
+protocol = "tcp"
+targets = [
+$(for i in $(seq 1 16); do printf '  { address = "10.99.1.%d", mac = "02:00:00:00:01:%02x" },\n' "$i" "$i"; done)
+]
+TOML
+  timeout -s INT $((DUR + 3)) taskset -c 0,1 target/release/dsrlb run --config "$WORK/dsrlb.toml" --stats-interval 1 \
+    > /dev/null 2> "$4" || true
+}
+
+echo "== 1. packet rate per worker core: dsrlb vs testpmd mac-forward (net_pcap infinite_rx -> drop), ${DUR}s x $REPS"
+for flows in $FLOWS; do
+  packets=$(( flows > 4096 ? flows : 4096 ))
+  pcap="$WORK/f$flows.pcap"
+  target/release/dsrlb-traffic --out "$pcap" --flows "$flows" --packets "$packets" --dst-mac "$PORT_MAC" 2>/dev/null
+  mbufs=$(( packets + 65536 ))
+  for rep in $(seq 1 "$REPS"); do
+    run_testpmd "$pcap" "$mbufs" "$WORK/tp.log"
+    tp=$(testpmd_rate "$WORK/tp.log")
+    run_dsrlb "$pcap" "$mbufs" "$flows" "$WORK/lb.log"
+    lb=$(dsrlb_rate "$WORK/lb.log")
+    [ "$tp" = nan ] && { echo "testpmd gave no rate:"; tail -5 "$WORK/tp.log"; }
+    [ "$lb" = nan ] && { echo "dsrlb gave no rate:"; tail -5 "$WORK/lb.log"; }
+    echo "testpmd,$flows,$rep,$tp" >> "$OUT/pps.csv"
+    echo "dsrlb,$flows,$rep,$lb" >> "$OUT/pps.csv"
+    printf '  %8s flows  rep %d  testpmd %7s Mpps  dsrlb %7s Mpps\n' "$flows" "$rep" "$tp" "$lb"
+  done
+  rm -f "$pcap"
+done
+
+echo "== 3. control plane and decide() (dsrlb-micro, pinned to CPU 1)"
+taskset -c 1 target/release/dsrlb-micro $([ "$QUICK" = 1 ] && echo --quick) | tee "$OUT/micro.txt"
+echo "== 3b. health prober schedule, 1000 targets at 1 s"
+(ulimit -n 8192; target/release/dsrlb-probe-schedule --targets 1000 --secs $([ "$QUICK" = 1 ] && echo 3 || echo 10)) | tee "$OUT/probe-schedule.txt"
+
+if [ "$LAB" = 1 ]; then
+  bench/lab-peers.sh "$OUT" "$DUR" "$REPS"
+fi
+
+python3 bench/analyze.py "$OUT" | tee "$OUT/summary.md"
+echo "results: $OUT"

@@ -1,0 +1,162 @@
+//! `dsrlb-micro`: control-plane and per-packet figures on plain buffers (no DPDK):
+//! Maglev build time, flow-table memory per million flows, and decide() per packet
+//! for 1 to 1M flows (the last cache-hostile). Medians of repeated runs; prints
+//! figures and a JSON line, asserts nothing.
+
+use clap::Parser;
+use dataplane::craft::tcp_frame;
+use dataplane::flow::{FlowTable, FlowTableConfig};
+use dataplane::forward::{decide, Verdict};
+use dataplane::maglev::{MaglevTable, MaglevTarget};
+use dataplane::snapshot::{ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::wire::tcp::FLAG_ACK;
+use dataplane::wire::{IpProtocol, MacAddr};
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+#[derive(Parser, Debug)]
+#[command(about = "dsrlb micro-benchmarks: Maglev build, flow-table memory, decide() per packet")]
+struct Args {
+    /// Fewer repetitions and packets (a smoke run).
+    #[arg(long)]
+    quick: bool,
+}
+
+const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn maglev_build_ms(n: usize, reps: usize) -> f64 {
+    let targets: Vec<MaglevTarget> = (0..n)
+        .map(|i| MaglevTarget {
+            identity: 0x0a00_0000 + i as u64,
+            weight: 100,
+        })
+        .collect();
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                black_box(MaglevTable::build(black_box(&targets), 65537, 0).expect("build"));
+                t.elapsed().as_secs_f64() * 1e3
+            })
+            .collect(),
+    )
+}
+
+fn snapshot(targets: usize) -> Snapshot {
+    let targets = (0..targets)
+        .map(|i| TargetSpec {
+            addr: Ipv4Addr::new(10, 99, 1, i as u8 + 1),
+            mac: Some(MacAddr([2, 0x11, 0, 0, 0, i as u8 + 1])),
+            weight: 1,
+            healthy: true,
+        })
+        .collect();
+    Snapshot::build(
+        &SnapshotSpec {
+            real_addr: Ipv4Addr::new(10, 99, 0, 2),
+            seed: 0,
+            table_size: 65537,
+            services: vec![ServiceSpec {
+                vip: Ipv4Addr::new(10, 99, 0, 100),
+                proto: IpProtocol::Tcp,
+                port: 80,
+                targets,
+            }],
+        },
+        None,
+    )
+    .expect("snapshot")
+}
+
+/// ns per decide() over `flows` distinct flows, cycled, table sized 2x the flows.
+fn decide_ns(snap: &Snapshot, flows: usize, packets: usize, reps: usize) -> f64 {
+    let frames: Vec<Vec<u8>> = (0..flows)
+        .map(|f| {
+            let client = Ipv4Addr::from(0x0a63_0200 + (f / 60000) as u32);
+            tcp_frame(
+                PORT_MAC,
+                MacAddr([2, 0xcc, 0, 0, 0, 1]),
+                (client, 1024 + (f % 60000) as u16),
+                (Ipv4Addr::new(10, 99, 0, 100), 80),
+                FLAG_ACK,
+            )
+        })
+        .collect();
+    let mut table = FlowTable::new(FlowTableConfig {
+        capacity: (flows * 2).max(1024),
+        ..FlowTableConfig::default()
+    });
+    let mut work: Vec<Vec<u8>> = frames.clone();
+    // Warm: every flow in the table.
+    for f in work.iter_mut() {
+        black_box(decide(f, snap, PORT_MAC, &mut table, 0));
+    }
+    median(
+        (0..reps)
+            .map(|_| {
+                let t = Instant::now();
+                let mut forwarded = 0usize;
+                for i in 0..packets {
+                    let f = &mut work[i % flows];
+                    f[0..6].copy_from_slice(&PORT_MAC.0); // undo the last rewrite
+                    if let Verdict::Forward { .. } = decide(f, snap, PORT_MAC, &mut table, 1) {
+                        forwarded += 1;
+                    }
+                }
+                assert_eq!(forwarded, packets);
+                t.elapsed().as_secs_f64() * 1e9 / packets as f64
+            })
+            .collect(),
+    )
+}
+
+fn main() {
+    let args = Args::parse();
+    let (reps, packets) = if args.quick {
+        (3, 1_000_000)
+    } else {
+        (7, 10_000_000)
+    };
+
+    println!("Maglev table build, M = 65537 (median of {reps})");
+    let mut maglev = Vec::new();
+    for n in [10, 100, 1000] {
+        let ms = maglev_build_ms(n, reps);
+        println!("  N = {n:>4} targets   {ms:>7.3} ms");
+        maglev.push(format!("\"{n}\":{ms:.4}"));
+    }
+
+    let per_million = FlowTable::new(FlowTableConfig {
+        capacity: 1 << 20,
+        ..FlowTableConfig::default()
+    })
+    .memory_bytes();
+    println!(
+        "Flow table memory: {:.1} MiB per 2^20 flows ({} bytes per flow)",
+        per_million as f64 / (1 << 20) as f64,
+        per_million >> 20
+    );
+
+    let snap = snapshot(16);
+    println!("decide() per packet, 64-byte TCP frames, 16 targets (median of {reps} x {packets} packets)");
+    let mut decide = Vec::new();
+    for flows in [1usize, 1_000, 100_000, 1_000_000] {
+        let ns = decide_ns(&snap, flows, packets, reps);
+        println!(
+            "  {flows:>9} flows   {ns:>6.1} ns/packet   ({:.1} Mpps)",
+            1e3 / ns
+        );
+        decide.push(format!("\"{flows}\":{ns:.2}"));
+    }
+    println!(
+        "json {{\"maglev_build_ms\":{{{}}},\"flow_table_bytes_per_2e20\":{per_million},\"decide_ns\":{{{}}}}}",
+        maglev.join(","),
+        decide.join(",")
+    );
+}
