@@ -129,7 +129,22 @@ pub fn decide(
     flows: &mut FlowTable,
     now_ms: u64,
 ) -> Verdict {
-    match decide_frame(frame, snapshot, port_mac, flows, now_ms) {
+    decide_hinted(frame, snapshot, port_mac, flows, now_ms, None)
+}
+
+/// `decide`, given the frame's flow hash if it is already known (the worker
+/// computes it to prefetch; it must come from `flow_hash_hint` with this snapshot's
+/// seed).
+#[inline]
+pub fn decide_hinted(
+    frame: &mut [u8],
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+    hash_hint: Option<u64>,
+) -> Verdict {
+    match decide_frame(frame, snapshot, port_mac, flows, now_ms, hash_hint) {
         Ok(verdict) => verdict,
         Err(reason) => Verdict::Drop(reason),
     }
@@ -142,6 +157,7 @@ fn decide_frame(
     port_mac: MacAddr,
     flows: &mut FlowTable,
     now_ms: u64,
+    hash_hint: Option<u64>,
 ) -> Result<Verdict, DropReason> {
     let (ethertype, l3_offset, dst_mac) = l2_header(frame)?;
     match ethertype {
@@ -149,7 +165,9 @@ fn decide_frame(
             if dst_mac != port_mac {
                 return Err(DropReason::NotOurMac);
             }
-            decide_ipv4(frame, l3_offset, snapshot, port_mac, flows, now_ms)
+            decide_ipv4(
+                frame, l3_offset, snapshot, port_mac, flows, now_ms, hash_hint,
+            )
         }
         EtherType::Arp => {
             if dst_mac != port_mac && !dst_mac.is_broadcast() {
@@ -225,6 +243,7 @@ fn decide_ipv4(
     port_mac: MacAddr,
     flows: &mut FlowTable,
     now_ms: u64,
+    hash_hint: Option<u64>,
 ) -> Result<Verdict, DropReason> {
     let ip = Ipv4Packet::new_checked(&frame[l3_offset..]).map_err(|e| match e {
         crate::wire::Error::Truncated => DropReason::Truncated,
@@ -276,14 +295,16 @@ fn decide_ipv4(
         .service(dst_u32, proto_u8, dst_port)
         .ok_or(DropReason::NoService)?;
     let key = FlowKey::new(src_u32, dst_u32, src_port, dst_port, proto_u8);
-    let hash = flow_hash(
-        src_u32,
-        dst_u32,
-        src_port,
-        dst_port,
-        proto_u8,
-        snapshot.seed,
-    );
+    let hash = hash_hint.unwrap_or_else(|| {
+        flow_hash(
+            src_u32,
+            dst_u32,
+            src_port,
+            dst_port,
+            proto_u8,
+            snapshot.seed,
+        )
+    });
     let slot = forward(
         frame, service, &key, hash, state, snapshot, port_mac, flows, now_ms,
     )?;

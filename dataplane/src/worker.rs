@@ -7,7 +7,7 @@
 
 use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
-use crate::forward::{decide, flow_hash_hint, DropReason, Verdict};
+use crate::forward::{decide_hinted, flow_hash_hint, DropReason, Verdict};
 use crate::rcu::Reader;
 use crate::snapshot::Snapshot;
 use crate::wire::MacAddr;
@@ -290,19 +290,21 @@ impl Worker {
         let mut counts = BurstCounts::default();
         let mut drops = [0u64; DropReason::COUNT];
 
-        // Pass 1: start loading every flow's bucket, so the burst's flow-table loads
-        // overlap instead of stalling one by one.
+        // Pass 1: hash every flow and start loading its bucket, so the burst's
+        // flow-table loads overlap instead of stalling one by one.
         rx.prefetch_frames();
-        for i in 0..received {
-            if let Some(hash) = rx.frame(i).and_then(|f| flow_hash_hint(f, snap.seed)) {
+        let mut hints = [None; BURST_SIZE];
+        for (i, hint) in hints.iter_mut().enumerate().take(received) {
+            *hint = rx.frame(i).and_then(|f| flow_hash_hint(f, snap.seed));
+            if let Some(hash) = *hint {
                 flows.prefetch(hash);
             }
         }
         // Pass 2: decide, rewriting in place.
         let mut verdicts = [Verdict::Drop(DropReason::Truncated); BURST_SIZE];
-        for (i, v) in verdicts.iter_mut().enumerate().take(received) {
+        for (i, (v, hint)) in verdicts.iter_mut().zip(hints).enumerate().take(received) {
             if let Some(frame) = rx.frame_mut(i) {
-                *v = decide(frame, &snap, queues.port_mac, flows, now_ms);
+                *v = decide_hinted(frame, &snap, queues.port_mac, flows, now_ms, hint);
             }
         }
         // Pass 3: every mbuf to exactly one place.

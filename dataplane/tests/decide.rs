@@ -661,3 +661,35 @@ fn a_removed_target_loses_its_flows_when_they_next_arrive_and_no_other_flow_move
         "re-pinned in place, not re-inserted"
     );
 }
+
+#[test]
+fn the_workers_hash_hint_is_the_hash_decide_computes() {
+    use dataplane::forward::{decide_hinted, flow_hash_hint};
+    let snapshot = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
+    for port in 0..500u16 {
+        let frame = tcp_frame(
+            PORT_MAC,
+            CLIENT_MAC,
+            (CLIENT, 3000 + port),
+            (VIP, 80),
+            FLAG_SYN,
+        );
+        let hint = flow_hash_hint(&frame, snapshot.seed).expect("a TCP frame has a hash");
+        let (mut a, mut b) = (frame.clone(), frame);
+        let (mut ta, mut tb) = (flows(), flows());
+        assert_eq!(
+            decide(&mut a, &snapshot, PORT_MAC, &mut ta, 0),
+            decide_hinted(&mut b, &snapshot, PORT_MAC, &mut tb, 0, Some(hint))
+        );
+        assert_eq!(a, b);
+    }
+    let vlan = vlan_tagged(
+        &tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 1), (VIP, 80), FLAG_SYN),
+        7,
+    );
+    assert!(
+        flow_hash_hint(&vlan, 0).is_some(),
+        "tagged frames are hashed too"
+    );
+    assert_eq!(flow_hash_hint(&arp_request_for(VIP), 0), None);
+}
