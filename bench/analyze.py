@@ -9,6 +9,8 @@ from pathlib import Path
 
 def medians(path, key_fields, value_field):
     groups = {}
+    if not Path(path).exists():
+        return {}
     with open(path) as f:
         for row in csv.DictReader(f):
             try:
@@ -88,6 +90,15 @@ def main():
         print()
         bar_svg("Lab: forwarded packets per second at the targets (median, Mpps)", ["forwarded"],
                 [i for i in ["testpmd", "dsrlb", "pen"] if ("forwarded", i) in values], values, "Mpps", out / "lab.svg")
+    latency = out / "latency.csv"
+    if latency.exists():
+        print("## Latency through the forwarder (UDP ping-pong in the lab, microseconds)\n")
+        print("| forwarder | p50 | p99 | lost |")
+        print("|---|---:|---:|---:|")
+        with open(latency) as f:
+            for row in csv.DictReader(f):
+                print(f"| {row['impl']} | {row['p50_us']} | {row['p99_us']} | {row['lost']} |")
+        print("\nClient and echo are Python on a shared 2-vCPU VM: compare rows, do not read absolutes.\n")
     for name in ["micro.txt", "probe-schedule.txt"]:
         p = out / name
         if p.exists():

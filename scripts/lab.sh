@@ -27,6 +27,10 @@ nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 quiet_sysctl() { nsx "$1" sysctl -q -w "$2=$3" >/dev/null 2>&1 || true; }
 
 down() {
+  # Services whose namespace was deleted under them are reached by their pid files.
+  for pidfile in "$RUN"/*.pid; do
+    [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
+  done
   for ns in "${NAMESPACES[@]}"; do
     if ip netns list | grep -qw "^$ns"; then
       local pids
