@@ -18,6 +18,22 @@ protocol = "tcp"
 targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", weight = 0, mac = "02:00:00:00:00:0c" }]
 "#;
 
+/// Each case (what, text to replace, replacement, key, words) applied to `base` must be
+/// refused with an error at that key whose message holds those words.
+fn assert_each_edit_fails_at_its_key(base: &str, cases: &[(&str, &str, &str, &str, &str)]) {
+    for (what, from, to, key, words) in cases {
+        assert!(base.contains(from), "{what}: fixture lacks {from:?}");
+        let err = Config::from_toml(&base.replacen(from, to, 1), "case").expect_err(what);
+        let hit = err.errors.iter().find(|e| e.key == *key);
+        let hit = hit.unwrap_or_else(|| panic!("{what}: no error at `{key}`: {err}"));
+        assert!(
+            hit.message.contains(words),
+            "{what}: `{}` lacks `{words}`",
+            hit.message
+        );
+    }
+}
+
 #[test]
 fn minimal_file_gets_defaults() {
     let c = Config::from_toml(MINIMAL, "minimal").unwrap();
@@ -163,18 +179,7 @@ fn errors_name_the_key_and_the_reason() {
             "not a unicast MAC",
         ),
     ];
-    for (what, from, to, key, words) in cases {
-        assert!(MINIMAL.contains(from), "{what}: fixture lacks {from:?}");
-        let text = MINIMAL.replacen(from, to, 1);
-        let err = Config::from_toml(&text, "case").expect_err(what);
-        let hit = err.errors.iter().find(|e| e.key == *key);
-        let hit = hit.unwrap_or_else(|| panic!("{what}: no error at `{key}`: {err}"));
-        assert!(
-            hit.message.contains(words),
-            "{what}: `{}` lacks `{words}`",
-            hit.message
-        );
-    }
+    assert_each_edit_fails_at_its_key(MINIMAL, cases);
 }
 
 #[test]
@@ -315,20 +320,7 @@ fn probe_errors_name_the_key() {
             "must start with /",
         ),
     ];
-    for (what, from, to, key, words) in cases {
-        assert!(WITH_HEALTH.contains(from), "{what}: fixture lacks {from:?}");
-        let err = Config::from_toml(&WITH_HEALTH.replacen(from, to, 1), "case").expect_err(what);
-        let hit = err
-            .errors
-            .iter()
-            .find(|e| e.key == *key)
-            .unwrap_or_else(|| panic!("{what}: no error at `{key}`: {err}"));
-        assert!(
-            hit.message.contains(words),
-            "{what}: `{}` lacks `{words}`",
-            hit.message
-        );
-    }
+    assert_each_edit_fails_at_its_key(WITH_HEALTH, cases);
 }
 
 #[test]

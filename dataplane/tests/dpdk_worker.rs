@@ -109,26 +109,9 @@ impl Rig {
         port.configure_and_start(&PortConfig::default(), &pool)
             .unwrap();
         let port_mac = port.mac_addr().unwrap();
-        let snapshot = Arc::new(Snapshot::build(&spec(&[11, 12, 13, 14], &[]), None).unwrap());
-        let (publisher, mut readers) = rcu::cell(snapshot, 1);
-        let stats = Arc::new(WorkerStats::default());
         let punt = Arc::new(ArrayQueue::new(punt_capacity));
-        let worker = Worker::new(
-            WorkerQueues {
-                port: port.id(),
-                rx_queue: 0,
-                tx_queue: 0,
-                port_mac,
-            },
-            FlowTable::new(FlowTableConfig {
-                capacity: 1 << 14,
-                ..FlowTableConfig::default()
-            }),
-            readers.remove(0),
-            Arc::clone(&stats),
-            Arc::clone(&punt),
-            IdleBackoff::new(16, Duration::from_micros(50)),
-        );
+        let (worker, stats, publisher) =
+            worker_on(port.id(), port_mac, &[11, 12, 13, 14], Arc::clone(&punt));
         Rig {
             worker,
             publisher,
@@ -179,6 +162,36 @@ impl Rig {
         drop(output);
         assert_eq!(pool.in_use(), 0, "mbufs leaked");
     }
+}
+
+/// A worker on queue 0 of `port`, answering as `mac`, with a snapshot of `targets`
+/// (10.99.0.N for each N) and a flow table of 16k entries.
+fn worker_on(
+    port: u16,
+    mac: MacAddr,
+    targets: &[u8],
+    punt: Arc<ArrayQueue<Mbuf>>,
+) -> (Worker, Arc<WorkerStats>, Publisher<Snapshot>) {
+    let snapshot = Arc::new(Snapshot::build(&spec(targets, &[]), None).unwrap());
+    let (publisher, mut readers) = rcu::cell(snapshot, 1);
+    let stats = Arc::new(WorkerStats::default());
+    let worker = Worker::new(
+        WorkerQueues {
+            port,
+            rx_queue: 0,
+            tx_queue: 0,
+            port_mac: mac,
+        },
+        FlowTable::new(FlowTableConfig {
+            capacity: 1 << 14,
+            ..FlowTableConfig::default()
+        }),
+        readers.remove(0),
+        Arc::clone(&stats),
+        punt,
+        IdleBackoff::new(16, Duration::from_micros(50)),
+    );
+    (worker, stats, publisher)
 }
 
 fn syn(src_port: u16, mac: MacAddr) -> Vec<u8> {
@@ -469,25 +482,8 @@ fn pcap_vdev_replays_and_records_through_the_worker() {
     port.configure_and_start(&PortConfig::default(), &pool)
         .unwrap();
 
-    let snapshot = Arc::new(Snapshot::build(&spec(&[11, 12], &[]), None).unwrap());
-    let (_publisher, mut readers) = rcu::cell(snapshot, 1);
-    let stats = Arc::new(WorkerStats::default());
-    let mut worker = Worker::new(
-        WorkerQueues {
-            port: port.id(),
-            rx_queue: 0,
-            tx_queue: 0,
-            port_mac: mac,
-        },
-        FlowTable::new(FlowTableConfig {
-            capacity: 4096,
-            ..FlowTableConfig::default()
-        }),
-        readers.remove(0),
-        Arc::clone(&stats),
-        Arc::new(ArrayQueue::new(8)),
-        IdleBackoff::default(),
-    );
+    let (mut worker, stats, _publisher) =
+        worker_on(port.id(), mac, &[11, 12], Arc::new(ArrayQueue::new(8)));
     let deadline = Instant::now() + Duration::from_secs(10);
     while stats.read().rx_packets < 101 && Instant::now() < deadline {
         worker.poll_once();
@@ -574,26 +570,9 @@ fn control_frames_go_out_on_the_controls_own_queue_or_through_the_worker() {
 
     let inject = Arc::new(ArrayQueue::new(4));
     let via = ControlTx::ViaWorker(Arc::clone(&inject));
-    let snapshot = Arc::new(Snapshot::build(&spec(&[11], &[]), None).unwrap());
-    let (_publisher, mut readers) = rcu::cell(snapshot, 1);
-    let stats = Arc::new(WorkerStats::default());
-    let mut worker = Worker::new(
-        WorkerQueues {
-            port: port.id(),
-            rx_queue: 0,
-            tx_queue: 0,
-            port_mac: CLIENT_MAC,
-        },
-        FlowTable::new(FlowTableConfig {
-            capacity: 64,
-            ..FlowTableConfig::default()
-        }),
-        readers.remove(0),
-        Arc::clone(&stats),
-        Arc::new(ArrayQueue::new(4)),
-        IdleBackoff::default(),
-    )
-    .with_injection(inject);
+    let (worker, stats, _publisher) =
+        worker_on(port.id(), CLIENT_MAC, &[11], Arc::new(ArrayQueue::new(4)));
+    let mut worker = worker.with_injection(inject);
     for _ in 0..4 {
         assert!(via.send(pool.alloc_with(&garp).unwrap()));
     }
