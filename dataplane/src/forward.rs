@@ -144,10 +144,94 @@ pub fn decide_hinted(
     now_ms: u64,
     hash_hint: Option<u64>,
 ) -> Verdict {
+    if let Some(verdict) = fast_path(frame, snapshot, port_mac, flows, now_ms, hash_hint) {
+        return verdict;
+    }
+    decide_without_fast_path(frame, snapshot, port_mac, flows, now_ms, hash_hint)
+}
+
+/// The general path alone: every frame, every drop reason. `decide` tries the fast
+/// path first; tests compare the two.
+#[doc(hidden)]
+#[inline]
+pub fn decide_without_fast_path(
+    frame: &mut [u8],
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+    hash_hint: Option<u64>,
+) -> Verdict {
     match decide_frame(frame, snapshot, port_mac, flows, now_ms, hash_hint) {
         Ok(verdict) => verdict,
         Err(reason) => Verdict::Drop(reason),
     }
+}
+
+/// Bytes the fast path reads at fixed offsets: Ethernet (14), IPv4 without options
+/// (20), and TCP's first 20 bytes (UDP's 8, within the same span).
+const FAST_SPAN: usize = 54;
+
+/// The common frame (untagged IPv4 without options or fragments, TCP or UDP to a
+/// service) through one bounds check and fixed offsets. None for anything else, or
+/// for any check that fails: the general path then decides, with its drop reason. It
+/// accepts exactly what the general path forwards, and forwards it the same way.
+#[inline(always)]
+fn fast_path(
+    frame: &mut [u8],
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+    hash_hint: Option<u64>,
+) -> Option<Verdict> {
+    let len = frame.len();
+    let h: &[u8; FAST_SPAN] = frame.get(..FAST_SPAN)?.try_into().ok()?;
+    let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
+    let be32 = |at: usize| u32::from_be_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    if h[0..6] != port_mac.0 || be16(12) != 0x0800 || h[14] != 0x45 || be16(20) & 0x3fff != 0 {
+        return None;
+    }
+    let total = usize::from(be16(16));
+    if total > len - 14 {
+        return None;
+    }
+    let proto = h[23];
+    let state = match proto {
+        6 => {
+            let header = usize::from(h[46] >> 4) * 4;
+            if header < 20 || total < 20 + header {
+                return None;
+            }
+            let flags = h[47];
+            if flags & crate::wire::tcp::FLAG_SYN != 0 && flags & crate::wire::tcp::FLAG_ACK == 0 {
+                FlowState::TcpSynOnly
+            } else {
+                FlowState::TcpEstablished
+            }
+        }
+        17 => {
+            let udp_len = usize::from(be16(38));
+            if udp_len < 8 || udp_len > total.checked_sub(20)? {
+                return None;
+            }
+            FlowState::Udp
+        }
+        _ => return None,
+    };
+    let (src, dst, src_port, dst_port) = (be32(26), be32(30), be16(34), be16(36));
+    let service = snapshot.service(dst, proto, dst_port)?;
+    let key = FlowKey::new(src, dst, src_port, dst_port, proto);
+    let hash =
+        hash_hint.unwrap_or_else(|| flow_hash(src, dst, src_port, dst_port, proto, snapshot.seed));
+    Some(
+        match forward(
+            frame, service, &key, hash, state, snapshot, port_mac, flows, now_ms,
+        ) {
+            Ok(slot) => Verdict::Forward { slot },
+            Err(reason) => Verdict::Drop(reason),
+        },
+    )
 }
 
 #[inline(always)]

@@ -693,3 +693,50 @@ fn the_workers_hash_hint_is_the_hash_decide_computes() {
     );
     assert_eq!(flow_hash_hint(&arp_request_for(VIP), 0), None);
 }
+
+/// The fast path must agree with the general path on every frame, valid or not:
+/// the same verdict and the same bytes out (and so the same flow-table effects).
+#[test]
+fn the_fast_path_agrees_with_the_general_path_on_every_frame() {
+    use dataplane::forward::decide_without_fast_path;
+    let snapshot = single_target_snapshot();
+    let mut seeds: Vec<Vec<u8>> = cases(&snapshot).into_iter().map(|c| c.input).collect();
+    seeds.push(udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 7), (VIP, 9), &[]));
+    seeds.push(padded(tcp_frame(
+        PORT_MAC,
+        CLIENT_MAC,
+        (CLIENT, 8),
+        (VIP, 80),
+        FLAG_SYN | FLAG_ACK,
+    )));
+    let (mut fast_flows, mut general_flows) = (flows(), flows());
+    let mut compared = 0;
+    let mut check = |frame: Vec<u8>| {
+        let (mut a, mut b) = (frame.clone(), frame);
+        let va = decide(&mut a, &snapshot, PORT_MAC, &mut fast_flows, 5);
+        let vb = decide_without_fast_path(&mut b, &snapshot, PORT_MAC, &mut general_flows, 5, None);
+        assert_eq!(va, vb, "verdicts differ for {b:02x?}");
+        assert_eq!(a, b, "outputs differ");
+        compared += 1;
+    };
+    for seed in &seeds {
+        for len in 0..=seed.len() {
+            check(seed[..len].to_vec());
+        }
+        for at in 0..seed.len() {
+            for value in [
+                0x00, 0x01, 0x05, 0x06, 0x11, 0x20, 0x45, 0x46, 0x50, 0x7f, 0x80, 0xff,
+            ] {
+                let mut frame = seed.clone();
+                frame[at] = value;
+                check(frame);
+            }
+        }
+    }
+    assert!(compared > 20_000);
+    assert_eq!(
+        fast_flows.stats(),
+        general_flows.stats(),
+        "same flow-table effects"
+    );
+}
