@@ -16,7 +16,7 @@ fw=""
 cleanup() {
   [ -n "$fw" ] && { kill -INT "$fw" 2>/dev/null; sleep 1; kill -9 "$fw" 2>/dev/null; wait "$fw" 2>/dev/null; } || true
   pkill -9 -x pen 2>/dev/null || true
-  rm -rf "$WORK"
+  rm -rf "$WORK" /var/run/dpdk/dsrlb-bench-*
 }
 trap cleanup EXIT
 

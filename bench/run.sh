@@ -35,7 +35,8 @@ mkdir -p "$OUT"
 cleanup() {
   pkill -INT -f "dsrlb-bench-" 2>/dev/null || true
   [ "$LAB" = 1 ] && scripts/lab.sh down >/dev/null 2>&1 || true
-  rm -rf "$WORK"
+  # testpmd leaves its EAL runtime directories behind.
+  rm -rf "$WORK" /var/run/dpdk/dsrlb-bench-*
 }
 trap cleanup EXIT
 
