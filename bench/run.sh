@@ -41,6 +41,10 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/setup.sh
+# The lab comparison's peer: Pen, from Debian.
+if [ "$LAB" = 1 ] && ! command -v pen >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q pen >/dev/null
+fi
 cargo build --release -p control -p bench 2>&1 | tail -1
 {
   echo "date: $(date -u +%FT%TZ)"
