@@ -46,19 +46,14 @@ struct Args {
     mix: bool,
 }
 
-fn parse_mac(s: &str) -> Option<MacAddr> {
-    let parts: Vec<u8> = s
-        .split(':')
-        .map(|p| u8::from_str_radix(p, 16).ok())
-        .collect::<Option<_>>()?;
-    <[u8; 6]>::try_from(parts).ok().map(MacAddr)
-}
-
 fn main() -> ExitCode {
     let args = Args::parse();
-    let Some(dst_mac) = parse_mac(&args.dst_mac) else {
-        eprintln!("--dst-mac: `{}` is not a MAC address", args.dst_mac);
-        return ExitCode::from(2);
+    let dst_mac = match args.dst_mac.parse::<config::Mac>() {
+        Ok(mac) => MacAddr(mac.0),
+        Err(e) => {
+            eprintln!("--dst-mac: {e}");
+            return ExitCode::from(2);
+        }
     };
     if args.flows == 0 || args.packets < args.flows {
         eprintln!("need --flows >= 1 and --packets >= --flows");

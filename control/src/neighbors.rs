@@ -36,7 +36,6 @@ struct Neighbor {
     source: MacSource,
     next_request: Instant,
     unanswered: u32,
-    last_heard: Option<Instant>,
 }
 
 #[derive(Debug)]
@@ -69,7 +68,6 @@ impl Neighbors {
                     source: MacSource::Static,
                     next_request: now,
                     unanswered: 0,
-                    last_heard: None,
                 },
                 (None, Some(prev)) if prev.source == MacSource::Arp => prev,
                 (None, _) => Neighbor {
@@ -77,7 +75,6 @@ impl Neighbors {
                     source: MacSource::Arp,
                     next_request: now,
                     unanswered: 0,
-                    last_heard: None,
                 },
             };
             next.insert(addr, entry);
@@ -101,7 +98,6 @@ impl Neighbors {
         let changed = n.mac != Some(mac);
         n.mac = Some(mac);
         n.unanswered = 0;
-        n.last_heard = Some(now);
         n.next_request = now + self.timing.refresh;
         changed
     }

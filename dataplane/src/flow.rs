@@ -34,14 +34,6 @@ impl FlowKey {
             ports: (u64::from(src_port) << 32) | (u64::from(dst_port) << 16) | u64::from(proto),
         }
     }
-
-    pub fn src(&self) -> u32 {
-        (self.addrs >> 32) as u32
-    }
-
-    pub fn dst(&self) -> u32 {
-        self.addrs as u32
-    }
 }
 
 /// Where a flow goes: a target slot in the snapshot and that slot's generation when

@@ -50,10 +50,6 @@ pub struct Target {
     pub generation: u32,
     /// Known MAC and healthy: may carry the flows it already has (even at weight 0).
     pub usable: bool,
-    pub weight: u32,
-    pub healthy: bool,
-    pub mac_known: bool,
-    pub service: u16,
 }
 
 /// Slot of a target no longer configured: never usable.
@@ -62,10 +58,6 @@ const VACANT: Target = Target {
     mac: MacAddr::ZERO,
     generation: 0,
     usable: false,
-    weight: 0,
-    healthy: false,
-    mac_known: false,
-    service: u16::MAX,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -173,10 +165,6 @@ impl Snapshot {
                     mac: t.mac.unwrap_or(MacAddr::ZERO),
                     generation,
                     usable,
-                    weight: t.weight,
-                    healthy: t.healthy,
-                    mac_known: t.mac.is_some(),
-                    service: service_index as u16,
                 };
                 target_slots.push(slot);
                 candidates.push(MaglevTarget {

@@ -50,23 +50,6 @@ impl Eal {
         });
         Ok(Eal { runtime_dir })
     }
-
-    /// lcore ids EAL enabled, main lcore included.
-    pub fn lcores(&self) -> Vec<u32> {
-        let mut out = Vec::new();
-        for id in 0..dpdk_sys::RTE_MAX_LCORE {
-            // SAFETY: plain query over a valid id range.
-            if unsafe { dpdk_sys::rte_lcore_is_enabled(id) } != 0 {
-                out.push(id);
-            }
-        }
-        out
-    }
-
-    pub fn main_lcore(&self) -> u32 {
-        // SAFETY: plain query after init.
-        unsafe { dpdk_sys::rte_get_main_lcore() }
-    }
 }
 
 impl Drop for Eal {

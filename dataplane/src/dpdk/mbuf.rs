@@ -37,35 +37,19 @@ impl Mbuf {
     /// Bytes of the first segment (the whole frame: dsrlb does not enable scatter).
     #[inline(always)]
     pub fn data(&self) -> &[u8] {
-        let m = self.header();
-        // SAFETY: buf_addr + data_off .. + data_len lies inside the mbuf's buffer.
-        unsafe {
-            std::slice::from_raw_parts(
-                (m.buf_addr as *const u8).add(usize::from(m.data_off)),
-                usize::from(m.data_len),
-            )
-        }
+        // SAFETY: we own a valid single-segment mbuf; the slice borrows self.
+        unsafe { mbuf_data(self.raw.as_ptr()) }
     }
 
     #[inline(always)]
     pub fn data_mut(&mut self) -> &mut [u8] {
-        // SAFETY: as in data(); we own the mbuf exclusively.
-        unsafe {
-            let m = self.raw.as_mut();
-            std::slice::from_raw_parts_mut(
-                (m.buf_addr as *mut u8).add(usize::from(m.data_off)),
-                usize::from(m.data_len),
-            )
-        }
+        // SAFETY: as in data(); exclusively borrowed through &mut self.
+        unsafe { mbuf_data(self.raw.as_ptr()) }
     }
 
     #[inline(always)]
     pub fn pkt_len(&self) -> u32 {
         self.header().pkt_len
-    }
-
-    pub fn segments(&self) -> u16 {
-        self.header().nb_segs
     }
 
     /// Appends `bytes` to the data (one segment only).
@@ -84,13 +68,6 @@ impl Mbuf {
     #[inline(always)]
     pub fn as_ptr(&self) -> *mut dpdk_sys::rte_mbuf {
         self.raw.as_ptr()
-    }
-
-    /// Hints the CPU to load the frame's first cache line.
-    #[inline(always)]
-    pub fn prefetch_data(&self) {
-        // SAFETY: we own a valid mbuf.
-        unsafe { prefetch_data(self.raw.as_ptr()) }
     }
 }
 
@@ -267,18 +244,6 @@ impl Drop for MbufBurst {
 pub struct Drain<'a> {
     burst: &'a mut MbufBurst,
     next: usize,
-}
-
-impl Drain<'_> {
-    /// Starts loading the frame `ahead` positions after the next one.
-    #[inline(always)]
-    pub fn prefetch_ahead(&self, ahead: usize) {
-        let i = self.next + ahead;
-        if i < self.burst.len {
-            // SAFETY: slot i holds an owned, live mbuf.
-            unsafe { prefetch_data(self.burst.slots[i]) }
-        }
-    }
 }
 
 impl Iterator for Drain<'_> {

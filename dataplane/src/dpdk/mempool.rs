@@ -45,11 +45,6 @@ impl Mempool {
         unsafe { dpdk_sys::rte_mempool_in_use_count(self.raw.as_ptr()) }
     }
 
-    pub fn available(&self) -> u32 {
-        // SAFETY: valid pool.
-        unsafe { dpdk_sys::rte_mempool_avail_count(self.raw.as_ptr()) }
-    }
-
     pub fn alloc(&self) -> Option<Mbuf> {
         // SAFETY: valid pool; a non-null result is a fresh mbuf we own.
         let raw = unsafe { dpdk_sys::rte_pktmbuf_alloc(self.raw.as_ptr()) };
