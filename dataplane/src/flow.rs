@@ -344,18 +344,43 @@ impl FlowTable {
         outcome
     }
 
-    /// Number of live entries pinned to each target slot (for `show targets`).
-    /// Walks the whole table: control-path only.
-    pub fn count_by_slot(&self, now_ms: u64, counts: &mut [u64]) {
-        for bucket in self.buckets.iter() {
+    pub fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Adds the live entries of buckets `first..first + count` (clamped to the table)
+    /// to `counts` by target slot, those `is_current` accepts only. The worker walks
+    /// its table this way a few buckets per poll, for `show targets`' active flows.
+    /// Returns one past the highest slot counted (0 if none).
+    pub fn count_by_slot(
+        &self,
+        first: usize,
+        count: usize,
+        now_ms: u64,
+        counts: &mut [u64],
+        is_current: impl Fn(FlowTarget) -> bool,
+    ) -> usize {
+        let end = first.saturating_add(count).min(self.buckets.len());
+        let mut high = 0;
+        for bucket in self.buckets.get(first..end).unwrap_or_default() {
             for e in bucket.entries.iter() {
-                if e.state != EMPTY && !self.is_expired(e, now_ms) {
-                    if let Some(c) = counts.get_mut(usize::from(e.target_slot)) {
-                        *c += 1;
-                    }
+                if e.state == EMPTY || self.is_expired(e, now_ms) {
+                    continue;
+                }
+                let target = FlowTarget {
+                    slot: e.target_slot,
+                    generation: e.target_generation,
+                };
+                if !is_current(target) {
+                    continue;
+                }
+                if let Some(c) = counts.get_mut(usize::from(e.target_slot)) {
+                    *c += 1;
+                    high = high.max(usize::from(e.target_slot) + 1);
                 }
             }
         }
+        high
     }
 }
 
@@ -553,8 +578,15 @@ mod tests {
         t.insert(&key(1), 1, target(0), FlowState::TcpEstablished, 0);
         t.insert(&key(2), 2, target(1), FlowState::TcpEstablished, 0);
         t.insert(&key(3), 3, target(1), FlowState::TcpSynOnly, 0);
-        let mut counts = [0u64; 2];
-        t.count_by_slot(5_000, &mut counts);
-        assert_eq!(counts, [1, 1]);
+        t.insert(&key(4), 4, target(2), FlowState::TcpEstablished, 0);
+        let mut counts = [0u64; 3];
+        let all = t.bucket_count();
+        let high = t.count_by_slot(0, all, 5_000, &mut counts, |ft| ft.slot != 2);
+        assert_eq!(counts, [1, 1, 0], "SYN-only expired; slot 2 not current");
+        assert_eq!(high, 2);
+        let mut halves = [0u64; 3];
+        t.count_by_slot(0, all / 2, 5_000, &mut halves, |_| true);
+        t.count_by_slot(all / 2, all, 5_000, &mut halves, |_| true);
+        assert_eq!(halves, [1, 1, 1], "two ranges cover the table once");
     }
 }

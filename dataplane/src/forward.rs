@@ -115,6 +115,11 @@ pub enum Verdict {
     /// Hand the frame, unchanged, to the control thread.
     Punt(PuntKind),
     Drop(DropReason),
+    /// Dropped: the service (counter slot `service`) has no target that may take
+    /// the flow. Counted as `DropReason::NoUsableTarget` and against the service.
+    Unserved {
+        service: u16,
+    },
 }
 
 /// TTL of the replies dsrlb originates (echo replies).
@@ -228,8 +233,10 @@ fn fast_path(
         match forward(
             frame, service, &key, hash, state, snapshot, port_mac, flows, now_ms,
         ) {
-            Ok(slot) => Verdict::Forward { slot },
-            Err(reason) => Verdict::Drop(reason),
+            Some(slot) => Verdict::Forward { slot },
+            None => Verdict::Unserved {
+                service: service.slot,
+            },
         },
     )
 }
@@ -389,10 +396,16 @@ fn decide_ipv4(
             snapshot.seed,
         )
     });
-    let slot = forward(
-        frame, service, &key, hash, state, snapshot, port_mac, flows, now_ms,
-    )?;
-    Ok(Verdict::Forward { slot })
+    Ok(
+        match forward(
+            frame, service, &key, hash, state, snapshot, port_mac, flows, now_ms,
+        ) {
+            Some(slot) => Verdict::Forward { slot },
+            None => Verdict::Unserved {
+                service: service.slot,
+            },
+        },
+    )
 }
 
 /// The flow's target (its pinned one while usable, else Maglev's), and the rewrite.
@@ -408,16 +421,12 @@ fn forward(
     port_mac: MacAddr,
     flows: &mut FlowTable,
     now_ms: u64,
-) -> Result<u16, DropReason> {
+) -> Option<u16> {
     // A new flow, or one whose target is gone or down, takes Maglev's choice.
-    let pick = || -> Result<(FlowTarget, MacAddr), DropReason> {
-        let fresh = service
-            .pick(hash, snapshot.targets())
-            .ok_or(DropReason::NoUsableTarget)?;
-        let target = snapshot
-            .usable_target(fresh)
-            .ok_or(DropReason::NoUsableTarget)?;
-        Ok((fresh, target.mac))
+    let pick = || -> Option<(FlowTarget, MacAddr)> {
+        let fresh = service.pick(hash, snapshot.targets())?;
+        let target = snapshot.usable_target(fresh)?;
+        Some((fresh, target.mac))
     };
     let (slot, target_mac) = match flows.get(key, hash, now_ms) {
         Some(mut entry) => {
@@ -441,7 +450,7 @@ fn forward(
     let mut eth = EthernetFrame::new_unchecked(&mut *frame);
     eth.set_dst_addr(target_mac);
     eth.set_src_addr(port_mac);
-    Ok(slot)
+    Some(slot)
 }
 
 /// Echo request -> echo reply, in place: addresses swapped, TTL reset, both

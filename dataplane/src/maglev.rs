@@ -31,6 +31,8 @@ pub enum BuildError {
     TableSizeNotPrime(u32),
     TableSizeOutOfRange(u32),
     TooManyTargets(usize),
+    /// More services than there are counter slots.
+    TooManyServices(usize),
 }
 
 impl std::fmt::Display for BuildError {
@@ -41,6 +43,7 @@ impl std::fmt::Display for BuildError {
                 write!(f, "table size {m} is outside 3..={MAX_TABLE_SIZE}")
             }
             BuildError::TooManyTargets(n) => write!(f, "{n} targets, at most {MAX_TARGETS}"),
+            BuildError::TooManyServices(n) => write!(f, "more than {n} services"),
         }
     }
 }

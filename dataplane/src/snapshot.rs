@@ -67,11 +67,20 @@ pub struct ServiceKey {
     pub port: u16,
 }
 
+/// Target slots run from 0 to `MAX_TARGET_SLOTS - 1`: per-slot counters can be
+/// fixed arrays.
+pub const MAX_TARGET_SLOTS: usize = u16::MAX as usize;
+/// Service counter slots run from 0 to `MAX_SERVICE_SLOTS - 1`.
+pub const MAX_SERVICE_SLOTS: usize = 4096;
+
 #[derive(Debug, Clone)]
 pub struct Service {
     pub key: ServiceKey,
     /// Position in `SnapshotSpec::services` (config order).
     pub index: usize,
+    /// Where this service's counters live; kept across snapshots while the service
+    /// stays configured (like target slots).
+    pub slot: u16,
     /// Maglev slot -> target slot.
     table: MaglevTable,
     /// Target slots of this service, in config order.
@@ -113,8 +122,10 @@ impl Snapshot {
     /// address) keep their slot and generation.
     pub fn build(spec: &SnapshotSpec, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
         let mut kept: HashMap<(ServiceKey, u32), (u16, u32)> = HashMap::new();
+        let mut kept_services: HashMap<ServiceKey, u16> = HashMap::new();
         if let Some(prev) = previous {
             for service in &prev.services {
+                kept_services.insert(service.key, service.slot);
                 for &slot in &service.target_slots {
                     let t = &prev.targets[usize::from(slot)];
                     kept.insert((service.key, u32::from(t.addr)), (slot, t.generation));
@@ -137,6 +148,13 @@ impl Snapshot {
             assigned.push(row);
         }
         let mut free_slots = (0u16..=u16::MAX - 1).filter(|s| !taken.contains(s));
+        let services_taken: std::collections::HashSet<u16> = spec
+            .services
+            .iter()
+            .filter_map(|s| kept_services.get(&service_key(s)).copied())
+            .collect();
+        let mut free_service_slots =
+            (0..MAX_SERVICE_SLOTS as u16).filter(|s| !services_taken.contains(s));
 
         let mut targets: Vec<Target> = Vec::new();
         let mut services = Vec::with_capacity(spec.services.len());
@@ -174,9 +192,16 @@ impl Snapshot {
             }
             let by_index = MaglevTable::build(&candidates, spec.table_size, spec.seed)?;
             let table = by_index.remap(&target_slots);
+            let slot = match kept_services.get(&key) {
+                Some(&slot) => slot,
+                None => free_service_slots
+                    .next()
+                    .ok_or(BuildError::TooManyServices(MAX_SERVICE_SLOTS))?,
+            };
             services.push(Service {
                 key,
                 index: service_index,
+                slot,
                 table,
                 target_slots,
             });
@@ -326,6 +351,30 @@ mod tests {
         };
         assert!(second.usable_target(pinned_to_11).is_none());
         assert_eq!(second.generation, first.generation + 1);
+    }
+
+    #[test]
+    fn services_keep_their_counter_slot_and_new_ones_take_a_free_one() {
+        let first = Snapshot::build(&spec(vec![target(11, true)]), None).unwrap();
+        let tcp = first.service(VIP, 6, 80).unwrap().slot;
+        let udp = first.service(VIP, 17, 0).unwrap().slot;
+        assert_ne!(tcp, udp);
+        let mut next = spec(vec![target(11, true)]);
+        next.services.remove(1);
+        next.services.insert(
+            0,
+            ServiceSpec {
+                vip: Ipv4Addr::new(10, 99, 0, 101),
+                proto: IpProtocol::Tcp,
+                port: 80,
+                targets: vec![target(11, true)],
+            },
+        );
+        let second = Snapshot::build(&next, Some(&first)).unwrap();
+        assert_eq!(second.service(VIP, 6, 80).unwrap().slot, tcp, "kept");
+        let added = second.service(VIP + 1, 6, 80).unwrap().slot;
+        assert_ne!(added, tcp, "a new service never shares a live slot");
+        assert!(usize::from(added) < MAX_SERVICE_SLOTS);
     }
 
     #[test]

@@ -9,7 +9,7 @@ use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
 use crate::forward::{decide_hinted, flow_hash_hint, DropReason, Verdict};
 use crate::rcu::Reader;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, MAX_SERVICE_SLOTS, MAX_TARGET_SLOTS};
 use crate::wire::MacAddr;
 use crossbeam::queue::ArrayQueue;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,6 +43,57 @@ pub struct WorkerStats {
     pub flows_evicted: AtomicU64,
     pub flow_guard_refused: AtomicU64,
     pub flow_capacity: AtomicU64,
+    pub slots: SlotStats,
+}
+
+/// One worker's counters by target slot and by service slot (see `snapshot`): same
+/// single-writer rule as `WorkerStats`. The control thread maps slots to targets and
+/// services with the snapshot.
+#[derive(Debug)]
+pub struct SlotStats {
+    pub target_packets: Box<[AtomicU64]>,
+    pub target_bytes: Box<[AtomicU64]>,
+    /// Live flows pinned to each target, as of the last full walk of the flow table.
+    pub target_flows: Box<[AtomicU64]>,
+    /// Packets dropped because the service had no usable target.
+    pub service_drops: Box<[AtomicU64]>,
+    /// Full walks of the flow table so far.
+    pub flow_walks: AtomicU64,
+}
+
+fn zeroed(n: usize) -> Box<[AtomicU64]> {
+    (0..n).map(|_| AtomicU64::new(0)).collect()
+}
+
+impl Default for SlotStats {
+    fn default() -> Self {
+        SlotStats {
+            target_packets: zeroed(MAX_TARGET_SLOTS),
+            target_bytes: zeroed(MAX_TARGET_SLOTS),
+            target_flows: zeroed(MAX_TARGET_SLOTS),
+            service_drops: zeroed(MAX_SERVICE_SLOTS),
+            flow_walks: AtomicU64::new(0),
+        }
+    }
+}
+
+fn load(counters: &[AtomicU64], slot: usize) -> u64 {
+    counters.get(slot).map_or(0, |c| c.load(Ordering::Relaxed))
+}
+
+impl SlotStats {
+    pub fn target_packets(&self, slot: u16) -> u64 {
+        load(&self.target_packets, usize::from(slot))
+    }
+    pub fn target_bytes(&self, slot: u16) -> u64 {
+        load(&self.target_bytes, usize::from(slot))
+    }
+    pub fn target_flows(&self, slot: u16) -> u64 {
+        load(&self.target_flows, usize::from(slot))
+    }
+    pub fn service_drops(&self, slot: u16) -> u64 {
+        load(&self.service_drops, usize::from(slot))
+    }
 }
 
 /// A plain copy of a worker's counters.
@@ -211,6 +262,66 @@ pub struct Worker {
     inject: Option<Arc<ArrayQueue<Mbuf>>>,
     clock: Clock,
     idle: IdleBackoff,
+    walk: FlowWalk,
+}
+
+/// Buckets of the flow table counted per poll: few when bursts come full (the
+/// walk must not cost forwarding), more when there is slack.
+const WALK_BUCKETS_FULL: usize = 2;
+const WALK_BUCKETS_PARTIAL: usize = 32;
+const WALK_BUCKETS_IDLE: usize = 256;
+
+/// A walk over the flow table, a few buckets per poll, counting live flows by
+/// target slot; each full walk is published to `SlotStats::target_flows`.
+struct FlowWalk {
+    next_bucket: usize,
+    counts: Box<[u64]>,
+    /// One past the highest slot counted in this walk, and in the published one.
+    high: usize,
+    published_high: usize,
+}
+
+impl FlowWalk {
+    fn new() -> Self {
+        FlowWalk {
+            next_bucket: 0,
+            counts: vec![0; MAX_TARGET_SLOTS].into_boxed_slice(),
+            high: 0,
+            published_high: 0,
+        }
+    }
+
+    #[inline]
+    fn step(
+        &mut self,
+        buckets: usize,
+        flows: &FlowTable,
+        snapshot: &Snapshot,
+        now_ms: u64,
+        stats: &SlotStats,
+    ) {
+        let high = flows.count_by_slot(
+            self.next_bucket,
+            buckets,
+            now_ms,
+            &mut self.counts,
+            |target| snapshot.usable_target(target).is_some(),
+        );
+        self.high = self.high.max(high);
+        self.next_bucket += buckets;
+        if self.next_bucket < flows.bucket_count() {
+            return;
+        }
+        let end = self.high.max(self.published_high);
+        for (count, published) in self.counts[..end].iter_mut().zip(stats.target_flows.iter()) {
+            published.store(*count, Ordering::Relaxed);
+            *count = 0;
+        }
+        add(&stats.flow_walks, 1);
+        self.published_high = self.high;
+        self.high = 0;
+        self.next_bucket = 0;
+    }
 }
 
 impl Worker {
@@ -234,6 +345,7 @@ impl Worker {
             inject: None,
             clock: Clock::new(),
             idle,
+            walk: FlowWalk::new(),
         }
     }
 
@@ -272,6 +384,7 @@ impl Worker {
             punt,
             inject,
             clock,
+            walk,
             ..
         } = self;
         if let Some(inject) = inject {
@@ -282,6 +395,13 @@ impl Worker {
         // Reading (and dropping) the guard is this worker's quiescent state, idle or not.
         let snap = snapshot.read();
         if received == 0 {
+            walk.step(
+                WALK_BUCKETS_IDLE,
+                flows,
+                &snap,
+                clock.now_ms(),
+                &stats.slots,
+            );
             return 0;
         }
         let now_ms = clock.now_ms();
@@ -313,9 +433,17 @@ impl Worker {
             counts.rx_bytes += bytes;
             // out and discard hold at most as many mbufs as were received.
             let _ = match verdict {
-                Verdict::Forward { .. } => {
+                Verdict::Forward { slot } => {
                     counts.forwarded += 1;
                     counts.forwarded_bytes += bytes;
+                    let slot = usize::from(slot);
+                    if let (Some(p), Some(b)) = (
+                        stats.slots.target_packets.get(slot),
+                        stats.slots.target_bytes.get(slot),
+                    ) {
+                        add(p, 1);
+                        add(b, bytes);
+                    }
                     out.push(mbuf)
                 }
                 Verdict::Reply(_) => {
@@ -336,12 +464,25 @@ impl Worker {
                     drops[reason as usize] += 1;
                     discard.push(mbuf)
                 }
+                Verdict::Unserved { service } => {
+                    drops[DropReason::NoUsableTarget as usize] += 1;
+                    if let Some(c) = stats.slots.service_drops.get(usize::from(service)) {
+                        add(c, 1);
+                    }
+                    discard.push(mbuf)
+                }
             };
         }
         let to_send = out.len() as u64;
         let sent = out.tx(queues.port, queues.tx_queue) as u64;
         out.free_all();
         discard.free_all();
+        let walk_buckets = if received == BURST_SIZE {
+            WALK_BUCKETS_FULL
+        } else {
+            WALK_BUCKETS_PARTIAL
+        };
+        walk.step(walk_buckets, flows, &snap, now_ms, &stats.slots);
         drop(snap);
 
         add(&stats.rx_packets, received as u64);

@@ -142,6 +142,7 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
         .service(u32::from(VIP), 17, 0)
         .unwrap()
         .target_slots[0];
+    let dead_service = snapshot.service(u32::from(DEAD_VIP), 6, 80).unwrap().slot;
     let syn = syn_to((VIP, 80));
     let udp = udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 40000), (VIP, 5353), b"hello");
     let tagged = vlan_tagged(&syn, 100);
@@ -186,7 +187,9 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
         Case {
             what: "service whose only target is down",
             input: syn_to((DEAD_VIP, 80)),
-            verdict: Verdict::Drop(DropReason::NoUsableTarget),
+            verdict: Verdict::Unserved {
+                service: dead_service,
+            },
             output: Output::Unchanged,
         },
         Case {

@@ -333,6 +333,74 @@ fn flows_spread_over_targets_and_stick_to_them() {
 }
 
 #[test]
+fn per_target_packets_bytes_and_active_flows_and_per_service_drops() {
+    let _dpdk = dpdk();
+    let mut rig = Rig::new(1024, 64);
+    let mac = rig.port_mac;
+    let frames: Vec<Vec<u8>> = (0..400).map(|i| syn(20_000 + i, mac)).collect();
+    let frame_len = frames[0].len() as u64;
+    rig.feed(&frames);
+    rig.poll_all();
+    let mut by_mac = std::collections::HashMap::<MacAddr, u64>::new();
+    for f in rig.take_output() {
+        *by_mac.entry(MacAddr::from_bytes(&f[0..6])).or_default() += 1;
+    }
+    // Empty polls walk the flow table (16k entries = 4096 buckets, 256 per empty poll).
+    for _ in 0..20 {
+        assert_eq!(rig.worker.poll_once(), 0);
+    }
+    let snap = rig.publisher.current();
+    let service = snap.service(u32::from(VIP), 6, 80).unwrap();
+    let slots = &rig.stats.slots;
+    let mut total = 0;
+    for &slot in &service.target_slots {
+        let t = snap.target(slot).unwrap();
+        let sent = by_mac.get(&t.mac).copied().unwrap_or(0);
+        assert!(sent > 0, "every target got flows");
+        assert_eq!(slots.target_packets(slot), sent, "packets of {}", t.addr);
+        assert_eq!(slots.target_bytes(slot), sent * frame_len);
+        assert_eq!(slots.target_flows(slot), sent, "one live flow per SYN");
+        total += slots.target_flows(slot);
+    }
+    assert_eq!(total, 400);
+    assert!(slots.flow_walks.load(Ordering::Relaxed) >= 1);
+    let service_slot = service.slot;
+    let next = Snapshot::build(&spec(&[11, 12, 13, 14], &[11, 12, 13, 14]), Some(&snap)).unwrap();
+    drop(snap);
+
+    // Every target down: new SYNs are dropped against the service. The publisher
+    // waits for the worker's quiescent state, so it runs beside the polling.
+    let Rig {
+        worker, publisher, ..
+    } = &mut rig;
+    std::thread::scope(|scope| {
+        let publishing = scope.spawn(|| publisher.publish(Arc::new(next), Duration::from_secs(5)));
+        while !publishing.is_finished() {
+            worker.poll_once();
+        }
+        assert!(publishing.join().unwrap());
+    });
+    rig.feed(&(0..10).map(|i| syn(40_000 + i, mac)).collect::<Vec<_>>());
+    rig.poll_all();
+    assert!(rig.take_output().is_empty());
+    assert_eq!(rig.stats.slots.service_drops(service_slot), 10);
+    assert_eq!(rig.stats.read().drop_count(DropReason::NoUsableTarget), 10);
+    for _ in 0..20 {
+        rig.worker.poll_once();
+    }
+    let snap = rig.publisher.current();
+    for &slot in &snap.service(u32::from(VIP), 6, 80).unwrap().target_slots {
+        assert_eq!(
+            rig.stats.slots.target_flows(slot),
+            0,
+            "flows pinned to a down target are not active: they move at their next packet"
+        );
+    }
+    drop(snap);
+    rig.assert_no_leak();
+}
+
+#[test]
 fn frames_the_driver_does_not_take_are_freed_and_counted() {
     let _dpdk = dpdk();
     let mut rig = Rig::new(8, 64); // the tx ring holds 7
