@@ -6,8 +6,8 @@
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::net::Ipv4Addr;
-use std::path::Path;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
 
 mod mac;
 pub use mac::Mac;
@@ -29,7 +29,38 @@ pub struct Config {
     #[serde(default)]
     pub health: Health,
     #[serde(default)]
+    pub control: Control,
+    #[serde(default)]
+    pub metrics: Metrics,
+    #[serde(default)]
     pub services: Vec<Service>,
+}
+
+/// Where `dsrlb show`, `dsrlb target` and `dsrlb reload` reach the running appliance.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Control {
+    /// Unix socket, created mode 0600 (owner only); its directory is created if
+    /// missing.
+    pub socket: PathBuf,
+}
+
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/dsrlb/dsrlb.sock";
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+        }
+    }
+}
+
+/// Prometheus metrics over HTTP (GET /metrics); off unless `listen` is set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Address and port to serve on, e.g. the management address "10.0.1.2:9100".
+    pub listen: Option<SocketAddrV4>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -451,6 +482,12 @@ fn default_weight() -> u32 {
 pub const MAX_WEIGHT: u32 = 65535;
 pub const MAX_QUEUES: u16 = 16;
 pub const MAX_TARGETS: usize = 65534;
+/// Services have counter slots in every worker (dataplane::snapshot::MAX_SERVICE_SLOTS).
+pub const MAX_SERVICES: usize = 4096;
+
+/// Sections whose every key is fixed at start (EAL, ports, workers, their flow
+/// tables, the sockets dsrlb listens on): a reload that changes one is refused.
+const RESTART_KEYS: [&str; 5] = ["dataplane", "ports", "flows", "control", "metrics"];
 
 /// One problem, at one key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -809,6 +846,26 @@ impl Config {
             }
             total_targets += s.targets.len();
         }
+        if self.services.len() > MAX_SERVICES {
+            err(
+                "services".into(),
+                format!("{} services, at most {MAX_SERVICES}", self.services.len()),
+            );
+        }
+        if self.control.socket.as_os_str().is_empty() || self.control.socket.is_relative() {
+            err(
+                "control.socket".into(),
+                format!(
+                    "`{}` is not an absolute path",
+                    self.control.socket.display()
+                ),
+            );
+        }
+        if let Some(listen) = self.metrics.listen {
+            if listen.port() == 0 {
+                err("metrics.listen".into(), "needs a port other than 0".into());
+            }
+        }
         if total_targets > MAX_TARGETS {
             err(
                 "services".into(),
@@ -832,9 +889,64 @@ impl Config {
         errors
     }
 
+    /// What a reload from `self` to `next` would change that only a restart can: one
+    /// entry per changed key, e.g. `dataplane.worker_lcores`. Empty: `next` can be
+    /// applied live.
+    pub fn needs_restart_for(&self, next: &Config) -> Vec<KeyError> {
+        let (Ok(before), Ok(after)) = (toml::Value::try_from(self), toml::Value::try_from(next))
+        else {
+            return vec![KeyError {
+                key: String::new(),
+                message: "cannot compare the two configs".into(),
+            }];
+        };
+        let mut changed = Vec::new();
+        for section in RESTART_KEYS {
+            diff_keys(
+                section.to_owned(),
+                before.get(section),
+                after.get(section),
+                &mut changed,
+            );
+        }
+        changed
+            .into_iter()
+            .map(|key| KeyError {
+                key,
+                message: "changed: this needs a restart (fixed at start-up), not a reload".into(),
+            })
+            .collect()
+    }
+
     /// The resolved config (defaults filled in) as TOML.
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    }
+}
+
+/// Keys under `key` whose values differ, as dotted paths (arrays by index).
+fn diff_keys(key: String, a: Option<&toml::Value>, b: Option<&toml::Value>, out: &mut Vec<String>) {
+    match (a, b) {
+        (Some(toml::Value::Table(ta)), Some(toml::Value::Table(tb))) => {
+            let mut names: Vec<&String> = ta.keys().chain(tb.keys()).collect();
+            names.sort();
+            names.dedup();
+            for name in names {
+                diff_keys(format!("{key}.{name}"), ta.get(name), tb.get(name), out);
+            }
+        }
+        (Some(toml::Value::Array(aa)), Some(toml::Value::Array(ab))) if aa.len() == ab.len() => {
+            for (i, (x, y)) in aa.iter().zip(ab).enumerate() {
+                if x.is_table() || y.is_table() {
+                    diff_keys(format!("{key}[{i}]"), Some(x), Some(y), out);
+                } else if x != y {
+                    out.push(key.clone());
+                    return;
+                }
+            }
+        }
+        (x, y) if x != y => out.push(key),
+        _ => {}
     }
 }
 

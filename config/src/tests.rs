@@ -347,3 +347,73 @@ fn override_without_a_service_probe_and_any_port_without_probe_port_are_refused(
         "{err}"
     );
 }
+
+#[test]
+fn control_socket_and_metrics_have_defaults_and_are_checked() {
+    let c = Config::from_toml(MINIMAL, "minimal").unwrap();
+    assert_eq!(c.control.socket, Path::new(DEFAULT_CONTROL_SOCKET));
+    assert_eq!(c.metrics.listen, None, "metrics are off unless configured");
+    let with = MINIMAL.replace(
+        "[[ports]]",
+        "[control]\nsocket = \"/tmp/x.sock\"\n[metrics]\nlisten = \"10.99.1.2:9100\"\n[[ports]]",
+    );
+    let c = Config::from_toml(&with, "with").unwrap();
+    assert_eq!(c.metrics.listen, Some("10.99.1.2:9100".parse().unwrap()));
+    assert_each_edit_fails_at_its_key(
+        &with,
+        &[
+            (
+                "relative socket",
+                "/tmp/x.sock",
+                "x.sock",
+                "control.socket",
+                "absolute",
+            ),
+            ("port 0", ":9100", ":0", "metrics.listen", "port"),
+            (
+                "not an address",
+                "10.99.1.2:9100",
+                "mgmt:9100",
+                "metrics.listen",
+                "invalid",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn reload_may_change_services_but_not_what_is_fixed_at_start() {
+    let running = Config::from_toml(MINIMAL, "running").unwrap();
+    let mut next = running.clone();
+    next.services[0].targets[0].weight = 5;
+    next.services.push(next.services[0].clone());
+    next.services[1].port = 81;
+    next.health.interface = Some("mgmt0".into());
+    next.arp.garp_interval_secs = 3;
+    next.maglev.seed = 9;
+    assert!(running.needs_restart_for(&next).is_empty());
+
+    next.dataplane.worker_lcores = vec![1, 2];
+    next.ports[0].device = "net_ring1".into();
+    next.flows.capacity = 1024;
+    next.control.socket = "/tmp/other.sock".into();
+    next.metrics.listen = Some("10.99.1.2:9100".parse().unwrap());
+    let keys: Vec<String> = running
+        .needs_restart_for(&next)
+        .into_iter()
+        .map(|e| {
+            assert!(e.message.contains("restart"), "{e}");
+            e.key
+        })
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "dataplane.worker_lcores",
+            "ports[0].device",
+            "flows.capacity",
+            "control.socket",
+            "metrics.listen"
+        ]
+    );
+}

@@ -3,9 +3,14 @@
 //! `dsrlb` binary (main.rs) is its command line.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod accounting;
+pub mod api;
+pub mod ctl;
 pub mod eal_args;
 pub mod health;
+pub mod metrics;
 pub mod neighbors;
 pub mod report;
 pub mod run;
 pub mod spec;
+mod views;

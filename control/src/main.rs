@@ -1,7 +1,8 @@
 //! `dsrlb`: a DPDK Layer-4 load balancer that does Direct Server Return by MAC rewrite.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-use control::run;
+use control::api::{self, AdminAction, Reply, Request};
+use control::{ctl, run};
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -35,6 +36,34 @@ enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 10)]
         stats_interval: u64,
     },
+    /// Show the running appliance: `servers` (services), `targets` or `stats`.
+    Show {
+        #[arg(value_enum)]
+        what: ShowWhat,
+        /// Print JSON (the control socket's own answer) instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Drain (keep flows, no new ones), disable (flows move away) or enable a target,
+    /// in every service that lists its address. Lasts until enabled again or until
+    /// the address leaves the config; a restart forgets it.
+    Target {
+        /// The target's data address, as in the config.
+        address: std::net::Ipv4Addr,
+        #[arg(value_enum)]
+        action: AdminAction,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Re-read the running appliance's config file and apply it live (as SIGHUP does).
+    /// An invalid file, or one that changes what needs a restart, is refused with
+    /// its errors; the running config then stays.
+    Reload {
+        #[command(flatten)]
+        connect: Connect,
+    },
     /// Validate a configuration file and print it resolved (defaults filled in).
     /// Exits 1 and lists every error, each with its key, if the file is invalid.
     Check {
@@ -44,12 +73,108 @@ enum Command {
     },
 }
 
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum ShowWhat {
+    /// Each service: VIP, port, protocol, targets up/total, packets, bytes, drops.
+    Servers,
+    /// Each target: MAC and its source, state, weight, last probe, flows, packets.
+    Targets,
+    /// Each worker: rx/tx, drops by reason, flow table, guard; ports; mempool.
+    Stats,
+}
+
+/// Where the running dsrlb listens. Exit status of the client commands: 0 done,
+/// 1 refused (the message says why), 3 dsrlb not reachable.
+#[derive(clap::Args, Debug)]
+struct Connect {
+    /// The control socket [default: control.socket of --config, else /run/dsrlb/dsrlb.sock].
+    #[arg(short, long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+    /// The config file dsrlb runs with (only its control.socket is read).
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+impl Connect {
+    fn socket(&self) -> Result<PathBuf, String> {
+        if let Some(path) = &self.socket {
+            return Ok(path.clone());
+        }
+        let Some(file) = &self.config else {
+            return Ok(PathBuf::from(config::DEFAULT_CONTROL_SOCKET));
+        };
+        // Read leniently: the file may be mid-edit, and only this key matters here.
+        let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+        let value: toml::Value = text
+            .parse()
+            .map_err(|e| format!("{}: {e}", file.display()))?;
+        Ok(value
+            .get("control")
+            .and_then(|c| c.get("socket"))
+            .and_then(|s| s.as_str())
+            .map_or_else(
+                || PathBuf::from(config::DEFAULT_CONTROL_SOCKET),
+                PathBuf::from,
+            ))
+    }
+}
+
+/// Sends one request and prints the answer.
+fn client(connect: &Connect, request: Request, json: bool) -> ExitCode {
+    let reply = match connect.socket().and_then(|path| ctl::call(&path, &request)) {
+        Ok(reply) => reply,
+        Err(e) => {
+            eprintln!("dsrlb: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let printed = match (&reply, json) {
+        (Reply::Error(e), _) => {
+            eprintln!("dsrlb: {}", e.trim_end());
+            return ExitCode::from(1);
+        }
+        (Reply::Servers(s), false) => api::servers_table(s),
+        (Reply::Targets(t), false) => api::targets_table(t),
+        (Reply::Stats(s), false) => api::stats_table(s),
+        (Reply::Done(text), false) | (Reply::Metrics(text), false) => format!("{text}\n"),
+        (Reply::Servers(s), true) => to_json(s),
+        (Reply::Targets(t), true) => to_json(t),
+        (Reply::Stats(s), true) => to_json(s),
+        (other, true) => to_json(other),
+    };
+    print!("{printed}");
+    ExitCode::SUCCESS
+}
+
+fn to_json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value)
+        .map_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"), |s| s + "\n")
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Show {
+            what,
+            json,
+            connect,
+        } => {
+            let request = match what {
+                ShowWhat::Servers => Request::ShowServers,
+                ShowWhat::Targets => Request::ShowTargets,
+                ShowWhat::Stats => Request::ShowStats,
+            };
+            client(&connect, request, json)
+        }
+        Command::Target {
+            address,
+            action,
+            connect,
+        } => client(&connect, Request::Target { address, action }, false),
+        Command::Reload { connect } => client(&connect, Request::Reload, false),
         Command::Check { config } => match config::Config::load(&config) {
             Ok(c) => {
                 print!("{}", c.to_toml());
@@ -65,7 +190,7 @@ fn main() -> ExitCode {
             config,
             stats_interval,
         } => match config::Config::load(&config) {
-            Ok(c) => run::run(&c, std::time::Duration::from_secs(stats_interval)),
+            Ok(c) => run::run(&config, c, std::time::Duration::from_secs(stats_interval)),
             Err(e) => {
                 eprint!("{e}");
                 ExitCode::from(1)

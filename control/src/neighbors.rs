@@ -38,7 +38,7 @@ struct Neighbor {
     unanswered: u32,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Neighbors {
     timing: ArpTiming,
     entries: HashMap<Ipv4Addr, Neighbor>,
@@ -80,6 +80,17 @@ impl Neighbors {
             next.insert(addr, entry);
         }
         self.entries = next;
+    }
+
+    pub fn set_timing(&mut self, timing: ArpTiming) {
+        self.timing = timing;
+    }
+
+    /// How the target's MAC is known: None if unresolved (or not a target).
+    pub fn source(&self, addr: Ipv4Addr) -> Option<MacSource> {
+        self.entries
+            .get(&addr)
+            .and_then(|n| n.mac.map(|_| n.source))
     }
 
     pub fn mac(&self, addr: Ipv4Addr) -> Option<MacAddr> {

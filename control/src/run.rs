@@ -1,11 +1,16 @@
 //! `dsrlb run`: start everything in order, run the control loop, stop in reverse.
 
+use crate::accounting::{Accounting, Totals};
+use crate::api::{AdminAction, Reply, Request};
+use crate::ctl::{self, ControlSocket, Question};
 use crate::eal_args::eal_args;
 use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
+use crate::metrics::MetricsServer;
 use crate::neighbors::{ArpTiming, Neighbors};
 use crate::report;
-use crate::spec::{flow_table_config, snapshot_spec, tracked_targets};
+use crate::spec::{flow_table_config, snapshot_spec, tracked_targets, AdminStates};
 use config::Config;
+use crossbeam::channel::Receiver;
 use crossbeam::queue::ArrayQueue;
 use dataplane::control_tx::ControlTx;
 use dataplane::craft;
@@ -17,6 +22,7 @@ use dataplane::snapshot::Snapshot;
 use dataplane::wire::{ArpOperation, MacAddr};
 use dataplane::worker::{IdleBackoff, Worker, WorkerQueues, WorkerStats};
 use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -46,16 +52,64 @@ pub struct RunningWorker {
     pub stats: Arc<WorkerStats>,
 }
 
-pub fn run(config: &Config, stats_interval: Duration) -> ExitCode {
+/// Set by SIGHUP; the control loop reloads at its next tick.
+static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sighup(_: libc::c_int) {
+    RELOAD_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// SIGHUP reloads (ctrlc's `termination` feature would make it stop dsrlb).
+fn install_sighup() -> std::io::Result<()> {
+    // SAFETY: the handler only stores to an atomic (async-signal-safe); the struct is
+    // fully initialised before the call.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sighup as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+pub fn run(config_path: &Path, config: Config, stats_interval: Duration) -> ExitCode {
     let stop = Arc::new(AtomicBool::new(false));
     let on_signal = Arc::clone(&stop);
     if let Err(e) = ctrlc::set_handler(move || on_signal.store(true, Ordering::SeqCst)) {
         log::error!("cannot install the Ctrl-C / SIGTERM handler: {e}");
         return ExitCode::from(1);
     }
+    if let Err(e) = install_sighup() {
+        log::error!("cannot install the SIGHUP (reload) handler: {e}");
+        return ExitCode::from(1);
+    }
+
+    // The control socket first: a second dsrlb on the same socket stops here,
+    // before it touches DPDK.
+    let (asker, questions) = ctl::channel();
+    let socket = match ControlSocket::start(&config.control.socket, asker.clone()) {
+        Ok(s) => s,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
+    let metrics = match config.metrics.listen {
+        Some(listen) => match MetricsServer::start(listen, asker) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                log::error!("metrics.listen {listen}: {e}");
+                return ExitCode::from(1);
+            }
+        },
+        None => None,
+    };
 
     raise_fd_limit();
-    let args = eal_args(config);
+    let args = eal_args(&config);
     log::info!("starting EAL: {}", args.join(" "));
     let eal = match Eal::init(&args) {
         Ok(eal) => eal,
@@ -64,37 +118,49 @@ pub fn run(config: &Config, stats_interval: Duration) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let code = match Appliance::start(config, &stop) {
-        Ok(appliance) => appliance.serve(config, &stop, stats_interval),
+    let code = match Appliance::start(config, config_path, &stop) {
+        Ok(appliance) => appliance.serve(&stop, &questions, stats_interval),
         Err(e) => {
             log::error!("{e}");
             ExitCode::from(1)
         }
     };
+    // Whoever still waits for an answer gets one now, not at its timeout.
+    drop(questions);
+    drop(metrics);
+    drop(socket);
     drop(eal);
     log::info!("EAL cleaned up; exiting");
     code
 }
 
-struct Appliance {
+pub(crate) struct Appliance {
     // Field order is drop order: workers' handles first, then ports, then the pool.
-    handles: Vec<LcoreJoin<()>>,
-    workers: Vec<RunningWorker>,
-    publisher: rcu::Publisher<Snapshot>,
-    punt: Arc<ArrayQueue<Mbuf>>,
-    worker_stop: Arc<AtomicBool>,
-    neighbors: Neighbors,
-    prober: Prober,
+    pub(crate) handles: Vec<LcoreJoin<()>>,
+    pub(crate) workers: Vec<RunningWorker>,
+    pub(crate) publisher: rcu::Publisher<Snapshot>,
+    pub(crate) punt: Arc<ArrayQueue<Mbuf>>,
+    pub(crate) worker_stop: Arc<AtomicBool>,
+    pub(crate) neighbors: Neighbors,
+    pub(crate) prober: Prober,
     /// (service index, target address) of each prober slot.
-    probed: Vec<(usize, Ipv4Addr)>,
+    pub(crate) probed: Vec<(usize, Ipv4Addr)>,
     /// Whether each service had a target for new flows at the last publication.
-    serving: Vec<bool>,
-    ports: Vec<RunningPort>,
-    pool: Mempool,
+    pub(crate) serving: Vec<bool>,
+    /// Targets an operator drained or disabled, by address.
+    pub(crate) admin: AdminStates,
+    pub(crate) accounting: Accounting,
+    pub(crate) config: Config,
+    pub(crate) config_path: PathBuf,
+    pub(crate) started: Instant,
+    pub(crate) reloads: u64,
+    pub(crate) reloads_refused: u64,
+    pub(crate) ports: Vec<RunningPort>,
+    pub(crate) pool: Mempool,
 }
 
 impl Appliance {
-    fn start(config: &Config, stop: &AtomicBool) -> Result<Appliance, String> {
+    fn start(config: Config, config_path: &Path, stop: &AtomicBool) -> Result<Appliance, String> {
         let d = &config.dataplane;
         let pool = Mempool::new("dsrlb_mbufs", d.mbufs, d.mbuf_cache, d.mbuf_data_room, -1)
             .map_err(|e| e.to_string())?;
@@ -158,12 +224,19 @@ impl Appliance {
         }
 
         let mut neighbors = Neighbors::new(ArpTiming::from(&config.arp));
-        neighbors.track(tracked_targets(config), Instant::now());
+        neighbors.track(tracked_targets(&config), Instant::now());
         let (prober, probed) =
-            build_prober(config).map_err(|e| format!("starting the health prober: {e}"))?;
-        let snapshot = Snapshot::build(&snapshot_spec(config, &neighbors, |_, _| true), None)
-            .map_err(|e| format!("building the forwarding tables: {e}"))?;
+            build_prober(&config).map_err(|e| format!("starting the health prober: {e}"))?;
+        let admin = AdminStates::new();
+        let snapshot = Snapshot::build(
+            &snapshot_spec(&config, &neighbors, |_, _| true, &admin),
+            None,
+        )
+        .map_err(|e| format!("building the forwarding tables: {e}"))?;
         let serving = serving(&snapshot);
+        // Before any worker counts: every target starts at zero.
+        let mut accounting = Accounting::default();
+        accounting.observe(&snapshot, &Totals(&[]));
         let (publisher, readers) = rcu::cell(Arc::new(snapshot), config.worker_count());
 
         let punt = Arc::new(ArrayQueue::new(PUNT_QUEUE));
@@ -193,7 +266,7 @@ impl Appliance {
                         tx_queue: queue,
                         port_mac: running.mac,
                     },
-                    FlowTable::new(flow_table_config(config)),
+                    FlowTable::new(flow_table_config(&config)),
                     reader,
                     Arc::clone(&stats),
                     Arc::clone(&punt),
@@ -229,6 +302,13 @@ impl Appliance {
             prober,
             probed,
             serving,
+            admin,
+            accounting,
+            config,
+            config_path: config_path.to_owned(),
+            started: Instant::now(),
+            reloads: 0,
+            reloads_refused: 0,
             ports,
             pool,
         })
@@ -249,9 +329,9 @@ impl Appliance {
     }
 
     /// Gratuitous ARP (announcements) for the real address and every VIP.
-    fn announce(&self, config: &Config) {
-        let mut addrs = vec![config.appliance.address];
-        addrs.extend(config.services.iter().map(|s| s.vip));
+    fn announce(&self) {
+        let mut addrs = vec![self.config.appliance.address];
+        addrs.extend(self.config.services.iter().map(|s| s.vip));
         addrs.sort();
         addrs.dedup();
         for addr in addrs {
@@ -266,8 +346,8 @@ impl Appliance {
         }
     }
 
-    fn resolve(&self, config: &Config, target: Ipv4Addr) {
-        let real = config.appliance.address;
+    fn resolve(&self, target: Ipv4Addr) {
+        let real = self.config.appliance.address;
         self.send_arp("an ARP request", |mac| {
             craft::arp_frame(
                 MacAddr::BROADCAST,
@@ -278,11 +358,8 @@ impl Appliance {
         });
     }
 
-    fn health_of(&self, service: usize, addr: Ipv4Addr) -> Health {
-        self.probed
-            .iter()
-            .position(|&key| key == (service, addr))
-            .map_or(Health::Up, |i| self.prober.health(i))
+    pub(crate) fn health_of(&self, service: usize, addr: Ipv4Addr) -> Health {
+        health_in(&self.prober, &self.probed, service, addr)
     }
 
     fn log_health_change(&self, change: &Change) {
@@ -306,31 +383,18 @@ impl Appliance {
     }
 
     /// Rebuilds the forwarding tables from the config and what is known now.
-    fn republish(&mut self, config: &Config) {
+    fn republish(&mut self) {
         let current = self.publisher.current();
-        let spec = snapshot_spec(config, &self.neighbors, |service, addr| {
-            self.health_of(service, addr).is_usable()
-        });
+        let spec = snapshot_spec(
+            &self.config,
+            &self.neighbors,
+            |service, addr| self.health_of(service, addr).is_usable(),
+            &self.admin,
+        );
         match Snapshot::build(&spec, Some(&current)) {
             Ok(next) => {
                 drop(current);
-                let now_serving = serving(&next);
-                let published = self.publisher.publish(Arc::new(next), PUBLISH_PATIENCE);
-                if published {
-                    log::debug!("forwarding tables republished");
-                }
-                for (si, is) in serving_changes(&self.serving, &now_serving) {
-                    let label = config
-                        .services
-                        .get(si)
-                        .map_or_else(String::new, |s| s.label());
-                    if is {
-                        log::info!("service {label} has a usable target again");
-                    } else {
-                        log::error!("service {label} has no usable target: its packets are dropped (no_usable_target)");
-                    }
-                }
-                self.serving = now_serving;
+                self.publish(next);
             }
             Err(e) => {
                 log::error!("cannot rebuild the forwarding tables, keeping the current ones: {e}")
@@ -338,14 +402,153 @@ impl Appliance {
         }
     }
 
+    /// Swaps in `next`, then accounts for it and logs services that lost or regained
+    /// their last usable target.
+    fn publish(&mut self, next: Snapshot) {
+        let now_serving = serving(&next);
+        let next = Arc::new(next);
+        if self.publisher.publish(Arc::clone(&next), PUBLISH_PATIENCE) {
+            log::debug!("forwarding tables republished");
+        }
+        self.accounting.observe(&next, &Totals(&self.workers));
+        for (si, is) in serving_changes(&self.serving, &now_serving) {
+            let label = self
+                .config
+                .services
+                .get(si)
+                .map_or_else(String::new, |s| s.label());
+            if is {
+                log::info!("service {label} has a usable target again");
+            } else {
+                log::error!("service {label} has no usable target: its packets are dropped (no_usable_target)");
+            }
+        }
+        self.serving = now_serving;
+    }
+
+    /// Applies the config file again, whole or not at all. Refused (and the running
+    /// config kept) if the file is invalid or changes what needs a restart.
+    fn reload(&mut self) -> Result<String, String> {
+        let path = self.config_path.display().to_string();
+        let next = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let restart: Vec<String> = self
+            .config
+            .needs_restart_for(&next)
+            .iter()
+            .map(|e| format!("  {e}\n"))
+            .collect();
+        if !restart.is_empty() {
+            return Err(format!(
+                "{path}: {} change(s) need a restart:\n{}",
+                restart.len(),
+                restart.concat()
+            ));
+        }
+        let (mut prober, probed) =
+            build_prober(&next).map_err(|e| format!("starting the health prober: {e}"))?;
+        prober.carry_over(&self.prober);
+        let mut neighbors = self.neighbors.clone();
+        neighbors.set_timing(ArpTiming::from(&next.arp));
+        neighbors.track(tracked_targets(&next), Instant::now());
+        let mut admin = self.admin.clone();
+        admin.retain(|addr, _| {
+            next.services
+                .iter()
+                .any(|s| s.targets.iter().any(|t| t.address == *addr))
+        });
+        let spec = snapshot_spec(
+            &next,
+            &neighbors,
+            |service, addr| health_in(&prober, &probed, service, addr).is_usable(),
+            &admin,
+        );
+        let current = self.publisher.current();
+        let snapshot = Snapshot::build(&spec, Some(&current))
+            .map_err(|e| format!("{path}: cannot build the forwarding tables: {e}"))?;
+        drop(current);
+        let summary = describe_changes(&self.config, &next);
+        self.config = next;
+        self.prober = prober;
+        self.probed = probed;
+        self.neighbors = neighbors;
+        self.admin = admin;
+        // Indices follow the new config: report every service without a target anew.
+        self.serving = vec![true; self.config.services.len()];
+        self.publish(snapshot);
+        // New VIPs are announced now, not at the next interval.
+        self.announce();
+        Ok(format!("{path}: reloaded ({summary})"))
+    }
+
+    /// `dsrlb reload` and SIGHUP: logs the outcome either way.
+    fn reload_logged(&mut self) -> Reply {
+        match self.reload() {
+            Ok(done) => {
+                self.reloads += 1;
+                log::info!("{done}");
+                Reply::Done(done)
+            }
+            Err(e) => {
+                self.reloads_refused += 1;
+                log::error!("reload refused, the running config stays: {}", e.trim_end());
+                Reply::Error(format!("reload refused, the running config stays: {e}"))
+            }
+        }
+    }
+
+    fn set_admin(&mut self, address: Ipv4Addr, action: AdminAction) -> Reply {
+        let services: Vec<String> = self
+            .config
+            .services
+            .iter()
+            .filter(|s| s.targets.iter().any(|t| t.address == address))
+            .map(|s| s.label())
+            .collect();
+        if services.is_empty() {
+            return Reply::Error(format!("no target {address} in the running config"));
+        }
+        match action {
+            AdminAction::Enable => self.admin.remove(&address),
+            other => self.admin.insert(address, other),
+        };
+        self.republish();
+        let what = match action {
+            AdminAction::Drain => "drained (keeps its flows, takes no new ones)",
+            AdminAction::Enable => "enabled",
+            AdminAction::Disable => "disabled (its flows move to other targets)",
+        };
+        let done = format!("target {address} {what} in {}", services.join(", "));
+        log::info!("{done}");
+        Reply::Done(done)
+    }
+
+    fn answer(&mut self, request: Request) -> Reply {
+        match request {
+            Request::ShowServers => Reply::Servers(self.servers_view()),
+            Request::ShowTargets => Reply::Targets(self.targets_view()),
+            Request::ShowStats => Reply::Stats(self.stats_view()),
+            Request::Metrics => Reply::Metrics(crate::metrics::render(
+                &self.servers_view(),
+                &self.targets_view(),
+                &self.stats_view(),
+            )),
+            Request::Target { address, action } => self.set_admin(address, action),
+            Request::Reload => self.reload_logged(),
+        }
+    }
+
     /// The control loop, until Ctrl-C / SIGTERM; then a clean stop.
-    fn serve(mut self, config: &Config, stop: &AtomicBool, stats_interval: Duration) -> ExitCode {
+    fn serve(
+        mut self,
+        stop: &AtomicBool,
+        questions: &Receiver<Question>,
+        stats_interval: Duration,
+    ) -> ExitCode {
         log::info!(
-            "dsrlb running: {} service(s), {} probed target(s); Ctrl-C or SIGTERM stops",
-            config.services.len(),
+            "dsrlb running: {} service(s), {} probed target(s); Ctrl-C or SIGTERM stops, SIGHUP reloads",
+            self.config.services.len(),
             self.prober.len()
         );
-        let garp_interval = Duration::from_secs(u64::from(config.arp.garp_interval_secs));
         let mut next_garp = Instant::now();
         let mut last_report = Instant::now();
         let mut punted = 0u64;
@@ -370,19 +573,30 @@ impl Appliance {
             let (due, forgot) = self.neighbors.due_requests(now);
             changed |= forgot;
             for target in due {
-                self.resolve(config, target);
+                self.resolve(target);
             }
             if changed {
-                self.republish(config);
+                self.republish();
+            }
+            while let Ok((request, reply)) = questions.try_recv() {
+                let _ = reply.send(self.answer(request));
+            }
+            if RELOAD_REQUESTED.swap(false, Ordering::SeqCst) {
+                log::info!("SIGHUP: reloading {}", self.config_path.display());
+                self.reload_logged();
             }
             if now >= next_garp {
-                self.announce(config);
-                next_garp = now + garp_interval;
+                self.announce();
+                let garp_interval = u64::from(self.config.arp.garp_interval_secs);
+                next_garp = now + Duration::from_secs(garp_interval);
             }
             if !stats_interval.is_zero() && last_report.elapsed() >= stats_interval {
                 log::info!("{}", report::summary_line(&self.workers));
                 last_report = Instant::now();
             }
+        }
+        while let Ok((_, reply)) = questions.try_recv() {
+            let _ = reply.send(Reply::Error("dsrlb is stopping".into()));
         }
         log::info!("stopping: waiting for workers to finish their burst");
         self.worker_stop.store(true, Ordering::SeqCst);
@@ -462,6 +676,61 @@ fn build_prober(config: &Config) -> std::io::Result<(Prober, Vec<(usize, Ipv4Add
         interface: config.health.interface.clone(),
     };
     Ok((Prober::new(targets, source)?, keys))
+}
+
+/// The health of (service index, target address) as `prober` sees it; targets without
+/// a probe are up.
+fn health_in(
+    prober: &Prober,
+    probed: &[(usize, Ipv4Addr)],
+    service: usize,
+    addr: Ipv4Addr,
+) -> Health {
+    probed
+        .iter()
+        .position(|&key| key == (service, addr))
+        .map_or(Health::Up, |i| prober.health(i))
+}
+
+/// "services +1 -0, targets +2 -1", for the reload's log line and reply.
+fn describe_changes(before: &Config, after: &Config) -> String {
+    let keys = |c: &Config| -> std::collections::BTreeSet<String> {
+        c.services
+            .iter()
+            .map(|s| format!("{}:{}/{}", s.vip, s.port, s.protocol))
+            .collect()
+    };
+    let targets = |c: &Config| -> std::collections::BTreeSet<String> {
+        c.services
+            .iter()
+            .flat_map(|s| {
+                s.targets
+                    .iter()
+                    .map(move |t| format!("{}:{}/{} {}", s.vip, s.port, s.protocol, t.address))
+            })
+            .collect()
+    };
+    let (sb, sa) = (keys(before), keys(after));
+    let (tb, ta) = (targets(before), targets(after));
+    let mut text = format!(
+        "services +{} -{}, targets +{} -{}",
+        sa.difference(&sb).count(),
+        sb.difference(&sa).count(),
+        ta.difference(&tb).count(),
+        tb.difference(&ta).count()
+    );
+    let added: Vec<&String> = sa.difference(&sb).collect();
+    if !added.is_empty() {
+        text.push_str(&format!(
+            "; new: {}",
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    text
 }
 
 /// Per service (in config order): whether any target may take new flows.

@@ -1,7 +1,14 @@
 //! From the config (and what the control thread knows of each target) to the
 //! snapshot the workers read.
 
+use crate::api::AdminAction;
 use crate::neighbors::Neighbors;
+use std::collections::HashMap;
+use std::net::Ipv4Addr;
+
+/// Targets an operator drained or disabled (`dsrlb target ADDR ...`), by address: the
+/// action applies in every service listing that address. Enabled targets are absent.
+pub type AdminStates = HashMap<Ipv4Addr, AdminAction>;
 use config::{Config, Protocol};
 use dataplane::flow::FlowTableConfig;
 use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
@@ -9,11 +16,13 @@ use dataplane::wire::{IpProtocol, MacAddr};
 
 /// The snapshot spec for `config`, with each target's MAC as `neighbors` knows it
 /// (static or resolved; a target without one gets no traffic) and its health as
-/// `healthy(service index, target address)` says.
+/// `healthy(service index, target address)` says; a drained target has weight 0 and a
+/// disabled one counts as down.
 pub fn snapshot_spec(
     config: &Config,
     neighbors: &Neighbors,
-    healthy: impl Fn(usize, std::net::Ipv4Addr) -> bool,
+    healthy: impl Fn(usize, Ipv4Addr) -> bool,
+    admin: &AdminStates,
 ) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: config.appliance.address,
@@ -33,11 +42,18 @@ pub fn snapshot_spec(
                 targets: s
                     .targets
                     .iter()
-                    .map(|t| TargetSpec {
-                        addr: t.address,
-                        mac: neighbors.mac(t.address),
-                        weight: t.weight,
-                        healthy: healthy(si, t.address),
+                    .map(|t| {
+                        let admin = admin.get(&t.address);
+                        TargetSpec {
+                            addr: t.address,
+                            mac: neighbors.mac(t.address),
+                            weight: if admin == Some(&AdminAction::Drain) {
+                                0
+                            } else {
+                                t.weight
+                            },
+                            healthy: healthy(si, t.address) && admin != Some(&AdminAction::Disable),
+                        }
                     })
                     .collect(),
             })
@@ -46,7 +62,7 @@ pub fn snapshot_spec(
 }
 
 /// Every target address with its static MAC, if any, for `Neighbors::track`.
-pub fn tracked_targets(config: &Config) -> Vec<(std::net::Ipv4Addr, Option<MacAddr>)> {
+pub fn tracked_targets(config: &Config) -> Vec<(Ipv4Addr, Option<MacAddr>)> {
     config
         .services
         .iter()
@@ -73,7 +89,6 @@ pub fn flow_table_config(config: &Config) -> FlowTableConfig {
 mod tests {
     use super::*;
     use dataplane::snapshot::Snapshot;
-    use std::net::Ipv4Addr;
 
     #[test]
     fn config_becomes_a_snapshot() {
@@ -94,7 +109,7 @@ targets = [{ address = "10.99.0.11", mac = "02:00:00:00:00:0b", weight = 7 }, { 
         let config = Config::from_toml(text, "t").unwrap();
         let mut neighbors = Neighbors::new((&config.arp).into());
         neighbors.track(tracked_targets(&config), std::time::Instant::now());
-        let spec = snapshot_spec(&config, &neighbors, |_, _| true);
+        let spec = snapshot_spec(&config, &neighbors, |_, _| true, &AdminStates::new());
         assert_eq!(spec.real_addr, Ipv4Addr::new(10, 99, 0, 2));
         assert_eq!(spec.services[0].proto, IpProtocol::Udp);
         assert_eq!(
@@ -112,5 +127,23 @@ targets = [{ address = "10.99.0.11", mac = "02:00:00:00:00:0b", weight = 7 }, { 
             "the target without a MAC gets nothing"
         );
         assert_eq!(flow_table_config(&config).tcp_syn_timeout_ms, 3000);
+
+        let t11 = Ipv4Addr::new(10, 99, 0, 11);
+        let t12 = Ipv4Addr::new(10, 99, 0, 12);
+        let admin: AdminStates = [(t11, AdminAction::Drain), (t12, AdminAction::Disable)]
+            .into_iter()
+            .collect();
+        let spec = snapshot_spec(&config, &neighbors, |_, _| true, &admin);
+        let targets = &spec.services[0].targets;
+        assert_eq!(
+            (targets[0].weight, targets[0].healthy),
+            (0, true),
+            "drained"
+        );
+        assert_eq!(
+            (targets[1].weight, targets[1].healthy),
+            (100, false),
+            "disabled"
+        );
     }
 }

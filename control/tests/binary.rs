@@ -34,6 +34,8 @@ hugepages = false
 memory_mb = 128
 mbufs = 4095
 file_prefix = "{prefix}"
+[control]
+socket = "{dir}/dsrlb.sock"
 [[ports]]
 name = "data"
 device = "net_pcap_{prefix},rx_pcap={dir}/in.pcap,tx_pcap={dir}/out.pcap"
@@ -95,12 +97,15 @@ fn check_accepts_a_good_file_and_names_the_key_of_a_bad_one() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-fn run_until_signal(
-    dir: &Path,
-    prefix: &str,
-    signal: &str,
-    frames: usize,
-) -> (std::process::ExitStatus, String, Duration) {
+/// A dsrlb started on `dir`'s config that has received its whole replay.
+struct Running {
+    child: std::process::Child,
+    /// Kept so the reader thread's sends keep succeeding.
+    _lines: std::sync::mpsc::Receiver<String>,
+    reader: std::thread::JoinHandle<String>,
+}
+
+fn start_and_replay(dir: &Path, prefix: &str, frames: usize) -> Running {
     let conf = dir.join("dsrlb.toml");
     std::fs::write(&conf, config(dir, prefix)).unwrap();
     let mut child = Command::new(DSRLB)
@@ -113,7 +118,7 @@ fn run_until_signal(
         .unwrap();
     // The replay is over once the once-a-second summary line shows every frame.
     let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
         for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
@@ -126,14 +131,24 @@ fn run_until_signal(
     let want = format!("rx {frames} ");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        match lines_rx.recv_timeout(Duration::from_millis(100)) {
+        match lines.recv_timeout(Duration::from_millis(100)) {
             Ok(line) if line.contains(&want) => break,
             _ if Instant::now() >= deadline => {
+                let _ = child.kill();
                 panic!("dsrlb did not receive all {frames} frames in 10 s")
             }
             _ => {}
         }
     }
+    Running {
+        child,
+        _lines: lines,
+        reader,
+    }
+}
+
+fn stop(mut running: Running, signal: &str) -> (std::process::ExitStatus, String, Duration) {
+    let child = &mut running.child;
     let sent_at = Instant::now();
     Command::new("kill")
         .args([signal, &child.id().to_string()])
@@ -151,55 +166,74 @@ fn run_until_signal(
     };
     let stopped_in = sent_at.elapsed();
     let stdout = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
-    let stderr = reader.join().unwrap();
+    let stderr = running.reader.join().unwrap();
     (status, format!("{stdout}\n{stderr}"), stopped_in)
+}
+
+fn run_until_signal(
+    dir: &Path,
+    prefix: &str,
+    signal: &str,
+    frames: usize,
+) -> (std::process::ExitStatus, String, Duration) {
+    stop(start_and_replay(dir, prefix, frames), signal)
+}
+
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
+
+/// 200 SYNs then 200 ACKs of the same flows to VIP:80, one UDP datagram to VIP:5353,
+/// one SYN to a port no service has, one ARP request for the VIP.
+fn client_frames() -> Vec<Vec<u8>> {
+    let (client, vip) = (CLIENT, VIP);
+    let mut frames = Vec::new();
+    for p in 0..200u16 {
+        frames.push(tcp_frame(
+            PORT_MAC,
+            CLIENT_MAC,
+            (client, 20_000 + p),
+            (vip, 80),
+            FLAG_SYN,
+        ));
+    }
+    for p in 0..200u16 {
+        frames.push(tcp_frame(
+            PORT_MAC,
+            CLIENT_MAC,
+            (client, 20_000 + p),
+            (vip, 80),
+            FLAG_ACK,
+        ));
+    }
+    frames.push(udp_frame(
+        PORT_MAC,
+        CLIENT_MAC,
+        (client, 5000),
+        (vip, 5353),
+        b"q",
+    ));
+    frames.push(tcp_frame(
+        PORT_MAC,
+        CLIENT_MAC,
+        (client, 1),
+        (vip, 443),
+        FLAG_SYN,
+    ));
+    frames.push(arp_frame(
+        MacAddr::BROADCAST,
+        ArpOperation::Request,
+        (CLIENT_MAC, client),
+        (MacAddr::ZERO, vip),
+    ));
+    frames
 }
 
 #[test]
 fn run_forwards_on_a_pcap_vdev_and_stops_cleanly_on_sigint_and_sigterm() {
     for (signal, prefix) in [("-INT", "binint"), ("-TERM", "binterm")] {
         let dir = workdir(prefix);
-        let client = Ipv4Addr::new(10, 99, 0, 1);
-        let vip = Ipv4Addr::new(10, 99, 0, 100);
-        let mut frames = Vec::new();
-        for p in 0..200u16 {
-            frames.push(tcp_frame(
-                PORT_MAC,
-                CLIENT_MAC,
-                (client, 20_000 + p),
-                (vip, 80),
-                FLAG_SYN,
-            ));
-        }
-        for p in 0..200u16 {
-            frames.push(tcp_frame(
-                PORT_MAC,
-                CLIENT_MAC,
-                (client, 20_000 + p),
-                (vip, 80),
-                FLAG_ACK,
-            ));
-        }
-        frames.push(udp_frame(
-            PORT_MAC,
-            CLIENT_MAC,
-            (client, 5000),
-            (vip, 5353),
-            b"q",
-        ));
-        frames.push(tcp_frame(
-            PORT_MAC,
-            CLIENT_MAC,
-            (client, 1),
-            (vip, 443),
-            FLAG_SYN,
-        ));
-        frames.push(arp_frame(
-            MacAddr::BROADCAST,
-            ArpOperation::Request,
-            (CLIENT_MAC, client),
-            (MacAddr::ZERO, vip),
-        ));
+        let vip = VIP;
+        let frames = client_frames();
         dataplane::pcap::write(std::fs::File::create(dir.join("in.pcap")).unwrap(), &frames)
             .unwrap();
 
@@ -276,4 +310,226 @@ fn run_forwards_on_a_pcap_vdev_and_stops_cleanly_on_sigint_and_sigterm() {
         );
         std::fs::remove_dir_all(&dir).ok();
     }
+}
+
+/// `dsrlb` as a client of the running one: (exit code, stdout, stderr).
+fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(DSRLB)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json(socket: &Path, what: &str) -> serde_json::Value {
+    let (code, out, err) = ctl(socket, &["show", what, "--json"]);
+    assert_eq!(code, 0, "show {what}: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("show {what} --json: {e}\n{out}"))
+}
+
+fn service<'a>(servers: &'a serde_json::Value, label: &str) -> &'a serde_json::Value {
+    servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == label)
+        .unwrap_or_else(|| panic!("no service {label} in {servers}"))
+}
+
+#[test]
+fn show_target_and_reload_through_the_control_socket() {
+    let prefix = "binops";
+    let dir = workdir(prefix);
+    let frames = client_frames();
+    dataplane::pcap::write(std::fs::File::create(dir.join("in.pcap")).unwrap(), &frames).unwrap();
+    let conf = dir.join("dsrlb.toml");
+    let socket = dir.join("dsrlb.sock");
+    let running = start_and_replay(&dir, prefix, frames.len());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&socket).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "control socket is owner-only");
+
+    // show servers: what the replay sent, per service.
+    let servers = json(&socket, "servers");
+    let web = service(&servers, "10.99.0.100:80/tcp");
+    let web_bytes: usize = frames[..400].iter().map(Vec::len).sum();
+    assert_eq!(web["packets"], 400);
+    assert_eq!(web["bytes"], web_bytes as u64);
+    assert_eq!(
+        (web["targets_up"].as_u64(), web["targets_total"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(web["drops"], 0);
+    assert_eq!(service(&servers, "10.99.0.100:0/udp")["packets"], 1);
+    let (code, table, _) = ctl(&socket, &["show", "servers"]);
+    assert_eq!(code, 0);
+    assert!(table.starts_with("SERVICE"), "{table}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("10.99.0.100:80/tcp") && l.contains("2/2") && l.contains("400")),
+        "{table}"
+    );
+
+    // show targets: per-target packets add up; active flows appear once the workers
+    // have walked their flow tables.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let targets = loop {
+        let targets = json(&socket, "targets");
+        let web: Vec<&serde_json::Value> = targets
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["service"] == "10.99.0.100:80/tcp")
+            .collect();
+        let flows: u64 = web
+            .iter()
+            .map(|t| t["active_flows"].as_u64().unwrap())
+            .sum();
+        if flows == 200 || Instant::now() > deadline {
+            assert_eq!(flows, 200, "one active flow per client port: {targets}");
+            break targets;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let rows = targets.as_array().unwrap();
+    let web_packets: u64 = rows[..2]
+        .iter()
+        .map(|t| t["packets"].as_u64().unwrap())
+        .sum();
+    assert_eq!(web_packets, 400);
+    for t in rows {
+        assert_eq!(t["mac_source"], "static");
+        assert_eq!(t["state"], "up");
+        assert_eq!(t["health"], "unprobed");
+    }
+    assert_eq!(rows[0]["mac"], "02:00:00:00:00:0b");
+
+    // show stats: per worker, drops by reason, flow table, mempool.
+    let stats = json(&socket, "stats");
+    let worker = &stats["workers"][0];
+    assert_eq!(worker["rx_packets"], frames.len() as u64);
+    assert_eq!(worker["drops"]["no_service"], 1);
+    assert_eq!(worker["flows_live"], 201, "200 TCP flows and one UDP flow");
+    assert!(stats["mempool_in_use"].as_u64().is_some());
+    let (_, table, _) = ctl(&socket, &["show", "stats"]);
+    assert!(
+        table.contains("lcore 1 drops by reason: no_service=1"),
+        "{table}"
+    );
+    assert!(table.contains("mempool:"), "{table}");
+
+    // target drain / enable, and an address that is not a target.
+    let (code, out, _) = ctl(&socket, &["target", "10.99.0.11", "drain"]);
+    assert_eq!(code, 0);
+    assert!(out.contains("drained"), "{out}");
+    assert_eq!(json(&socket, "targets")[0]["state"], "drain");
+    assert_eq!(
+        service(&json(&socket, "servers"), "10.99.0.100:80/tcp")["targets_up"],
+        1
+    );
+    let (code, _, err) = ctl(&socket, &["target", "10.99.0.99", "disable"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("no target 10.99.0.99"), "{err}");
+    assert_eq!(ctl(&socket, &["target", "10.99.0.11", "enable"]).0, 0);
+    assert_eq!(json(&socket, "targets")[0]["state"], "up");
+
+    // reload: an invalid file and a restart-only change are refused, naming the key;
+    // the running config stays.
+    let good = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        good.replace(
+            "mac = \"02:00:00:00:00:0b\" }",
+            "mac = \"02:00:00:00:00:0b\", weight = 70000 }",
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = ctl(&socket, &["reload"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("services[0].targets[0].weight"), "{err}");
+    assert!(err.contains("running config stays"), "{err}");
+    std::fs::write(&conf, good.replace("memory_mb = 128", "memory_mb = 256")).unwrap();
+    let (code, _, err) = ctl(&socket, &["reload"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("dataplane.memory_mb") && err.contains("restart"),
+        "{err}"
+    );
+    assert_eq!(json(&socket, "servers").as_array().unwrap().len(), 2);
+
+    // A good file: a new VIP by `dsrlb reload`, then a service removed by SIGHUP.
+    let added = format!(
+        "{good}\n[[services]]\nname = \"new\"\nvip = \"10.99.0.101\"\nport = 80\nprotocol = \"tcp\"\ntargets = [{{ address = \"10.99.0.11\", mac = \"02:00:00:00:00:0b\" }}]\n"
+    );
+    std::fs::write(&conf, &added).unwrap();
+    let (code, out, err) = ctl(&socket, &["reload"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("services +1 -0") && out.contains("10.99.0.101:80/tcp"),
+        "{out}"
+    );
+    let servers = json(&socket, "servers");
+    assert_eq!(servers.as_array().unwrap().len(), 3);
+    assert_eq!(
+        service(&servers, "new (10.99.0.101:80/tcp)")["targets_up"],
+        1
+    );
+    let udp_at = added
+        .find("[[services]]\nvip = \"10.99.0.100\"\nport = 0")
+        .unwrap();
+    let udp_end = added[udp_at..]
+        .find("\n\n")
+        .map_or(added.len(), |e| udp_at + e);
+    let without_udp = format!("{}{}", &added[..udp_at], &added[udp_end..]);
+    std::fs::write(&conf, &without_udp).unwrap();
+    Command::new("kill")
+        .args(["-HUP", &running.child.id().to_string()])
+        .status()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let servers = json(&socket, "servers");
+        if servers.as_array().unwrap().len() == 2 {
+            assert_eq!(
+                service(&servers, "10.99.0.100:80/tcp")["packets"],
+                400,
+                "counters survive a reload"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP did not reload: {servers}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats = json(&socket, "stats");
+    assert_eq!(
+        (stats["reloads"].as_u64(), stats["reloads_failed"].as_u64()),
+        (Some(2), Some(2))
+    );
+
+    let (status, output, stopped_in) = stop(running, "-TERM");
+    assert!(status.success(), "{output}");
+    assert!(
+        stopped_in < Duration::from_secs(2),
+        "stopped in {stopped_in:?}"
+    );
+    assert!(
+        output.contains("reload refused, the running config stays"),
+        "{output}"
+    );
+    assert!(output.contains("SIGHUP: reloading"), "{output}");
+    assert!(!socket.exists(), "control socket removed at exit");
+    let (code, _, err) = ctl(&socket, &["show", "servers"]);
+    assert_eq!(code, 3);
+    assert!(err.contains("dsrlb is not running"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
 }

@@ -170,6 +170,37 @@ impl Prober {
         self.slots.len()
     }
 
+    /// After a reload: targets probed exactly as before (same label, address, port
+    /// and probe) keep their health, last result and schedule from `old`; the rest
+    /// start as new. Probes `old` had in flight are abandoned.
+    pub fn carry_over(&mut self, old: &Prober) {
+        let by_key: std::collections::HashMap<(&str, Ipv4Addr, u16), &Slot> = old
+            .slots
+            .iter()
+            .map(|s| {
+                (
+                    (s.target.label.as_str(), s.target.address, s.target.port),
+                    s,
+                )
+            })
+            .collect();
+        for slot in &mut self.slots {
+            let key = (
+                slot.target.label.as_str(),
+                slot.target.address,
+                slot.target.port,
+            );
+            if let Some(o) = by_key
+                .get(&key)
+                .filter(|o| o.target.probe == slot.target.probe)
+            {
+                slot.tracker = o.tracker.clone();
+                slot.last = o.last.clone();
+                slot.next_due = o.next_due;
+            }
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.slots.is_empty()
     }

@@ -1,0 +1,368 @@
+//! The control socket's language: what `dsrlb show`, `dsrlb target` and `dsrlb
+//! reload` ask the running appliance, and what it answers. One JSON object per line
+//! each way. The same views feed the tables, `--json` and the Prometheus metrics.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::net::Ipv4Addr;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Request {
+    ShowServers,
+    ShowTargets,
+    ShowStats,
+    Target {
+        address: Ipv4Addr,
+        action: AdminAction,
+    },
+    Reload,
+    /// Prometheus text (the metrics listener asks this way too).
+    Metrics,
+}
+
+/// What an operator can do to a target, in every service that lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum AdminAction {
+    /// Weight 0: keeps its flows, gets no new ones.
+    Drain,
+    /// Back to its configured weight and its health.
+    Enable,
+    /// Out of service: its flows move to other targets at their next packet.
+    Disable,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reply {
+    Servers(Vec<ServerView>),
+    Targets(Vec<TargetView>),
+    Stats(StatsView),
+    /// Done; what was done.
+    Done(String),
+    Metrics(String),
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerView {
+    /// As in logs: "name (vip:port/protocol)", or "vip:port/protocol" unnamed.
+    pub service: String,
+    pub name: Option<String>,
+    pub vip: Ipv4Addr,
+    /// 0 = every port.
+    pub port: u16,
+    pub protocol: String,
+    pub targets_up: usize,
+    pub targets_total: usize,
+    pub packets: u64,
+    pub bytes: u64,
+    /// Packets dropped because no target could take them.
+    pub drops: u64,
+    pub active_flows: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TargetView {
+    pub service: String,
+    pub address: Ipv4Addr,
+    pub mac: Option<String>,
+    /// "static", "arp" or "unresolved".
+    pub mac_source: String,
+    /// What the dataplane does with it: "up", "down", "unknown" (not probed yet; takes
+    /// traffic), "drain", "disabled", "no-mac".
+    pub state: String,
+    /// The health checks' verdict alone: "up", "down", "unknown", "unprobed".
+    pub health: String,
+    /// Configured weight (drain makes the effective weight 0).
+    pub weight: u32,
+    pub last_probe: Option<ProbeView>,
+    pub active_flows: u64,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeView {
+    /// "ok" or why it failed.
+    pub result: String,
+    /// Seconds since the Unix epoch.
+    pub at_unix: u64,
+    pub ago_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkerView {
+    pub lcore: u32,
+    pub port: String,
+    pub queue: u16,
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    /// Frames the driver did not take.
+    pub tx_dropped: u64,
+    pub forwarded: u64,
+    pub replied: u64,
+    pub punted: u64,
+    pub punt_overflow: u64,
+    /// Every drop reason, zeros included (names as in `DropReason::name`).
+    pub drops: BTreeMap<String, u64>,
+    pub flows_live: u64,
+    pub flow_capacity: u64,
+    pub flows_inserted: u64,
+    pub flows_expired: u64,
+    pub flows_evicted: u64,
+    /// New flows refused by the new-flow rate guard.
+    pub flow_guard_refused: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortView {
+    pub name: String,
+    pub mac: String,
+    pub rx_packets: u64,
+    pub tx_packets: u64,
+    pub rx_missed: u64,
+    pub rx_errors: u64,
+    pub tx_errors: u64,
+    pub rx_no_mbuf: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsView {
+    pub version: String,
+    pub uptime_secs: u64,
+    pub config: String,
+    pub snapshot_generation: u64,
+    pub reloads: u64,
+    pub reloads_failed: u64,
+    pub workers: Vec<WorkerView>,
+    pub ports: Vec<PortView>,
+    pub mempool_in_use: u64,
+    pub mempool_size: u64,
+}
+
+/// Left-aligned columns, two spaces apart.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.len());
+        }
+    }
+    let mut out = String::new();
+    let mut line = |cells: &mut dyn Iterator<Item = &str>| {
+        let text: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", text.join("  ").trim_end());
+    };
+    line(&mut header.iter().copied());
+    for row in rows {
+        line(&mut row.iter().map(String::as_str));
+    }
+    out
+}
+
+pub fn servers_table(servers: &[ServerView]) -> String {
+    let rows: Vec<Vec<String>> = servers
+        .iter()
+        .map(|s| {
+            vec![
+                s.service.clone(),
+                format!("{}/{}", s.targets_up, s.targets_total),
+                s.packets.to_string(),
+                s.bytes.to_string(),
+                s.drops.to_string(),
+                s.active_flows.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["SERVICE", "UP", "PACKETS", "BYTES", "DROPS", "FLOWS"],
+        &rows,
+    )
+}
+
+pub fn targets_table(targets: &[TargetView]) -> String {
+    let rows: Vec<Vec<String>> = targets
+        .iter()
+        .map(|t| {
+            let probe = t.last_probe.as_ref().map_or_else(
+                || "-".to_owned(),
+                |p| format!("{} ({}s ago)", p.result, p.ago_secs),
+            );
+            vec![
+                t.service.clone(),
+                t.address.to_string(),
+                format!("{} ({})", t.mac.as_deref().unwrap_or("-"), t.mac_source),
+                t.state.clone(),
+                t.weight.to_string(),
+                probe,
+                t.active_flows.to_string(),
+                t.packets.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &[
+            "SERVICE",
+            "TARGET",
+            "MAC",
+            "STATE",
+            "WEIGHT",
+            "LAST PROBE",
+            "FLOWS",
+            "PACKETS",
+        ],
+        &rows,
+    )
+}
+
+pub fn stats_table(stats: &StatsView) -> String {
+    let mut out = format!(
+        "dsrlb {} up {}s, config {} (snapshot {}, reloads {} ok {} failed)\n\n",
+        stats.version,
+        stats.uptime_secs,
+        stats.config,
+        stats.snapshot_generation,
+        stats.reloads,
+        stats.reloads_failed
+    );
+    let rows: Vec<Vec<String>> = stats
+        .workers
+        .iter()
+        .map(|w| {
+            vec![
+                w.lcore.to_string(),
+                format!("{}/{}", w.port, w.queue),
+                w.rx_packets.to_string(),
+                w.tx_packets.to_string(),
+                w.forwarded.to_string(),
+                w.replied.to_string(),
+                w.drops.values().sum::<u64>().to_string(),
+                w.tx_dropped.to_string(),
+                format!("{}/{}", w.flows_live, w.flow_capacity),
+                w.flows_evicted.to_string(),
+                w.flow_guard_refused.to_string(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "LCORE",
+            "PORT/Q",
+            "RX",
+            "TX",
+            "FORWARDED",
+            "REPLIED",
+            "DROPPED",
+            "TX_FULL",
+            "FLOWS",
+            "EVICTED",
+            "GUARD",
+        ],
+        &rows,
+    ));
+    for w in &stats.workers {
+        let reasons: Vec<String> = w
+            .drops
+            .iter()
+            .filter(|(_, &n)| n > 0)
+            .map(|(r, n)| format!("{r}={n}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "lcore {} drops by reason: {}",
+            w.lcore,
+            if reasons.is_empty() {
+                "none".to_owned()
+            } else {
+                reasons.join(" ")
+            }
+        );
+    }
+    for p in &stats.ports {
+        let _ = writeln!(
+            out,
+            "port {} ({}): rx {} tx {} missed {} rx_errors {} tx_errors {} no_mbuf {}",
+            p.name,
+            p.mac,
+            p.rx_packets,
+            p.tx_packets,
+            p.rx_missed,
+            p.rx_errors,
+            p.tx_errors,
+            p.rx_no_mbuf
+        );
+    }
+    let _ = writeln!(
+        out,
+        "mempool: {} of {} mbufs in use",
+        stats.mempool_in_use, stats.mempool_size
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_replies_are_one_json_object_each() {
+        let req = Request::Target {
+            address: Ipv4Addr::new(10, 99, 0, 11),
+            action: AdminAction::Drain,
+        };
+        let text = serde_json::to_string(&req).unwrap();
+        assert_eq!(
+            text,
+            r#"{"command":"target","address":"10.99.0.11","action":"drain"}"#
+        );
+        assert_eq!(serde_json::from_str::<Request>(&text).unwrap(), req);
+        assert_eq!(
+            serde_json::to_string(&Request::ShowServers).unwrap(),
+            r#"{"command":"show_servers"}"#
+        );
+        assert!(serde_json::from_str::<Request>(r#"{"command":"rm -rf"}"#).is_err());
+        let reply = Reply::Error("no such target".into());
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"error":"no such target"}"#
+        );
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let s = ServerView {
+            service: "web (10.99.0.100:80/tcp)".into(),
+            name: Some("web".into()),
+            vip: Ipv4Addr::new(10, 99, 0, 100),
+            port: 80,
+            protocol: "tcp".into(),
+            targets_up: 1,
+            targets_total: 2,
+            packets: 1234,
+            bytes: 99999,
+            drops: 0,
+            active_flows: 3,
+        };
+        let any = ServerView {
+            service: "10.99.0.100:0/udp".into(),
+            name: None,
+            port: 0,
+            ..s.clone()
+        };
+        let text = servers_table(&[s, any]);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3);
+        assert!(lines[1].starts_with("web (10.99.0.100:80/tcp)  1/2  1234"));
+        assert!(lines[2].starts_with("10.99.0.100:0/udp         1/2"));
+        let col = |l: &str| l.find("1/2").unwrap();
+        assert_eq!(col(lines[1]), col(lines[2]));
+        assert_eq!(lines[0].find("UP").unwrap(), col(lines[1]));
+    }
+}

@@ -1,0 +1,238 @@
+//! The control socket: a Unix socket (mode 0600) whose thread reads one request per
+//! connection and hands it to the control loop, which owns all state and answers
+//! between ticks; and the client side the `dsrlb show|target|reload` commands use.
+
+use crate::api::{Reply, Request};
+use crossbeam::channel::{self, Receiver, Sender};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// A request and where its answer goes.
+pub type Question = (Request, Sender<Reply>);
+
+/// How the listener threads reach the control loop.
+#[derive(Clone)]
+pub struct Asker {
+    questions: Sender<Question>,
+}
+
+/// The control loop answers within a tick; a reload takes longer (probes, Maglev).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+const ACCEPT_POLL: Duration = Duration::from_millis(20);
+const REQUEST_LIMIT: u64 = 64 * 1024;
+
+pub fn channel() -> (Asker, Receiver<Question>) {
+    let (questions, answers) = channel::bounded(64);
+    (Asker { questions }, answers)
+}
+
+impl Asker {
+    pub fn ask(&self, request: Request) -> Result<Reply, String> {
+        let (tx, rx) = channel::bounded(1);
+        self.questions
+            .send((request, tx))
+            .map_err(|_| "dsrlb is stopping".to_owned())?;
+        rx.recv_timeout(ANSWER_TIMEOUT)
+            .map_err(|_| "the control loop did not answer in time".to_owned())
+    }
+}
+
+pub struct ControlSocket {
+    path: PathBuf,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ControlSocket {
+    /// Listens on `path`, refusing if another dsrlb answers there; a stale socket
+    /// file (nobody listening) is replaced.
+    pub fn start(path: &Path, asker: Asker) -> Result<ControlSocket, String> {
+        let shown = path.display();
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| format!("control socket {shown}: {e}"))?;
+        }
+        if path.exists() {
+            if UnixStream::connect(path).is_ok() {
+                return Err(format!(
+                    "control socket {shown}: another dsrlb is running there (stop it, or set control.socket)"
+                ));
+            }
+            std::fs::remove_file(path).map_err(|e| format!("control socket {shown}: {e}"))?;
+        }
+        let listener =
+            UnixListener::bind(path).map_err(|e| format!("control socket {shown}: {e}"))?;
+        // Owner only: the socket can reconfigure the appliance. Nobody can connect
+        // before accept() runs below, so tightening after bind leaves no window
+        // worth a umask dance (which would be process-wide).
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| format!("control socket {shown}: {e}"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(|e| format!("control socket {shown}: {e}"))?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("dsrlb-ctl".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match listener.accept() {
+                        Ok((stream, _)) => {
+                            if let Err(e) = answer(stream, &asker) {
+                                log::debug!("control socket: {e}");
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(ACCEPT_POLL)
+                        }
+                        Err(e) => {
+                            log::warn!("control socket: accept: {e}");
+                            std::thread::sleep(ACCEPT_POLL);
+                        }
+                    }
+                }
+            })
+            .map_err(|e| format!("control socket thread: {e}"))?;
+        log::info!("control socket {shown}");
+        Ok(ControlSocket {
+            path: path.to_owned(),
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for ControlSocket {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn answer(stream: UnixStream, asker: &Asker) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut line = String::new();
+    BufReader::new((&stream).take(REQUEST_LIMIT)).read_line(&mut line)?;
+    let reply = match serde_json::from_str::<Request>(line.trim()) {
+        Ok(request) => asker.ask(request).unwrap_or_else(Reply::Error),
+        Err(e) => Reply::Error(format!("not a request: {e}")),
+    };
+    let mut text = serde_json::to_string(&reply).unwrap_or_else(|e| {
+        format!(
+            "{{\"error\":\"cannot encode the answer: {}\"}}",
+            e.to_string().replace('"', "'")
+        )
+    });
+    text.push('\n');
+    (&stream).write_all(text.as_bytes())
+}
+
+/// Asks the dsrlb listening on `path`.
+pub fn call(path: &Path, request: &Request) -> Result<Reply, String> {
+    let shown = path.display();
+    let stream = UnixStream::connect(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => format!(
+            "dsrlb is not running (nothing listens on {shown}; is it started with another control.socket?)"
+        ),
+        std::io::ErrorKind::PermissionDenied => {
+            format!("{shown}: permission denied (run as the user dsrlb runs as)")
+        }
+        _ => format!("{shown}: {e}"),
+    })?;
+    stream
+        .set_read_timeout(Some(ANSWER_TIMEOUT + IO_TIMEOUT))
+        .map_err(|e| e.to_string())?;
+    let mut text = serde_json::to_string(request).map_err(|e| e.to_string())?;
+    text.push('\n');
+    (&stream)
+        .write_all(text.as_bytes())
+        .map_err(|e| format!("{shown}: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(&stream)
+        .read_line(&mut line)
+        .map_err(|e| format!("{shown}: {e}"))?;
+    if line.is_empty() {
+        return Err(format!(
+            "{shown}: dsrlb closed the connection without answering"
+        ));
+    }
+    serde_json::from_str(&line).map_err(|e| format!("{shown}: unreadable answer: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dsrlb-ctl-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn socket_answers_through_the_loop_is_private_and_refuses_a_second_instance() {
+        let dir = temp_dir("serve");
+        let path = dir.join("sub/dsrlb.sock");
+        let (asker, questions) = channel();
+        let socket = ControlSocket::start(&path, asker.clone()).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        let control_loop = std::thread::spawn(move || {
+            for _ in 0..2 {
+                let (request, reply) = questions.recv().unwrap();
+                let answer = match request {
+                    Request::Reload => Reply::Error("services[0].port: bad".into()),
+                    other => Reply::Done(format!("{other:?}")),
+                };
+                reply.send(answer).unwrap();
+            }
+        });
+        assert_eq!(
+            call(&path, &Request::ShowStats).unwrap(),
+            Reply::Done("ShowStats".into())
+        );
+        assert_eq!(
+            call(&path, &Request::Reload).unwrap(),
+            Reply::Error("services[0].port: bad".into())
+        );
+        control_loop.join().unwrap();
+
+        // Garbage gets an error, not a hang or a crash.
+        let mut raw = UnixStream::connect(&path).unwrap();
+        raw.write_all(b"{\"command\":\"format_disk\"}\n").unwrap();
+        let mut answer = String::new();
+        BufReader::new(&raw).read_line(&mut answer).unwrap();
+        assert!(answer.contains("not a request"), "{answer}");
+
+        let second = ControlSocket::start(&path, asker);
+        assert!(second.err().unwrap().contains("another dsrlb is running"));
+        drop(socket);
+        assert!(!path.exists(), "removed on stop");
+        let err = call(&path, &Request::ShowServers).unwrap_err();
+        assert!(err.contains("dsrlb is not running"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_stale_socket_file_is_replaced() {
+        let dir = temp_dir("stale");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("dsrlb.sock");
+        drop(UnixListener::bind(&path).unwrap()); // file stays, nobody listens
+        let (asker, _questions) = channel();
+        let socket = ControlSocket::start(&path, asker).unwrap();
+        drop(socket);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
