@@ -12,6 +12,7 @@ which target answered. Prints JSON: {"answers": {"t1": n, ...}, "failed": n}.
       "t2 0" .. "t2 N-1" arrived in order and the stream ended cleanly.
 """
 import argparse
+import errno
 import json
 import random
 import socket
@@ -137,7 +138,7 @@ def main():
     if args.mode == "rtt":
         return rtt(args)
     port = args.port or (80 if args.mode == "http" else 5353)
-    base = random.randrange(20000, 60000 - args.count)
+    sport = random.randrange(20000, 60000 - 2 * args.count)
     answers, failed, errors = {}, 0, []
     deadline = time.monotonic() + 120
     for i in range(args.count):
@@ -145,11 +146,19 @@ def main():
             failed += args.count - i
             errors.append("time budget of 120 s spent")
             break
-        try:
-            ask = http_get if args.mode == "http" else udp_ask
-            who = ask(args.src, args.vip, port, base + i, args.timeout)
-        except OSError as e:
-            who, _ = None, errors.append(f"port {base + i}: {e}")
+        ask = http_get if args.mode == "http" else udp_ask
+        for _ in range(10):
+            sport += 1
+            try:
+                who = ask(args.src, args.vip, port, sport, args.timeout)
+                break
+            except OSError as e:
+                who = None
+                # A port another socket of this host holds (a running stream) is
+                # the client's problem, not the VIP's: take the next one.
+                if e.errno != errno.EADDRINUSE:
+                    errors.append(f"port {sport}: {e}")
+                    break
         if who is None:
             failed += 1
         else:

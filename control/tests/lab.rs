@@ -144,17 +144,20 @@ struct Tally {
 }
 
 fn client(mode: &str, count: u32) -> Tally {
+    client_with(&[mode, "--count", &count.to_string()])
+}
+
+/// HTTP requests to another VIP.
+fn client_at(vip: &str, count: u32) -> Tally {
+    client_with(&["http", "--vip", vip, "--count", &count.to_string()])
+}
+
+/// scripts/lab-client.py in dsr-client with `args`; its tally of answers.
+fn client_with(args: &[&str]) -> Tally {
     let script = repo().join("scripts/lab-client.py");
-    let out = run(&mut in_ns(
-        "dsr-client",
-        &[
-            "python3",
-            script.to_str().unwrap(),
-            mode,
-            "--count",
-            &count.to_string(),
-        ],
-    ));
+    let mut argv = vec!["python3", script.to_str().unwrap()];
+    argv.extend_from_slice(args);
+    let out = run(&mut in_ns("dsr-client", &argv));
     let field = |name: &str| -> u32 {
         out.split(&format!("\"{name}\": "))
             .nth(1)
@@ -445,7 +448,16 @@ fn start_dsrlb() -> (
     mpsc::Receiver<String>,
     std::thread::JoinHandle<String>,
 ) {
-    let config = repo().join("config/examples/lab.toml");
+    start_dsrlb_with(&repo().join("config/examples/lab.toml"))
+}
+
+fn start_dsrlb_with(
+    config: &Path,
+) -> (
+    Child,
+    mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
     let mut dsrlb = in_ns(
         "dsr-lb",
         &[
@@ -622,6 +634,382 @@ fn health_checks_move_new_flows_and_never_break_established_ones() {
         from_lb_on_data, 0,
         "IPv4 from dsrlb's addresses reached t1's data interface"
     );
+
+    drop(cleanup.children.drain(..));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `dsrlb` as a client of the running one: (exit code, stdout, stderr).
+fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(DSRLB)
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn show_json(socket: &Path, what: &str) -> serde_json::Value {
+    let (code, out, err) = ctl(socket, &["show", what, "--json"]);
+    assert_eq!(code, 0, "show {what}: {err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+fn target_row<'a>(
+    targets: &'a serde_json::Value,
+    service: &str,
+    addr: &str,
+) -> &'a serde_json::Value {
+    targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["service"] == service && t["address"] == addr)
+        .unwrap_or_else(|| panic!("no {addr} in {service}: {targets}"))
+}
+
+/// One scrape of the metrics endpoint, every sample parsed: (name{labels}, value).
+fn scrape() -> std::collections::HashMap<String, f64> {
+    let text = run(&mut in_ns(
+        "dsr-lb",
+        &[
+            "curl",
+            "-s",
+            "-f",
+            "-m",
+            "3",
+            "http://10.99.1.2:9100/metrics",
+        ],
+    ));
+    let mut samples = std::collections::HashMap::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let (series, value) = line
+            .rsplit_once(' ')
+            .unwrap_or_else(|| panic!("not a sample: {line}"));
+        let name = series.split('{').next().unwrap();
+        assert!(
+            name.starts_with("dsrlb_")
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'),
+            "metric name {name}"
+        );
+        if series.contains('{') {
+            assert!(series.ends_with('}'), "labels of {line}");
+        }
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("value of {line}"));
+        samples.insert(series.to_owned(), value);
+    }
+    samples
+}
+
+fn sum_of(samples: &std::collections::HashMap<String, f64>, name: &str) -> f64 {
+    samples
+        .iter()
+        .filter(|(k, _)| k.split('{').next() == Some(name))
+        .map(|(_, v)| v)
+        .sum()
+}
+
+const WEB: &str = "web (10.99.0.100:80/tcp)";
+const ECHO: &str = "echo (10.99.0.100:5353/udp)";
+
+#[test]
+#[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
+fn operations_show_metrics_reload_and_sigterm_under_load() {
+    let _lab = lab_lock();
+    lab("up");
+    let mut cleanup = Cleanup {
+        children: Vec::new(),
+    };
+    let dir = std::env::temp_dir().join(format!("dsrlb-ops-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = dir.join("dsrlb.sock");
+    // The lab config, on hugepages (so the exit check below means something), with
+    // its own socket, in a file the test can edit for reloads.
+    let lab_toml = std::fs::read_to_string(repo().join("config/examples/lab.toml")).unwrap();
+    let base = lab_toml
+        .replace("hugepages = false", "hugepages = true")
+        .replace("/run/dsrlb/lab.sock", socket.to_str().unwrap());
+    assert!(base.contains("hugepages = true") && base.contains("dsrlb-ops"));
+    let conf = dir.join("lab.toml");
+    std::fs::write(&conf, &base).unwrap();
+    let hugepages_free = || {
+        std::fs::read_to_string("/proc/meminfo")
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("HugePages_Free:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .unwrap()
+    };
+    let free_before = hugepages_free();
+
+    let (mut dsrlb, lines, log_reader) = start_dsrlb_with(&conf);
+    wait_for_logs(
+        &lines,
+        &[
+            ("learned by ARP", 2),
+            ("unknown -> up (first probe succeeded)", 4),
+        ],
+        Duration::from_secs(10),
+    );
+
+    // 1. show servers / targets / stats answer, as tables and as JSON.
+    let (code, table, err) = ctl(&socket, &["show", "servers"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(WEB) && l.contains("2/2")),
+        "{table}"
+    );
+    let (code, table, _) = ctl(&socket, &["show", "targets"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.lines().any(|l| l.contains("10.99.0.11")
+            && l.contains("02:99:00:00:00:0b (arp)")
+            && l.contains("up")),
+        "{table}"
+    );
+    let (code, table, _) = ctl(&socket, &["show", "stats"]);
+    assert_eq!(code, 0);
+    assert!(
+        table.contains("LCORE") && table.contains("mempool:"),
+        "{table}"
+    );
+
+    // 2. The metrics scrape parses, and its counters match the client's requests.
+    let before = scrape();
+    let udp = client("udp", 200);
+    assert_eq!((udp.failed, udp.t1 + udp.t2), (0, 200), "{}", udp.raw);
+    let http = client("http", 50);
+    assert_eq!((http.failed, http.t1 + http.t2), (0, 50), "{}", http.raw);
+    let after = scrape();
+    let echo_key = format!(
+        "dsrlb_service_packets_total{{service=\"{ECHO}\",vip=\"10.99.0.100\",port=\"5353\",protocol=\"udp\"}}"
+    );
+    let web_key = format!(
+        "dsrlb_service_packets_total{{service=\"{WEB}\",vip=\"10.99.0.100\",port=\"80\",protocol=\"tcp\"}}"
+    );
+    assert_eq!(
+        after[&echo_key] - before[&echo_key],
+        200.0,
+        "one forwarded packet per UDP request"
+    );
+    let web_delta = after[&web_key] - before[&web_key];
+    assert!(
+        (50.0 * 5.0..=50.0 * 12.0).contains(&web_delta),
+        "50 HTTP requests are 5-12 client packets each, got {web_delta}"
+    );
+    assert_eq!(
+        sum_of(&after, "dsrlb_service_packets_total"),
+        sum_of(&after, "dsrlb_worker_forwarded_packets_total"),
+        "every forwarded packet is counted against one service"
+    );
+    let target_sum: f64 = ["10.99.0.11", "10.99.0.12"]
+        .iter()
+        .map(|t| after[&format!("dsrlb_target_packets_total{{service=\"{ECHO}\",target=\"{t}\"}}")])
+        .sum();
+    assert_eq!(target_sum, after[&echo_key]);
+    assert_eq!(after["dsrlb_build_info{version=\"0.1.0\"}"], 1.0);
+    assert_eq!(
+        after[&format!("dsrlb_target_healthy{{service=\"{WEB}\",target=\"10.99.0.11\"}}")],
+        1.0
+    );
+
+    // 3. show reflects t1 going down (and back).
+    lab_service("t1", "stop");
+    std::thread::sleep(2 * WEB_INTERVAL + Duration::from_secs(1));
+    let targets = show_json(&socket, "targets");
+    let t1 = target_row(&targets, WEB, "10.99.0.11");
+    assert_eq!(t1["state"], "down", "{t1}");
+    assert_eq!(t1["last_probe"]["result"], "connection refused", "{t1}");
+    assert_eq!(target_row(&targets, WEB, "10.99.0.12")["state"], "up");
+    let servers = show_json(&socket, "servers");
+    let web = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == WEB)
+        .unwrap();
+    assert_eq!(
+        (web["targets_up"].as_u64(), web["targets_total"].as_u64()),
+        (Some(1), Some(2))
+    );
+    let (_, table, _) = ctl(&socket, &["show", "targets"]);
+    assert!(
+        table.lines().any(|l| l.starts_with(WEB)
+            && l.contains("10.99.0.11")
+            && l.contains("down")
+            && l.contains("connection refused")),
+        "{table}"
+    );
+    let healthy = format!("dsrlb_target_healthy{{service=\"{WEB}\",target=\"10.99.0.11\"}}");
+    assert_eq!(scrape()[&healthy], 0.0);
+    lab_service("t1", "start");
+    std::thread::sleep(2 * WEB_INTERVAL + Duration::from_secs(1));
+    assert_eq!(
+        target_row(&show_json(&socket, "targets"), WEB, "10.99.0.11")["state"],
+        "up"
+    );
+
+    // 4. Reloads while a stream runs through the VIP: a broken file is refused
+    // (by `dsrlb reload` and by SIGHUP) and traffic continues; a good one adds a
+    // second VIP that answers. The stream survives all of it.
+    let script = repo().join("scripts/lab-client.py");
+    let mut stream = in_ns(
+        "dsr-client",
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "stream",
+            "--want",
+            "t2",
+            "--secs",
+            "12",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut first = String::new();
+    BufReader::new(stream.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("streaming from t2"), "{first}");
+
+    let broken = base.replace(
+        "{ address = \"10.99.0.11\", probe_address = \"10.99.1.11\" },",
+        "{ address = \"10.99.0.11\", probe_address = \"10.99.1.11\", weight = 70000 },",
+    );
+    assert_ne!(broken, base);
+    std::fs::write(&conf, &broken).unwrap();
+    let (code, _, err) = ctl(&socket, &["reload"]);
+    assert_eq!(code, 1, "a broken file is refused");
+    assert!(err.contains("services[0].targets[0].weight"), "{err}");
+    run(Command::new("kill").args(["-HUP", &dsrlb.id().to_string()]));
+    wait_for_logs(
+        &lines,
+        &[("reload refused, the running config stays", 2)],
+        Duration::from_secs(5),
+    );
+    let during = client("http", 50);
+    assert_eq!(
+        (during.failed, during.t1 + during.t2),
+        (0, 50),
+        "traffic continues: {}",
+        during.raw
+    );
+
+    for t in ["t1", "t2"] {
+        run(&mut in_ns(
+            &format!("dsr-{t}"),
+            &[
+                repo().join("scripts/target-setup.sh").to_str().unwrap(),
+                "10.99.0.101",
+            ],
+        ));
+    }
+    let second_vip = format!(
+        "{base}\n[[services]]\nname = \"web2\"\nvip = \"10.99.0.101\"\nport = 80\nprotocol = \"tcp\"\n\
+         health = {{ kind = \"http\", path = \"/\", interval_ms = 500, timeout_ms = 300 }}\n\
+         targets = [{{ address = \"10.99.0.11\", probe_address = \"10.99.1.11\" }}, {{ address = \"10.99.0.12\", probe_address = \"10.99.1.12\" }}]\n"
+    );
+    std::fs::write(&conf, &second_vip).unwrap();
+    let (code, out, err) = ctl(&socket, &["reload"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("services +1 -0"), "{out}");
+    let answer = run(&mut in_ns(
+        "dsr-client",
+        &["curl", "-s", "-m", "5", "http://10.99.0.101/"],
+    ));
+    assert!(
+        matches!(answer.trim(), "t1" | "t2"),
+        "the new VIP answers: {answer:?}"
+    );
+    let new_vip = client_at("10.99.0.101", 40);
+    assert_eq!(
+        (new_vip.failed, new_vip.t1 + new_vip.t2),
+        (0, 40),
+        "{}",
+        new_vip.raw
+    );
+
+    let out = stream.wait_with_output().unwrap();
+    let verdict = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        verdict.contains("\"ok\": true") && verdict.contains("\"lines\": 12"),
+        "the stream through 10.99.0.100 survived the reloads: {verdict}"
+    );
+
+    // 5. SIGTERM under load: exit 0 within 2 s, nothing left behind.
+    let flood = in_ns(
+        "dsr-client",
+        &[
+            "python3",
+            "-c",
+            "import socket, time\n\
+             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n\
+             end = time.time() + 6\n\
+             n = 0\n\
+             while time.time() < end and n < 2000000:\n\
+             \x20   s.sendto(b'x' * 18, ('10.99.0.100', 5353 + n % 2))\n\
+             \x20   n += 1\n",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    cleanup.children.push(flood);
+    std::thread::sleep(Duration::from_secs(1));
+    let rx_before_stop = show_json(&socket, "stats")["workers"][0]["rx_packets"]
+        .as_u64()
+        .unwrap();
+    let sent_at = Instant::now();
+    run(Command::new("kill").args(["-TERM", &dsrlb.id().to_string()]));
+    let status = loop {
+        if let Some(status) = dsrlb.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent_at.elapsed() < Duration::from_secs(10),
+            "dsrlb did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stopped_in = sent_at.elapsed();
+    let log = log_reader.join().unwrap();
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(
+        stopped_in < Duration::from_secs(2),
+        "stopped in {stopped_in:?} under load"
+    );
+    assert!(
+        rx_before_stop > 1000,
+        "it was under load: rx {rx_before_stop}"
+    );
+    assert!(log.contains("EAL cleaned up"), "{log}");
+    assert!(
+        !Path::new("/var/run/dpdk/dsrlb-lab").exists(),
+        "runtime dir left"
+    );
+    let leftovers: Vec<String> = std::fs::read_dir("/dev/hugepages")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("dsrlb"))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(leftovers.is_empty(), "hugepage files left: {leftovers:?}");
+    assert_eq!(hugepages_free(), free_before, "every hugepage returned");
+    assert!(!socket.exists(), "control socket removed");
 
     drop(cleanup.children.drain(..));
     std::fs::remove_dir_all(&dir).ok();
