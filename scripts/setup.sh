@@ -9,6 +9,7 @@ PACKAGES=(
   pkg-config                  # finds DPDK's flags
   libpcap-dev                 # the net_pcap PMD's library
   tcpdump iproute2 ethtool curl python3 procps   # the namespace lab and the demo
+  systemd                     # systemd-analyze checks scripts/dsrlb.service
 )
 
 need_root() {
@@ -40,16 +41,4 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # 2 MiB hugepages for production runs (tests and the vdev demo use --no-huge).
-HUGEPAGES=${DSRLB_HUGEPAGES:-1024}
-nr=/sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages
-if [ -w "$nr" ] && [ "$(cat "$nr")" -lt "$HUGEPAGES" ]; then
-  echo "$HUGEPAGES" > "$nr" || true
-fi
-if [ -e "$nr" ] && [ "$(cat "$nr")" -lt "$HUGEPAGES" ]; then
-  echo "setup.sh: warning: only $(cat "$nr") hugepages of 2 MiB reserved ($HUGEPAGES wanted)" >&2
-fi
-if ! mountpoint -q /dev/hugepages 2>/dev/null; then
-  mkdir -p /dev/hugepages
-  mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null \
-    || echo "setup.sh: warning: cannot mount hugetlbfs on /dev/hugepages" >&2
-fi
+"$(dirname "$0")/hugepages.sh" "${DSRLB_HUGEPAGES:-1024}"

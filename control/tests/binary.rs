@@ -533,3 +533,113 @@ fn show_target_and_reload_through_the_control_socket() {
     assert!(err.contains("dsrlb is not running"), "{err}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// The systemd unit as installed by scripts/install.sh: `systemd-analyze verify`
+/// finds nothing to say, and its commands, run the way systemd runs them (no shell,
+/// $MAINPID filled in), start dsrlb, reload it and stop it.
+#[test]
+fn systemd_unit_verifies_and_its_commands_start_reload_and_stop_dsrlb() {
+    let prefix = "binunit";
+    let dir = workdir(prefix);
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let root = dir.join("root");
+    let installed = Command::new(repo.join("scripts/install.sh"))
+        .env("DESTDIR", &root)
+        .env("DSRLB_BIN", DSRLB)
+        .output()
+        .unwrap();
+    assert!(installed.status.success(), "{installed:?}");
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(root.join(p)).unwrap().permissions(),
+        ) & 0o777
+    };
+    assert_eq!(mode("usr/local/bin/dsrlb"), 0o755);
+    assert_eq!(mode("etc/systemd/system/dsrlb.service"), 0o644);
+    assert_eq!(mode("etc/dsrlb/dsrlb.toml"), 0o600, "the config is private");
+
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/dsrlb.service"))
+        .unwrap()
+        .replace("/usr/local/", &format!("{}/usr/local/", root.display()))
+        .replace("/etc/dsrlb/", &format!("{}/etc/dsrlb/", root.display()));
+    let unit_file = dir.join("dsrlb.service");
+    std::fs::write(&unit_file, &unit).unwrap();
+    let verify = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&unit_file)
+        .output()
+        .expect("systemd-analyze (package systemd; scripts/setup.sh installs it)");
+    assert!(
+        verify.status.success() && verify.stderr.is_empty() && verify.stdout.is_empty(),
+        "systemd-analyze verify: {}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
+    let directive = |key: &str| -> Vec<Vec<String>> {
+        unit.lines()
+            .filter_map(|l| l.strip_prefix(&format!("{key}=")))
+            .map(|v| v.split_whitespace().map(str::to_owned).collect())
+            .collect()
+    };
+    assert!(
+        unit.contains("StandardError=journal"),
+        "logs go to the journal"
+    );
+    assert_eq!(directive("KillSignal"), [["SIGTERM"]]);
+
+    // The installed config, replaced by one this machine can run (a pcap vdev).
+    let frames = client_frames();
+    dataplane::pcap::write(std::fs::File::create(dir.join("in.pcap")).unwrap(), &frames).unwrap();
+    std::fs::write(root.join("etc/dsrlb/dsrlb.toml"), config(&dir, prefix)).unwrap();
+    for pre in directive("ExecStartPre") {
+        let out = Command::new(&pre[0]).args(&pre[1..]).output().unwrap();
+        assert!(out.status.success(), "ExecStartPre {pre:?}: {out:?}");
+    }
+    let start = &directive("ExecStart")[0];
+    let mut child = Command::new(&start[0])
+        .args(&start[1..])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |text: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) if line.contains(text) => return,
+                _ if Instant::now() > deadline => panic!("no log line with {text:?}"),
+                _ => {}
+            }
+        }
+    };
+    wait_for("dsrlb running");
+    let reload: Vec<String> = directive("ExecReload")[0]
+        .iter()
+        .map(|a| a.replace("$MAINPID", &child.id().to_string()))
+        .collect();
+    assert!(Command::new(&reload[0])
+        .args(&reload[1..])
+        .status()
+        .unwrap()
+        .success());
+    wait_for("SIGHUP: reloading");
+    wait_for("reloaded (services +0 -0, targets +0 -0)");
+    let sent_at = Instant::now();
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    assert!(sent_at.elapsed() < Duration::from_secs(2));
+    reader.join().unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
