@@ -21,8 +21,9 @@ cargo build --workspace --all-targets
 log=$(mktemp)
 status=0
 # --include-ignored: the lab test is marked ignored for plain `cargo test` runs
-# without root; here it runs.
-cargo test --workspace -- --include-ignored 2>&1 | tee "$log" || status=$?
+# without root; here it runs. --no-fail-fast: one failing binary does not hide
+# the results of the others.
+cargo test --workspace --no-fail-fast -- --include-ignored 2>&1 | tee "$log" || status=$?
 # One closing line for the whole run, summed over every test binary.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
      END { printf "dsrlb tests: %d passed, %d failed\n", p, f }' "$log"

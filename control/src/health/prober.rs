@@ -8,6 +8,7 @@ use std::ffi::CString;
 use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -99,6 +100,9 @@ pub struct Prober {
 }
 
 const READ_LIMIT: usize = 64 * 1024;
+/// close_range(2) flag: mark close-on-exec rather than close (Rust's spawn keeps
+/// a pipe open until exec to report exec errors).
+const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 /// With no pidfd (old kernels) exec probes are polled this often.
 const EXEC_POLL: Duration = Duration::from_millis(10);
 
@@ -118,6 +122,18 @@ fn sockaddr(addr: Ipv4Addr, port: u16) -> libc::sockaddr_in {
             s_addr: u32::from(addr).to_be(),
         },
         sin_zero: [0; 8],
+    }
+}
+
+impl Drop for Prober {
+    /// Exec checks still running are killed and reaped, not left behind.
+    fn drop(&mut self) {
+        for slot in &mut self.slots {
+            if let Some(Running::Exec { mut child, .. }) = slot.running.take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
     }
 }
 
@@ -400,7 +416,17 @@ impl Prober {
         let Some((program, args)) = slot.target.probe.command.split_first() else {
             return Err(Failure::Spawn("empty command".to_owned()));
         };
-        let child = Command::new(program)
+        let mut command = Command::new(program);
+        // The check must not inherit dsrlb's descriptors: DPDK's hugepage memfds
+        // among them would stay referenced (and the memory held) while it runs.
+        // SAFETY: the closure makes one async-signal-safe syscall.
+        unsafe {
+            command.pre_exec(|| {
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
+                Ok(())
+            });
+        }
+        let child = command
             .args(args)
             .env("DSRLB_PROBE_ADDRESS", slot.target.address.to_string())
             .env("DSRLB_PROBE_PORT", slot.target.port.to_string())

@@ -299,3 +299,50 @@ fn http_verdicts_on_partial_and_complete_responses() {
         Some(Ok(()))
     );
 }
+
+#[test]
+fn exec_checks_inherit_no_descriptors_and_die_with_the_prober() {
+    // An inheritable descriptor, as DPDK's hugepage memfds are.
+    let file = std::fs::File::open("/proc/self/status").unwrap();
+    let fd = file.as_raw_fd();
+    // SAFETY: clears FD_CLOEXEC on a descriptor we own.
+    assert_eq!(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) }, 0);
+    let mut p = probe(ProbeKind::Exec);
+    p.command = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("test ! -e /proc/self/fd/{fd}"),
+    ];
+    let mut prober = Prober::new(vec![target(0, 80, p)], ProbeSource::default()).unwrap();
+    assert_eq!(
+        first_outcomes(&mut prober),
+        [Ok(())],
+        "fd {fd} leaked into the check"
+    );
+
+    let marker = std::env::temp_dir().join(format!("dsrlb-probe-{}", std::process::id()));
+    let mut p = probe(ProbeKind::Exec);
+    p.timeout_ms = 10_000;
+    p.command = vec![
+        "sh".into(),
+        "-c".into(),
+        format!("echo $$ > {}; exec sleep 30", marker.display()),
+    ];
+    let mut prober = Prober::new(vec![target(0, 80, p)], ProbeSource::default()).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read_to_string(&marker).map_or(true, |s| s.trim().is_empty()) {
+        assert!(Instant::now() < deadline, "the check never started");
+        prober.poll(Duration::from_millis(20));
+    }
+    let pid: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    drop(prober);
+    // SAFETY: signal 0 only asks whether the process exists.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    assert!(!alive, "the running check outlived its prober");
+    let _ = std::fs::remove_file(&marker);
+    drop(file);
+}
