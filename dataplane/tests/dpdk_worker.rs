@@ -345,8 +345,9 @@ fn per_target_packets_bytes_and_active_flows_and_per_service_drops() {
     for f in rig.take_output() {
         *by_mac.entry(MacAddr::from_bytes(&f[0..6])).or_default() += 1;
     }
-    // Empty polls walk the flow table (16k entries = 4096 buckets, 256 per empty poll).
-    for _ in 0..20 {
+    // Empty polls walk the flow table (16k entries = 4096 buckets, 256 per empty
+    // poll): 40 of them hold at least one whole walk begun after the last change.
+    for _ in 0..40 {
         assert_eq!(rig.worker.poll_once(), 0);
     }
     let snap = rig.publisher.current();
@@ -385,7 +386,7 @@ fn per_target_packets_bytes_and_active_flows_and_per_service_drops() {
     assert!(rig.take_output().is_empty());
     assert_eq!(rig.stats.slots.service_drops(service_slot), 10);
     assert_eq!(rig.stats.read().drop_count(DropReason::NoUsableTarget), 10);
-    for _ in 0..20 {
+    for _ in 0..40 {
         rig.worker.poll_once();
     }
     let snap = rig.publisher.current();
