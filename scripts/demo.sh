@@ -48,6 +48,13 @@ echo "== 200 UDP requests to 10.99.0.100:5353: who answered"
 printf '  %s\n' "$(ip netns exec dsr-client python3 scripts/lab-client.py udp --count 200)"
 echo "== the client's ARP entry for the VIP (dsrlb's port is 02:99:00:00:00:02)"
 printf '  %s\n' "$(ip netns exec dsr-client ip neigh show 10.99.0.100)"
+sleep 1  # let the workers' flow-table walk catch up for FLOWS
+for what in servers targets; do
+  echo "== dsrlb show $what --config config/examples/lab.toml"
+  target/release/dsrlb show "$what" --config config/examples/lab.toml | sed 's/^/  /'
+done
+echo "== metrics: curl http://10.99.1.2:9100/metrics (service counters)"
+ip netns exec dsr-lb curl -s -m 3 http://10.99.1.2:9100/metrics | grep '^dsrlb_service_packets_total' | sed 's/^/  /'
 
 kill -INT "$dsrlb"; wait "$dsrlb"
 for pid in "${pids[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
