@@ -46,8 +46,7 @@ impl Asker {
 
 pub struct ControlSocket {
     path: PathBuf,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: AcceptLoop,
 }
 
 impl ControlSocket {
@@ -76,45 +75,76 @@ impl ControlSocket {
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("control socket {shown}: {e}"))?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("dsrlb-ctl".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            if let Err(e) = answer(stream, &asker) {
-                                log::debug!("control socket: {e}");
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(ACCEPT_POLL)
-                        }
-                        Err(e) => {
-                            log::warn!("control socket: accept: {e}");
-                            std::thread::sleep(ACCEPT_POLL);
-                        }
-                    }
-                }
-            })
-            .map_err(|e| format!("control socket thread: {e}"))?;
+        let thread = AcceptLoop::spawn(
+            "dsrlb-ctl",
+            move || listener.accept().map(|(stream, _)| stream),
+            move |stream| answer(stream, &asker),
+        )
+        .map_err(|e| format!("control socket thread: {e}"))?;
         log::info!("control socket {shown}");
         Ok(ControlSocket {
             path: path.to_owned(),
-            stop,
-            thread: Some(thread),
+            _thread: thread,
         })
     }
 }
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// A thread that accepts connections from a non-blocking listener and handles them
+/// one at a time, until dropped. Shared by the control socket and the metrics
+/// listener.
+pub struct AcceptLoop {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl AcceptLoop {
+    pub fn spawn<S>(
+        name: &str,
+        mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
+        mut handle: impl FnMut(S) -> std::io::Result<()> + Send + 'static,
+    ) -> std::io::Result<AcceptLoop> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&stop);
+        let label = name.to_owned();
+        let thread = std::thread::Builder::new()
+            .name(name.to_owned())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    match accept() {
+                        Ok(stream) => {
+                            if let Err(e) = handle(stream) {
+                                log::debug!("{label}: {e}");
+                            }
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(ACCEPT_POLL)
+                        }
+                        Err(e) => {
+                            log::warn!("{label}: accept: {e}");
+                            std::thread::sleep(ACCEPT_POLL);
+                        }
+                    }
+                }
+            })?;
+        Ok(AcceptLoop {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for AcceptLoop {
+    fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
-        let _ = std::fs::remove_file(&self.path);
     }
 }
 

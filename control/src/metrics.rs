@@ -2,13 +2,10 @@
 //! and the small HTTP listener that serves it on the management address.
 
 use crate::api::{Request, ServerView, StatsView, TargetView};
-use crate::ctl::Asker;
+use crate::ctl::{AcceptLoop, Asker};
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 fn escape(value: &str) -> String {
@@ -384,53 +381,20 @@ pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView)
 
 /// The metrics listener: GET /metrics answers the control loop's `Request::Metrics`.
 pub struct MetricsServer {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _thread: AcceptLoop,
 }
-
-/// How often the listener looks at its stop flag between connections.
-const ACCEPT_POLL: Duration = Duration::from_millis(20);
 
 impl MetricsServer {
     pub fn start(listen: SocketAddrV4, asker: Asker) -> std::io::Result<MetricsServer> {
         let listener = TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let thread = std::thread::Builder::new()
-            .name("dsrlb-metrics".into())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            if let Err(e) = answer_http(stream, &asker) {
-                                log::debug!("metrics: {e}");
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(ACCEPT_POLL)
-                        }
-                        Err(e) => {
-                            log::warn!("metrics: accept: {e}");
-                            std::thread::sleep(ACCEPT_POLL);
-                        }
-                    }
-                }
-            })?;
+        let thread = AcceptLoop::spawn(
+            "dsrlb-metrics",
+            move || listener.accept().map(|(stream, _)| stream),
+            move |stream| answer_http(stream, &asker),
+        )?;
         log::info!("metrics on http://{listen}/metrics");
-        Ok(MetricsServer {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for MetricsServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        Ok(MetricsServer { _thread: thread })
     }
 }
 
