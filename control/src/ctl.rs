@@ -139,11 +139,23 @@ impl AcceptLoop {
     }
 }
 
+/// How long stopping waits for a connection being handled; past it the thread is
+/// left to finish on its own (its I/O has timeouts), so a silent client cannot
+/// delay dsrlb's exit.
+const STOP_PATIENCE: Duration = Duration::from_millis(200);
+
 impl Drop for AcceptLoop {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let deadline = std::time::Instant::now() + STOP_PATIENCE;
+        while !thread.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if thread.is_finished() {
+            let _ = thread.join();
         }
     }
 }
@@ -251,6 +263,24 @@ mod tests {
         assert!(!path.exists(), "removed on stop");
         let err = call(&path, &Request::ShowServers).unwrap_err();
         assert!(err.contains("dsrlb is not running"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_client_that_says_nothing_does_not_hold_up_the_stop() {
+        let dir = temp_dir("silent");
+        let path = dir.join("dsrlb.sock");
+        let (asker, _questions) = channel();
+        let socket = ControlSocket::start(&path, asker).unwrap();
+        let _silent = UnixStream::connect(&path).unwrap();
+        std::thread::sleep(Duration::from_millis(100)); // accepted, now reading
+        let stopping = std::time::Instant::now();
+        drop(socket);
+        assert!(
+            stopping.elapsed() < Duration::from_secs(1),
+            "stop waited {:?} for a silent client",
+            stopping.elapsed()
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 
