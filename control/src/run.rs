@@ -527,11 +527,14 @@ impl Appliance {
             Request::ShowServers => Reply::Servers(self.servers_view()),
             Request::ShowTargets => Reply::Targets(self.targets_view()),
             Request::ShowStats => Reply::Stats(self.stats_view()),
-            Request::Metrics => Reply::Metrics(crate::metrics::render(
-                &self.servers_view(),
-                &self.targets_view(),
-                &self.stats_view(),
-            )),
+            Request::Metrics => {
+                let (servers, targets) = self.servers_and_targets();
+                Reply::Metrics(crate::metrics::render(
+                    &servers,
+                    &targets,
+                    &self.stats_view(),
+                ))
+            }
             Request::Target { address, action } => self.set_admin(address, action),
             Request::Reload => self.reload_logged(),
         }

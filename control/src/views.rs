@@ -6,26 +6,37 @@ use crate::health::Health;
 use crate::neighbors::MacSource;
 use crate::run::Appliance;
 use dataplane::forward::DropReason;
-use dataplane::snapshot::ServiceKey;
+use dataplane::snapshot::{Service, Snapshot};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 impl Appliance {
-    /// The service key of config service `index`, as the snapshot has it.
-    fn service_key(&self, index: usize) -> Option<(ServiceKey, u16, Vec<u16>)> {
-        let snapshot = self.publisher.current();
-        snapshot
-            .services()
-            .iter()
-            .find(|s| s.index == index)
-            .map(|s| (s.key, s.slot, s.target_slots.clone()))
+    /// The snapshot's service for each config service, by config index.
+    fn services_by_index<'a>(&self, snapshot: &'a Snapshot) -> Vec<Option<&'a Service>> {
+        let mut by_index = vec![None; self.config.services.len()];
+        for s in snapshot.services() {
+            if let Some(slot) = by_index.get_mut(s.index) {
+                *slot = Some(s);
+            }
+        }
+        by_index
     }
 
     pub(crate) fn targets_view(&self) -> Vec<TargetView> {
+        let snapshot = self.publisher.current();
+        self.targets_by_service(&self.services_by_index(&snapshot))
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// One list of target views per config service.
+    fn targets_by_service(&self, services: &[Option<&Service>]) -> Vec<Vec<TargetView>> {
         let totals = Totals(&self.workers);
         let now = SystemTime::now();
         let mut views = Vec::new();
         for (si, service) in self.config.services.iter().enumerate() {
-            let slots = self.service_key(si).map(|(_, _, slots)| slots);
+            let slots = services.get(si).copied().flatten().map(|s| &s.target_slots);
+            let mut rows = Vec::new();
             let probed = service.health.is_some();
             for (ti, target) in service.targets.iter().enumerate() {
                 let addr = target.address;
@@ -56,11 +67,11 @@ impl Appliance {
                             .map_or(0, |d| d.as_secs()),
                         ago_secs: now.duration_since(last.at).map_or(0, |d| d.as_secs()),
                     });
-                let slot = slots.as_ref().and_then(|s| s.get(ti).copied());
+                let slot = slots.and_then(|s| s.get(ti).copied());
                 let traffic = slot
                     .map(|slot| self.accounting.target(slot, &totals))
                     .unwrap_or_default();
-                views.push(TargetView {
+                rows.push(TargetView {
                     service: service.label(),
                     address: addr,
                     mac: mac.map(|m| m.to_string()),
@@ -83,30 +94,39 @@ impl Appliance {
                     bytes: traffic.bytes,
                 });
             }
+            views.push(rows);
         }
         views
     }
 
     pub(crate) fn servers_view(&self) -> Vec<ServerView> {
+        self.servers_and_targets().0
+    }
+
+    /// Both views from one reading of the snapshot and the counters.
+    pub(crate) fn servers_and_targets(&self) -> (Vec<ServerView>, Vec<TargetView>) {
         let totals = Totals(&self.workers);
-        let targets = self.targets_view();
-        self.config
+        let snapshot = self.publisher.current();
+        let services = self.services_by_index(&snapshot);
+        let targets = self.targets_by_service(&services);
+        let servers = self
+            .config
             .services
             .iter()
-            .enumerate()
-            .map(|(si, s)| {
-                let label = s.label();
-                let mine: Vec<&TargetView> =
-                    targets.iter().filter(|t| t.service == label).collect();
-                let (traffic, drops) = match self.service_key(si) {
-                    Some((key, slot, slots)) => (
-                        self.accounting.service(key, &slots, &totals),
-                        self.accounting.service_drops(key, slot, &totals),
+            .zip(&services)
+            .zip(&targets)
+            .map(|((s, in_snapshot), mine)| {
+                let (traffic, drops) = match in_snapshot {
+                    Some(service) => (
+                        self.accounting
+                            .service(service.key, &service.target_slots, &totals),
+                        self.accounting
+                            .service_drops(service.key, service.slot, &totals),
                     ),
                     None => Default::default(),
                 };
                 ServerView {
-                    service: label.clone(),
+                    service: s.label(),
                     name: s.name.clone(),
                     vip: s.vip,
                     port: s.port,
@@ -122,7 +142,8 @@ impl Appliance {
                     active_flows: mine.iter().map(|t| t.active_flows).sum(),
                 }
             })
-            .collect()
+            .collect();
+        (servers, targets.into_iter().flatten().collect())
     }
 
     pub(crate) fn stats_view(&self) -> StatsView {
