@@ -2,6 +2,8 @@
 //! `run` on a net_pcap vdev that replays client traffic, stopped by SIGINT/SIGTERM.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use dataplane::craft::{arp_frame, tcp_frame, udp_frame};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use dataplane::wire::{ArpOperation, MacAddr};
@@ -10,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const DSRLB: &str = env!("CARGO_BIN_EXE_dsrlb");
+use common::{ctl, follow_log, service, show_json as json, wait_for_logs, DSRLB};
+
 const PORT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 1]);
 const T11: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x0b]);
@@ -117,17 +120,7 @@ fn start_and_replay(dir: &Path, prefix: &str, frames: usize) -> Running {
         .spawn()
         .unwrap();
     // The replay is over once the once-a-second summary line shows every frame.
-    let stderr = child.stderr.take().unwrap();
-    let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-            all.push_str(&line);
-            all.push('\n');
-            let _ = lines_tx.send(line);
-        }
-        all
-    });
+    let (lines, reader) = follow_log(child.stderr.take().unwrap());
     let want = format!("rx {frames} ");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -310,36 +303,6 @@ fn run_forwards_on_a_pcap_vdev_and_stops_cleanly_on_sigint_and_sigterm() {
         );
         std::fs::remove_dir_all(&dir).ok();
     }
-}
-
-/// `dsrlb` as a client of the running one: (exit code, stdout, stderr).
-fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(DSRLB)
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn json(socket: &Path, what: &str) -> serde_json::Value {
-    let (code, out, err) = ctl(socket, &["show", what, "--json"]);
-    assert_eq!(code, 0, "show {what}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("show {what} --json: {e}\n{out}"))
-}
-
-fn service<'a>(servers: &'a serde_json::Value, label: &str) -> &'a serde_json::Value {
-    servers
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == label)
-        .unwrap_or_else(|| panic!("no service {label} in {servers}"))
 }
 
 #[test]
@@ -603,23 +566,8 @@ fn systemd_unit_verifies_and_its_commands_start_reload_and_stop_dsrlb() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let wait_for = |text: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            match lines.recv_timeout(Duration::from_millis(100)) {
-                Ok(line) if line.contains(text) => return,
-                _ if Instant::now() > deadline => panic!("no log line with {text:?}"),
-                _ => {}
-            }
-        }
-    };
+    let (lines, reader) = follow_log(child.stderr.take().unwrap());
+    let wait_for = |text: &str| wait_for_logs(&lines, &[(text, 1)], Duration::from_secs(10));
     wait_for("dsrlb running");
     let reload: Vec<String> = directive("ExecReload")[0]
         .iter()

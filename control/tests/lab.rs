@@ -4,6 +4,8 @@
 //! the lab down afterwards; the test itself also brings it down when it ends.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use dataplane::forward::{arp_sender, l2_header};
 use dataplane::wire::{ArpOperation, EtherType, IpProtocol, Ipv4Packet, MacAddr};
 use std::io::{BufRead, BufReader};
@@ -13,7 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-const DSRLB: &str = env!("CARGO_BIN_EXE_dsrlb");
+use common::{ctl, follow_log, service, show_json, wait_for_logs, DSRLB};
+
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
@@ -474,43 +477,51 @@ fn start_dsrlb_with(
     .stderr(Stdio::piped())
     .spawn()
     .unwrap();
-    let stderr = dsrlb.stderr.take().unwrap();
-    let (lines_tx, lines_rx) = mpsc::channel();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            all.push_str(&line);
-            all.push('\n');
-            let _ = lines_tx.send(line);
-        }
-        all
-    });
-    (dsrlb, lines_rx, reader)
-}
-
-/// Waits until, for each (text, count), `count` log lines contain `text`, in any order.
-fn wait_for_logs(lines: &mpsc::Receiver<String>, wanted: &[(&str, usize)], within: Duration) {
-    let deadline = Instant::now() + within;
-    let mut seen = vec![0usize; wanted.len()];
-    while wanted.iter().zip(&seen).any(|((_, want), got)| got < want) {
-        match lines.recv_timeout(Duration::from_millis(100)) {
-            Ok(line) => {
-                for (i, (text, _)) in wanted.iter().enumerate() {
-                    if line.contains(text) {
-                        seen[i] += 1;
-                    }
-                }
-            }
-            Err(_) => assert!(
-                Instant::now() < deadline,
-                "log lines seen {seen:?} of {wanted:?} in {within:?}"
-            ),
-        }
-    }
+    let (lines, reader) = follow_log(dsrlb.stderr.take().unwrap());
+    (dsrlb, lines, reader)
 }
 
 fn lab_service(target: &str, action: &str) {
     run(Command::new(repo().join("scripts/lab.sh")).args(["service", target, "http", action]));
+}
+
+/// A slow HTTP stream of one line a second for `secs` seconds, through the VIP,
+/// on a flow that landed on t2; running once this returns.
+fn stream_from_t2(secs: u32) -> Child {
+    let secs = secs.to_string();
+    let script = repo().join("scripts/lab-client.py");
+    let mut stream = in_ns(
+        "dsr-client",
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "stream",
+            "--want",
+            "t2",
+            "--secs",
+            &secs,
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut first = String::new();
+    BufReader::new(stream.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("streaming from t2"), "{first}");
+    stream
+}
+
+/// The stream ended with every line, in order, and no reset.
+fn assert_stream_intact(stream: Child, secs: u32) {
+    let out = stream.wait_with_output().unwrap();
+    let verdict = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        verdict.contains("\"ok\": true") && verdict.contains(&format!("\"lines\": {secs}")),
+        "the stream to t2 did not survive: {verdict}"
+    );
 }
 
 /// The lab config's web probe: interval 500 ms, rise 2, fall 2.
@@ -551,28 +562,7 @@ fn health_checks_move_new_flows_and_never_break_established_ones() {
     );
 
     // A slow stream of 25 s pinned to t2, running across t1's failure and recovery.
-    let script = repo().join("scripts/lab-client.py");
-    let mut stream = in_ns(
-        "dsr-client",
-        &[
-            "python3",
-            script.to_str().unwrap(),
-            "stream",
-            "--want",
-            "t2",
-            "--secs",
-            "25",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut first = String::new();
-    BufReader::new(stream.stderr.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.contains("streaming from t2"), "{first}");
+    let stream = stream_from_t2(25);
 
     // t1's HTTP server stops: after fall x interval + 1 s no new flow goes to it.
     lab_service("t1", "stop");
@@ -593,12 +583,7 @@ fn health_checks_move_new_flows_and_never_break_established_ones() {
     assert!(after.t1 >= 60, "t1 takes new flows again: {}", after.raw);
 
     // The stream to t2 survived both changes: every line, in order, no reset.
-    let out = stream.wait_with_output().unwrap();
-    let verdict = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        verdict.contains("\"ok\": true") && verdict.contains("\"lines\": 25"),
-        "{verdict}"
-    );
+    assert_stream_intact(stream, 25);
 
     run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
     assert!(dsrlb.wait().unwrap().success());
@@ -637,27 +622,6 @@ fn health_checks_move_new_flows_and_never_break_established_ones() {
 
     drop(cleanup.children.drain(..));
     std::fs::remove_dir_all(&dir).ok();
-}
-
-/// `dsrlb` as a client of the running one: (exit code, stdout, stderr).
-fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(DSRLB)
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn show_json(socket: &Path, what: &str) -> serde_json::Value {
-    let (code, out, err) = ctl(socket, &["show", what, "--json"]);
-    assert_eq!(code, 0, "show {what}: {err}");
-    serde_json::from_str(&out).unwrap()
 }
 
 fn target_row<'a>(
@@ -832,12 +796,7 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
     assert_eq!(t1["last_probe"]["result"], "connection refused", "{t1}");
     assert_eq!(target_row(&targets, WEB, "10.99.0.12")["state"], "up");
     let servers = show_json(&socket, "servers");
-    let web = servers
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|s| s["service"] == WEB)
-        .unwrap();
+    let web = service(&servers, WEB);
     assert_eq!(
         (web["targets_up"].as_u64(), web["targets_total"].as_u64()),
         (Some(1), Some(2))
@@ -862,28 +821,7 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
     // 4. Reloads while a stream runs through the VIP: a broken file is refused
     // (by `dsrlb reload` and by SIGHUP) and traffic continues; a good one adds a
     // second VIP that answers. The stream survives all of it.
-    let script = repo().join("scripts/lab-client.py");
-    let mut stream = in_ns(
-        "dsr-client",
-        &[
-            "python3",
-            script.to_str().unwrap(),
-            "stream",
-            "--want",
-            "t2",
-            "--secs",
-            "12",
-        ],
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut first = String::new();
-    BufReader::new(stream.stderr.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.contains("streaming from t2"), "{first}");
+    let stream = stream_from_t2(12);
 
     let broken = base.replace(
         "{ address = \"10.99.0.11\", probe_address = \"10.99.1.11\" },",
@@ -942,12 +880,7 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
         new_vip.raw
     );
 
-    let out = stream.wait_with_output().unwrap();
-    let verdict = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        verdict.contains("\"ok\": true") && verdict.contains("\"lines\": 12"),
-        "the stream through 10.99.0.100 survived the reloads: {verdict}"
-    );
+    assert_stream_intact(stream, 12);
 
     // 5. SIGTERM under load: exit 0 within 2 s, nothing left behind.
     let flood = in_ns(
