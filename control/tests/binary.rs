@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ctl, follow_log, service, show_json as json, wait_for_logs, DSRLB};
+use common::{ctl, follow_log, service, show_json as json, wait_for_logs, Started, DSRLB};
 
 const PORT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 1]);
@@ -102,7 +102,7 @@ fn check_accepts_a_good_file_and_names_the_key_of_a_bad_one() {
 
 /// A dsrlb started on `dir`'s config that has received its whole replay.
 struct Running {
-    child: std::process::Child,
+    child: Started,
     /// Kept so the reader thread's sends keep succeeding.
     _lines: std::sync::mpsc::Receiver<String>,
     reader: std::thread::JoinHandle<String>,
@@ -134,14 +134,14 @@ fn start_and_replay(dir: &Path, prefix: &str, frames: usize) -> Running {
         }
     }
     Running {
-        child,
+        child: Started(child),
         _lines: lines,
         reader,
     }
 }
 
 fn stop(mut running: Running, signal: &str) -> (std::process::ExitStatus, String, Duration) {
-    let child = &mut running.child;
+    let child = &mut running.child.0;
     let sent_at = Instant::now();
     Command::new("kill")
         .args([signal, &child.id().to_string()])
@@ -453,7 +453,7 @@ fn show_target_and_reload_through_the_control_socket() {
     let without_udp = format!("{}{}", &added[..udp_at], &added[udp_end..]);
     std::fs::write(&conf, &without_udp).unwrap();
     Command::new("kill")
-        .args(["-HUP", &running.child.id().to_string()])
+        .args(["-HUP", &running.child.0.id().to_string()])
         .status()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -559,13 +559,16 @@ fn systemd_unit_verifies_and_its_commands_start_reload_and_stop_dsrlb() {
         assert!(out.status.success(), "ExecStartPre {pre:?}: {out:?}");
     }
     let start = &directive("ExecStart")[0];
-    let mut child = Command::new(&start[0])
-        .args(&start[1..])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut started = Started(
+        Command::new(&start[0])
+            .args(&start[1..])
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut started.0;
     let (lines, reader) = follow_log(child.stderr.take().unwrap());
     let wait_for = |text: &str| wait_for_logs(&lines, &[(text, 1)], Duration::from_secs(10));
     wait_for("dsrlb running");

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{ChildStderr, Command};
+use std::process::{Child, ChildStderr, Command};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -78,4 +78,17 @@ pub fn service<'a>(servers: &'a serde_json::Value, label: &str) -> &'a serde_jso
         .iter()
         .find(|s| s["service"] == label)
         .unwrap_or_else(|| panic!("no service {label} in {servers}"))
+}
+
+/// A dsrlb the test started: killed if the test ends (or fails) with it still running,
+/// so a failed test never leaves it spinning on its lcore.
+pub struct Started(pub Child);
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 }
