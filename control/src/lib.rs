@@ -10,6 +10,7 @@ pub mod eal_args;
 pub mod health;
 pub mod metrics;
 pub mod neighbors;
+pub mod preflight;
 pub mod report;
 pub mod run;
 pub mod spec;

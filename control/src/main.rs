@@ -175,7 +175,9 @@ fn main() -> ExitCode {
             connect,
         } => client(&connect, Request::Target { address, action }, false),
         Command::Reload { connect } => client(&connect, Request::Reload, false),
-        Command::Check { config } => match config::Config::load(&config) {
+        Command::Check { config } => match config::Config::load(&config)
+            .and_then(|c| control::preflight::check(&c, &config).map(|()| c))
+        {
             Ok(c) => {
                 print!("{}", c.to_toml());
                 eprintln!("{}: valid", config.display());
@@ -189,7 +191,9 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             stats_interval,
-        } => match config::Config::load(&config) {
+        } => match config::Config::load(&config)
+            .and_then(|c| control::preflight::check(&c, &config).map(|()| c))
+        {
             Ok(c) => run::run(&config, c, std::time::Duration::from_secs(stats_interval)),
             Err(e) => {
                 eprint!("{e}");

@@ -594,3 +594,58 @@ fn systemd_unit_verifies_and_its_commands_start_reload_and_stop_dsrlb() {
     reader.join().unwrap();
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// net_pcap with `infinite_rx` loads the whole file into mbufs at rx queue setup;
+/// when the pool is smaller, DPDK 22.11's PMD frees its replay ring twice and dsrlb
+/// died of SIGSEGV closing the port (seen with a 1M-frame file on hugepages). Both
+/// `check` and `run` now refuse such a config first, naming the key.
+#[test]
+fn a_pcap_replay_larger_than_the_mbuf_pool_is_refused_naming_the_key() {
+    let dir = workdir("replay-size");
+    let frame = tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 1000), (VIP, 80), FLAG_ACK);
+    dataplane::pcap::write(
+        std::fs::File::create(dir.join("big.pcap")).unwrap(),
+        &vec![frame; 5000],
+    )
+    .unwrap();
+    let conf = config(&dir, "dsrlb-bin-replay").replace(
+        &format!(
+            "rx_pcap={dir}/in.pcap,tx_pcap={dir}/out.pcap",
+            dir = dir.display()
+        ),
+        &format!("rx_pcap={}/big.pcap,infinite_rx=1", dir.display()),
+    );
+    assert!(conf.contains("infinite_rx=1") && conf.contains("mbufs = 4095"));
+    std::fs::write(dir.join("dsrlb.toml"), &conf).unwrap();
+    for command in ["check", "run"] {
+        let out = Command::new(DSRLB)
+            .args([command, "--config"])
+            .arg(dir.join("dsrlb.toml"))
+            .env("RUST_LOG", "info")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("dataplane.mbufs: 4095 mbufs cannot hold the 5000 frames"),
+            "{command}: {stderr}"
+        );
+        assert!(!stderr.contains("starting EAL"), "{command}: {stderr}");
+    }
+    std::fs::write(
+        dir.join("dsrlb.toml"),
+        conf.replace("mbufs = 4095", "mbufs = 8191"),
+    )
+    .unwrap();
+    let out = Command::new(DSRLB)
+        .args(["check", "--config"])
+        .arg(dir.join("dsrlb.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

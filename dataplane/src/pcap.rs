@@ -29,7 +29,20 @@ pub fn write<W: Write>(mut out: W, frames: &[Vec<u8>]) -> io::Result<()> {
 }
 
 /// Reads every frame of a little- or big-endian microsecond/nanosecond pcap file.
-pub fn read<R: Read>(mut input: R) -> io::Result<Vec<Vec<u8>>> {
+pub fn read<R: Read>(input: R) -> io::Result<Vec<Vec<u8>>> {
+    let mut frames = Vec::new();
+    for_each_frame(input, |frame| frames.push(frame.to_vec()))?;
+    Ok(frames)
+}
+
+/// Frames in a pcap file (what `net_pcap` with `infinite_rx` holds in mbufs).
+pub fn count<R: Read>(input: R) -> io::Result<usize> {
+    let mut frames = 0;
+    for_each_frame(input, |_| frames += 1)?;
+    Ok(frames)
+}
+
+fn for_each_frame<R: Read>(mut input: R, mut each: impl FnMut(&[u8])) -> io::Result<()> {
     let mut bytes = Vec::new();
     input.read_to_end(&mut bytes)?;
     let bad = |what: &str| io::Error::new(io::ErrorKind::InvalidData, format!("pcap: {what}"));
@@ -50,7 +63,6 @@ pub fn read<R: Read>(mut input: R) -> io::Result<Vec<Vec<u8>>> {
             u32::from_be_bytes(b)
         }
     };
-    let mut frames = Vec::new();
     let mut at = 24;
     while at + 16 <= bytes.len() {
         let caplen = u32_at(at + 8) as usize;
@@ -59,13 +71,13 @@ pub fn read<R: Read>(mut input: R) -> io::Result<Vec<Vec<u8>>> {
             .checked_add(caplen)
             .filter(|&e| e <= bytes.len())
             .ok_or_else(|| bad("truncated record"))?;
-        frames.push(bytes[start..end].to_vec());
+        each(&bytes[start..end]);
         at = end;
     }
     if at != bytes.len() {
         return Err(bad("trailing bytes"));
     }
-    Ok(frames)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -77,6 +89,7 @@ mod tests {
         super::write(&mut file, &frames).unwrap();
         assert_eq!(file.len(), 24 + 3 * 16 + 60 + 1514);
         assert_eq!(super::read(&file[..]).unwrap(), frames);
+        assert_eq!(super::count(&file[..]).unwrap(), 3);
         assert!(super::read(&file[..file.len() - 1]).is_err());
     }
 }
