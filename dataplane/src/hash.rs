@@ -14,16 +14,20 @@ pub fn mix64(mut x: u64) -> u64 {
 }
 
 /// Hash of a flow's 5-tuple. Its low bits index the flow table, its high bits the
-/// Maglev table: two CRC32C chains over the tuple in opposite orders, with different
-/// seeds. CRC32C is an instruction on every CPU DPDK runs on (SSE4.2); the software
-/// version gives the same values where it is not.
+/// Maglev table. Two CRC32C chains over the tuple in opposite orders, with different
+/// seeds (CRC32C is an instruction on every CPU DPDK runs on, SSE4.2; the software
+/// version gives the same values where it is not), then one multiply-xorshift: CRC is
+/// linear, so flows that differ in a few bits (consecutive clients and ports) would
+/// otherwise crowd a fraction of the buckets. The finaliser is a bijection, and the
+/// 48 bits a client controls (address, port) map to 64 without collisions.
 #[inline(always)]
 pub fn flow_hash(src: u32, dst: u32, src_port: u16, dst_port: u16, proto: u8, seed: u64) -> u64 {
     let addrs = (u64::from(src) << 32) | u64::from(dst);
     let ports = (u64::from(src_port) << 32) | (u64::from(dst_port) << 16) | u64::from(proto);
     let lo = crc32c_u64(crc32c_u64(seed as u32, addrs), ports);
     let hi = crc32c_u64(crc32c_u64((seed >> 32) as u32 ^ 0x9e37_79b9, ports), addrs);
-    (u64::from(hi) << 32) | u64::from(lo)
+    let h = ((u64::from(hi) << 32) | u64::from(lo)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    h ^ (h >> 32)
 }
 
 #[cfg(all(target_arch = "x86_64", target_feature = "sse4.2"))]
@@ -76,7 +80,7 @@ mod tests {
         assert_eq!(mix64(1), 0xb456_bcfc_34c2_cb2c);
         assert_eq!(
             flow_hash(0x0a63_0001, 0x0a63_0064, 40000, 80, 6, 0),
-            0xd8a8_0696_d1d2_b13b
+            0x975d_bb77_5372_a6a0
         );
         assert_eq!(bytes_hash(b"10.99.0.11", 0), 0x66ee_0700_87e7_5142);
         assert_ne!(bytes_hash(b"10.99.0.11", 0), bytes_hash(b"10.99.0.11", 1));
