@@ -132,9 +132,20 @@ impl Rig {
         }
     }
 
+    /// Polls until the input is empty and nothing is held for lookahead.
     fn poll_all(&mut self) {
         while self.input.count() > 0 {
             self.worker.poll_once();
+        }
+        while self.worker.poll_once() != 0 {}
+    }
+
+    /// The same rig, its worker deciding every burst one poll late (the path taken
+    /// from `LOOKAHEAD_FROM_LIVE_FLOWS` live flows).
+    fn looking_ahead(self) -> Rig {
+        Rig {
+            worker: self.worker.with_lookahead_from(0),
+            ..self
         }
     }
 
@@ -200,8 +211,20 @@ fn syn(src_port: u16, mac: MacAddr) -> Vec<u8> {
 
 #[test]
 fn worker_forwards_replies_punts_and_drops_real_mbufs() {
+    forwards_replies_punts_and_drops(false);
+}
+
+#[test]
+fn worker_looking_ahead_forwards_replies_punts_and_drops_real_mbufs() {
+    forwards_replies_punts_and_drops(true);
+}
+
+fn forwards_replies_punts_and_drops(lookahead: bool) {
     let _dpdk = dpdk();
     let mut rig = Rig::new(1024, 64);
+    if lookahead {
+        rig = rig.looking_ahead();
+    }
     let mac = rig.port_mac;
     let echo = ethernet(
         mac,
@@ -292,8 +315,20 @@ fn worker_forwards_replies_punts_and_drops_real_mbufs() {
 
 #[test]
 fn flows_spread_over_targets_and_stick_to_them() {
+    spread_and_stick(false);
+}
+
+#[test]
+fn flows_spread_over_targets_and_stick_to_them_looking_ahead() {
+    spread_and_stick(true);
+}
+
+fn spread_and_stick(lookahead: bool) {
     let _dpdk = dpdk();
     let mut rig = Rig::new(1024, 64);
+    if lookahead {
+        rig = rig.looking_ahead();
+    }
     let mac = rig.port_mac;
     let mut first = Vec::new();
     let mut counts = std::collections::HashMap::<MacAddr, u32>::new();
@@ -662,4 +697,84 @@ fn control_frames_go_out_on_the_controls_own_queue_or_through_the_worker() {
     drop(worker_out);
     drop(control_out);
     assert_eq!(pool.in_use(), 0);
+}
+
+/// With lookahead a burst is decided on the poll after the one that received it,
+/// and exactly as it would have been at once, also when a snapshot with another
+/// hash seed is published in between (the hashes computed on arrival are then
+/// recomputed, or flows would go to the buckets and targets of the old seed).
+#[test]
+fn lookahead_decides_one_poll_late_and_as_a_direct_worker_would() {
+    let _dpdk = dpdk();
+    let mut direct = Rig::new(1024, 64);
+    let mut ahead = Rig::new(1024, 64).looking_ahead();
+    let (mac_d, mac_a) = (direct.port_mac, ahead.port_mac);
+    let frames = |mac: MacAddr, ports: std::ops::Range<u16>, flags: u8| -> Vec<Vec<u8>> {
+        ports
+            .map(|p| tcp_frame(mac, CLIENT_MAC, (CLIENT, p), (VIP, 80), flags))
+            .collect()
+    };
+    let with_mac = |out: Vec<Vec<u8>>| -> Vec<Vec<u8>> {
+        // The two rigs' ports have different MACs: compare from the EtherType on,
+        // and the chosen target's MAC.
+        out.into_iter()
+            .map(|f| [&f[0..6], &f[12..]].concat())
+            .collect()
+    };
+
+    ahead.feed(&frames(mac_a, 1000..1032, FLAG_SYN));
+    assert_eq!(ahead.worker.poll_once(), 32);
+    assert!(ahead.take_output().is_empty(), "held for one poll");
+    assert_eq!(ahead.stats.read().rx_packets, 0);
+    assert_eq!(
+        ahead.worker.poll_once(),
+        32,
+        "decided with nothing new received"
+    );
+    assert_eq!(ahead.take_output().len(), 32);
+    assert_eq!(ahead.worker.poll_once(), 0);
+
+    direct.feed(&frames(mac_d, 1000..1032, FLAG_SYN));
+    direct.poll_all();
+    let _ = direct.take_output();
+    for (range, flags) in [(1000..1300, FLAG_ACK), (2000..2300, FLAG_SYN)] {
+        direct.feed(&frames(mac_d, range.clone(), flags));
+        ahead.feed(&frames(mac_a, range, flags));
+        direct.poll_all();
+        ahead.poll_all();
+        assert_eq!(
+            with_mac(ahead.take_output()),
+            with_mac(direct.take_output())
+        );
+    }
+
+    // A burst hashed under seed 1, decided under seed 2.
+    let mut reseeded = spec(&[11, 12, 13, 14], &[]);
+    reseeded.seed = 2;
+    let publish = |rig: &mut Rig| {
+        let next = Snapshot::build(&reseeded, Some(&rig.publisher.current())).unwrap();
+        // No patience: the worker is between polls; the old snapshot is leaked.
+        let _ = rig.publisher.publish(Arc::new(next), Duration::ZERO);
+    };
+    ahead.feed(&frames(mac_a, 3000..3032, FLAG_SYN));
+    assert_eq!(ahead.worker.poll_once(), 32);
+    publish(&mut ahead);
+    ahead.poll_all();
+    publish(&mut direct);
+    direct.feed(&frames(mac_d, 3000..3032, FLAG_SYN));
+    direct.poll_all();
+    let (a, d) = (
+        with_mac(ahead.take_output()),
+        with_mac(direct.take_output()),
+    );
+    assert_eq!(a.len(), 32);
+    assert_eq!(a, d);
+
+    let (ca, cd) = (ahead.stats.read(), direct.stats.read());
+    assert_eq!(
+        (ca.rx_packets, ca.forwarded, ca.tx_packets, ca.flows),
+        (cd.rx_packets, cd.forwarded, cd.tx_packets, cd.flows)
+    );
+    direct.assert_no_leak();
+    ahead.assert_no_leak();
 }
