@@ -380,11 +380,9 @@ fn per_target_packets_bytes_and_active_flows_and_per_service_drops() {
     for f in rig.take_output() {
         *by_mac.entry(MacAddr::from_bytes(&f[0..6])).or_default() += 1;
     }
-    // Empty polls walk the flow table (16k entries = 4096 buckets, 256 per empty
-    // poll): 40 of them hold at least one whole walk begun after the last change.
-    for _ in 0..40 {
-        assert_eq!(rig.worker.poll_once(), 0);
-    }
+    // Empty polls walk the flow table, one whole walk a second at most: two more
+    // walks hold at least one whole walk begun after the last change.
+    walk_twice(&mut rig.worker, &rig.stats);
     let snap = rig.publisher.current();
     let service = snap.service(u32::from(VIP), 6, 80).unwrap();
     let slots = &rig.stats.slots;
@@ -421,9 +419,7 @@ fn per_target_packets_bytes_and_active_flows_and_per_service_drops() {
     assert!(rig.take_output().is_empty());
     assert_eq!(rig.stats.slots.service_drops(service_slot), 10);
     assert_eq!(rig.stats.read().drop_count(DropReason::NoUsableTarget), 10);
-    for _ in 0..40 {
-        rig.worker.poll_once();
-    }
+    walk_twice(&mut rig.worker, &rig.stats);
     let snap = rig.publisher.current();
     for &slot in &snap.service(u32::from(VIP), 6, 80).unwrap().target_slots {
         assert_eq!(
@@ -434,6 +430,19 @@ fn per_target_packets_bytes_and_active_flows_and_per_service_drops() {
     }
     drop(snap);
     rig.assert_no_leak();
+}
+
+/// Polls an idle worker until it has finished two more walks of its flow table.
+fn walk_twice(worker: &mut Worker, stats: &WorkerStats) {
+    let walks = || stats.slots.flow_walks.load(Ordering::Relaxed);
+    let (before, deadline) = (walks(), Instant::now() + Duration::from_secs(5));
+    while walks() < before + 2 {
+        assert_eq!(worker.poll_once(), 0);
+        assert!(
+            Instant::now() < deadline,
+            "no two walks of the flow table in 5 s"
+        );
+    }
 }
 
 #[test]
