@@ -151,6 +151,14 @@ fn to_json(value: &impl serde::Serialize) -> String {
         .map_or_else(|e| format!("{{\"error\": \"{e}\"}}\n"), |s| s + "\n")
 }
 
+/// The config file, valid and fit for its devices (`preflight`): what `check`
+/// reports and what `run` starts from.
+fn load_checked(path: &std::path::Path) -> Result<config::Config, config::ConfigError> {
+    let config = config::Config::load(path)?;
+    control::preflight::check(&config, path)?;
+    Ok(config)
+}
+
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_timestamp_millis()
@@ -175,9 +183,7 @@ fn main() -> ExitCode {
             connect,
         } => client(&connect, Request::Target { address, action }, false),
         Command::Reload { connect } => client(&connect, Request::Reload, false),
-        Command::Check { config } => match config::Config::load(&config)
-            .and_then(|c| control::preflight::check(&c, &config).map(|()| c))
-        {
+        Command::Check { config } => match load_checked(&config) {
             Ok(c) => {
                 print!("{}", c.to_toml());
                 eprintln!("{}: valid", config.display());
@@ -191,9 +197,7 @@ fn main() -> ExitCode {
         Command::Run {
             config,
             stats_interval,
-        } => match config::Config::load(&config)
-            .and_then(|c| control::preflight::check(&c, &config).map(|()| c))
-        {
+        } => match load_checked(&config) {
             Ok(c) => run::run(&config, c, std::time::Duration::from_secs(stats_interval)),
             Err(e) => {
                 eprint!("{e}");

@@ -58,16 +58,22 @@ targets = [{{ address = "10.99.0.12", mac = "02:00:00:00:00:0c" }}]
     )
 }
 
+/// `dsrlb COMMAND --config FILE`, run to its end.
+fn dsrlb_on(command: &str, config: &Path) -> std::process::Output {
+    Command::new(DSRLB)
+        .args([command, "--config"])
+        .arg(config)
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn check_accepts_a_good_file_and_names_the_key_of_a_bad_one() {
     let dir = workdir("check");
     let good = dir.join("good.toml");
     std::fs::write(&good, config(&dir, "chk")).unwrap();
-    let out = Command::new(DSRLB)
-        .args(["check", "--config"])
-        .arg(&good)
-        .output()
-        .unwrap();
+    let out = dsrlb_on("check", &good);
     assert!(
         out.status.success(),
         "{}",
@@ -86,11 +92,7 @@ fn check_accepts_a_good_file_and_names_the_key_of_a_bad_one() {
             .replace("port = 80", "port = 80\nweight = 3"),
     )
     .unwrap();
-    let out = Command::new(DSRLB)
-        .args(["check", "--config"])
-        .arg(&bad)
-        .output()
-        .unwrap();
+    let out = dsrlb_on("check", &bad);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -618,12 +620,7 @@ fn a_pcap_replay_larger_than_the_mbuf_pool_is_refused_naming_the_key() {
     assert!(conf.contains("infinite_rx=1") && conf.contains("mbufs = 4095"));
     std::fs::write(dir.join("dsrlb.toml"), &conf).unwrap();
     for command in ["check", "run"] {
-        let out = Command::new(DSRLB)
-            .args([command, "--config"])
-            .arg(dir.join("dsrlb.toml"))
-            .env("RUST_LOG", "info")
-            .output()
-            .unwrap();
+        let out = dsrlb_on(command, &dir.join("dsrlb.toml"));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
         assert!(
@@ -637,11 +634,7 @@ fn a_pcap_replay_larger_than_the_mbuf_pool_is_refused_naming_the_key() {
         conf.replace("mbufs = 4095", "mbufs = 8191"),
     )
     .unwrap();
-    let out = Command::new(DSRLB)
-        .args(["check", "--config"])
-        .arg(dir.join("dsrlb.toml"))
-        .output()
-        .unwrap();
+    let out = dsrlb_on("check", &dir.join("dsrlb.toml"));
     assert!(
         out.status.success(),
         "{}",
