@@ -24,7 +24,7 @@ def medians(path, key_fields, value_field):
 
 def bar_svg(title, groups, series, values, unit, path):
     """groups: x labels; series: names; values[(group, series)] -> number."""
-    colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52"]
+    colors = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3"]
     w, h, left, bottom, top = 720, 360, 60, 50, 40
     peak = max([v for v in values.values()] + [1e-9]) * 1.1
     gw = (w - left - 20) / max(len(groups), 1)
@@ -42,10 +42,10 @@ def bar_svg(title, groups, series, values, unit, path):
                 continue
             bh = (h - bottom - top) * v / peak
             x = x0 + j * bw
-            out.append(f'<rect x="{x:.1f}" y="{h-bottom-bh:.1f}" width="{bw-2:.1f}" height="{bh:.1f}" fill="{colors[j % 4]}"/>')
+            out.append(f'<rect x="{x:.1f}" y="{h-bottom-bh:.1f}" width="{bw-2:.1f}" height="{bh:.1f}" fill="{colors[j % len(colors)]}"/>')
             out.append(f'<text x="{x + bw/2:.1f}" y="{h-bottom-bh-4:.1f}" text-anchor="middle" font-size="10">{v:.2f}</text>')
     for j, s in enumerate(series):
-        out.append(f'<rect x="{left + j*130}" y="{h-18}" width="10" height="10" fill="{colors[j % 4]}"/>'
+        out.append(f'<rect x="{left + j*130}" y="{h-18}" width="10" height="10" fill="{colors[j % len(colors)]}"/>'
                    f'<text x="{left + j*130 + 14}" y="{h-9}">{s}</text>')
     out.append("</svg>")
     Path(path).write_text("\n".join(out))
@@ -77,19 +77,25 @@ def main():
     if lab.exists():
         fwd = medians(lab, ["impl"], "forwarded_pps")
         drop = medians(lab, ["impl"], "drop_pct")
-        print("## In the namespace lab (af_packet veth; generator in dsr-client)\n")
-        print("| forwarder | forwarded pps at the targets | drops % | runs |")
-        print("|---|---:|---:|---:|")
+        with open(lab) as f:
+            impls = list(dict.fromkeys(row["impl"] for row in csv.DictReader(f)))
+        pen = fwd.get(("pen",), (float("nan"), 0))[0]
+        print("## In the namespace lab (dsr-lb's data veth; generator in dsr-client)\n")
+        print("| forwarder | forwarded pps at the targets | drops % | / testpmd, same driver | / Pen | runs |")
+        print("|---|---:|---:|---:|---:|---:|")
         values = {}
-        for impl in ["testpmd", "dsrlb", "pen"]:
-            if (impl,) in fwd:
-                v, n = fwd[(impl,)]
-                d, _ = drop[(impl,)]
-                print(f"| {impl} | {v:,.0f} | {d:.1f} | {n} |")
-                values[("forwarded", impl)] = v / 1e6
+        for impl in impls:
+            v, n = fwd[(impl,)]
+            d, _ = drop[(impl,)]
+            driver = impl.partition("/")[2]
+            ceiling = fwd.get((f"testpmd/{driver}",), (float("nan"), 0))[0] if driver else float("nan")
+            vs_ceiling = f"{v / ceiling:.2f}" if impl.startswith("dsrlb") else ""
+            vs_pen = f"{v / pen:.2f}" if impl != "pen" else ""
+            print(f"| {impl} | {v:,.0f} | {d:.1f} | {vs_ceiling} | {vs_pen} | {n} |")
+            values[("forwarded", impl)] = v / 1e6
         print()
         bar_svg("Lab: forwarded packets per second at the targets (median, Mpps)", ["forwarded"],
-                [i for i in ["testpmd", "dsrlb", "pen"] if ("forwarded", i) in values], values, "Mpps", out / "lab.svg")
+                impls, values, "Mpps", out / "lab.svg")
     latency = out / "latency.csv"
     if latency.exists():
         print("## Latency through the forwarder (UDP ping-pong in the lab, microseconds)\n")

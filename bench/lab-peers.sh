@@ -4,8 +4,10 @@
 #   generator  dsr-client: dpdk-testpmd txonly on net_af_xdp (eth0; faster here than
 #              af_packet: about 0.49 against 0.28 Mpps), 64-byte UDP to
 #              the VIP, source addresses varied (--txonly-multi-flow), on CPU 0
-#   forwarders dsr-lb data0, on CPU 1: dpdk-testpmd mac-forward (to t1), dsrlb, and
-#              Pen in DSR mode (-O "dsr_if data0", UDP)
+#   forwarders dsr-lb data0, on CPU 1: dpdk-testpmd mac-forward (to t1) and dsrlb, each
+#              on net_af_packet and on net_af_xdp (copy mode on veth; the kernel
+#              work per frame differs, so each is compared with testpmd on the same
+#              driver), and Pen in DSR mode (-O "dsr_if data0", UDP)
 # Forwarded = frames arriving on t1's and t2's data interfaces (kernel counters)
 # while the generator runs; drops = generator's sent - forwarded. Appends to OUT/lab.csv.
 set -euo pipefail
@@ -21,6 +23,24 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/lab.sh up > /dev/null
+# In a veth lab the kernel work of every namespace runs on the CPUs of the senders:
+# each forwarded frame's IP receive at a target (route lookup, UDP lookup, an ICMP
+# port-unreachable) ran on the forwarder's CPU, and the kernel IP layer in dsr-lb
+# (which sees every frame the forwarders see) on the generator's. The benchmark's
+# UDP to port 9 is dropped at netdev ingress instead: after the interface counts it,
+# and after af_packet's taps (the forwarders' sockets) have had it, so the rates
+# measure the forwarders rather than the lab's IP stacks.
+sink() {
+  ip netns exec "$1" nft -f - <<NFT
+table netdev bench {
+  chain sink {
+    type filter hook ingress device "$2" priority 0;
+    udp dport 9 counter drop
+  }
+}
+NFT
+}
+sink dsr-t1 eth0; sink dsr-t2 eth0; sink dsr-lb data0
 echo "impl,rep,sent,forwarded,generator_pps,forwarded_pps,drop_pct" > "$OUT/lab.csv"
 rx() { ip netns exec "$1" cat /sys/class/net/eth0/statistics/rx_packets; }
 
@@ -35,7 +55,7 @@ file_prefix = "dsrlb-bench-lab"
 idle_sleep_max_us = 0   # poll like testpmd does
 [[ports]]
 name = "data"
-device = "net_af_packet0,iface=data0"
+device = "DEVICE"
 [[services]]
 vip = "10.99.0.100"
 port = 0
@@ -43,18 +63,23 @@ protocol = "udp"
 targets = [{ address = "10.99.0.11", mac = "02:99:00:00:00:0b" }, { address = "10.99.0.12", mac = "02:99:00:00:00:0c" }]
 TOML
 
+AF_PACKET="net_af_packet0,iface=data0"
+AF_XDP="net_af_xdp0,iface=data0,start_queue=0,queue_count=1"
+
+# start_forwarder testpmd|dsrlb|dsrlb-backoff|pen [DEVICE]
 start_forwarder() {
+  local device=${2:-$AF_PACKET}
   case "$1" in
     testpmd)
       ip netns exec dsr-lb dpdk-testpmd -l 0,1 --in-memory --file-prefix=dsrlb-bench-fw --no-pci \
-        --vdev net_af_packet0,iface=data0 -- --forward-mode=mac --port-topology=loop \
+        --vdev "$device" -- --forward-mode=mac --port-topology=loop \
         --eth-peer=0,02:99:00:00:00:0b --stats-period 5 > "$WORK/fw.log" 2>&1 & ;;
-    dsrlb)
-      ip netns exec dsr-lb target/release/dsrlb run --config "$WORK/dsrlb.toml" --stats-interval 0 \
-        > "$WORK/fw.log" 2>&1 & ;;
-    dsrlb-backoff)
-      sed 's/^idle_sleep_max_us = 0.*/idle_sleep_max_us = 100/' "$WORK/dsrlb.toml" > "$WORK/dsrlb-backoff.toml"
-      ip netns exec dsr-lb target/release/dsrlb run --config "$WORK/dsrlb-backoff.toml" --stats-interval 0 \
+    dsrlb|dsrlb-backoff)
+      local sleep_us=0
+      [ "$1" = dsrlb-backoff ] && sleep_us=100
+      sed -e "s#DEVICE#$device#" -e "s/^idle_sleep_max_us = 0.*/idle_sleep_max_us = $sleep_us/" \
+        "$WORK/dsrlb.toml" > "$WORK/dsrlb-run.toml"
+      ip netns exec dsr-lb target/release/dsrlb run --config "$WORK/dsrlb-run.toml" --stats-interval 0 \
         > "$WORK/fw.log" 2>&1 & ;;
     pen)
       ip netns exec dsr-lb taskset -c 1 pen -f -U -O "dsr_if data0" -r 10.99.0.100:9 10.99.0.11 10.99.0.12 \
@@ -75,10 +100,13 @@ stop_forwarder() {
   sleep 1
 }
 
-echo "== 2. lab peers: testpmd mac-forward, dsrlb, Pen DSR on the dsr-lb veth; ${DUR}s x $REPS"
+echo "== 2. lab peers: testpmd mac-forward and dsrlb on af_packet and af_xdp, Pen DSR; ${DUR}s x $REPS"
 for rep in $(seq 1 "$REPS"); do
-  for impl in testpmd dsrlb pen; do
-    start_forwarder "$impl"
+  for impl in testpmd/af_packet dsrlb/af_packet testpmd/af_xdp dsrlb/af_xdp pen; do
+    case "$impl" in
+      */af_xdp) start_forwarder "${impl%/*}" "$AF_XDP" ;;
+      *) start_forwarder "${impl%/*}" "$AF_PACKET" ;;
+    esac
     before=$(( $(rx dsr-t1) + $(rx dsr-t2) ))
     ip netns exec dsr-client timeout -s INT "$DUR" dpdk-testpmd --lcores '0@0,1@0' --in-memory \
       --file-prefix=dsrlb-bench-gen --no-pci --vdev net_af_xdp0,iface=eth0,start_queue=0,queue_count=1 -- \
@@ -98,7 +126,7 @@ gen = statistics.median(rates) if rates else float("nan")
 share = min(fwd, sent) / sent if sent else float("nan")
 print(f"{impl},{rep},{sent},{fwd},{gen:.0f},{gen * share:.0f},{100 * (1 - share):.2f}")
 PY
-    tail -1 "$OUT/lab.csv" | awk -F, '{printf "  rep %s  %-8s sent %9d  forwarded %9d  generator %8.0f pps  forwarded %8.0f pps  drops %5.1f%%\n", $2, $1, $3, $4, $5, $6, $7}'
+    tail -1 "$OUT/lab.csv" | awk -F, '{printf "  rep %s  %-17s sent %9d  forwarded %9d  generator %8.0f pps  forwarded %8.0f pps  drops %5.1f%%\n", $2, $1, $3, $4, $5, $6, $7}'
   done
 done
 # 4. Latency: UDP ping-pong with a target's echo (VIP:5353), 1000 exchanges 2 ms

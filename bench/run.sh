@@ -4,13 +4,14 @@
 #
 #   bench/run.sh            full run (about 15 minutes)
 #   bench/run.sh --quick    smoke run (1 rep of 3 s, 1 and 1k flows, no lab peers)
-#   bench/run.sh --no-lab   skip the lab peer comparison (Pen, testpmd on af_packet)
+#   bench/run.sh --no-lab   skip the lab peer comparison (Pen, testpmd on the lab veth)
 #
 # 1. packet rate per worker core: dsrlb against dpdk-testpmd mac-forward (its ceiling)
 #    on the same port: net_pcap replaying a file of 64-byte frames from memory
 #    (infinite_rx=1) into the PMD's drop queue, forwarder on CPU 1, runs alternated.
-# 2. in the namespace lab: dsrlb, testpmd mac-forward and Pen in DSR mode on the
-#    dsr-lb data veth, fed by the same generator, counted at the targets.
+# 2. in the namespace lab: dsrlb and testpmd mac-forward (each on net_af_packet and on
+#    net_af_xdp) and Pen in DSR mode on the dsr-lb data veth, fed by the same
+#    generator, counted at the targets.
 # 3. control-plane figures (Maglev build, flow-table memory, decide() ns/packet) and
 #    the health prober's schedule with 1000 targets.
 # Needs root (hugepages, namespaces). Every load is bounded in time.
@@ -41,9 +42,9 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/setup.sh
-# The lab comparison's peer: Pen, from Debian.
-if [ "$LAB" = 1 ] && ! command -v pen >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q pen >/dev/null
+# The lab comparison's peer (Pen) and its packet sinks (nft).
+if [ "$LAB" = 1 ] && ! { command -v pen && command -v nft; } >/dev/null 2>&1; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q pen nftables >/dev/null
 fi
 cargo build --release -p control -p bench 2>&1 | tail -1
 {
