@@ -615,12 +615,6 @@ fn decide_burst(
     tally: &mut Tally,
 ) -> usize {
     let count = burst.len();
-    let mut verdicts = [Verdict::Drop(DropReason::Truncated); BURST_SIZE];
-    for (i, (v, hint)) in verdicts.iter_mut().zip(hints).enumerate().take(count) {
-        if let Some(frame) = burst.frame_mut(i) {
-            *v = decide_hinted(frame, snap, queues.port_mac, flows, now_ms, *hint);
-        }
-    }
     let mut out = MbufBurst::new();
     let mut discard = MbufBurst::new();
     let mut targets = TargetRun {
@@ -629,9 +623,12 @@ fn decide_burst(
         packets: 0,
         bytes: 0,
     };
-    for (mbuf, verdict) in burst.drain().zip(verdicts) {
+    // One pass: each frame is decided and sent on its way at once (a second pass
+    // over an array of verdicts cost about 30 instructions a frame).
+    for (mut mbuf, hint) in burst.drain().zip(hints) {
         let bytes = u64::from(mbuf.pkt_len());
         tally.rx_bytes += bytes;
+        let verdict = decide_hinted(mbuf.data_mut(), snap, queues.port_mac, flows, now_ms, *hint);
         // out and discard hold at most as many mbufs as the burst.
         let _ = match verdict {
             Verdict::Forward { slot } => {
