@@ -158,6 +158,8 @@ impl NewFlowGuard {
 pub struct FlowTable {
     buckets: HugeSlice<Bucket>,
     mask: usize,
+    /// Idle timeout by entry state (`FlowState as u8`): an index, not a match.
+    timeouts_ms: [u64; 4],
     config: FlowTableConfig,
     guard: NewFlowGuard,
     stats: FlowStats,
@@ -188,13 +190,12 @@ impl FlowEntry<'_> {
 
     /// Records a packet: refreshes the idle timer and promotes a SYN-only flow once
     /// anything but a bare SYN is seen.
+    #[inline(always)]
     pub fn touch(&mut self, now_ms: u64, packet_state: FlowState) {
         self.entry.last_seen_ms = now_ms;
-        if self.entry.state == FlowState::TcpSynOnly as u8
-            && packet_state == FlowState::TcpEstablished
-        {
-            self.entry.state = FlowState::TcpEstablished as u8;
-        }
+        // States are ordered SYN-only < established, and a key is TCP or UDP for
+        // good: the larger of the two is the promotion, without a branch.
+        self.entry.state = self.entry.state.max(packet_state as u8);
     }
 }
 
@@ -214,6 +215,12 @@ impl FlowTable {
             // Written, not zero-mapped: every page is faulted in now, not on the fast path.
             buckets: HugeSlice::new(buckets, Bucket::default()),
             mask: buckets - 1,
+            timeouts_ms: [
+                0,
+                config.tcp_syn_timeout_ms,
+                config.tcp_established_timeout_ms,
+                config.udp_timeout_ms,
+            ],
             guard: NewFlowGuard::new(config.new_flow_rate),
             config,
             stats: FlowStats::default(),
@@ -258,14 +265,12 @@ impl FlowTable {
         let _ = bucket;
     }
 
+    #[inline(always)]
     fn timeout_ms(&self, state: u8) -> u64 {
-        match state_from_u8(state) {
-            FlowState::TcpSynOnly => self.config.tcp_syn_timeout_ms,
-            FlowState::TcpEstablished => self.config.tcp_established_timeout_ms,
-            FlowState::Udp => self.config.udp_timeout_ms,
-        }
+        self.timeouts_ms[usize::from(state & 3)]
     }
 
+    #[inline(always)]
     fn is_expired(&self, entry: &Entry, now_ms: u64) -> bool {
         now_ms.saturating_sub(entry.last_seen_ms) > self.timeout_ms(entry.state)
     }
@@ -471,6 +476,17 @@ mod tests {
             t.get(&key(1), 1, 5_000).is_some(),
             "established timeout applies now"
         );
+        t.get(&key(1), 1, 5_000)
+            .unwrap()
+            .touch(5_000, FlowState::TcpSynOnly);
+        assert_eq!(
+            t.get(&key(1), 1, 5_000).unwrap().state(),
+            FlowState::TcpEstablished,
+            "a retransmitted SYN does not demote an established flow"
+        );
+        t.insert(&key(2), 2, target(1), FlowState::Udp, 0);
+        t.get(&key(2), 2, 10).unwrap().touch(10, FlowState::Udp);
+        assert_eq!(t.get(&key(2), 2, 10).unwrap().state(), FlowState::Udp);
     }
 
     #[test]

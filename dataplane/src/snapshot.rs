@@ -67,6 +67,14 @@ pub struct ServiceKey {
     pub port: u16,
 }
 
+impl ServiceKey {
+    /// One word that orders as the key does (vip, then proto, then port).
+    #[inline(always)]
+    pub fn packed(self) -> u64 {
+        (u64::from(self.vip) << 32) | (u64::from(self.proto) << 16) | u64::from(self.port)
+    }
+}
+
 /// Target slots run from 0 to `MAX_TARGET_SLOTS - 1`: per-slot counters can be
 /// fixed arrays.
 pub const MAX_TARGET_SLOTS: usize = u16::MAX as usize;
@@ -109,8 +117,11 @@ pub struct Snapshot {
     pub generation: u64,
     pub real_addr: Ipv4Addr,
     pub seed: u64,
-    /// Sorted by key, for binary search.
+    /// Sorted by key.
     services: Vec<Service>,
+    /// `services`' keys packed (`ServiceKey::packed`), same order: the binary search
+    /// compares one word per step over a dense array.
+    service_keys: Vec<u64>,
     /// Sorted VIP addresses, for ARP and ICMP.
     vips: Vec<u32>,
     targets: Vec<Target>,
@@ -207,6 +218,7 @@ impl Snapshot {
             });
         }
         services.sort_by_key(|s| s.key);
+        let service_keys = services.iter().map(|s| s.key.packed()).collect();
         let mut vips: Vec<u32> = services.iter().map(|s| s.key.vip).collect();
         vips.dedup();
         Ok(Snapshot {
@@ -214,6 +226,7 @@ impl Snapshot {
             real_addr: spec.real_addr,
             seed: spec.seed,
             services,
+            service_keys,
             vips,
             targets,
             next_target_generation: next_generation,
@@ -224,11 +237,12 @@ impl Snapshot {
     #[inline(always)]
     pub fn service(&self, vip: u32, proto: u8, port: u16) -> Option<&Service> {
         let find = |port| {
-            self.services
-                .binary_search_by_key(&ServiceKey { vip, proto, port }, |s| s.key)
-                .ok()
+            let key = ServiceKey { vip, proto, port }.packed();
+            self.service_keys.binary_search(&key).ok()
         };
-        find(port).or_else(|| find(0)).map(|i| &self.services[i])
+        find(port)
+            .or_else(|| find(0))
+            .and_then(|i| self.services.get(i))
     }
 
     #[inline(always)]
@@ -302,6 +316,28 @@ mod tests {
     }
 
     const VIP: u32 = 0x0a63_0064;
+
+    #[test]
+    fn packed_service_keys_order_as_the_keys_do() {
+        let values = |n: u32| [0, 1, n / 2, n - 1, n];
+        let mut keys = Vec::new();
+        for vip in values(u32::MAX) {
+            for proto in values(u32::from(u8::MAX)) {
+                for port in values(u32::from(u16::MAX)) {
+                    keys.push(ServiceKey {
+                        vip,
+                        proto: proto as u8,
+                        port: port as u16,
+                    });
+                }
+            }
+        }
+        for a in &keys {
+            for b in &keys {
+                assert_eq!(a.cmp(b), a.packed().cmp(&b.packed()), "{a:?} {b:?}");
+            }
+        }
+    }
 
     #[test]
     fn service_lookup_exact_then_any_port() {
