@@ -139,16 +139,20 @@ fn main() {
         maglev.push(format!("\"{n}\":{ms:.4}"));
     }
 
-    let per_million = FlowTable::new(FlowTableConfig {
+    // Memory for `flows.capacity = 2^20` (rounded up to whole, power-of-two buckets),
+    // and per entry it actually holds.
+    let table = FlowTable::new(FlowTableConfig {
         capacity: 1 << 20,
         ..FlowTableConfig::default()
-    })
-    .memory_bytes();
+    });
+    let per_million = table.memory_bytes();
     println!(
-        "Flow table memory: {:.1} MiB per 2^20 flows ({} bytes per flow)",
+        "Flow table memory: {:.1} MiB for a capacity of 2^20 flows ({} entries, {:.1} bytes per entry)",
         per_million as f64 / (1 << 20) as f64,
-        per_million >> 20
+        table.capacity(),
+        per_million as f64 / table.capacity() as f64
     );
+    drop(table);
 
     let snap = snapshot(16);
     println!("decide() per packet, 64-byte TCP frames, 16 targets (median of {reps} x {packets} packets)");

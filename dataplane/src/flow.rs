@@ -1,7 +1,8 @@
 //! The per-worker connection table.
 //!
-//! Set-associative: a flow hashes to one bucket of `WAYS` entries (two cache lines),
-//! so a lookup touches one bucket and a burst can prefetch every bucket it will need.
+//! Set-associative: a flow hashes to one bucket of `WAYS` entries in one cache line,
+//! so a lookup misses at most one line and a burst can prefetch every bucket it will
+//! need (at a million flows the table is read at random and that miss is the cost).
 //! All memory is allocated in `new`; nothing is allocated afterwards. When a new flow's
 //! bucket is full, the entry of that bucket idle the longest is evicted (expired
 //! entries are reused first): the table never refuses a flow for lack of room.
@@ -12,26 +13,33 @@
 
 use crate::memory::HugeSlice;
 
-/// Entries per bucket: 4 × 32 B = two cache lines.
-pub const WAYS: usize = 4;
+/// Entries per bucket: 3 × 20 B in one 64-byte cache line.
+pub const WAYS: usize = 3;
 
-/// The 5-tuple as seen from the client (DSR sees one direction only).
+/// Service slots a flow key can name (`snapshot::MAX_SERVICE_SLOTS` fits).
+pub const SERVICE_SLOTS: usize = 1 << SERVICE_BITS;
+const SERVICE_BITS: u32 = 14;
+const SERVICE_MASK: u16 = (1 << SERVICE_BITS) - 1;
+
+/// A flow as seen from the client (DSR sees one direction only): its address and
+/// ports, and the service it reached. A snapshot maps each (VIP, protocol,
+/// destination port) to one service, so with the destination port the service slot
+/// stands for the VIP and protocol of the 5-tuple in half the bytes. A service slot
+/// reused by another service is safe: the old entries are pinned to target
+/// generations no target of the new service has, and are re-pinned on their first hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FlowKey {
-    /// Source address << 32 | destination address.
-    addrs: u64,
-    /// Source port << 32 | destination port << 16 | protocol.
-    ports: u64,
+    /// Client address << 32 | source port << 16 | destination port: compared whole.
+    endpoint: u64,
+    service: u16,
 }
 
 impl FlowKey {
-    /// Packed into two words built in registers: compared whole, never field by
-    /// field (narrow stores read back by wide loads stall the pipeline).
     #[inline(always)]
-    pub fn new(src: u32, dst: u32, src_port: u16, dst_port: u16, proto: u8) -> Self {
+    pub fn new(client: u32, src_port: u16, dst_port: u16, service_slot: u16) -> Self {
         FlowKey {
-            addrs: (u64::from(src) << 32) | u64::from(dst),
-            ports: (u64::from(src_port) << 32) | (u64::from(dst_port) << 16) | u64::from(proto),
+            endpoint: (u64::from(client) << 32) | (u64::from(src_port) << 16) | u64::from(dst_port),
+            service: service_slot & SERVICE_MASK,
         }
     }
 }
@@ -56,25 +64,45 @@ pub enum FlowState {
 
 const EMPTY: u8 = 0;
 
+// Packed to 4-byte alignment: 20 bytes, three to a cache line, `endpoint` loaded
+// and compared as one word.
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(C)]
+#[repr(C, packed(4))]
 struct Entry {
-    addrs: u64,
-    ports: u64,
-    last_seen_ms: u64,
+    /// As in `FlowKey`.
+    endpoint: u64,
+    /// The low 32 bits of the clock's milliseconds: idle times are taken modulo
+    /// 2^32 ms (49 days), and the table walk clears every expired entry within a
+    /// second or so (timeouts are at most a day), so no entry lives to see a wrap.
+    last_seen_ms: u32,
     target_generation: u32,
+    /// Service slot in the low `SERVICE_BITS`, `FlowState` in the top two bits
+    /// (0: the entry is empty).
+    service_state: u16,
     target_slot: u16,
-    state: u8,
+}
+
+impl Entry {
+    #[inline(always)]
+    fn state(&self) -> u8 {
+        (self.service_state >> SERVICE_BITS) as u8
+    }
+
+    #[inline(always)]
+    fn set_state(&mut self, state: u8) {
+        self.service_state =
+            (self.service_state & SERVICE_MASK) | (u16::from(state) << SERVICE_BITS);
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default)]
-#[repr(C, align(128))]
+#[repr(C, align(64))]
 struct Bucket {
     entries: [Entry; WAYS],
 }
 
-const _: () = assert!(core::mem::size_of::<Entry>() == 32);
-const _: () = assert!(core::mem::size_of::<Bucket>() == 128);
+const _: () = assert!(core::mem::size_of::<Entry>() == 20);
+const _: () = assert!(core::mem::size_of::<Bucket>() == 64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowTableConfig {
@@ -179,7 +207,7 @@ impl FlowEntry<'_> {
     }
 
     pub fn state(&self) -> FlowState {
-        state_from_u8(self.entry.state)
+        state_from_u8(self.entry.state())
     }
 
     /// Re-pins the flow (its target became unusable).
@@ -192,10 +220,11 @@ impl FlowEntry<'_> {
     /// anything but a bare SYN is seen.
     #[inline(always)]
     pub fn touch(&mut self, now_ms: u64, packet_state: FlowState) {
-        self.entry.last_seen_ms = now_ms;
+        self.entry.last_seen_ms = now_ms as u32;
         // States are ordered SYN-only < established, and a key is TCP or UDP for
         // good: the larger of the two is the promotion, without a branch.
-        self.entry.state = self.entry.state.max(packet_state as u8);
+        let state = self.entry.state().max(packet_state as u8);
+        self.entry.set_state(state);
     }
 }
 
@@ -257,9 +286,7 @@ impl FlowTable {
         // SAFETY: prefetch is a hint; the address is that of a live bucket.
         unsafe {
             use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let p = bucket as *const Bucket as *const i8;
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.add(64));
+            _mm_prefetch::<_MM_HINT_T0>(bucket as *const Bucket as *const i8);
         }
         #[cfg(not(target_arch = "x86_64"))]
         let _ = bucket;
@@ -272,7 +299,7 @@ impl FlowTable {
 
     #[inline(always)]
     fn is_expired(&self, entry: &Entry, now_ms: u64) -> bool {
-        now_ms.saturating_sub(entry.last_seen_ms) > self.timeout_ms(entry.state)
+        idle_ms(entry, now_ms) > self.timeout_ms(entry.state())
     }
 
     /// The live entry for `key`, if any. An entry found idle past its timeout is
@@ -283,9 +310,9 @@ impl FlowTable {
         let way = self.buckets[index]
             .entries
             .iter()
-            .position(|e| e.state != EMPTY && matches(e, key))?;
+            .position(|e| matches(e, key))?;
         if self.is_expired(&self.buckets[index].entries[way], now_ms) {
-            self.buckets[index].entries[way].state = EMPTY;
+            self.buckets[index].entries[way].set_state(EMPTY);
             self.stats.live -= 1;
             self.stats.expired += 1;
             return None;
@@ -313,7 +340,7 @@ impl FlowTable {
         let way = match self.buckets[index]
             .entries
             .iter()
-            .position(|e| e.state == EMPTY)
+            .position(|e| e.state() == EMPTY)
         {
             Some(way) => {
                 self.stats.live += 1;
@@ -329,7 +356,7 @@ impl FlowTable {
                     self.stats.evicted += 1;
                     let mut oldest = 0;
                     for (way, e) in entries.iter().enumerate() {
-                        if e.last_seen_ms < entries[oldest].last_seen_ms {
+                        if idle_ms(e, now_ms) > idle_ms(&entries[oldest], now_ms) {
                             oldest = way;
                         }
                     }
@@ -338,12 +365,11 @@ impl FlowTable {
             }
         };
         self.buckets[index].entries[way] = Entry {
-            addrs: key.addrs,
-            ports: key.ports,
-            state: state as u8,
-            target_slot: target.slot,
+            endpoint: key.endpoint,
+            last_seen_ms: now_ms as u32,
             target_generation: target.generation,
-            last_seen_ms: now_ms,
+            service_state: key.service | (u16::from(state as u8) << SERVICE_BITS),
+            target_slot: target.slot,
         };
         self.stats.inserted += 1;
         outcome
@@ -354,11 +380,12 @@ impl FlowTable {
     }
 
     /// Adds the live entries of buckets `first..first + count` (clamped to the table)
-    /// to `counts` by target slot, those `is_current` accepts only. The worker walks
-    /// its table this way a few buckets per poll, for `show targets`' active flows.
-    /// Returns one past the highest slot counted (0 if none).
+    /// to `counts` by target slot, those `is_current` accepts only, and clears the
+    /// expired ones. The worker walks its table this way a few buckets per poll, for
+    /// `show targets`' active flows (and so that no entry outlives its timeout by
+    /// more than a walk). Returns one past the highest slot counted (0 if none).
     pub fn count_by_slot(
-        &self,
+        &mut self,
         first: usize,
         count: usize,
         now_ms: u64,
@@ -366,10 +393,18 @@ impl FlowTable {
         is_current: impl Fn(FlowTarget) -> bool,
     ) -> usize {
         let end = first.saturating_add(count).min(self.buckets.len());
+        let timeouts_ms = self.timeouts_ms;
         let mut high = 0;
-        for bucket in self.buckets.get(first..end).unwrap_or_default() {
-            for e in bucket.entries.iter() {
-                if e.state == EMPTY || self.is_expired(e, now_ms) {
+        let mut expired = 0;
+        for bucket in self.buckets.get_mut(first..end).unwrap_or_default() {
+            for e in bucket.entries.iter_mut() {
+                let state = e.state();
+                if state == EMPTY {
+                    continue;
+                }
+                if idle_ms(e, now_ms) > timeouts_ms[usize::from(state & 3)] {
+                    e.set_state(EMPTY);
+                    expired += 1;
                     continue;
                 }
                 let target = FlowTarget {
@@ -385,13 +420,30 @@ impl FlowTable {
                 }
             }
         }
+        self.stats.live -= expired;
+        self.stats.expired += expired;
         high
     }
 }
 
+/// Milliseconds since the entry was last seen, modulo 2^32 (see `Entry`); 0 if it
+/// was seen "after" `now_ms` (callers that pass times out of order).
+#[inline(always)]
+fn idle_ms(e: &Entry, now_ms: u64) -> u64 {
+    let idle = (now_ms as u32).wrapping_sub(e.last_seen_ms);
+    if idle > i32::MAX as u32 {
+        0
+    } else {
+        u64::from(idle)
+    }
+}
+
+/// A live entry for `key`: same endpoint and service, and state bits not zero (a
+/// key's own state bits are zero, so they survive the xor).
 #[inline(always)]
 fn matches(e: &Entry, key: &FlowKey) -> bool {
-    (e.addrs ^ key.addrs) | (e.ports ^ key.ports) == 0
+    let service = e.service_state ^ key.service;
+    (e.endpoint ^ key.endpoint) | u64::from(service & SERVICE_MASK) == 0 && service != 0
 }
 
 #[cfg(test)]
@@ -399,7 +451,7 @@ mod tests {
     use super::*;
 
     fn key(n: u32) -> FlowKey {
-        FlowKey::new(0x0a63_0001 + n, 0x0a63_0064, 40000, 80, 6)
+        FlowKey::new(0x0a63_0001 + n, 40000, 80, 0)
     }
 
     fn target(slot: u16) -> FlowTarget {
@@ -490,6 +542,42 @@ mod tests {
     }
 
     #[test]
+    fn the_service_slot_is_part_of_the_key() {
+        let mut t = small();
+        let (a, b) = (
+            FlowKey::new(0x0a63_0001, 40000, 80, 1),
+            FlowKey::new(0x0a63_0001, 40000, 80, 2),
+        );
+        t.insert(&a, 5, target(1), FlowState::TcpEstablished, 0);
+        assert!(
+            t.get(&b, 5, 0).is_none(),
+            "same client and ports, other service"
+        );
+        t.insert(&b, 5, target(2), FlowState::TcpEstablished, 0);
+        assert_eq!(t.get(&a, 5, 0).unwrap().target(), target(1));
+        assert_eq!(t.get(&b, 5, 0).unwrap().target(), target(2));
+        let other_port = FlowKey::new(0x0a63_0001, 40000, 81, 1);
+        assert!(t.get(&other_port, 5, 0).is_none());
+    }
+
+    #[test]
+    fn idle_time_is_right_across_the_wrap_of_the_millisecond_clock() {
+        let mut t = small();
+        let before_wrap = (1u64 << 32) - 100;
+        t.insert(&key(1), 1, target(1), FlowState::Udp, before_wrap);
+        assert!(
+            t.get(&key(1), 1, before_wrap + 5_000).is_some(),
+            "idle 5 s (the UDP timeout) across the wrap: live"
+        );
+        assert!(t.get(&key(1), 1, before_wrap + 5_001).is_none(), "past it");
+        t.insert(&key(2), 2, target(1), FlowState::Udp, 10_000);
+        assert!(
+            t.get(&key(2), 2, 9_000).is_some(),
+            "a time before last_seen counts as no idle time"
+        );
+    }
+
+    #[test]
     fn full_bucket_evicts_its_oldest_entry() {
         let mut t = small();
         for n in 0..WAYS as u32 {
@@ -510,7 +598,7 @@ mod tests {
             Insert::Evicted
         );
         assert!(t.get(&key(1), 5, 300).is_none());
-        for n in [0, 2, 3, 9] {
+        for n in (0..WAYS as u32).filter(|&n| n != 1).chain([9]) {
             assert!(t.get(&key(n), 5, 300).is_some(), "key {n} kept");
         }
         assert_eq!(t.stats().evicted, 1);
@@ -538,8 +626,9 @@ mod tests {
             capacity: 1000,
             ..FlowTableConfig::default()
         });
-        assert_eq!(t.capacity(), 1024);
-        assert_eq!(t.memory_bytes(), 1024 * 32);
+        // 1000 / 3 ways -> 334 buckets -> 512, one cache line each.
+        assert_eq!(t.capacity(), 512 * WAYS);
+        assert_eq!(t.memory_bytes(), 512 * 64);
         for n in 0..10_000u32 {
             let k = key(n);
             t.insert(
@@ -550,8 +639,8 @@ mod tests {
                 0,
             );
         }
-        assert_eq!(t.capacity(), 1024);
-        assert!(t.stats().live <= 1024);
+        assert_eq!(t.capacity(), 512 * WAYS);
+        assert!(t.stats().live <= 512 * WAYS as u64);
         assert_eq!(t.stats().inserted, 10_000);
     }
 
@@ -605,6 +694,21 @@ mod tests {
         t.count_by_slot(all / 2, all, 5_000, &mut halves, |_| true);
         assert_eq!(halves, [1, 1, 1], "two ranges cover the table once");
     }
+
+    #[test]
+    fn the_walk_clears_expired_entries() {
+        let mut t = small();
+        t.insert(&key(1), 1, target(0), FlowState::TcpSynOnly, 0);
+        t.insert(&key(2), 2, target(0), FlowState::TcpEstablished, 0);
+        let all = t.bucket_count();
+        let mut counts = [0u64; 1];
+        t.count_by_slot(0, all, 1_500, &mut counts, |_| true);
+        assert_eq!(counts, [1]);
+        assert_eq!(t.stats().live, 1, "the SYN-only entry is gone");
+        assert_eq!(t.stats().expired, 1);
+        assert!(t.get(&key(1), 1, 1_500).is_none());
+        assert!(t.get(&key(2), 2, 1_500).is_some());
+    }
 }
 
 /// The flow hash and the table together: flows that differ in a few bits (as a
@@ -626,16 +730,17 @@ mod spread {
         };
         let vip = 0x0a63_0064;
         for (src, port) in flows {
-            let key = FlowKey::new(src, vip, port, 80, 6);
+            let key = FlowKey::new(src, port, 80, 0);
             let hash = flow_hash(src, vip, port, 80, 6, 0x5eed);
             table.insert(&key, hash, target, FlowState::TcpEstablished, 0);
         }
         table.stats().evicted as f64 / f64::from(n)
     }
 
-    /// Random hashing into 4-way buckets at half load evicts about 3.7 % of
-    /// inserts (Poisson(2) mass above 4); the CRC hash alone evicted 22.6 % of the
-    /// first pattern (1M flows, the benchmark's), crowding buckets by linearity.
+    /// Random hashing of 1M flows into 2^20 3-way buckets (a capacity of 2M rounds
+    /// up to that) evicts about 2.1 % of inserts (Poisson(0.95) mass above 3); the CRC
+    /// hash alone evicted 22.6 % of the first pattern (1M flows, the benchmark's) from
+    /// the 4-way table of the time, crowding buckets by linearity.
     #[test]
     fn consecutive_clients_and_ports_spread_like_random_flows() {
         let n = 1_000_000;

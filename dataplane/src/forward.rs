@@ -226,7 +226,7 @@ fn fast_path(
     };
     let (src, dst, src_port, dst_port) = (be32(26), be32(30), be16(34), be16(36));
     let service = snapshot.service(dst, proto, dst_port)?;
-    let key = FlowKey::new(src, dst, src_port, dst_port, proto);
+    let key = FlowKey::new(src, src_port, dst_port, service.slot);
     let hash =
         hash_hint.unwrap_or_else(|| flow_hash(src, dst, src_port, dst_port, proto, snapshot.seed));
     Some(
@@ -385,7 +385,7 @@ fn decide_ipv4(
     let service = snapshot
         .service(dst_u32, proto_u8, dst_port)
         .ok_or(DropReason::NoService)?;
-    let key = FlowKey::new(src_u32, dst_u32, src_port, dst_port, proto_u8);
+    let key = FlowKey::new(src_u32, src_port, dst_port, service.slot);
     let hash = hash_hint.unwrap_or_else(|| {
         flow_hash(
             src_u32,

@@ -78,8 +78,10 @@ impl ServiceKey {
 /// Target slots run from 0 to `MAX_TARGET_SLOTS - 1`: per-slot counters can be
 /// fixed arrays.
 pub const MAX_TARGET_SLOTS: usize = u16::MAX as usize;
-/// Service counter slots run from 0 to `MAX_SERVICE_SLOTS - 1`.
+/// Service counter slots run from 0 to `MAX_SERVICE_SLOTS - 1`; flow keys name
+/// the service by its slot.
 pub const MAX_SERVICE_SLOTS: usize = 4096;
+const _: () = assert!(MAX_SERVICE_SLOTS <= crate::flow::SERVICE_SLOTS);
 
 #[derive(Debug, Clone)]
 pub struct Service {

@@ -257,8 +257,9 @@ pub struct Worker {
 
 /// Live flows from which a burst is decided one poll after it arrives: its flows'
 /// buckets are hashed and prefetched on arrival, so their loads from memory overlap
-/// the previous burst's work. 4096 flows fill about half of a 1 MiB L2 cache with
-/// buckets; below that the buckets are in cache and the extra pass only costs.
+/// the previous burst's work. Below that the buckets are in cache (4096 flows touch
+/// at most 256 KiB of them) and the extra pass only costs (measured with the 2-line
+/// buckets of the time: about 3 ns a packet at one flow).
 pub const LOOKAHEAD_FROM_LIVE_FLOWS: u64 = 4096;
 
 /// The burst received on the previous poll, waiting to be decided, with the flow
@@ -314,7 +315,7 @@ impl FlowWalk {
     fn step(
         &mut self,
         buckets: usize,
-        flows: &FlowTable,
+        flows: &mut FlowTable,
         snapshot: &Snapshot,
         now_ms: u64,
         stats: &SlotStats,
