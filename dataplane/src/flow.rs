@@ -90,9 +90,20 @@ impl Entry {
 
     #[inline(always)]
     fn set_state(&mut self, state: u8) {
-        self.service_state =
-            (self.service_state & SERVICE_MASK) | (u16::from(state) << SERVICE_BITS);
+        self.service_state = service_state(self.service_state & SERVICE_MASK, state);
     }
+
+    /// Idle past its state's timeout (`timeouts_ms` indexed by state, as in
+    /// `FlowTable`).
+    #[inline(always)]
+    fn is_expired(&self, now_ms: u64, timeouts_ms: &[u64; 4]) -> bool {
+        idle_ms(self, now_ms) > timeouts_ms[usize::from(self.state() & 3)]
+    }
+}
+
+#[inline(always)]
+fn service_state(service: u16, state: u8) -> u16 {
+    service | (u16::from(state) << SERVICE_BITS)
 }
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -293,13 +304,8 @@ impl FlowTable {
     }
 
     #[inline(always)]
-    fn timeout_ms(&self, state: u8) -> u64 {
-        self.timeouts_ms[usize::from(state & 3)]
-    }
-
-    #[inline(always)]
     fn is_expired(&self, entry: &Entry, now_ms: u64) -> bool {
-        idle_ms(entry, now_ms) > self.timeout_ms(entry.state())
+        entry.is_expired(now_ms, &self.timeouts_ms)
     }
 
     /// The live entry for `key`, if any. An entry found idle past its timeout is
@@ -368,7 +374,7 @@ impl FlowTable {
             endpoint: key.endpoint,
             last_seen_ms: now_ms as u32,
             target_generation: target.generation,
-            service_state: key.service | (u16::from(state as u8) << SERVICE_BITS),
+            service_state: service_state(key.service, state as u8),
             target_slot: target.slot,
         };
         self.stats.inserted += 1;
@@ -398,11 +404,10 @@ impl FlowTable {
         let mut expired = 0;
         for bucket in self.buckets.get_mut(first..end).unwrap_or_default() {
             for e in bucket.entries.iter_mut() {
-                let state = e.state();
-                if state == EMPTY {
+                if e.state() == EMPTY {
                     continue;
                 }
-                if idle_ms(e, now_ms) > timeouts_ms[usize::from(state & 3)] {
+                if e.is_expired(now_ms, &timeouts_ms) {
                     e.set_state(EMPTY);
                     expired += 1;
                     continue;
