@@ -198,13 +198,6 @@ impl MbufBurst {
         Some(unsafe { mbuf_data(m) })
     }
 
-    #[inline(always)]
-    pub fn frame_mut(&mut self, i: usize) -> Option<&mut [u8]> {
-        let m = *self.slots[..self.len].get(i)?;
-        // SAFETY: as in frame(); exclusively borrowed through &mut self.
-        Some(unsafe { mbuf_data(m) })
-    }
-
     /// Starts loading every frame's first cache line.
     #[inline(always)]
     pub fn prefetch_frames(&self) {
