@@ -2,7 +2,7 @@
 //! time in, a `Verdict` out. Frames are rewritten in place for `Forward` and `Reply`.
 //! Plain Rust over `&mut [u8]`: no DPDK, so it is tested as tables of packets.
 
-use crate::flow::{FlowKey, FlowState, FlowTable, FlowTarget};
+use crate::flow::{FlowKey, FlowState, FlowTable, FlowTarget, Insert};
 use crate::hash::flow_hash;
 use crate::snapshot::{Service, Snapshot};
 use crate::wire::{
@@ -134,12 +134,20 @@ pub fn decide(
     flows: &mut FlowTable,
     now_ms: u64,
 ) -> Verdict {
-    decide_hinted(frame, snapshot, port_mac, flows, now_ms, None)
+    decide_hinted(
+        frame,
+        snapshot,
+        port_mac,
+        flows,
+        now_ms,
+        None,
+        &mut SameFlowRun::default(),
+    )
 }
 
-/// `decide`, given the frame's flow hash if it is already known (the worker
-/// computes it to prefetch; it must come from `flow_hash_hint` with this snapshot's
-/// seed).
+/// `decide` for the next frame of a burst: given the frame's flow hash if it is
+/// already known (the worker computes it to prefetch; it must come from
+/// `flow_hash_hint` with this snapshot's seed), and the burst's `SameFlowRun`.
 #[inline]
 pub fn decide_hinted(
     frame: &mut [u8],
@@ -148,11 +156,57 @@ pub fn decide_hinted(
     flows: &mut FlowTable,
     now_ms: u64,
     hash_hint: Option<u64>,
+    run: &mut SameFlowRun,
 ) -> Verdict {
-    if let Some(verdict) = fast_path(frame, snapshot, port_mac, flows, now_ms, hash_hint) {
+    if let Some(verdict) = fast_path(frame, snapshot, port_mac, flows, now_ms, hash_hint, run) {
         return verdict;
     }
+    run.end();
     decide_without_fast_path(frame, snapshot, port_mac, flows, now_ms, hash_hint)
+}
+
+/// The flow of the frame forwarded just before in this burst. The next frame of
+/// the same flow with the same TCP state (a TSO train, an elephant flow's burst)
+/// goes to the same target without the service lookup, hash and flow-table probe.
+/// This is exact, not a cache: between two consecutive frames of one burst nothing
+/// can change (same snapshot, same clock millisecond, no other frame's insert or
+/// eviction in between), and touching the entry again with the same state changes
+/// nothing. So a run lives for one burst (`decide_hinted` callers make a new one
+/// per burst), and the next frame that may change the flow table ends it.
+#[derive(Debug)]
+pub struct SameFlowRun {
+    /// The flow's addresses and ports as the frame has them (bytes 26..38 of an
+    /// untagged frame), then its protocol and `FlowState` (see `fast_path`).
+    addresses: u64,
+    ports_protocol_state: u64,
+    slot: u16,
+    target_mac: MacAddr,
+}
+
+/// No frame's `ports_protocol_state` (its top 16 bits are always 0).
+const NO_RUN: u64 = u64::MAX;
+
+impl Default for SameFlowRun {
+    fn default() -> Self {
+        SameFlowRun {
+            addresses: 0,
+            ports_protocol_state: NO_RUN,
+            slot: 0,
+            target_mac: MacAddr([0; 6]),
+        }
+    }
+}
+
+impl SameFlowRun {
+    #[inline(always)]
+    fn end(&mut self) {
+        self.ports_protocol_state = NO_RUN;
+    }
+
+    #[inline(always)]
+    fn continues(&self, addresses: u64, ports_protocol_state: u64) -> bool {
+        self.addresses == addresses && self.ports_protocol_state == ports_protocol_state
+    }
 }
 
 /// The general path alone: every frame, every drop reason. `decide` tries the fast
@@ -189,6 +243,7 @@ fn fast_path(
     flows: &mut FlowTable,
     now_ms: u64,
     hash_hint: Option<u64>,
+    run: &mut SameFlowRun,
 ) -> Option<Verdict> {
     let len = frame.len();
     let h: &[u8; FAST_SPAN] = frame.get(..FAST_SPAN)?.try_into().ok()?;
@@ -225,20 +280,38 @@ fn fast_path(
         _ => return None,
     };
     let (src, dst, src_port, dst_port) = (be32(26), be32(30), be16(34), be16(36));
+    // Raw bytes, compared only: no byte swaps for the run check.
+    let addresses = u64::from_ne_bytes([h[26], h[27], h[28], h[29], h[30], h[31], h[32], h[33]]);
+    let ports_protocol_state = u64::from(u32::from_ne_bytes([h[34], h[35], h[36], h[37]]))
+        | (u64::from(proto) << 32)
+        | ((state as u64) << 40);
+    if run.continues(addresses, ports_protocol_state) {
+        rewrite_macs(frame, run.target_mac, port_mac);
+        return Some(Verdict::Forward { slot: run.slot });
+    }
     let service = snapshot.service(dst, proto, dst_port)?;
     let key = FlowKey::new(src, src_port, dst_port, service.slot);
     let hash =
         hash_hint.unwrap_or_else(|| flow_hash(src, dst, src_port, dst_port, proto, snapshot.seed));
-    Some(
-        match forward(
-            frame, service, &key, hash, state, snapshot, port_mac, flows, now_ms,
-        ) {
-            Some(slot) => Verdict::Forward { slot },
-            None => Verdict::Unserved {
-                service: service.slot,
-            },
-        },
-    )
+    let Some(to) = forward(
+        frame, service, &key, hash, state, snapshot, port_mac, flows, now_ms,
+    ) else {
+        // Nothing changed in the flow table: the run, if any, still stands.
+        return Some(Verdict::Unserved {
+            service: service.slot,
+        });
+    };
+    *run = if to.remembered {
+        SameFlowRun {
+            addresses,
+            ports_protocol_state,
+            slot: to.slot,
+            target_mac: to.target_mac,
+        }
+    } else {
+        SameFlowRun::default()
+    };
+    Some(Verdict::Forward { slot: to.slot })
 }
 
 #[inline(always)]
@@ -400,12 +473,21 @@ fn decide_ipv4(
         match forward(
             frame, service, &key, hash, state, snapshot, port_mac, flows, now_ms,
         ) {
-            Some(slot) => Verdict::Forward { slot },
+            Some(to) => Verdict::Forward { slot: to.slot },
             None => Verdict::Unserved {
                 service: service.slot,
             },
         },
     )
+}
+
+/// Where `forward` sent a frame.
+struct Forwarded {
+    slot: u16,
+    target_mac: MacAddr,
+    /// The flow table holds the flow, pinned to this target (false when the
+    /// new-flow guard refused to remember it).
+    remembered: bool,
 }
 
 /// The flow's target (its pinned one while usable, else Maglev's), and the rewrite.
@@ -421,16 +503,16 @@ fn forward(
     port_mac: MacAddr,
     flows: &mut FlowTable,
     now_ms: u64,
-) -> Option<u16> {
+) -> Option<Forwarded> {
     // A new flow, or one whose target is gone or down, takes Maglev's choice.
     let pick = || -> Option<(FlowTarget, MacAddr)> {
         let fresh = service.pick(hash, snapshot.targets())?;
         let target = snapshot.usable_target(fresh)?;
         Some((fresh, target.mac))
     };
-    let (slot, target_mac) = match flows.get(key, hash, now_ms) {
+    let (slot, target_mac, remembered) = match flows.get(key, hash, now_ms) {
         Some(mut entry) => {
-            let pinned = match snapshot.usable_target(entry.target()) {
+            let (slot, mac) = match snapshot.usable_target(entry.target()) {
                 Some(target) => (entry.target().slot, target.mac),
                 None => {
                     let (fresh, mac) = pick()?;
@@ -439,18 +521,28 @@ fn forward(
                 }
             };
             entry.touch(now_ms, state);
-            pinned
+            (slot, mac, true)
         }
         None => {
             let (fresh, mac) = pick()?;
-            flows.insert(key, hash, fresh, state, now_ms);
-            (fresh.slot, mac)
+            let inserted = flows.insert(key, hash, fresh, state, now_ms) != Insert::Refused;
+            (fresh.slot, mac, inserted)
         }
     };
-    let mut eth = EthernetFrame::new_unchecked(&mut *frame);
+    rewrite_macs(frame, target_mac, port_mac);
+    Some(Forwarded {
+        slot,
+        target_mac,
+        remembered,
+    })
+}
+
+/// To the target, from this port: the whole of a DSR forward's rewrite.
+#[inline(always)]
+fn rewrite_macs(frame: &mut [u8], target_mac: MacAddr, port_mac: MacAddr) {
+    let mut eth = EthernetFrame::new_unchecked(frame);
     eth.set_dst_addr(target_mac);
     eth.set_src_addr(port_mac);
-    Some(slot)
 }
 
 /// Echo request -> echo reply, in place: addresses swapped, TTL reset, both

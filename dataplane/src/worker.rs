@@ -7,7 +7,7 @@
 
 use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
-use crate::forward::{decide_hinted, flow_hash_hint, DropReason, Verdict};
+use crate::forward::{decide_hinted, flow_hash_hint, DropReason, SameFlowRun, Verdict};
 use crate::rcu::Reader;
 use crate::snapshot::{Snapshot, MAX_SERVICE_SLOTS, MAX_TARGET_SLOTS};
 use crate::wire::MacAddr;
@@ -625,12 +625,21 @@ fn decide_burst(
         packets: 0,
         bytes: 0,
     };
+    let mut run = SameFlowRun::default();
     // One pass: each frame is decided and sent on its way at once (a second pass
     // over an array of verdicts cost about 30 instructions a frame).
     for (mut mbuf, hint) in burst.drain().zip(hints) {
         let bytes = u64::from(mbuf.pkt_len());
         tally.rx_bytes += bytes;
-        let verdict = decide_hinted(mbuf.data_mut(), snap, queues.port_mac, flows, now_ms, *hint);
+        let verdict = decide_hinted(
+            mbuf.data_mut(),
+            snap,
+            queues.port_mac,
+            flows,
+            now_ms,
+            *hint,
+            &mut run,
+        );
         // out and discard hold at most as many mbufs as the burst.
         let _ = match verdict {
             Verdict::Forward { slot } => {

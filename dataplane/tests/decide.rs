@@ -667,7 +667,7 @@ fn a_removed_target_loses_its_flows_when_they_next_arrive_and_no_other_flow_move
 
 #[test]
 fn the_workers_hash_hint_is_the_hash_decide_computes() {
-    use dataplane::forward::{decide_hinted, flow_hash_hint};
+    use dataplane::forward::{decide_hinted, flow_hash_hint, SameFlowRun};
     let snapshot = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
     for port in 0..500u16 {
         let frame = tcp_frame(
@@ -682,7 +682,15 @@ fn the_workers_hash_hint_is_the_hash_decide_computes() {
         let (mut ta, mut tb) = (flows(), flows());
         assert_eq!(
             decide(&mut a, &snapshot, PORT_MAC, &mut ta, 0),
-            decide_hinted(&mut b, &snapshot, PORT_MAC, &mut tb, 0, Some(hint))
+            decide_hinted(
+                &mut b,
+                &snapshot,
+                PORT_MAC,
+                &mut tb,
+                0,
+                Some(hint),
+                &mut SameFlowRun::default()
+            )
         );
         assert_eq!(a, b);
     }
@@ -741,5 +749,122 @@ fn the_fast_path_agrees_with_the_general_path_on_every_frame() {
         fast_flows.stats(),
         general_flows.stats(),
         "same flow-table effects"
+    );
+}
+
+/// Bursts decided with one `SameFlowRun` each, as the worker does, against the same
+/// frames decided one by one: runs of one flow broken by its other TCP state, other
+/// flows, a tagged or truncated copy, another protocol, an unserved VIP; in a table
+/// of one bucket (every new flow evicts) and behind a new-flow guard (flows not
+/// remembered). Same verdicts, same bytes out, same flow-table effects, and the same
+/// flows still live (in the same state) once SYN-only flows have timed out.
+#[test]
+fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
+    use dataplane::forward::{decide_hinted, SameFlowRun};
+    let snapshot = single_target_snapshot();
+    let tcp =
+        |port: u16, flags: u8| tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, port), (VIP, 80), flags);
+    let (a_syn, a_ack) = (tcp(1000, FLAG_SYN), tcp(1000, FLAG_ACK));
+    let (b_syn, b_ack) = (tcp(1001, FLAG_SYN), tcp(1001, FLAG_ACK));
+    let (c_ack, d_syn) = (tcp(1002, FLAG_ACK), tcp(1003, FLAG_SYN));
+    // Promoted within its only run: a run that ignored the state would leave it SYN-only.
+    let (e_syn, e_ack) = (tcp(1004, FLAG_SYN), tcp(1004, FLAG_ACK));
+    let a_udp = udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 1000), (VIP, 80), &[1, 2]);
+    let unserved = tcp_frame(
+        PORT_MAC,
+        CLIENT_MAC,
+        (CLIENT, 1000),
+        (DEAD_VIP, 80),
+        FLAG_ACK,
+    );
+    let a_tagged = vlan_tagged(&a_ack, 7);
+    let a_truncated = a_ack[..40].to_vec();
+    // New flows the general path decides (tagged): in one bucket they evict A.
+    let tagged_syn = |port: u16| vlan_tagged(&tcp(port, FLAG_SYN), 7);
+    let (f_tagged, g_tagged, h_tagged) = (tagged_syn(1005), tagged_syn(1006), tagged_syn(1007));
+    // One frame a letter: S/a flow A's SYN/ACK, B/b B's, c C's ACK, D D's SYN, E/e
+    // E's, u A's ports over UDP, x A's ports to the unserved VIP, v A tagged, t A cut,
+    // F/G/H new flows tagged.
+    let burst: Vec<&Vec<u8>> = "SSSaaSaaBBataavaauuuxxacDDaabbccDuEeeaaFaaGaaHaaxa"
+        .chars()
+        .map(|letter| match letter {
+            'S' => &a_syn,
+            'a' => &a_ack,
+            'B' => &b_syn,
+            'b' => &b_ack,
+            'c' => &c_ack,
+            'D' => &d_syn,
+            'E' => &e_syn,
+            'e' => &e_ack,
+            'u' => &a_udp,
+            'x' => &unserved,
+            'v' => &a_tagged,
+            'F' => &f_tagged,
+            'G' => &g_tagged,
+            'H' => &h_tagged,
+            _ => &a_truncated,
+        })
+        .collect();
+    let roomy = FlowTableConfig {
+        capacity: 4096,
+        ..FlowTableConfig::default()
+    };
+    let one_bucket = FlowTableConfig {
+        capacity: 3,
+        ..FlowTableConfig::default()
+    };
+    let guarded = FlowTableConfig {
+        capacity: 4096,
+        new_flow_rate: 2,
+        ..FlowTableConfig::default()
+    };
+    for config in [roomy, one_bucket, guarded] {
+        let (mut in_runs, mut alone) = (FlowTable::new(config), FlowTable::new(config));
+        for now_ms in [0, 10, 700] {
+            let mut run = SameFlowRun::default();
+            for (i, frame) in burst.iter().enumerate() {
+                let (mut a, mut b) = ((*frame).clone(), (*frame).clone());
+                let va = decide_hinted(
+                    &mut a,
+                    &snapshot,
+                    PORT_MAC,
+                    &mut in_runs,
+                    now_ms,
+                    None,
+                    &mut run,
+                );
+                let vb = decide(&mut b, &snapshot, PORT_MAC, &mut alone, now_ms);
+                assert_eq!(va, vb, "frame {i} at {now_ms} ms, {config:?}");
+                assert_eq!(a, b, "frame {i} at {now_ms} ms, {config:?}");
+            }
+            assert_eq!(in_runs.stats(), alone.stats(), "{config:?}");
+        }
+        let syn_timed_out = 700 + config.tcp_syn_timeout_ms + 1;
+        for frame in [&a_ack, &b_ack, &c_ack, &d_syn, &a_udp, &e_ack] {
+            let (mut a, mut b) = (frame.clone(), frame.clone());
+            assert_eq!(
+                decide(&mut a, &snapshot, PORT_MAC, &mut in_runs, syn_timed_out),
+                decide(&mut b, &snapshot, PORT_MAC, &mut alone, syn_timed_out)
+            );
+        }
+        assert_eq!(in_runs.stats(), alone.stats(), "{config:?}");
+    }
+    let mut table = FlowTable::new(roomy);
+    for frame in &burst {
+        decide(&mut (*frame).clone(), &snapshot, PORT_MAC, &mut table, 700);
+    }
+    for frame in [&a_ack, &d_syn, &e_ack] {
+        decide(
+            &mut frame.clone(),
+            &snapshot,
+            PORT_MAC,
+            &mut table,
+            701 + roomy.tcp_syn_timeout_ms,
+        );
+    }
+    assert_eq!(
+        table.stats().expired,
+        1,
+        "in a roomy table, only SYN-only D times out"
     );
 }
