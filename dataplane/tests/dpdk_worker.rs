@@ -571,6 +571,91 @@ fn a_panic_on_an_lcore_is_caught_and_reported() {
 }
 
 #[test]
+fn runs_of_one_flow_in_a_burst_go_where_the_flow_goes() {
+    runs_of_one_flow(false);
+}
+
+#[test]
+fn runs_of_one_flow_in_a_burst_go_where_the_flow_goes_looking_ahead() {
+    runs_of_one_flow(true);
+}
+
+/// Bursts made of runs of one flow's frames (the worker decides each run's frames
+/// after the first without a table lookup), broken by other flows, a flow's SYN
+/// after its ACKs, a truncated frame and a frame for another MAC: every frame of a
+/// flow goes to that flow's one target, untouched beyond the MACs and in order, and
+/// the per-target counters count every one.
+fn runs_of_one_flow(lookahead: bool) {
+    let _dpdk = dpdk();
+    let mut rig = Rig::new(1024, 64);
+    if lookahead {
+        rig = rig.looking_ahead();
+    }
+    let mac = rig.port_mac;
+    let tcp = |port: u16, flags: u8| tcp_frame(mac, CLIENT_MAC, (CLIENT, port), (VIP, 80), flags);
+    let mut frames = Vec::new();
+    let mut expect_forwarded = Vec::new();
+    let mut push = |frame: Vec<u8>, count: usize, forwarded: bool| {
+        for _ in 0..count {
+            if forwarded {
+                expect_forwarded.push(frame.clone());
+            }
+            frames.push(frame.clone());
+        }
+    };
+    for round in 0..3u16 {
+        let port = |k: u16| 30_000 + 10 * round + k;
+        push(tcp(port(0), FLAG_SYN), 1, true);
+        push(tcp(port(0), FLAG_ACK), 9, true);
+        push(tcp(port(1), FLAG_SYN), 3, true);
+        push(tcp(port(1), FLAG_ACK), 6, true);
+        push(tcp(port(0), FLAG_ACK), 5, true);
+        push(tcp(port(0), FLAG_ACK)[..40].to_vec(), 1, false);
+        push(tcp(port(0), FLAG_ACK), 4, true);
+        push(syn(port(0), MacAddr([2, 9, 9, 9, 9, 9])), 1, false);
+        push(tcp(port(0), FLAG_SYN), 2, true);
+        push(tcp(port(2), FLAG_ACK), 8, true);
+        push(tcp(port(3), FLAG_SYN), 1, true);
+        push(tcp(port(2), FLAG_ACK), 8, true);
+    }
+    let frame_len = expect_forwarded[0].len() as u64;
+    rig.feed(&frames);
+    rig.poll_all();
+    let out = rig.take_output();
+    assert_eq!(out.len(), expect_forwarded.len());
+    let mut target_of_port = std::collections::HashMap::<u16, MacAddr>::new();
+    let mut by_mac = std::collections::HashMap::<MacAddr, u64>::new();
+    for (got, sent) in out.iter().zip(&expect_forwarded) {
+        assert_eq!(&got[12..], &sent[12..], "in order, untouched past the MACs");
+        assert_eq!(&got[6..12], &mac.0);
+        let dst = MacAddr::from_bytes(&got[0..6]);
+        let port = u16::from_be_bytes([got[34], got[35]]);
+        assert_eq!(
+            *target_of_port.entry(port).or_insert(dst),
+            dst,
+            "flow {port} stays on one target"
+        );
+        *by_mac.entry(dst).or_default() += 1;
+    }
+    assert_eq!(target_of_port.len(), 12);
+    let c = rig.stats.read();
+    assert_eq!(c.forwarded, expect_forwarded.len() as u64);
+    assert_eq!(c.drop_count(DropReason::Truncated), 3);
+    assert_eq!(c.drop_count(DropReason::NotOurMac), 3);
+    let snap = rig.publisher.current();
+    for &slot in &snap.service(u32::from(VIP), 6, 80).unwrap().target_slots {
+        let sent = by_mac
+            .get(&snap.target(slot).unwrap().mac)
+            .copied()
+            .unwrap_or(0);
+        assert_eq!(rig.stats.slots.target_packets(slot), sent);
+        assert_eq!(rig.stats.slots.target_bytes(slot), sent * frame_len);
+    }
+    drop(snap);
+    rig.assert_no_leak();
+}
+
+#[test]
 fn pcap_vdev_replays_and_records_through_the_worker() {
     let _dpdk = dpdk();
     let dir = std::env::temp_dir().join(unique("dsrlb-pcap-"));
