@@ -106,7 +106,19 @@ pub fn tcp_frame(
     dst: (Ipv4Addr, u16),
     flags: u8,
 ) -> Vec<u8> {
-    let seg = tcp(src.0, dst.0, src.1, dst.1, flags, &[]);
+    tcp_data_frame(dst_mac, src_mac, src, dst, flags, &[])
+}
+
+/// Ethernet + IPv4 + TCP carrying `payload`.
+pub fn tcp_data_frame(
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    src: (Ipv4Addr, u16),
+    dst: (Ipv4Addr, u16),
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
+    let seg = tcp(src.0, dst.0, src.1, dst.1, flags, payload);
     ethernet(
         dst_mac,
         src_mac,

@@ -868,3 +868,88 @@ fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
         "in a roomy table, only SYN-only D times out"
     );
 }
+
+/// A run takes a frame without re-validating it when the frame's header matches the
+/// run's first frame under a mask. Every single-byte change and every cut of a TCP
+/// ACK, a bare SYN and a UDP frame (padded too), decided right after that frame in
+/// its run, against the same two frames decided one by one: the same verdict, the
+/// same bytes out, and the same flow state (probed after SYN-only flows time out).
+#[test]
+fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
+    use dataplane::forward::{decide_hinted, SameFlowRun};
+    let snapshot = single_target_snapshot();
+    let config = FlowTableConfig {
+        capacity: 4096,
+        ..FlowTableConfig::default()
+    };
+    let tcp = |flags: u8| tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 1000), (VIP, 80), flags);
+    let udp = |payload: &[u8]| udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 1000), (VIP, 53), payload);
+    // With data: its cuts are long enough for the fast path but shorter than the
+    // IP header says.
+    let tcp_data = tcp_data_frame(
+        PORT_MAC,
+        CLIENT_MAC,
+        (CLIENT, 1000),
+        (VIP, 80),
+        FLAG_ACK,
+        &[7; 20],
+    );
+    let seeds = [
+        tcp(FLAG_ACK),
+        tcp(FLAG_SYN),
+        tcp_data,
+        udp(&[1, 2, 3, 4]),
+        padded(udp(&[1, 2, 3, 4])),
+        udp(&[9; 20]),
+    ];
+    let mut continued = 0;
+    let mut compared = 0;
+    for seed in &seeds {
+        let mut check = |frame: Vec<u8>| {
+            let (mut in_run, mut alone) = (FlowTable::new(config), FlowTable::new(config));
+            let mut run = SameFlowRun::default();
+            let (mut a0, mut b0) = (seed.clone(), seed.clone());
+            let first = decide_hinted(&mut a0, &snapshot, PORT_MAC, &mut in_run, 0, None, &mut run);
+            assert_eq!(first, decide(&mut b0, &snapshot, PORT_MAC, &mut alone, 0));
+            assert!(matches!(first, Verdict::Forward { .. }), "{first:?}");
+            let (mut a, mut b) = (frame.clone(), frame);
+            let va = decide_hinted(&mut a, &snapshot, PORT_MAC, &mut in_run, 0, None, &mut run);
+            let vb = decide(&mut b, &snapshot, PORT_MAC, &mut alone, 0);
+            assert_eq!(va, vb, "verdicts differ for {b:02x?}");
+            assert_eq!(a, b, "outputs differ");
+            assert_eq!(in_run.stats(), alone.stats());
+            let later = config.tcp_syn_timeout_ms + 1;
+            let (mut a, mut b) = (seed.clone(), seed.clone());
+            assert_eq!(
+                decide(&mut a, &snapshot, PORT_MAC, &mut in_run, later),
+                decide(&mut b, &snapshot, PORT_MAC, &mut alone, later)
+            );
+            assert_eq!(
+                in_run.stats(),
+                alone.stats(),
+                "flow state differs after {b:02x?}"
+            );
+            compared += 1;
+            if va == first {
+                continued += 1;
+            }
+        };
+        check(seed.clone());
+        for len in 0..seed.len() {
+            check(seed[..len].to_vec());
+        }
+        for at in 0..seed.len() {
+            for value in [
+                0x00, 0x01, 0x02, 0x05, 0x06, 0x10, 0x11, 0x12, 0x20, 0x40, 0x45, 0x50, 0x80, 0xd0,
+                0xff,
+            ] {
+                let mut frame = seed.clone();
+                frame[at] = value;
+                check(frame);
+            }
+        }
+    }
+    assert!(compared > 2_000, "{compared}");
+    // Not vacuous: many changed frames go the same way (the bytes a run may ignore).
+    assert!(continued > 500, "{continued}");
+}
