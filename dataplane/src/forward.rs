@@ -161,6 +161,21 @@ pub fn decide_hinted(
     if let Some(slot) = run.forward(frame) {
         return Verdict::Forward { slot };
     }
+    decide_outside_run(frame, snapshot, port_mac, flows, now_ms, hash_hint, run)
+}
+
+/// `decide_hinted` for a frame its caller has found not to continue `run`
+/// (`SameFlowRun::forward` said no).
+#[inline(always)]
+pub fn decide_outside_run(
+    frame: &mut [u8],
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+    hash_hint: Option<u64>,
+    run: &mut SameFlowRun,
+) -> Verdict {
     if let Some(verdict) = fast_path(frame, snapshot, port_mac, flows, now_ms, hash_hint, run) {
         return verdict;
     }
@@ -287,9 +302,16 @@ impl SameFlowRun {
         self.min_len = usize::MAX;
     }
 
-    /// Forwards `frame` as the run's first frame was, if it continues the run.
+    /// The target slot of the run's frames (meaningful while a run stands).
     #[inline(always)]
-    fn forward(&self, frame: &mut [u8]) -> Option<u16> {
+    pub fn slot(&self) -> u16 {
+        self.slot
+    }
+
+    /// Forwards `frame` as the run's first frame was, if it continues the run:
+    /// rewritten, and the target slot.
+    #[inline(always)]
+    pub fn forward(&self, frame: &mut [u8]) -> Option<u16> {
         if frame.len() < self.min_len {
             return None;
         }
@@ -388,9 +410,9 @@ fn fast_path(
             service: service.slot,
         });
     };
-    *run = if to.remembered {
-        let (t, p) = (to.target_mac.0, port_mac.0);
-        SameFlowRun {
+    // The rewritten MACs, read back: two loads.
+    *run = match frame.get(..12) {
+        Some(m) if to.remembered => SameFlowRun {
             image: HeadWords::new(head),
             mask: if proto == 6 {
                 &TCP_RUN_MASK
@@ -399,11 +421,10 @@ fn fast_path(
             },
             min_len: (total + 14).max(FAST_SPAN),
             slot: to.slot,
-            macs_head: u64::from_ne_bytes([t[0], t[1], t[2], t[3], t[4], t[5], p[0], p[1]]),
-            macs_tail: u32::from_ne_bytes([p[2], p[3], p[4], p[5]]),
-        }
-    } else {
-        SameFlowRun::default()
+            macs_head: u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]),
+            macs_tail: u32::from_ne_bytes([m[8], m[9], m[10], m[11]]),
+        },
+        _ => SameFlowRun::default(),
     };
     Some(Verdict::Forward { slot: to.slot })
 }
@@ -578,7 +599,6 @@ fn decide_ipv4(
 /// Where `forward` sent a frame.
 struct Forwarded {
     slot: u16,
-    target_mac: MacAddr,
     /// The flow table holds the flow, pinned to this target (false when the
     /// new-flow guard refused to remember it).
     remembered: bool,
@@ -624,11 +644,7 @@ fn forward(
         }
     };
     rewrite_macs(frame, target_mac, port_mac);
-    Some(Forwarded {
-        slot,
-        target_mac,
-        remembered,
-    })
+    Some(Forwarded { slot, remembered })
 }
 
 /// To the target, from this port: the whole of a DSR forward's rewrite.

@@ -7,7 +7,7 @@
 
 use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
-use crate::forward::{decide_hinted, flow_hash_hint, DropReason, SameFlowRun, Verdict};
+use crate::forward::{decide_outside_run, flow_hash_hint, DropReason, SameFlowRun, Verdict};
 use crate::rcu::Reader;
 use crate::snapshot::{Snapshot, MAX_SERVICE_SLOTS, MAX_TARGET_SLOTS};
 use crate::wire::MacAddr;
@@ -578,13 +578,13 @@ struct TargetRun<'a> {
 
 impl TargetRun<'_> {
     #[inline(always)]
-    fn count(&mut self, slot: u16, bytes: u64) {
+    fn count(&mut self, slot: u16, packets: u64, bytes: u64) {
         let slot = usize::from(slot);
         if slot != self.slot {
             self.flush();
             self.slot = slot;
         }
-        self.packets += 1;
+        self.packets += packets;
         self.bytes += bytes;
     }
 
@@ -633,16 +633,37 @@ fn decide_burst(
     let port_mac = queues.port_mac;
     // One pass: each frame is decided and sent on its way at once (a second pass
     // over an array of verdicts cost about 30 instructions a frame).
-    for (mut mbuf, hint) in burst.drain().zip(hints) {
+    let mut frames = burst.drain();
+    let mut next = 0;
+    loop {
+        // The frames that continue the run of the one before them, counted together.
+        let (mut run_packets, mut run_bytes) = (0, 0);
+        while let Some(mbuf) = frames.next_if(|frame| run.forward(frame).is_some()) {
+            run_packets += 1;
+            run_bytes += u64::from(mbuf.pkt_len());
+            let _ = out.push(mbuf);
+        }
+        if run_packets > 0 {
+            tally.rx_bytes += run_bytes;
+            tally.forwarded += run_packets;
+            tally.forwarded_bytes += run_bytes;
+            targets.count(run.slot(), run_packets, run_bytes);
+            next += run_packets as usize;
+        }
+        let Some(mut mbuf) = frames.next() else {
+            break;
+        };
+        let hint = hints.get(next).copied().flatten();
+        next += 1;
         let bytes = u64::from(mbuf.pkt_len());
         tally.rx_bytes += bytes;
-        let verdict = decide_hinted(
+        let verdict = decide_outside_run(
             mbuf.data_mut(),
             snap,
             port_mac,
             flows,
             now_ms,
-            *hint,
+            hint,
             &mut run,
         );
         // out and discard hold at most as many mbufs as the burst.
@@ -650,7 +671,7 @@ fn decide_burst(
             Verdict::Forward { slot } => {
                 tally.forwarded += 1;
                 tally.forwarded_bytes += bytes;
-                targets.count(slot, bytes);
+                targets.count(slot, 1, bytes);
                 out.push(mbuf)
             }
             Verdict::Reply(_) => {
@@ -682,6 +703,7 @@ fn decide_burst(
             }
         };
     }
+    drop(frames);
     targets.flush();
     let to_send = out.len() as u64;
     let sent = out.tx(queues.port, queues.tx_queue) as u64;

@@ -640,6 +640,14 @@ fn runs_of_one_flow(lookahead: bool) {
     assert_eq!(target_of_port.len(), 12);
     let c = rig.stats.read();
     assert_eq!(c.forwarded, expect_forwarded.len() as u64);
+    assert_eq!(c.forwarded_bytes, expect_forwarded.len() as u64 * frame_len);
+    assert_eq!(
+        (c.rx_packets, c.rx_bytes),
+        (
+            frames.len() as u64,
+            frames.iter().map(|f| f.len() as u64).sum()
+        )
+    );
     assert_eq!(c.drop_count(DropReason::Truncated), 3);
     assert_eq!(c.drop_count(DropReason::NotOurMac), 3);
     let snap = rig.publisher.current();
@@ -730,6 +738,45 @@ fn a_partly_consumed_burst_frees_the_rest() {
     }
     drop(burst);
     assert_eq!(pool.in_use(), 0, "a dropped burst frees what it holds");
+}
+
+#[test]
+fn a_drain_yields_the_next_mbuf_only_when_its_frame_is_taken() {
+    let _dpdk = dpdk();
+    let pool = Mempool::new(&unique("pool"), 255, 0, 2176, -1).unwrap();
+    let mut burst = MbufBurst::new();
+    for i in 0..3u8 {
+        let mut mbuf = pool.alloc().unwrap();
+        mbuf.append(&[i; 60]).unwrap();
+        burst.push(mbuf).unwrap();
+    }
+    {
+        let mut drain = burst.drain();
+        assert!(drain.next_if(|frame| frame[0] == 1).is_none());
+        let first = drain
+            .next_if(|frame| frame[0] == 0)
+            .expect("frame 0 stayed");
+        assert_eq!(first.data()[0], 0);
+        let second = drain
+            .next_if(|frame| {
+                frame[1] = 9;
+                true
+            })
+            .unwrap();
+        assert_eq!(second.data()[..3], [1, 9, 1], "rewritten in place");
+        assert_eq!(drain.next().unwrap().data()[0], 2);
+        assert!(drain.next_if(|_| true).is_none(), "past the end");
+        drop((first, second));
+        assert_eq!(pool.in_use(), 0);
+    }
+    for _ in 0..2 {
+        burst.push(pool.alloc().unwrap()).unwrap();
+    }
+    {
+        let mut drain = burst.drain();
+        assert!(drain.next_if(|_| false).is_none());
+    }
+    assert_eq!(pool.in_use(), 0, "what was refused is freed with the drain");
 }
 
 #[test]

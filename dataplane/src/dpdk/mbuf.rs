@@ -254,6 +254,26 @@ impl Iterator for Drain<'_> {
     }
 }
 
+impl Drain<'_> {
+    /// The next mbuf, if `take` says yes to its frame (which it may rewrite only
+    /// then); else it stays for `next`.
+    #[inline(always)]
+    pub fn next_if(&mut self, take: impl FnOnce(&mut [u8]) -> bool) -> Option<Mbuf> {
+        if self.next >= self.burst.len {
+            return None;
+        }
+        let raw = NonNull::new(self.burst.slots[self.next])?;
+        // SAFETY: an owned, live mbuf, still held by the burst; the slice's borrow
+        // ends before ownership moves out.
+        if !take(unsafe { mbuf_data(raw.as_ptr()) }) {
+            return None;
+        }
+        self.next += 1;
+        // SAFETY: as in next().
+        Some(unsafe { Mbuf::from_raw(raw) })
+    }
+}
+
 impl Drop for Drain<'_> {
     fn drop(&mut self) {
         let (start, end) = (self.next, self.burst.len);
