@@ -154,7 +154,8 @@ impl MbufBurst {
     /// Adds an mbuf; gives it back if the burst is full.
     #[inline(always)]
     pub fn push(&mut self, mbuf: Mbuf) -> Result<(), Mbuf> {
-        if self.len == BURST_SIZE {
+        // >=, not ==: lets the compiler drop the index check below.
+        if self.len >= BURST_SIZE {
             return Err(mbuf);
         }
         self.slots[self.len] = mbuf.into_raw().as_ptr();
