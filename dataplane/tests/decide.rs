@@ -871,9 +871,10 @@ fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
 
 /// A run takes a frame without re-validating it when the frame's header matches the
 /// run's first frame under a mask. Every single-byte change and every cut of a TCP
-/// ACK, a bare SYN and a UDP frame (padded too), decided right after that frame in
-/// its run, against the same two frames decided one by one: the same verdict, the
-/// same bytes out, and the same flow state (probed after SYN-only flows time out).
+/// ACK, a bare SYN, a TCP segment with data and UDP datagrams (short, padded, with
+/// data), decided right after that frame in its run, against the same two frames
+/// decided one by one: the same verdict, the same bytes out, and the same flow state
+/// (probed after SYN-only flows time out).
 #[test]
 fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
     use dataplane::forward::{decide_hinted, SameFlowRun};
