@@ -187,11 +187,14 @@ pub fn decide_outside_run(
 /// the same flow with the same header shape (same length and TCP state: a TSO
 /// train's full segments, an elephant flow's burst) goes to the same target without
 /// the service lookup, hash and flow-table probe.
-/// This is exact, not a cache: between two consecutive frames of one burst nothing
-/// can change (same snapshot, same clock millisecond, no other frame's insert or
-/// eviction in between), and touching the entry again with the same state changes
-/// nothing. So a run lives for one burst (`decide_hinted` callers make a new one
-/// per burst), and the next frame that may change the flow table ends it.
+/// This is exact, not a cache: between two frames of the run nothing it relies on
+/// can change, and touching the entry again with the same state in the same
+/// millisecond changes nothing. Within a burst that holds by construction (one
+/// snapshot, one clock reading, and any other frame decided in between replaces or
+/// ends the run). Across bursts `carry_over` keeps the run only under the same
+/// snapshot and in the same millisecond: the worker's flow-table walk between polls
+/// then only clears entries expired by that millisecond, and the run's entry was
+/// touched in it.
 ///
 /// A frame continues the run when it is long enough and its first `RUN_SPAN` bytes
 /// equal those of the frame that started it wherever `run_mask` says: every byte the
@@ -210,6 +213,9 @@ pub struct SameFlowRun {
     /// port's), as two words: two stores instead of byte-wise copies.
     macs_head: u64,
     macs_tail: u32,
+    /// The snapshot (`Snapshot::epoch`) and millisecond of the run's first frame.
+    snapshot_epoch: u64,
+    now_ms: u64,
 }
 
 /// Bytes of a frame compared with the run's first frame: the fast path's span up to
@@ -292,6 +298,8 @@ impl Default for SameFlowRun {
             slot: 0,
             macs_head: 0,
             macs_tail: 0,
+            snapshot_epoch: 0,
+            now_ms: 0,
         }
     }
 }
@@ -300,6 +308,17 @@ impl SameFlowRun {
     #[inline(always)]
     fn end(&mut self) {
         self.min_len = usize::MAX;
+    }
+
+    /// Keeps the run for frames decided under `snapshot` at `now_ms` only if its
+    /// first frame was decided under the same snapshot in the same millisecond;
+    /// ends it otherwise. Callers that keep one run from burst to burst call this
+    /// before each.
+    #[inline(always)]
+    pub fn carry_over(&mut self, snapshot: &Snapshot, now_ms: u64) {
+        if self.snapshot_epoch != snapshot.epoch() || self.now_ms != now_ms {
+            self.end();
+        }
     }
 
     /// The target slot of the run's frames (meaningful while a run stands).
@@ -423,6 +442,8 @@ fn fast_path(
             slot: to.slot,
             macs_head: u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]),
             macs_tail: u32::from_ne_bytes([m[8], m[9], m[10], m[11]]),
+            snapshot_epoch: snapshot.epoch(),
+            now_ms,
         },
         _ => SameFlowRun::default(),
     };

@@ -12,6 +12,9 @@ use crate::maglev::{BuildError, MaglevTable, MaglevTarget};
 use crate::wire::{IpProtocol, MacAddr};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 
 /// What the control plane knows of one target when it builds a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,6 +120,10 @@ impl Service {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub generation: u64,
+    /// Unique to this build in this process (clones share it: same content), so a
+    /// worker can tell the snapshot it decided a frame under from any later one
+    /// without holding on to it (see `SameFlowRun::carry_over`).
+    epoch: u64,
     pub real_addr: Ipv4Addr,
     pub seed: u64,
     /// Sorted by key.
@@ -225,6 +232,7 @@ impl Snapshot {
         vips.dedup();
         Ok(Snapshot {
             generation: previous.map_or(1, |p| p.generation + 1),
+            epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
             real_addr: spec.real_addr,
             seed: spec.seed,
             services,
@@ -245,6 +253,11 @@ impl Snapshot {
         find(port)
             .or_else(|| find(0))
             .and_then(|i| self.services.get(i))
+    }
+
+    #[inline(always)]
+    pub fn epoch(&self) -> u64 {
+        self.epoch
     }
 
     #[inline(always)]

@@ -253,6 +253,8 @@ pub struct Worker {
     idle: IdleBackoff,
     walk: FlowWalk,
     lookahead: Lookahead,
+    /// The same-flow run, kept from burst to burst (see `SameFlowRun::carry_over`).
+    run: SameFlowRun,
 }
 
 /// Live flows from which a burst is decided one poll after it arrives: its flows'
@@ -385,6 +387,7 @@ impl Worker {
                 hints: NO_HINTS,
                 seed: 0,
             },
+            run: SameFlowRun::default(),
         }
     }
 
@@ -441,6 +444,7 @@ impl Worker {
             clock,
             walk,
             lookahead,
+            run,
             ..
         } = self;
         if let Some(inject) = inject {
@@ -496,6 +500,7 @@ impl Worker {
                 punt,
                 stats,
                 &mut tally,
+                run,
             );
         }
         if ahead {
@@ -504,7 +509,7 @@ impl Worker {
             std::mem::swap(&mut lookahead.burst, &mut rx);
         } else if received > 0 {
             decided += decide_burst(
-                &mut rx, &NO_HINTS, &snap, queues, flows, now_ms, punt, stats, &mut tally,
+                &mut rx, &NO_HINTS, &snap, queues, flows, now_ms, punt, stats, &mut tally, run,
             );
         }
         let walk_buckets = if received == BURST_SIZE {
@@ -619,6 +624,7 @@ fn decide_burst(
     punt: &ArrayQueue<Mbuf>,
     stats: &WorkerStats,
     tally: &mut Tally,
+    run: &mut SameFlowRun,
 ) -> usize {
     let count = burst.len();
     let mut out = MbufBurst::new();
@@ -629,7 +635,7 @@ fn decide_burst(
         packets: 0,
         bytes: 0,
     };
-    let mut run = SameFlowRun::default();
+    run.carry_over(snap, now_ms);
     let port_mac = queues.port_mac;
     // One pass: each frame is decided and sent on its way at once (a second pass
     // over an array of verdicts cost about 30 instructions a frame).
@@ -657,15 +663,7 @@ fn decide_burst(
         next += 1;
         let bytes = u64::from(mbuf.pkt_len());
         tally.rx_bytes += bytes;
-        let verdict = decide_outside_run(
-            mbuf.data_mut(),
-            snap,
-            port_mac,
-            flows,
-            now_ms,
-            hint,
-            &mut run,
-        );
+        let verdict = decide_outside_run(mbuf.data_mut(), snap, port_mac, flows, now_ms, hint, run);
         // out and discard hold at most as many mbufs as the burst.
         let _ = match verdict {
             Verdict::Forward { slot } => {

@@ -869,6 +869,114 @@ fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
     );
 }
 
+/// One `SameFlowRun` carried from burst to burst, as the worker keeps it, against
+/// the same frames decided one by one, with the worker's flow-table walk between
+/// bursts: a run goes on into the next burst under the same snapshot in the same
+/// millisecond; a new snapshot (its target down, then up again) or a later
+/// millisecond (which must refresh the entry, or the walk later expires it) ends it.
+#[test]
+fn a_run_carried_across_bursts_is_decided_as_each_frame_alone() {
+    use dataplane::forward::{decide_hinted, SameFlowRun};
+    let two = |t11_healthy: bool| {
+        let mut t11 = target(11);
+        t11.healthy = t11_healthy;
+        spec(vec![service(
+            VIP,
+            IpProtocol::Tcp,
+            80,
+            vec![t11, target(12)],
+        )])
+    };
+    let up = Snapshot::build(&two(true), None).unwrap();
+    let down = Snapshot::build(&two(false), Some(&up)).unwrap();
+    let up_again = Snapshot::build(&two(true), Some(&down)).unwrap();
+    let snapshots = [&up, &down, &up_again];
+    // Flow A goes to t11 (the one that goes down), B to t12; C stays SYN-only.
+    let on = |addr: u8| {
+        (1000u16..)
+            .find(|&port| {
+                let mut table = flows();
+                send(&up, &mut table, port, FLAG_SYN, 0) == Ipv4Addr::new(10, 99, 0, addr)
+            })
+            .unwrap()
+    };
+    let tcp =
+        |port: u16, flags: u8| tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, port), (VIP, 80), flags);
+    let (a, b, c) = (on(11), on(12), on(12) + 1000);
+    let frame_of = |letter: char| match letter {
+        'S' => tcp(a, FLAG_SYN),
+        'a' => tcp(a, FLAG_ACK),
+        'b' => tcp(b, FLAG_ACK),
+        _ => tcp(c, FLAG_SYN),
+    };
+    // (snapshot, millisecond, frames): S/a flow A's SYN/ACK, b B's ACK, C C's SYN.
+    let bursts: [(usize, u64, &str); 12] = [
+        (0, 0, "Saa"),
+        (0, 0, "aa"), // carried
+        (1, 0, "aa"), // A's target is down: it moves to t12
+        (2, 0, "aa"), // and stays there
+        (2, 0, "ab"),
+        (2, 0, "bb"),  // carried
+        (2, 1, "bba"), // a later millisecond
+        (2, 1, "aC"),
+        (2, 1, "CC"),   // carried, SYN-only
+        (2, 4000, "C"), // must refresh C
+        (2, 4000, "C"),
+        (2, 5500, "b"), // C idle 1500 ms; had 4000 not refreshed it, 5499 > 5000
+    ];
+    let configs = [
+        FlowTableConfig {
+            capacity: 4096,
+            ..FlowTableConfig::default()
+        },
+        FlowTableConfig {
+            capacity: 3,
+            ..FlowTableConfig::default()
+        },
+    ];
+    for config in configs {
+        let (mut in_runs, mut alone) = (FlowTable::new(config), FlowTable::new(config));
+        let mut run = SameFlowRun::default();
+        let mut carried = 0;
+        for (n, &(snapshot, now_ms, frames)) in bursts.iter().enumerate() {
+            let snapshot = snapshots[snapshot];
+            run.carry_over(snapshot, now_ms);
+            for (i, letter) in frames.chars().enumerate() {
+                let (mut x, mut y) = (frame_of(letter), frame_of(letter));
+                if i == 0 && run.forward(&mut x.clone()).is_some() {
+                    carried += 1;
+                }
+                let vx = decide_hinted(
+                    &mut x,
+                    snapshot,
+                    PORT_MAC,
+                    &mut in_runs,
+                    now_ms,
+                    None,
+                    &mut run,
+                );
+                let vy = decide(&mut y, snapshot, PORT_MAC, &mut alone, now_ms);
+                assert_eq!(vx, vy, "burst {n} frame {i} ({letter}), {config:?}");
+                assert_eq!(x, y, "burst {n} frame {i} ({letter}), {config:?}");
+            }
+            // The worker's walk between polls: clears what expired by now_ms.
+            for table in [&mut in_runs, &mut alone] {
+                let buckets = table.bucket_count();
+                table.count_by_slot(0, buckets, now_ms, &mut [0; 4], |_| true);
+            }
+            assert_eq!(
+                in_runs.stats(),
+                alone.stats(),
+                "after burst {n}, {config:?}"
+            );
+        }
+        assert!(
+            carried >= 2,
+            "runs went on into the next burst ({carried}), {config:?}"
+        );
+    }
+}
+
 /// A run takes a frame without re-validating it when the frame's header matches the
 /// run's first frame under a mask. Every single-byte change and every cut of a TCP
 /// ACK, a bare SYN, a TCP segment with data and UDP datagrams (short, padded, with

@@ -663,6 +663,65 @@ fn runs_of_one_flow(lookahead: bool) {
     rig.assert_no_leak();
 }
 
+/// A flow's run goes on from one burst to the next, and ends as soon as a snapshot
+/// in which its target is down is published between them, in whatever millisecond:
+/// the flow's next frames go to one other target, and stay there when the first
+/// comes back. Five rounds, so that some fall within one millisecond (where only the
+/// snapshot tells the run to end).
+#[test]
+fn a_run_carried_across_polls_ends_when_its_target_goes_down() {
+    let _dpdk = dpdk();
+    let mut rig = Rig::new(1024, 64);
+    let mac = rig.port_mac;
+    for round in 0..5u16 {
+        let ack = tcp_frame(
+            mac,
+            CLIENT_MAC,
+            (CLIENT, 40_000 + round),
+            (VIP, 80),
+            FLAG_ACK,
+        );
+        let dsts = |rig: &mut Rig| -> Vec<MacAddr> {
+            rig.feed(&vec![ack.clone(); 4]);
+            rig.poll_all();
+            rig.take_output()
+                .iter()
+                .map(|f| MacAddr::from_bytes(&f[0..6]))
+                .collect()
+        };
+        let first = dsts(&mut rig);
+        assert_eq!(first.len(), 4);
+        let target = first[0];
+        assert!(first.iter().all(|&m| m == target));
+        let down = Snapshot::build(
+            &spec(&[11, 12, 13, 14], &[target.0[5]]),
+            Some(&rig.publisher.current()),
+        )
+        .unwrap();
+        assert_eq!(dsts(&mut rig), vec![target; 4], "carried on");
+        // No patience: the worker is between polls; the old snapshot is leaked.
+        let _ = rig.publisher.publish(Arc::new(down), Duration::ZERO);
+        let moved = dsts(&mut rig);
+        assert_eq!(moved.len(), 4);
+        assert!(
+            moved.iter().all(|&m| m == moved[0] && m != target),
+            "round {round}: {moved:?}"
+        );
+        let up = Snapshot::build(
+            &spec(&[11, 12, 13, 14], &[]),
+            Some(&rig.publisher.current()),
+        )
+        .unwrap();
+        let _ = rig.publisher.publish(Arc::new(up), Duration::ZERO);
+        assert_eq!(
+            dsts(&mut rig),
+            vec![moved[0]; 4],
+            "stays where it was moved"
+        );
+    }
+    rig.assert_no_leak();
+}
+
 #[test]
 fn pcap_vdev_replays_and_records_through_the_worker() {
     let _dpdk = dpdk();
