@@ -331,7 +331,9 @@ impl SameFlowRun {
     /// rewritten, and the target slot.
     #[inline(always)]
     pub fn forward(&self, frame: &mut [u8]) -> Option<u16> {
-        if frame.len() < self.min_len {
+        // min_len is at least FAST_SPAN while a run stands: with max() the compiler
+        // sees that the slice below is long enough, and the check goes.
+        if frame.len() < self.min_len.max(RUN_SPAN) {
             return None;
         }
         let head: &mut [u8; RUN_SPAN] = frame.get_mut(..RUN_SPAN)?.try_into().ok()?;

@@ -624,7 +624,7 @@ fn decide_burst(
     punt: &ArrayQueue<Mbuf>,
     stats: &WorkerStats,
     tally: &mut Tally,
-    run: &mut SameFlowRun,
+    run_carried: &mut SameFlowRun,
 ) -> usize {
     let count = burst.len();
     let mut out = MbufBurst::new();
@@ -635,26 +635,27 @@ fn decide_burst(
         packets: 0,
         bytes: 0,
     };
-    run.carry_over(snap, now_ms);
+    // A local copy for the burst: behind the reference the compiler reloads the
+    // run's fields after every frame it rewrites.
+    let mut kept = std::mem::take(run_carried);
+    kept.carry_over(snap, now_ms);
+    let run = &mut kept;
     let port_mac = queues.port_mac;
     // One pass: each frame is decided and sent on its way at once (a second pass
     // over an array of verdicts cost about 30 instructions a frame).
     let mut frames = burst.drain();
     let mut next = 0;
     loop {
-        // The frames that continue the run of the one before them, counted together.
-        let (mut run_packets, mut run_bytes) = (0, 0);
-        while let Some(mbuf) = frames.next_if(|frame| run.forward(frame).is_some()) {
-            run_packets += 1;
-            run_bytes += u64::from(mbuf.pkt_len());
-            let _ = out.push(mbuf);
-        }
+        // The frames that continue the run of the one before them, moved out and
+        // counted together.
+        let (run_packets, run_bytes) =
+            frames.move_while(&mut out, |frame| run.forward(frame).is_some());
         if run_packets > 0 {
             tally.rx_bytes += run_bytes;
-            tally.forwarded += run_packets;
+            tally.forwarded += run_packets as u64;
             tally.forwarded_bytes += run_bytes;
-            targets.count(run.slot(), run_packets, run_bytes);
-            next += run_packets as usize;
+            targets.count(run.slot(), run_packets as u64, run_bytes);
+            next += run_packets;
         }
         let Some(mut mbuf) = frames.next() else {
             break;
@@ -702,6 +703,7 @@ fn decide_burst(
         };
     }
     drop(frames);
+    *run_carried = kept;
     targets.flush();
     let to_send = out.len() as u64;
     let sent = out.tx(queues.port, queues.tx_queue) as u64;

@@ -6,7 +6,9 @@
 
 use crossbeam::queue::ArrayQueue;
 use dataplane::craft::*;
-use dataplane::dpdk::{launch, Eal, Mbuf, MbufBurst, MbufRing, Mempool, Port, PortConfig};
+use dataplane::dpdk::{
+    launch, Eal, Mbuf, MbufBurst, MbufRing, Mempool, Port, PortConfig, BURST_SIZE,
+};
 use dataplane::flow::{FlowTable, FlowTableConfig};
 use dataplane::forward::DropReason;
 use dataplane::rcu::{self, Publisher};
@@ -799,43 +801,72 @@ fn a_partly_consumed_burst_frees_the_rest() {
     assert_eq!(pool.in_use(), 0, "a dropped burst frees what it holds");
 }
 
+/// `Drain::move_while` on real mbufs: it moves frames out while they are taken,
+/// stops at the first refused (which stays for `next`), stops where the target
+/// burst is full, rewrites only what it takes, and counts their bytes.
 #[test]
-fn a_drain_yields_the_next_mbuf_only_when_its_frame_is_taken() {
+fn a_drain_moves_frames_out_while_they_are_taken() {
     let _dpdk = dpdk();
     let pool = Mempool::new(&unique("pool"), 255, 0, 2176, -1).unwrap();
     let mut burst = MbufBurst::new();
-    for i in 0..3u8 {
+    for i in 0..6u8 {
         let mut mbuf = pool.alloc().unwrap();
-        mbuf.append(&[i; 60]).unwrap();
+        mbuf.append(&vec![i; 60 + usize::from(i)]).unwrap();
         burst.push(mbuf).unwrap();
     }
+    let mut out = MbufBurst::new();
     {
         let mut drain = burst.drain();
-        assert!(drain.next_if(|frame| frame[0] == 1).is_none());
-        let first = drain
-            .next_if(|frame| frame[0] == 0)
-            .expect("frame 0 stayed");
-        assert_eq!(first.data()[0], 0);
-        let second = drain
-            .next_if(|frame| {
+        assert_eq!(drain.move_while(&mut out, |frame| frame[0] == 1), (0, 0));
+        assert_eq!(
+            drain.move_while(&mut out, |frame| {
+                if frame[0] >= 3 {
+                    return false;
+                }
                 frame[1] = 9;
                 true
-            })
-            .unwrap();
-        assert_eq!(second.data()[..3], [1, 9, 1], "rewritten in place");
-        assert_eq!(drain.next().unwrap().data()[0], 2);
-        assert!(drain.next_if(|_| true).is_none(), "past the end");
-        drop((first, second));
-        assert_eq!(pool.in_use(), 0);
+            }),
+            (3, 60 + 61 + 62)
+        );
+        assert_eq!(
+            drain.next().unwrap().data()[..2],
+            [3, 3],
+            "refused, untouched"
+        );
+        assert_eq!(drain.move_while(&mut out, |_| true), (2, 64 + 65));
+        assert_eq!(drain.move_while(&mut out, |_| true), (0, 0), "past the end");
+        assert_eq!(pool.in_use(), 5);
     }
-    for _ in 0..2 {
+    assert_eq!(out.len(), 5);
+    let firsts: Vec<[u8; 2]> = (0..5)
+        .map(|i| out.frame(i).unwrap()[..2].try_into().unwrap())
+        .collect();
+    assert_eq!(
+        firsts,
+        [[0, 9], [1, 9], [2, 9], [4, 4], [5, 5]],
+        "in order, rewritten when taken"
+    );
+
+    // A target burst with room for two takes two; the rest stays.
+    for _ in 0..4 {
         burst.push(pool.alloc().unwrap()).unwrap();
+    }
+    let mut nearly_full = MbufBurst::new();
+    for _ in 0..BURST_SIZE - 2 {
+        nearly_full.push(pool.alloc().unwrap()).unwrap();
     }
     {
         let mut drain = burst.drain();
-        assert!(drain.next_if(|_| false).is_none());
+        assert_eq!(drain.move_while(&mut nearly_full, |_| true).0, 2);
+        assert!(nearly_full.is_full());
+        assert!(drain.next().is_some(), "the third stayed");
     }
-    assert_eq!(pool.in_use(), 0, "what was refused is freed with the drain");
+    drop((out, nearly_full));
+    assert_eq!(
+        pool.in_use(),
+        0,
+        "what was not moved is freed with the drain"
+    );
 }
 
 #[test]

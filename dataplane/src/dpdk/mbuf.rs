@@ -256,22 +256,47 @@ impl Iterator for Drain<'_> {
 }
 
 impl Drain<'_> {
-    /// The next mbuf, if `take` says yes to its frame (which it may rewrite only
-    /// then); else it stays for `next`.
+    /// Moves the mbufs from the next on into `to`, in order, for as long as `take`
+    /// says yes to their frames (which it may rewrite only then) and `to` has room;
+    /// the first it says no to stays for `next`. The pointers move as one copy, not
+    /// one push a frame. Returns how many moved and their bytes (`pkt_len`).
     #[inline(always)]
-    pub fn next_if(&mut self, take: impl FnOnce(&mut [u8]) -> bool) -> Option<Mbuf> {
-        if self.next >= self.burst.len {
-            return None;
+    pub fn move_while(
+        &mut self,
+        to: &mut MbufBurst,
+        mut take: impl FnMut(&mut [u8]) -> bool,
+    ) -> (usize, u64) {
+        let start = self.next;
+        let end = self.burst.len.min(start + (BURST_SIZE - to.len));
+        let mut bytes = 0u64;
+        let mut at = start;
+        while at < end {
+            // SAFETY: at < len <= BURST_SIZE (rx and push never go past the array),
+            // and the first len slots hold owned, live mbufs: no index check in the
+            // hot loop. The frame's borrow ends within this iteration.
+            let (frame, pkt_len) = unsafe {
+                let m = *self.burst.slots.get_unchecked(at);
+                (mbuf_data(m), (*m).pkt_len)
+            };
+            if !take(frame) {
+                break;
+            }
+            bytes += u64::from(pkt_len);
+            at += 1;
         }
-        let raw = NonNull::new(self.burst.slots[self.next])?;
-        // SAFETY: an owned, live mbuf, still held by the burst; the slice's borrow
-        // ends before ownership moves out.
-        if !take(unsafe { mbuf_data(raw.as_ptr()) }) {
-            return None;
-        }
-        self.next += 1;
-        // SAFETY: as in next().
-        Some(unsafe { Mbuf::from_raw(raw) })
+        let moved = at - start;
+        // SAFETY: slots start..at are owned and not yet yielded; they fit in `to`
+        // (end is bounded by its room) and leave this burst as `next` passes them.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.burst.slots.as_ptr().add(start),
+                to.slots.as_mut_ptr().add(to.len),
+                moved,
+            )
+        };
+        to.len += moved;
+        self.next = at;
+        (moved, bytes)
     }
 }
 
