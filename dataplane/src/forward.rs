@@ -201,7 +201,7 @@ pub fn decide_outside_run(
 /// fast path validates or keys the flow on. Its validation would then come out the
 /// same (the one check that depends on the frame's length is repeated as `min_len`),
 /// so it is not repeated field by field: one masked compare of three 16-byte words.
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 pub struct SameFlowRun {
     /// The first `RUN_SPAN` bytes of the frame that started the run, as it came in.
     image: HeadWords,

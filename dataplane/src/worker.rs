@@ -314,8 +314,26 @@ impl FlowWalk {
         }
     }
 
-    #[inline]
+    /// Counts up to `buckets` more buckets, as far as the walk's credit goes.
+    #[inline(always)]
     fn step(
+        &mut self,
+        buckets: usize,
+        flows: &mut FlowTable,
+        snapshot: &Snapshot,
+        now_ms: u64,
+        stats: &SlotStats,
+    ) {
+        // Most polls of a busy worker come in a millisecond whose credit is spent:
+        // they skip the call.
+        if now_ms == self.credit_ms && self.credit == 0 {
+            return;
+        }
+        self.step_with_credit(buckets, flows, snapshot, now_ms, stats);
+    }
+
+    #[inline(never)]
+    fn step_with_credit(
         &mut self,
         buckets: usize,
         flows: &mut FlowTable,
@@ -637,7 +655,7 @@ fn decide_burst(
     };
     // A local copy for the burst: behind the reference the compiler reloads the
     // run's fields after every frame it rewrites.
-    let mut kept = std::mem::take(run_carried);
+    let mut kept = *run_carried;
     kept.carry_over(snap, now_ms);
     let run = &mut kept;
     let port_mac = queues.port_mac;
