@@ -298,6 +298,10 @@ impl Drain<'_> {
             at += 1;
         }
         let moved = at - start;
+        if moved == 0 {
+            // Many flows: most runs are of one frame, and this is the common exit.
+            return (0, 0);
+        }
         // SAFETY: slots start..at are owned and not yet yielded; they fit in `to`
         // (end is bounded by its room) and leave this burst as `next` passes them.
         unsafe {
