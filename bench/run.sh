@@ -119,6 +119,10 @@ TOML
     > /dev/null 2> "$4" || true
 }
 
+# CPU time the hypervisor gave to other guests (/proc/stat's steal), as a share of
+# all CPU time: on a shared VM it says how far to trust the rates below.
+cpu_times() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
+read -r steal0 total0 < <(cpu_times)
 echo "== 1. packet rate per worker core: dsrlb vs testpmd mac-forward (net_pcap infinite_rx -> drop), ${DUR}s x $REPS"
 for flows in $FLOWS; do
   packets=$(( flows > 4096 ? flows : 4096 ))
@@ -138,6 +142,11 @@ for flows in $FLOWS; do
   done
   rm -f "$pcap"
 done
+
+read -r steal1 total1 < <(cpu_times)
+awk -v s="$((steal1 - steal0))" -v t="$((total1 - total0))" \
+  'BEGIN { printf "cpu stolen by the host during the packet-rate runs: %.1f%%\n", t > 0 ? 100 * s / t : 0 }' \
+  | tee -a "$OUT/machine.txt"
 
 echo "== 3. control plane and decide() (dsrlb-micro, pinned to CPU 1)"
 taskset -c 1 target/release/dsrlb-micro $([ "$QUICK" = 1 ] && echo --quick) | tee "$OUT/micro.txt"
