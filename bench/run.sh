@@ -145,7 +145,7 @@ done
 
 read -r steal1 total1 < <(cpu_times)
 awk -v s="$((steal1 - steal0))" -v t="$((total1 - total0))" \
-  'BEGIN { printf "cpu stolen by the host during the packet-rate runs: %.1f%%\n", t > 0 ? 100 * s / t : 0 }' \
+  'BEGIN { printf "cpu stolen by the host during the packet-rate runs: %.1f%%\n", (t > 0 ? 100 * s / t : 0) }' \
   | tee -a "$OUT/machine.txt"
 
 echo "== 3. control plane and decide() (dsrlb-micro, pinned to CPU 1)"
