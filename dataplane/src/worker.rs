@@ -655,14 +655,12 @@ fn decide_burst(
     };
     // A local copy for the burst: behind the reference the compiler reloads the
     // run's fields after every frame it rewrites.
-    let mut kept = *run_carried;
-    kept.carry_over(snap, now_ms);
-    let run = &mut kept;
+    let mut run = *run_carried;
+    run.carry_over(snap, now_ms);
     let port_mac = queues.port_mac;
     // One pass: each frame is decided and sent on its way at once (a second pass
     // over an array of verdicts cost about 30 instructions a frame).
     let mut frames = burst.drain();
-    let mut next = 0;
     loop {
         // The frames that continue the run of the one before them, moved out and
         // counted together.
@@ -673,16 +671,23 @@ fn decide_burst(
             tally.forwarded += run_packets as u64;
             tally.forwarded_bytes += run_bytes;
             targets.count(run.slot(), run_packets as u64, run_bytes);
-            next += run_packets;
         }
+        let position = frames.position();
         let Some(mut mbuf) = frames.next() else {
             break;
         };
-        let hint = hints.get(next).copied().flatten();
-        next += 1;
+        let hint = hints.get(position).copied().flatten();
         let bytes = u64::from(mbuf.pkt_len());
         tally.rx_bytes += bytes;
-        let verdict = decide_outside_run(mbuf.data_mut(), snap, port_mac, flows, now_ms, hint, run);
+        let verdict = decide_outside_run(
+            mbuf.data_mut(),
+            snap,
+            port_mac,
+            flows,
+            now_ms,
+            hint,
+            &mut run,
+        );
         // out and discard hold at most as many mbufs as the burst.
         let _ = match verdict {
             Verdict::Forward { slot } => {
@@ -721,7 +726,7 @@ fn decide_burst(
         };
     }
     drop(frames);
-    *run_carried = kept;
+    *run_carried = run;
     targets.flush();
     let to_send = out.len() as u64;
     let sent = out.tx(queues.port, queues.tx_queue) as u64;

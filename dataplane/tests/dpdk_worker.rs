@@ -828,12 +828,14 @@ fn a_drain_moves_frames_out_while_they_are_taken() {
             }),
             (3, 60 + 61 + 62)
         );
+        assert_eq!(drain.position(), 3);
         assert_eq!(
             drain.next().unwrap().data()[..2],
             [3, 3],
             "refused, untouched"
         );
         assert_eq!(drain.move_while(&mut out, |_| true), (2, 64 + 65));
+        assert_eq!(drain.position(), 6);
         assert_eq!(drain.move_while(&mut out, |_| true), (0, 0), "past the end");
         assert_eq!(pool.in_use(), 5);
     }

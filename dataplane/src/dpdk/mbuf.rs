@@ -269,6 +269,12 @@ impl Iterator for Drain<'_> {
 }
 
 impl Drain<'_> {
+    /// How many mbufs have left the burst so far: the index of the next one.
+    #[inline(always)]
+    pub fn position(&self) -> usize {
+        self.next
+    }
+
     /// Moves the mbufs from the next on into `to`, in order, for as long as `take`
     /// says yes to their frames (which it may rewrite only then) and `to` has room;
     /// the first it says no to stays for `next`. The pointers move as one copy, not
