@@ -161,11 +161,15 @@ pub fn decide_hinted(
     if let Some(slot) = run.forward(frame) {
         return Verdict::Forward { slot };
     }
-    decide_outside_run(frame, snapshot, port_mac, flows, now_ms, hash_hint, run)
+    decide_outside_run(
+        frame, snapshot, port_mac, flows, now_ms, hash_hint, run, true,
+    )
 }
 
 /// `decide_hinted` for a frame its caller has found not to continue `run`
-/// (`SameFlowRun::forward` said no).
+/// (`SameFlowRun::forward` said no). The frame starts a new run if it can and
+/// `start_run` says so (see `worth_a_run`); otherwise it ends the run.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub fn decide_outside_run(
     frame: &mut [u8],
@@ -175,8 +179,11 @@ pub fn decide_outside_run(
     now_ms: u64,
     hash_hint: Option<u64>,
     run: &mut SameFlowRun,
+    start_run: bool,
 ) -> Verdict {
-    if let Some(verdict) = fast_path(frame, snapshot, port_mac, flows, now_ms, hash_hint, run) {
+    if let Some(verdict) = fast_path(
+        frame, snapshot, port_mac, flows, now_ms, hash_hint, run, start_run,
+    ) {
         return verdict;
     }
     run.end();
@@ -310,6 +317,12 @@ impl SameFlowRun {
         self.min_len = usize::MAX;
     }
 
+    /// Whether a run stands: if not, no frame can continue it.
+    #[inline(always)]
+    pub fn stands(&self) -> bool {
+        self.min_len != usize::MAX
+    }
+
     /// Keeps the run for frames decided under `snapshot` at `now_ms` only if its
     /// first frame was decided under the same snapshot in the same millisecond;
     /// ends it otherwise. Callers that keep one run from burst to burst call this
@@ -346,6 +359,23 @@ impl SameFlowRun {
     }
 }
 
+/// Whether a frame decided in full should start a run, given the frame after it in
+/// the burst: only if that one has the same addresses and ports (at the fast path's
+/// offsets), or if there is none (the run may carry over to the next burst). Among
+/// many flows almost no run outlives its first frame, and starting one costs more
+/// than this look: its image copied, then compared with the next frame.
+/// Never a question of correctness: a frame outside a run is decided in full.
+#[inline(always)]
+pub fn worth_a_run(frame: &[u8], next: Option<&[u8]>) -> bool {
+    const ENDPOINTS: std::ops::Range<usize> = 26..38;
+    match next {
+        None => true,
+        Some(next) => next
+            .get(ENDPOINTS)
+            .is_some_and(|n| Some(n) == frame.get(ENDPOINTS)),
+    }
+}
+
 /// The general path alone: every frame, every drop reason. `decide` tries the fast
 /// path first; tests compare the two.
 #[doc(hidden)]
@@ -372,6 +402,7 @@ const FAST_SPAN: usize = 54;
 /// service) through one bounds check and fixed offsets. None for anything else, or
 /// for any check that fails: the general path then decides, with its drop reason. It
 /// accepts exactly what the general path forwards, and forwards it the same way.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn fast_path(
     frame: &mut [u8],
@@ -381,6 +412,7 @@ fn fast_path(
     now_ms: u64,
     hash_hint: Option<u64>,
     run: &mut SameFlowRun,
+    start_run: bool,
 ) -> Option<Verdict> {
     let len = frame.len();
     let h: &[u8; FAST_SPAN] = frame.get(..FAST_SPAN)?.try_into().ok()?;
@@ -432,23 +464,26 @@ fn fast_path(
         });
     };
     // The rewritten MACs, read back: two loads.
-    *run = match frame.get(..12) {
-        Some(m) if to.remembered => SameFlowRun {
-            image: HeadWords::new(head),
-            mask: if proto == 6 {
-                &TCP_RUN_MASK
-            } else {
-                &UDP_RUN_MASK
-            },
-            min_len: (total + 14).max(FAST_SPAN),
-            slot: to.slot,
-            macs_head: u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]),
-            macs_tail: u32::from_ne_bytes([m[8], m[9], m[10], m[11]]),
-            snapshot_epoch: snapshot.epoch(),
-            now_ms,
-        },
-        _ => SameFlowRun::default(),
-    };
+    match frame.get(..12) {
+        Some(m) if to.remembered && start_run => {
+            *run = SameFlowRun {
+                image: HeadWords::new(head),
+                mask: if proto == 6 {
+                    &TCP_RUN_MASK
+                } else {
+                    &UDP_RUN_MASK
+                },
+                min_len: (total + 14).max(FAST_SPAN),
+                slot: to.slot,
+                macs_head: u64::from_ne_bytes([m[0], m[1], m[2], m[3], m[4], m[5], m[6], m[7]]),
+                macs_tail: u32::from_ne_bytes([m[8], m[9], m[10], m[11]]),
+                snapshot_epoch: snapshot.epoch(),
+                now_ms,
+            }
+        }
+        // Only the marker: writing a whole empty run cost 18 instructions a frame.
+        _ => run.end(),
+    }
     Some(Verdict::Forward { slot: to.slot })
 }
 

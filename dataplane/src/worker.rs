@@ -7,7 +7,9 @@
 
 use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
-use crate::forward::{decide_outside_run, flow_hash_hint, DropReason, SameFlowRun, Verdict};
+use crate::forward::{
+    decide_outside_run, flow_hash_hint, worth_a_run, DropReason, SameFlowRun, Verdict,
+};
 use crate::rcu::Reader;
 use crate::snapshot::{Snapshot, MAX_SERVICE_SLOTS, MAX_TARGET_SLOTS};
 use crate::wire::MacAddr;
@@ -664,18 +666,21 @@ fn decide_burst(
     loop {
         // The frames that continue the run of the one before them, moved out and
         // counted together.
-        let (run_packets, run_bytes) =
-            frames.move_while(&mut out, |frame| run.forward(frame).is_some());
-        if run_packets > 0 {
-            tally.rx_bytes += run_bytes;
-            tally.forwarded += run_packets as u64;
-            tally.forwarded_bytes += run_bytes;
-            targets.count(run.slot(), run_packets as u64, run_bytes);
+        if run.stands() {
+            let (run_packets, run_bytes) =
+                frames.move_while(&mut out, |frame| run.forward(frame).is_some());
+            if run_packets > 0 {
+                tally.rx_bytes += run_bytes;
+                tally.forwarded += run_packets as u64;
+                tally.forwarded_bytes += run_bytes;
+                targets.count(run.slot(), run_packets as u64, run_bytes);
+            }
         }
         let position = frames.position();
         let Some(mut mbuf) = frames.next() else {
             break;
         };
+        let start_run = worth_a_run(mbuf.data(), frames.peek());
         let hint = hints.get(position).copied().flatten();
         let bytes = u64::from(mbuf.pkt_len());
         tally.rx_bytes += bytes;
@@ -687,6 +692,7 @@ fn decide_burst(
             now_ms,
             hint,
             &mut run,
+            start_run,
         );
         // out and discard hold at most as many mbufs as the burst.
         let _ = match verdict {

@@ -1062,3 +1062,67 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
     // Not vacuous: many changed frames go the same way (the bytes a run may ignore).
     assert!(continued > 500, "{continued}");
 }
+
+/// A frame decided in full starts a run only where the next frame of its burst has
+/// its addresses and ports, or where it is the burst's last (its run may go on in
+/// the next burst); otherwise the run it replaces ends. Either way its verdict and
+/// bytes are those of the frame decided alone.
+#[test]
+fn a_run_is_started_only_where_the_next_frame_may_continue_it() {
+    use dataplane::forward::{decide_outside_run, worth_a_run, SameFlowRun};
+    let snapshot = single_target_snapshot();
+    let tcp = |client: Ipv4Addr, port: u16, flags: u8| {
+        tcp_frame(PORT_MAC, CLIENT_MAC, (client, port), (VIP, 80), flags)
+    };
+    let other_client = Ipv4Addr::new(10, 99, 0, 7);
+    let frame = tcp(CLIENT, 1000, FLAG_ACK);
+    let cases: [(&str, Option<Vec<u8>>, bool); 7] = [
+        ("last of the burst", None, true),
+        ("same flow", Some(frame.clone()), true),
+        // The run will not take it (another TCP state), but a look cannot tell.
+        (
+            "same endpoints, a SYN",
+            Some(tcp(CLIENT, 1000, FLAG_SYN)),
+            true,
+        ),
+        (
+            "another source port",
+            Some(tcp(CLIENT, 1001, FLAG_ACK)),
+            false,
+        ),
+        (
+            "another client",
+            Some(tcp(other_client, 1000, FLAG_ACK)),
+            false,
+        ),
+        (
+            "to another port",
+            Some(mutate(frame.clone(), |f| f[37] ^= 1)),
+            false,
+        ),
+        ("too short to tell", Some(frame[..37].to_vec()), false),
+    ];
+    for (what, next, expected) in cases {
+        let start_run = worth_a_run(&frame, next.as_deref());
+        assert_eq!(start_run, expected, "{what}");
+        let mut flows_in_burst = flows();
+        let mut run = SameFlowRun::default();
+        // The run the frame replaces: another flow's.
+        let mut before = tcp(other_client, 2000, FLAG_ACK);
+        let decide_next =
+            |frame: &mut Vec<u8>, flows: &mut FlowTable, run: &mut SameFlowRun, start| {
+                decide_outside_run(frame, &snapshot, PORT_MAC, flows, 0, None, run, start)
+            };
+        decide_next(&mut before, &mut flows_in_burst, &mut run, true);
+        assert!(run.stands());
+        let (mut a, mut b) = (frame.clone(), frame.clone());
+        let verdict = decide_next(&mut a, &mut flows_in_burst, &mut run, start_run);
+        assert_eq!(
+            verdict,
+            decide(&mut b, &snapshot, PORT_MAC, &mut flows(), 0),
+            "{what}"
+        );
+        assert_eq!(a, b, "{what}");
+        assert_eq!(run.stands(), start_run, "{what}");
+    }
+}

@@ -803,7 +803,8 @@ fn a_partly_consumed_burst_frees_the_rest() {
 
 /// `Drain::move_while` on real mbufs: it moves frames out while they are taken,
 /// stops at the first refused (which stays for `next`), stops where the target
-/// burst is full, rewrites only what it takes, and counts their bytes.
+/// burst is full, rewrites only what it takes, and counts their bytes; `peek`
+/// shows the next frame and leaves it.
 #[test]
 fn a_drain_moves_frames_out_while_they_are_taken() {
     let _dpdk = dpdk();
@@ -829,6 +830,8 @@ fn a_drain_moves_frames_out_while_they_are_taken() {
             (3, 60 + 61 + 62)
         );
         assert_eq!(drain.position(), 3);
+        assert_eq!(drain.peek().map(|f| f[..2].to_vec()), Some(vec![3, 3]));
+        assert_eq!(drain.position(), 3, "a peek takes nothing");
         assert_eq!(
             drain.next().unwrap().data()[..2],
             [3, 3],
@@ -837,6 +840,7 @@ fn a_drain_moves_frames_out_while_they_are_taken() {
         assert_eq!(drain.move_while(&mut out, |_| true), (2, 64 + 65));
         assert_eq!(drain.position(), 6);
         assert_eq!(drain.move_while(&mut out, |_| true), (0, 0), "past the end");
+        assert!(drain.peek().is_none());
         assert_eq!(pool.in_use(), 5);
     }
     assert_eq!(out.len(), 5);

@@ -275,6 +275,15 @@ impl Drain<'_> {
         self.next
     }
 
+    /// The data of the mbuf `next` would yield, left in the burst.
+    #[inline(always)]
+    pub fn peek(&self) -> Option<&[u8]> {
+        let m = *self.burst.held().get(self.next)?;
+        // SAFETY: an owned, live mbuf not yet yielded; the borrow of self keeps it
+        // in the burst while the data is borrowed.
+        Some(unsafe { mbuf_data(m) })
+    }
+
     /// Moves the mbufs from the next on into `to`, in order, for as long as `take`
     /// says yes to their frames (which it may rewrite only then) and `to` has room;
     /// the first it says no to stays for `next`. The pointers move as one copy, not
