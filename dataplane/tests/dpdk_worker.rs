@@ -463,6 +463,34 @@ fn frames_the_driver_does_not_take_are_freed_and_counted() {
     rig.assert_no_leak();
 }
 
+/// `MbufBurst::tx` on a port whose tx ring takes fewer than the burst holds: the
+/// sent leave the burst, the rest stay in order for the next call, and a call that
+/// sends everything leaves the burst empty.
+#[test]
+fn a_burst_keeps_in_order_what_the_driver_does_not_take() {
+    let _dpdk = dpdk();
+    let mut rig = Rig::new(8, 1); // the tx ring holds 7
+    let mut burst = MbufBurst::new();
+    for i in 0..10u8 {
+        burst.push(rig.pool.alloc_with(&[i; 60]).unwrap()).unwrap();
+    }
+    assert_eq!(burst.tx(rig.port.id(), 0), 7);
+    let firsts = |burst: &MbufBurst| {
+        (0..burst.len())
+            .map(|i| burst.frame(i).unwrap()[0])
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(firsts(&burst), [7, 8, 9]);
+    let sent: Vec<u8> = rig.take_output().iter().map(|f| f[0]).collect();
+    assert_eq!(sent, [0, 1, 2, 3, 4, 5, 6]);
+    assert_eq!(burst.tx(rig.port.id(), 0), 3);
+    assert!(burst.is_empty());
+    assert_eq!(burst.tx(rig.port.id(), 0), 0);
+    let sent: Vec<u8> = rig.take_output().iter().map(|f| f[0]).collect();
+    assert_eq!(sent, [7, 8, 9]);
+    rig.assert_no_leak();
+}
+
 #[test]
 fn punts_past_the_queue_capacity_are_freed_and_counted() {
     let _dpdk = dpdk();
