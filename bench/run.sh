@@ -46,6 +46,8 @@ scripts/setup.sh
 if [ "$LAB" = 1 ] && ! { command -v pen && command -v nft; } >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q pen nftables >/dev/null
 fi
+# perf samples the forwarding core for the time-share ratio (section 1).
+command -v perf >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf >/dev/null || true
 cargo build --release -p control -p bench 2>&1 | tail -1
 {
   echo "date: $(date -u +%FT%TZ)"
@@ -58,6 +60,25 @@ cargo build --release -p control -p bench 2>&1 | tail -1
 
 PORT_MAC=02:00:00:00:00:02
 echo "impl,flows,rep,mpps" > "$OUT/pps.csv"
+echo "impl,flows,rep,pmd_share_pct" > "$OUT/share.csv"
+
+# While a forwarder runs, samples CPU 1 (perf cpu-clock) from second SAMPLE_AT for
+# SAMPLE_FOR seconds. The share of samples in the pcap PMD (its replay and its drop
+# queue: the same work a frame for testpmd and dsrlb) gives the forwarders' time a
+# frame relative to each other: dsrlb / testpmd ~ dsrlb's share / testpmd's share.
+# The host taking CPU away shortens the run but moves both parts of it alike, so
+# this ratio holds still where the rates themselves jump between reps.
+SAMPLE_AT=$(( DUR > 5 ? 3 : 1 )); SAMPLE_FOR=$(( DUR - SAMPLE_AT - 1 ))
+start_sampling() { # perf.data
+  ( sleep "$SAMPLE_AT"; perf record -q -e cpu-clock -F 4999 -C 1 -o "$1" -- sleep "$SAMPLE_FOR" ) >/dev/null 2>&1 &
+  SAMPLER=$!
+}
+pmd_share() { # perf.data (its sampler waited for) -> percent of samples in the pcap PMD, or nan
+  local share
+  share=$(perf report -i "$1" --stdio --sort dso 2>/dev/null | awk '/librte_net_pcap/ { sub("%", "", $1); print $1; exit }')
+  rm -f "$1"
+  echo "${share:-nan}"
+}
 
 # Rates from `dsrlb run --stats-interval 1` log lines: forwarded packets between
 # consecutive lines over their timestamps; the first two intervals are warm-up.
@@ -130,15 +151,24 @@ for flows in $FLOWS; do
   target/release/dsrlb-traffic --out "$pcap" --flows "$flows" --packets "$packets" --dst-mac "$PORT_MAC" 2>/dev/null
   mbufs=$(( packets + 65536 ))
   for rep in $(seq 1 "$REPS"); do
+    start_sampling "$WORK/tp.perf"
     run_testpmd "$pcap" "$mbufs" "$WORK/tp.log"
     tp=$(testpmd_rate "$WORK/tp.log")
+    wait "$SAMPLER" || true
+    tp_share=$(pmd_share "$WORK/tp.perf")
+    start_sampling "$WORK/lb.perf"
     run_dsrlb "$pcap" "$mbufs" "$flows" "$WORK/lb.log"
     lb=$(dsrlb_rate "$WORK/lb.log")
+    wait "$SAMPLER" || true
+    lb_share=$(pmd_share "$WORK/lb.perf")
     [ "$tp" = nan ] && { echo "testpmd gave no rate:"; tail -5 "$WORK/tp.log"; }
     [ "$lb" = nan ] && { echo "dsrlb gave no rate:"; tail -5 "$WORK/lb.log"; }
     echo "testpmd,$flows,$rep,$tp" >> "$OUT/pps.csv"
     echo "dsrlb,$flows,$rep,$lb" >> "$OUT/pps.csv"
-    printf '  %8s flows  rep %d  testpmd %7s Mpps  dsrlb %7s Mpps\n' "$flows" "$rep" "$tp" "$lb"
+    echo "testpmd,$flows,$rep,$tp_share" >> "$OUT/share.csv"
+    echo "dsrlb,$flows,$rep,$lb_share" >> "$OUT/share.csv"
+    printf '  %8s flows  rep %d  testpmd %7s Mpps (PMD %s%%)  dsrlb %7s Mpps (PMD %s%%)\n' \
+      "$flows" "$rep" "$tp" "$tp_share" "$lb" "$lb_share"
   done
   rm -f "$pcap"
 done
