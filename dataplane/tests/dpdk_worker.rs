@@ -469,7 +469,7 @@ fn frames_the_driver_does_not_take_are_freed_and_counted() {
 #[test]
 fn a_burst_keeps_in_order_what_the_driver_does_not_take() {
     let _dpdk = dpdk();
-    let mut rig = Rig::new(8, 1); // the tx ring holds 7
+    let rig = Rig::new(8, 1); // the tx ring holds 7
     let mut burst = MbufBurst::new();
     for i in 0..10u8 {
         burst.push(rig.pool.alloc_with(&[i; 60]).unwrap()).unwrap();
