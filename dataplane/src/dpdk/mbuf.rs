@@ -281,10 +281,8 @@ impl Drain<'_> {
     /// The data of the mbuf `next` would yield, left in the burst.
     #[inline(always)]
     pub fn peek(&self) -> Option<&[u8]> {
-        let m = *self.burst.held().get(self.next)?;
-        // SAFETY: an owned, live mbuf not yet yielded; the borrow of self keeps it
-        // in the burst while the data is borrowed.
-        Some(unsafe { mbuf_data(m) })
+        // Slots from `next` on are still the burst's: its own accessor applies.
+        self.burst.frame(self.next)
     }
 
     /// Moves the mbufs from the next on into `to`, in order, for as long as `take`
