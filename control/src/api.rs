@@ -116,6 +116,8 @@ pub struct WorkerView {
     pub flows_evicted: u64,
     /// New flows refused by the new-flow rate guard.
     pub flow_guard_refused: u64,
+    /// New flows not remembered: their bucket held only active flows.
+    pub flow_bucket_full: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,6 +250,7 @@ pub fn stats_table(stats: &StatsView) -> String {
                 format!("{}/{}", w.flows_live, w.flow_capacity),
                 w.flows_evicted.to_string(),
                 w.flow_guard_refused.to_string(),
+                w.flow_bucket_full.to_string(),
             ]
         })
         .collect();
@@ -264,6 +267,7 @@ pub fn stats_table(stats: &StatsView) -> String {
             "FLOWS",
             "EVICTED",
             "GUARD",
+            "FULL",
         ],
         &rows,
     ));

@@ -348,7 +348,7 @@ pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView)
         &mut out,
         "dsrlb_flow_table_evictions_total",
         "counter",
-        "Live flows evicted to make room.",
+        "Flows idle a second or more evicted to make room for a new one.",
         workers,
         worker,
         |w| w.flows_evicted,
@@ -361,6 +361,15 @@ pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView)
         workers,
         worker,
         |w| w.flow_guard_refused,
+    );
+    family(
+        &mut out,
+        "dsrlb_flow_bucket_full_total",
+        "counter",
+        "New flows not remembered: their bucket held only flows active within the last second.",
+        workers,
+        worker,
+        |w| w.flow_bucket_full,
     );
     Family::start(
         &mut out,
@@ -477,6 +486,7 @@ mod tests {
                 flows_expired: 0,
                 flows_evicted: 0,
                 flow_guard_refused: 0,
+                flow_bucket_full: 3,
             }],
             ports: vec![],
             mempool_in_use: 12,
@@ -527,5 +537,7 @@ mod tests {
             "dsrlb_worker_dropped_packets_total{lcore=\"1\",port=\"data\",queue=\"0\",reason=\"no_service\"} 1\n"
         ));
         assert!(text.contains("dsrlb_config_reloads_total{result=\"refused\"} 2\n"));
+        assert!(text
+            .contains("dsrlb_flow_bucket_full_total{lcore=\"1\",port=\"data\",queue=\"0\"} 3\n"));
     }
 }

@@ -100,8 +100,8 @@ pub fn final_report(
         let c = w.stats.read();
         let _ = writeln!(
             out,
-            "flow table lcore {}: {} live of {}, {} inserted, {} expired, {} evicted, {} refused by the new-flow guard",
-            w.lcore, c.flows.live, c.flow_capacity, c.flows.inserted, c.flows.expired, c.flows.evicted, c.flows.guard_refused
+            "flow table lcore {}: {} live of {}, {} inserted, {} expired, {} evicted, {} refused by the new-flow guard, {} not remembered (bucket of active flows)",
+            w.lcore, c.flows.live, c.flow_capacity, c.flows.inserted, c.flows.expired, c.flows.evicted, c.flows.guard_refused, c.flows.bucket_full
         );
     }
     let _ = writeln!(

@@ -174,6 +174,7 @@ impl Appliance {
                     flows_expired: c.flows.expired,
                     flows_evicted: c.flows.evicted,
                     flow_guard_refused: c.flows.guard_refused,
+                    flow_bucket_full: c.flows.bucket_full,
                 }
             })
             .collect();

@@ -2,7 +2,7 @@
 //! time in, a `Verdict` out. Frames are rewritten in place for `Forward` and `Reply`.
 //! Plain Rust over `&mut [u8]`: no DPDK, so it is tested as tables of packets.
 
-use crate::flow::{FlowKey, FlowState, FlowTable, FlowTarget, Insert};
+use crate::flow::{FlowKey, FlowState, FlowTable, FlowTarget};
 use crate::hash::flow_hash;
 use crate::snapshot::{Service, Snapshot};
 use crate::wire::{
@@ -658,7 +658,7 @@ fn decide_ipv4(
 struct Forwarded {
     slot: u16,
     /// The flow table holds the flow, pinned to this target (false when the
-    /// new-flow guard refused to remember it).
+    /// new-flow guard or a bucket of active flows left it unremembered).
     remembered: bool,
 }
 
@@ -697,7 +697,7 @@ fn forward(
         }
         None => {
             let (fresh, mac) = pick()?;
-            let inserted = flows.insert(key, hash, fresh, state, now_ms) != Insert::Refused;
+            let inserted = flows.insert(key, hash, fresh, state, now_ms).remembered();
             (fresh.slot, mac, inserted)
         }
     };

@@ -44,6 +44,7 @@ pub struct WorkerStats {
     pub flows_expired: AtomicU64,
     pub flows_evicted: AtomicU64,
     pub flow_guard_refused: AtomicU64,
+    pub flow_bucket_full: AtomicU64,
     pub flow_capacity: AtomicU64,
     pub slots: SlotStats,
 }
@@ -161,6 +162,7 @@ impl WorkerStats {
                 expired: r(&self.flows_expired),
                 evicted: r(&self.flows_evicted),
                 guard_refused: r(&self.flow_guard_refused),
+                bucket_full: r(&self.flow_bucket_full),
             },
             flow_capacity: r(&self.flow_capacity),
         }
@@ -590,6 +592,7 @@ impl Tally {
         set(&stats.flows_expired, flows.expired);
         set(&stats.flows_evicted, flows.evicted);
         set(&stats.flow_guard_refused, flows.guard_refused);
+        set(&stats.flow_bucket_full, flows.bucket_full);
     }
 }
 

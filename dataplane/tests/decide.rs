@@ -755,9 +755,10 @@ fn the_fast_path_agrees_with_the_general_path_on_every_frame() {
 /// Bursts decided with one `SameFlowRun` each, as the worker does, against the same
 /// frames decided one by one: runs of one flow broken by its other TCP state, other
 /// flows, a tagged or truncated copy, another protocol, an unserved VIP; in a table
-/// of one bucket (every new flow evicts) and behind a new-flow guard (flows not
-/// remembered). Same verdicts, same bytes out, same flow-table effects, and the same
-/// flows still live (in the same state) once SYN-only flows have timed out.
+/// of one bucket (new flows not remembered while its entries are active, evicting
+/// them once idle) and behind a new-flow guard (flows not remembered). Same
+/// verdicts, same bytes out, same flow-table effects, and the same flows still live
+/// (in the same state) once SYN-only flows have timed out.
 #[test]
 fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
     use dataplane::forward::{decide_hinted, SameFlowRun};
@@ -785,26 +786,34 @@ fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
     // One frame a letter: S/a flow A's SYN/ACK, B/b B's, c C's ACK, D D's SYN, E/e
     // E's, u A's ports over UDP, x A's ports to the unserved VIP, v A tagged, t A cut,
     // F/G/H new flows tagged.
-    let burst: Vec<&Vec<u8>> = "SSSaaSaaBBataavaauuuxxacDDaabbccDuEeeaaFaaGaaHaaxa"
-        .chars()
-        .map(|letter| match letter {
-            'S' => &a_syn,
-            'a' => &a_ack,
-            'B' => &b_syn,
-            'b' => &b_ack,
-            'c' => &c_ack,
-            'D' => &d_syn,
-            'E' => &e_syn,
-            'e' => &e_ack,
-            'u' => &a_udp,
-            'x' => &unserved,
-            'v' => &a_tagged,
-            'F' => &f_tagged,
-            'G' => &g_tagged,
-            'H' => &h_tagged,
-            _ => &a_truncated,
-        })
-        .collect();
+    let frames_of = |letters: &str| -> Vec<Vec<u8>> {
+        letters
+            .chars()
+            .map(|letter| match letter {
+                'S' => &a_syn,
+                'a' => &a_ack,
+                'B' => &b_syn,
+                'b' => &b_ack,
+                'c' => &c_ack,
+                'D' => &d_syn,
+                'E' => &e_syn,
+                'e' => &e_ack,
+                'u' => &a_udp,
+                'x' => &unserved,
+                'v' => &a_tagged,
+                'F' => &f_tagged,
+                'G' => &g_tagged,
+                'H' => &h_tagged,
+                _ => &a_truncated,
+            })
+            .cloned()
+            .collect()
+    };
+    let burst = frames_of("SSSaaSaaBBataavaauuuxxacDDaabbccDuEeeaaFaaGaaHaaxa");
+    // The same frames with the new flows first: after a pause of more than
+    // EVICT_AFTER_IDLE_MS they evict entries of flows whose frames follow.
+    let after_a_pause = frames_of("FaaGaaHaaxaSSSaaSaaBBataavaauuuxxacDDaabbccDuEeeaa");
+    const LAST_MS: u64 = 1_800;
     let roomy = FlowTableConfig {
         capacity: 4096,
         ..FlowTableConfig::default()
@@ -820,7 +829,12 @@ fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
     };
     for config in [roomy, one_bucket, guarded] {
         let (mut in_runs, mut alone) = (FlowTable::new(config), FlowTable::new(config));
-        for now_ms in [0, 10, 700] {
+        for (now_ms, burst) in [
+            (0, &burst),
+            (10, &burst),
+            (700, &burst),
+            (LAST_MS, &after_a_pause),
+        ] {
             let mut run = SameFlowRun::default();
             for (i, frame) in burst.iter().enumerate() {
                 let (mut a, mut b) = ((*frame).clone(), (*frame).clone());
@@ -839,7 +853,14 @@ fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
             }
             assert_eq!(in_runs.stats(), alone.stats(), "{config:?}");
         }
-        let syn_timed_out = 700 + config.tcp_syn_timeout_ms + 1;
+        if config == one_bucket {
+            let stats = in_runs.stats();
+            assert!(
+                stats.bucket_full > 0 && stats.evicted > 0,
+                "the one bucket both kept its active flows and evicted idle ones: {stats:?}"
+            );
+        }
+        let syn_timed_out = LAST_MS + config.tcp_syn_timeout_ms + 1;
         for frame in [&a_ack, &b_ack, &c_ack, &d_syn, &a_udp, &e_ack] {
             let (mut a, mut b) = (frame.clone(), frame.clone());
             assert_eq!(

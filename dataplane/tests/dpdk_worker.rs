@@ -151,6 +151,23 @@ impl Rig {
         }
     }
 
+    /// The same rig with a fresh worker whose flow table holds `capacity` entries.
+    fn with_flow_capacity(self, capacity: usize) -> Rig {
+        let (worker, stats, publisher) = worker_with_flows(
+            self.port.id(),
+            self.port_mac,
+            &[11, 12, 13, 14],
+            Arc::clone(&self.punt),
+            capacity,
+        );
+        Rig {
+            worker,
+            stats,
+            publisher,
+            ..self
+        }
+    }
+
     fn take_output(&self) -> Vec<Vec<u8>> {
         std::iter::from_fn(|| self.output.dequeue())
             .map(|m| m.data().to_vec())
@@ -185,6 +202,16 @@ fn worker_on(
     targets: &[u8],
     punt: Arc<ArrayQueue<Mbuf>>,
 ) -> (Worker, Arc<WorkerStats>, Publisher<Snapshot>) {
+    worker_with_flows(port, mac, targets, punt, 1 << 14)
+}
+
+fn worker_with_flows(
+    port: u16,
+    mac: MacAddr,
+    targets: &[u8],
+    punt: Arc<ArrayQueue<Mbuf>>,
+    flow_capacity: usize,
+) -> (Worker, Arc<WorkerStats>, Publisher<Snapshot>) {
     let snapshot = Arc::new(Snapshot::build(&spec(targets, &[]), None).unwrap());
     let (publisher, mut readers) = rcu::cell(snapshot, 1);
     let stats = Arc::new(WorkerStats::default());
@@ -196,7 +223,7 @@ fn worker_on(
             port_mac: mac,
         },
         FlowTable::new(FlowTableConfig {
-            capacity: 1 << 14,
+            capacity: flow_capacity,
             ..FlowTableConfig::default()
         }),
         readers.remove(0),
@@ -312,6 +339,32 @@ fn forwards_replies_punts_and_drops(lookahead: bool) {
     assert_eq!(c.drop_count(DropReason::NoService), 1);
     assert_eq!(c.dropped(), 3);
     assert_eq!(c.flows.live, 2);
+    rig.assert_no_leak();
+}
+
+/// A table of one bucket, five new flows in one burst: the first three are
+/// remembered, the other two find only active flows there and go by Maglev alone;
+/// all five are forwarded, and the worker's counters say so.
+#[test]
+fn new_flows_a_full_bucket_cannot_take_are_forwarded_and_counted() {
+    let _dpdk = dpdk();
+    let mut rig = Rig::new(1024, 64).with_flow_capacity(3);
+    let mac = rig.port_mac;
+    let frames: Vec<Vec<u8>> = (0..5).map(|i| syn(20_000 + i, mac)).collect();
+    rig.feed(&frames);
+    rig.poll_all();
+    assert_eq!(rig.take_output().len(), 5, "every flow forwarded");
+    let c = rig.stats.read();
+    assert_eq!(c.forwarded, 5);
+    assert_eq!(
+        (
+            c.flows.live,
+            c.flows.inserted,
+            c.flows.bucket_full,
+            c.flows.evicted
+        ),
+        (3, 3, 2, 0)
+    );
     rig.assert_no_leak();
 }
 
