@@ -347,7 +347,8 @@ impl FlowTable {
         })
     }
 
-    /// Remembers a new flow (call after `get` missed). Subject to the new-flow guard.
+    /// Remembers a new flow (call after `get` missed), if its bucket has room (see
+    /// `EVICT_AFTER_IDLE_MS`) and then the new-flow guard lets it.
     pub fn insert(
         &mut self,
         key: &FlowKey,
@@ -356,41 +357,47 @@ impl FlowTable {
         state: FlowState,
         now_ms: u64,
     ) -> Insert {
+        // Where it would go, decided before the guard spends a token on it.
+        enum Room {
+            Empty,
+            Expired,
+            Idle,
+        }
+        let index = self.bucket_index(hash);
+        let entries = &self.buckets[index].entries;
+        let (way, room) = if let Some(way) = entries.iter().position(|e| e.state() == EMPTY) {
+            (way, Room::Empty)
+        } else if let Some(way) = entries.iter().position(|e| self.is_expired(e, now_ms)) {
+            (way, Room::Expired)
+        } else {
+            let mut oldest = 0;
+            for (way, e) in entries.iter().enumerate() {
+                if idle_ms(e, now_ms) > idle_ms(&entries[oldest], now_ms) {
+                    oldest = way;
+                }
+            }
+            if idle_ms(&entries[oldest], now_ms) < EVICT_AFTER_IDLE_MS {
+                self.stats.bucket_full += 1;
+                return Insert::BucketFull;
+            }
+            (oldest, Room::Idle)
+        };
         if !self.guard.allow(now_ms) {
             self.stats.guard_refused += 1;
             return Insert::Refused;
         }
-        let index = self.bucket_index(hash);
-        let mut outcome = Insert::Inserted;
-        let way = match self.buckets[index]
-            .entries
-            .iter()
-            .position(|e| e.state() == EMPTY)
-        {
-            Some(way) => {
+        let outcome = match room {
+            Room::Empty => {
                 self.stats.live += 1;
-                way
+                Insert::Inserted
             }
-            None => {
-                let entries = &self.buckets[index].entries;
-                if let Some(way) = entries.iter().position(|e| self.is_expired(e, now_ms)) {
-                    self.stats.expired += 1;
-                    way
-                } else {
-                    let mut oldest = 0;
-                    for (way, e) in entries.iter().enumerate() {
-                        if idle_ms(e, now_ms) > idle_ms(&entries[oldest], now_ms) {
-                            oldest = way;
-                        }
-                    }
-                    if idle_ms(&entries[oldest], now_ms) < EVICT_AFTER_IDLE_MS {
-                        self.stats.bucket_full += 1;
-                        return Insert::BucketFull;
-                    }
-                    outcome = Insert::Evicted;
-                    self.stats.evicted += 1;
-                    oldest
-                }
+            Room::Expired => {
+                self.stats.expired += 1;
+                Insert::Inserted
+            }
+            Room::Idle => {
+                self.stats.evicted += 1;
+                Insert::Evicted
             }
         };
         self.buckets[index].entries[way] = Entry {
@@ -755,6 +762,35 @@ mod tests {
             t.insert(&key(101), 101, target(0), FlowState::TcpSynOnly, 1_100),
             Insert::Refused,
             "refilled after 100 ms"
+        );
+    }
+
+    /// The guard's rate is of entries made: a flow its full bucket turns away does
+    /// not spend a token.
+    #[test]
+    fn a_full_bucket_refuses_before_the_guard_spends_a_token() {
+        let mut t = FlowTable::new(FlowTableConfig {
+            capacity: 64,
+            new_flow_rate: WAYS as u64 + 1,
+            ..FlowTableConfig::default()
+        });
+        for n in 0..WAYS as u32 {
+            t.insert(&key(n), 5, target(0), FlowState::TcpEstablished, 1_000);
+        }
+        for n in 10..20 {
+            let outcome = t.insert(&key(n), 5, target(0), FlowState::TcpEstablished, 1_000);
+            assert_eq!(outcome, Insert::BucketFull);
+        }
+        assert_eq!(
+            t.insert(&key(99), 6, target(0), FlowState::TcpEstablished, 1_000),
+            Insert::Inserted,
+            "the last token banked is still there"
+        );
+        let stats = t.stats();
+        assert_eq!((stats.bucket_full, stats.guard_refused), (10, 0));
+        assert_eq!(
+            t.insert(&key(100), 7, target(0), FlowState::TcpEstablished, 1_000),
+            Insert::Refused
         );
     }
 
