@@ -671,10 +671,10 @@ mod tests {
     fn one_active_flow_too_many_leaves_the_others_pinned() {
         let mut t = small();
         let flows = WAYS as u32 + 1;
-        let (mut found, mut packets) = (0, 0);
-        for now in 0..100u64 {
+        let packets = 100u32;
+        let mut found = 0;
+        for now in 0..u64::from(packets) {
             let n = (now % u64::from(flows)) as u32;
-            packets += 1;
             match t.get(&key(n), 5, now) {
                 Some(mut entry) => {
                     entry.touch(now, FlowState::TcpEstablished);
