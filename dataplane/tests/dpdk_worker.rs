@@ -7,7 +7,7 @@
 use crossbeam::queue::ArrayQueue;
 use dataplane::craft::*;
 use dataplane::dpdk::{
-    launch, Eal, Mbuf, MbufBurst, MbufRing, Mempool, Port, PortConfig, BURST_SIZE,
+    launch, Eal, Mbuf, MbufBurst, MbufRing, Mempool, NoRoom, Port, PortConfig, BURST_SIZE,
 };
 use dataplane::flow::{FlowTable, FlowTableConfig};
 use dataplane::forward::DropReason;
@@ -880,6 +880,29 @@ fn a_partly_consumed_burst_frees_the_rest() {
     }
     drop(burst);
     assert_eq!(pool.in_use(), 0, "a dropped burst frees what it holds");
+}
+
+/// `Mbuf::append` takes all of its bytes or none: past the room left, and past
+/// what a 16-bit length holds (which DPDK would have taken modulo 2^16).
+#[test]
+fn an_append_takes_all_of_its_bytes_or_none() {
+    let _dpdk = dpdk();
+    let pool = Mempool::new(&unique("pool"), 255, 0, 2176, -1).unwrap();
+    let mut mbuf = pool.alloc().unwrap();
+    let room = 2176 - 128; // data room less DPDK's default headroom
+    assert_eq!(mbuf.append(&[7; 60]), Ok(()));
+    assert_eq!(mbuf.append(&vec![8; room - 60 + 1]), Err(NoRoom));
+    assert_eq!(mbuf.append(&vec![9; (1 << 16) + 10]), Err(NoRoom));
+    assert_eq!(mbuf.data(), &[7; 60][..], "nothing of the refused appends");
+    assert_eq!(mbuf.append(&vec![8; room - 60]), Ok(()));
+    assert_eq!(mbuf.data().len(), room);
+    assert_eq!(mbuf.pkt_len() as usize, room);
+    assert_eq!(
+        pool.alloc_with(&vec![1; room + 1]).map(|m| m.pkt_len()),
+        None
+    );
+    drop(mbuf);
+    assert_eq!(pool.in_use(), 0);
 }
 
 /// `Drain::move_while` on real mbufs: it moves frames out while they are taken,

@@ -10,6 +10,10 @@ pub struct Mbuf {
     raw: NonNull<dpdk_sys::rte_mbuf>,
 }
 
+/// An mbuf's one segment has no room for the bytes to append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoRoom;
+
 // SAFETY: an mbuf is owned by one holder at a time; it may move between threads.
 unsafe impl Send for Mbuf {}
 
@@ -53,13 +57,17 @@ impl Mbuf {
         self.header().pkt_len
     }
 
-    /// Appends `bytes` to the data (one segment only).
-    pub fn append(&mut self, bytes: &[u8]) -> Result<(), ()> {
-        // SAFETY: valid mbuf; rte_pktmbuf_append returns NULL if there is no room.
-        let dst = unsafe { dpdk_sys::rte_pktmbuf_append(self.raw.as_ptr(), bytes.len() as u16) }
-            as *mut u8;
-        if dst.is_null() || bytes.len() > usize::from(u16::MAX) {
-            return Err(());
+    /// Appends `bytes` to the data (one segment only). With no room for all of
+    /// them, appends nothing.
+    pub fn append(&mut self, bytes: &[u8]) -> Result<(), NoRoom> {
+        // Checked before DPDK sees it: cast, a longer slice would append its length
+        // modulo 2^16.
+        let len = u16::try_from(bytes.len()).map_err(|_| NoRoom)?;
+        // SAFETY: valid mbuf; rte_pktmbuf_append returns NULL, appending nothing, if
+        // there is no room.
+        let dst = unsafe { dpdk_sys::rte_pktmbuf_append(self.raw.as_ptr(), len) } as *mut u8;
+        if dst.is_null() {
+            return Err(NoRoom);
         }
         // SAFETY: DPDK reserved bytes.len() bytes at dst.
         unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };

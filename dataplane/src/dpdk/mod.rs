@@ -15,7 +15,7 @@ mod ring;
 
 pub use eal::Eal;
 pub use lcore::{launch, LcoreJoin};
-pub use mbuf::{Mbuf, MbufBurst, BURST_SIZE};
+pub use mbuf::{Mbuf, MbufBurst, NoRoom, BURST_SIZE};
 pub use mempool::Mempool;
 pub use port::{Port, PortConfig, PortStats};
 pub use ring::MbufRing;
