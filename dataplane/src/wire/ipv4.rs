@@ -227,7 +227,7 @@ mod tests {
 
     #[test]
     fn emit() {
-        let mut bytes = vec![0u8; 40];
+        let mut bytes = [0u8; 40];
         let mut ip = Ipv4Packet::new_unchecked(&mut bytes[..]);
         ip.set_version_and_header_len(20);
         ip.set_dscp_ecn(0);
@@ -253,7 +253,8 @@ mod tests {
     #[test]
     fn refuses_bad_headers() {
         let bytes = packet_bytes();
-        let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>, Error); 5] = [
+        type Mutation = Box<dyn Fn(&mut Vec<u8>)>;
+        let cases: [(&str, Mutation, Error); 5] = [
             (
                 "shorter than 20",
                 Box::new(|b| b.truncate(19)),
