@@ -5,6 +5,7 @@
 #   bench/run.sh            full run (about 15 minutes)
 #   bench/run.sh --quick    smoke run (1 rep of 3 s, 1 and 1k flows, no lab peers)
 #   bench/run.sh --no-lab   skip the lab peer comparison (Pen, testpmd on the lab veth)
+#   bench/run.sh --out DIR  write the results to DIR instead (the tests' smoke run)
 #
 # 1. packet rate per worker core: dsrlb against dpdk-testpmd mac-forward (its ceiling)
 #    on the same port: net_pcap replaying a file of 64-byte frames from memory
@@ -16,21 +17,23 @@
 #    the health prober's schedule with 1000 targets.
 # Needs root (hugepages, namespaces). Every load is bounded in time.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="$HOME/.cargo/bin:$PATH"
 
-QUICK=0 LAB=1
-for arg in "$@"; do
-  case "$arg" in
+QUICK=0 LAB=1 OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
     --quick) QUICK=1; LAB=0 ;;
     --no-lab) LAB=0 ;;
-    *) echo "usage: $0 [--quick] [--no-lab]" >&2; exit 2 ;;
+    --out) [ $# -ge 2 ] || { echo "$0: --out needs a directory" >&2; exit 2; }; OUT=$(realpath -m -- "$2"); shift ;;
+    *) echo "usage: $0 [--quick] [--no-lab] [--out DIR]" >&2; exit 2 ;;
   esac
+  shift
 done
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
 if [ "$QUICK" = 1 ]; then DUR=3 REPS=1 FLOWS="1 1000"; else DUR=10 REPS=3 FLOWS="1 1000 100000 1000000"; fi
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
-OUT=bench/results/$STAMP
+OUT=${OUT:-bench/results/$STAMP}
 WORK=$(mktemp -d /tmp/dsrlb-bench.XXXXXX)
 mkdir -p "$OUT"
 cleanup() {
@@ -46,8 +49,6 @@ scripts/setup.sh
 if [ "$LAB" = 1 ] && ! { command -v pen && command -v nft; } >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q pen nftables >/dev/null
 fi
-# perf samples the forwarding core for the time-share ratio (section 1).
-command -v perf >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -q linux-perf >/dev/null || true
 cargo build --release -p control -p bench 2>&1 | tail -1
 {
   echo "date: $(date -u +%FT%TZ)"

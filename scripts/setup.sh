@@ -10,6 +10,7 @@ PACKAGES=(
   libpcap-dev                 # the net_pcap PMD's library
   tcpdump iproute2 ethtool curl python3 procps   # the namespace lab and the demo
   systemd                     # systemd-analyze checks scripts/dsrlb.service
+  linux-perf                  # the benchmark's PMD share (its smoke run is a test)
 )
 
 need_root() {

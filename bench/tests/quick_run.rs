@@ -1,0 +1,113 @@
+//! The benchmark harness's smoke run, end to end: `bench/run.sh --quick` builds the
+//! release binaries, runs testpmd and dsrlb side by side on the pcap replay, the
+//! micro-benchmarks and the prober schedule, and must leave a figure in every
+//! place a full run would. A harness that rots (a config key renamed under it, a
+//! forwarder that no longer starts) shows up here as `nan` or a missing file, not
+//! weeks later in a benchmark session.
+//!
+//! Needs root (hugepages, perf on CPU 1) and about two minutes on top of the release
+//! build: scripts/test.sh runs it (`--include-ignored`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
+}
+
+/// The rows of a results CSV after its header, split at commas.
+fn rows(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .skip(1)
+        .map(|line| line.split(',').map(str::to_owned).collect())
+        .collect()
+}
+
+/// The row's figure; `log` (the run's output) says why when there is none.
+fn figure(row: &[String], what: &str, log: &str) -> f64 {
+    let value = row.last().expect("a row has fields");
+    let figure: f64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("{what} {row:?}: `{value}` is not a number\n{log}"));
+    assert!(
+        figure.is_finite(),
+        "{what} {row:?}: not a measurement\n{log}"
+    );
+    figure
+}
+
+/// Removes the results directory however the test ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "needs root, hugepages and perf: scripts/test.sh runs it"]
+fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
+    // Not under /tmp/dsrlb-bench-*: run.sh's clean-up kills by that name.
+    let scratch = Scratch(std::env::temp_dir().join(format!("dsrlb-smoke-{}", std::process::id())));
+    let out = &scratch.0;
+    let root = workspace_root();
+    let run = Command::new(root.join("bench/run.sh"))
+        .args(["--quick", "--out"])
+        .arg(out)
+        .current_dir(&root)
+        .output()
+        .expect("bench/run.sh starts");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "bench/run.sh --quick: {}\n{stdout}\n{}",
+        run.status,
+        String::from_utf8_lossy(&run.stderr)
+    );
+
+    // Both forwarders at both flow counts, each with a rate and a PMD share.
+    let pps = rows(&out.join("pps.csv"));
+    let share = rows(&out.join("share.csv"));
+    for impl_name in ["testpmd", "dsrlb"] {
+        for flows in ["1", "1000"] {
+            let pick = |table: &[Vec<String>]| {
+                table
+                    .iter()
+                    .find(|r| {
+                        r.first().map(String::as_str) == Some(impl_name)
+                            && r.get(1).map(String::as_str) == Some(flows)
+                    })
+                    .cloned()
+                    .unwrap_or_else(|| panic!("no row for {impl_name} at {flows} flows\n{stdout}"))
+            };
+            let mpps = figure(&pick(&pps), "rate", &stdout);
+            // A forwarder that ran at all forwards millions a second here.
+            assert!(
+                mpps > 0.1,
+                "{impl_name} at {flows} flows: {mpps} Mpps\n{stdout}"
+            );
+            let pmd = figure(&pick(&share), "PMD share", &stdout);
+            assert!(
+                pmd > 0.0 && pmd <= 100.0,
+                "{impl_name} at {flows} flows: PMD {pmd} %"
+            );
+        }
+    }
+
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
+    assert!(summary.contains("Packet rate per worker core"), "{summary}");
+    let plot = std::fs::read_to_string(out.join("pps.svg")).expect("pps.svg");
+    assert!(plot.starts_with("<svg"), "pps.svg is not an SVG");
+    let micro = std::fs::read_to_string(out.join("micro.txt")).expect("micro.txt");
+    for line in ["N =  100 targets", "Flow table memory", "1000000 flows"] {
+        assert!(micro.contains(line), "micro.txt lacks `{line}`:\n{micro}");
+    }
+    let probes =
+        std::fs::read_to_string(out.join("probe-schedule.txt")).expect("probe-schedule.txt");
+    assert!(probes.contains("probes started"), "{probes}");
+}
