@@ -5,8 +5,8 @@
 //! forwarder that no longer starts) shows up here as `nan` or a missing file, not
 //! weeks later in a benchmark session.
 //!
-//! Needs root (hugepages, perf on CPU 1) and about two minutes on top of the release
-//! build: scripts/test.sh runs it (`--include-ignored`).
+//! Needs root (hugepages, perf on CPU 1) and about half a minute once the release
+//! build is done: scripts/test.sh runs it (`--include-ignored`).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
