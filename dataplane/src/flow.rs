@@ -370,13 +370,14 @@ impl FlowTable {
         } else if let Some(way) = entries.iter().position(|e| self.is_expired(e, now_ms)) {
             (way, Room::Expired)
         } else {
-            let mut oldest = 0;
+            let (mut oldest, mut oldest_idle) = (0, 0);
             for (way, e) in entries.iter().enumerate() {
-                if idle_ms(e, now_ms) > idle_ms(&entries[oldest], now_ms) {
-                    oldest = way;
+                let idle = idle_ms(e, now_ms);
+                if idle > oldest_idle {
+                    (oldest, oldest_idle) = (way, idle);
                 }
             }
-            if idle_ms(&entries[oldest], now_ms) < EVICT_AFTER_IDLE_MS {
+            if oldest_idle < EVICT_AFTER_IDLE_MS {
                 self.stats.bucket_full += 1;
                 return Insert::BucketFull;
             }
