@@ -9,8 +9,9 @@
 #              work per frame differs, so each is compared with testpmd on the same
 #              driver), and Pen in DSR mode (-O "dsr_if data0", UDP)
 # The benchmark's frames go from switch port to switch port by tc rules, past br-data
-# (see switch_port below). Forwarded = frames arriving on t1's and t2's data interfaces (kernel counters)
-# while the generator runs; drops = generator's sent - forwarded. Appends to OUT/lab.csv.
+# (see switch_port below). Forwarded = frames arriving on t1's and t2's data
+# interfaces (kernel counters) while the generator runs; drops = generator's sent -
+# forwarded. Appends to OUT/lab.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$1 DUR=$2 REPS=$3
@@ -48,16 +49,17 @@ sink dsr-t1 eth0; sink dsr-t2 eth0; sink dsr-lb data0
 # free. The benchmark's unicast IPv4 goes from switch port to switch port by tc
 # (u32 on the destination MAC, which sits 14 bytes before the IP header at ingress),
 # like a static FDB entry; ARP and everything else still crosses the bridge.
+# switch_port PORT MAC TO: frames entering the switch at PORT for MAC leave at TO.
 switch_port() {
-  local port=$1 mac_low=$2 to=$3
+  local port=$1 hex=${2//:/} to=$3
   ip netns exec dsr-sw tc qdisc replace dev "$port" clsact
   ip netns exec dsr-sw tc filter add dev "$port" ingress protocol ip u32 \
-    match u16 0x0299 0xffff at -14 match u32 "$mac_low" 0xffffffff at -12 \
+    match u16 "0x${hex:0:4}" 0xffff at -14 match u32 "0x${hex:4:8}" 0xffffffff at -12 \
     action mirred egress redirect dev "$to"
 }
-switch_port d-client 0x00000002 d-lb   # client -> balancer 02:99:00:00:00:02
-switch_port d-lb 0x0000000b d-t1       # balancer -> t1 02:99:00:00:00:0b
-switch_port d-lb 0x0000000c d-t2       # balancer -> t2 02:99:00:00:00:0c
+switch_port d-client 02:99:00:00:00:02 d-lb   # client -> balancer
+switch_port d-lb 02:99:00:00:00:0b d-t1       # balancer -> t1
+switch_port d-lb 02:99:00:00:00:0c d-t2       # balancer -> t2
 # Frames the u32 rules took past the bridge on PORT (a rate with no such frames would
 # be a rate through the bridge, not the one this harness describes).
 switched() {
