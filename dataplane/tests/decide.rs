@@ -837,7 +837,7 @@ fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
         ] {
             let mut run = SameFlowRun::default();
             for (i, frame) in burst.iter().enumerate() {
-                let (mut a, mut b) = ((*frame).clone(), (*frame).clone());
+                let (mut a, mut b) = (frame.clone(), frame.clone());
                 let va = decide_hinted(
                     &mut a,
                     &snapshot,
@@ -872,7 +872,7 @@ fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
     }
     let mut table = FlowTable::new(roomy);
     for frame in &burst {
-        decide(&mut (*frame).clone(), &snapshot, PORT_MAC, &mut table, 700);
+        decide(&mut frame.clone(), &snapshot, PORT_MAC, &mut table, 700);
     }
     for frame in [&a_ack, &d_syn, &e_ack] {
         decide(
