@@ -2,7 +2,8 @@
 # Runs every dsrlb test on this machine, after installing what they need (as root).
 #   unit tests over bytes (wire, Maglev, flow table, decide), DPDK in-process tests
 #   on real mbufs (ring and pcap vdevs), the dsrlb binary end to end on net_pcap, and
-#   the namespace lab end to end (real curl and UDP through dsrlb on an af_packet veth),
+#   the namespace lab end to end (real curl and UDP through dsrlb on a veth, by
+#   af_packet and by af_xdp),
 #   and the benchmark harness's smoke run (bench/run.sh --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -42,6 +42,8 @@ pub struct Port {
     id: u16,
     name: String,
     started: bool,
+    /// Transmit queues set up by `configure_and_start` (0 before).
+    tx_queues: u16,
 }
 
 impl Port {
@@ -60,6 +62,7 @@ impl Port {
             id,
             name: name.to_owned(),
             started: false,
+            tx_queues: 0,
         })
     }
 
@@ -97,6 +100,7 @@ impl Port {
             id: ret as u16,
             name: name.to_owned(),
             started: false,
+            tx_queues: 0,
         })
     }
 
@@ -199,6 +203,7 @@ impl Port {
             unsafe { dpdk_sys::rte_eth_dev_start(port) },
         )?;
         self.started = true;
+        self.tx_queues = config.tx_queues;
         if config.promiscuous {
             // SAFETY: started port.
             check(
@@ -268,10 +273,20 @@ impl Port {
         })
     }
 
-    /// Stops the port (flushing what a pcap vdev has written).
+    /// Stops the port (flushing what a pcap vdev has written). No other thread may
+    /// use its queues any more.
     pub fn stop(&mut self) -> Result<()> {
         if self.started {
             self.started = false;
+            // Some drivers free transmitted mbufs only on their next transmit
+            // (net_af_xdp reaps its completion ring then): an empty one gives back
+            // what the last burst left, so the pool's count at exit is exact.
+            for q in 0..self.tx_queues {
+                let mut none = [std::ptr::null_mut::<dpdk_sys::rte_mbuf>()];
+                // SAFETY: started port and set-up queue, used by no other thread;
+                // zero mbufs to send.
+                unsafe { dpdk_sys::rte_eth_tx_burst(self.id, q, none.as_mut_ptr(), 0) };
+            }
             // SAFETY: started port.
             check(|| format!("rte_eth_dev_stop(port {})", self.name), unsafe {
                 dpdk_sys::rte_eth_dev_stop(self.id)
