@@ -175,7 +175,7 @@ mod tests {
     }
 
     fn count(w: &RunningWorker, slot: u16, packets: u64) {
-        let c = &w.stats.slots.target_packets[usize::from(slot)];
+        let c = &w.stats.slots.targets[usize::from(slot)].packets;
         c.store(c.load(Ordering::Relaxed) + packets, Ordering::Relaxed);
     }
 

@@ -359,21 +359,21 @@ impl SameFlowRun {
     }
 }
 
-/// Whether a frame decided in full should start a run, given the frame after it in
-/// the burst: only if that one has the same addresses and ports (at the fast path's
-/// offsets), or if there is none (the run may carry over to the next burst). Among
-/// many flows almost no run outlives its first frame, and starting one costs more
-/// than this look: its image copied, then compared with the next frame.
+/// Whether a frame about to be decided in full should start a run, given the frame
+/// sent before it in the burst: only if that one had the same addresses and ports
+/// (at the fast path's offsets; a forward rewrites only the MACs), so the second
+/// frame of a train starts the run the rest of it continues. Among many flows almost
+/// no run outlives its first frame, and starting one costs more than this look (its
+/// image copied, then compared with the next frame). Looking back is cheaper than
+/// looking ahead at the next frame, whose mbuf is not loaded yet, and than keeping
+/// the last endpoints in registers, which the run's own loop needs.
 /// Never a question of correctness: a frame outside a run is decided in full.
 #[inline(always)]
-pub fn worth_a_run(frame: &[u8], next: Option<&[u8]>) -> bool {
+pub fn worth_a_run(frame: &[u8], previous: Option<&[u8]>) -> bool {
     const ENDPOINTS: std::ops::Range<usize> = 26..38;
-    match next {
-        None => true,
-        Some(next) => next
-            .get(ENDPOINTS)
-            .is_some_and(|n| Some(n) == frame.get(ENDPOINTS)),
-    }
+    previous
+        .and_then(|p| p.get(ENDPOINTS))
+        .is_some_and(|p| Some(p) == frame.get(ENDPOINTS))
 }
 
 /// The general path alone: every frame, every drop reason. `decide` tries the fast

@@ -54,14 +54,31 @@ pub struct WorkerStats {
 /// services with the snapshot.
 #[derive(Debug)]
 pub struct SlotStats {
-    pub target_packets: Box<[AtomicU64]>,
-    pub target_bytes: Box<[AtomicU64]>,
+    /// Packets and bytes forwarded to each target.
+    pub targets: Box<[TargetTraffic]>,
     /// Live flows pinned to each target, as of the last full walk of the flow table.
     pub target_flows: Box<[AtomicU64]>,
     /// Packets dropped because the service had no usable target.
     pub service_drops: Box<[AtomicU64]>,
     /// Full walks of the flow table so far.
     pub flow_walks: AtomicU64,
+}
+
+/// A target's packets and bytes side by side: one bounds check and one cache line
+/// for both.
+#[derive(Debug, Default)]
+#[repr(C, align(16))]
+pub struct TargetTraffic {
+    pub packets: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+impl TargetTraffic {
+    #[inline(always)]
+    fn add(&self, packets: u64, bytes: u64) {
+        add(&self.packets, packets);
+        add(&self.bytes, bytes);
+    }
 }
 
 fn zeroed(n: usize) -> Box<[AtomicU64]> {
@@ -71,8 +88,9 @@ fn zeroed(n: usize) -> Box<[AtomicU64]> {
 impl Default for SlotStats {
     fn default() -> Self {
         SlotStats {
-            target_packets: zeroed(MAX_TARGET_SLOTS),
-            target_bytes: zeroed(MAX_TARGET_SLOTS),
+            targets: (0..MAX_TARGET_SLOTS)
+                .map(|_| TargetTraffic::default())
+                .collect(),
             target_flows: zeroed(MAX_TARGET_SLOTS),
             service_drops: zeroed(MAX_SERVICE_SLOTS),
             flow_walks: AtomicU64::new(0),
@@ -86,10 +104,23 @@ fn load(counters: &[AtomicU64], slot: usize) -> u64 {
 
 impl SlotStats {
     pub fn target_packets(&self, slot: u16) -> u64 {
-        load(&self.target_packets, usize::from(slot))
+        self.targets
+            .get(usize::from(slot))
+            .map_or(0, |t| t.packets.load(Ordering::Relaxed))
     }
     pub fn target_bytes(&self, slot: u16) -> u64 {
-        load(&self.target_bytes, usize::from(slot))
+        self.targets
+            .get(usize::from(slot))
+            .map_or(0, |t| t.bytes.load(Ordering::Relaxed))
+    }
+
+    /// Counts frames forwarded to the target in `slot` (no slot of a snapshot is
+    /// out of range; one that were would go uncounted, not crash the worker).
+    #[inline(always)]
+    fn count_forwarded(&self, slot: u16, packets: u64, bytes: u64) {
+        if let Some(t) = self.targets.get(usize::from(slot)) {
+            t.add(packets, bytes);
+        }
     }
     pub fn target_flows(&self, slot: u16) -> u64 {
         load(&self.target_flows, usize::from(slot))
@@ -274,11 +305,36 @@ pub const LOOKAHEAD_FROM_LIVE_FLOWS: u64 = 4096;
 struct Lookahead {
     from_live_flows: u64,
     burst: MbufBurst,
-    hints: [Option<u64>; BURST_SIZE],
+    /// Two, used in turn: the held burst's, and the one being filled for the burst
+    /// just received (no copy from one to the other).
+    hints: [BurstHints; 2],
+    held: usize,
     seed: u64,
 }
 
-const NO_HINTS: [Option<u64>; BURST_SIZE] = [None; BURST_SIZE];
+/// The flow hashes of a burst's frames, by position, for the frames
+/// `flow_hash_hint` gave one for.
+struct BurstHints {
+    hashes: [u64; BURST_SIZE],
+    /// Bit i set: `hashes[i]` is frame i's. Unset slots are left as they were, so
+    /// a burst's hints cost no clearing of the array.
+    known: u32,
+}
+
+const _: () = assert!(BURST_SIZE <= 32, "one bit of BurstHints::known a frame");
+
+impl BurstHints {
+    const NONE: BurstHints = BurstHints {
+        hashes: [0; BURST_SIZE],
+        known: 0,
+    };
+
+    #[inline(always)]
+    fn get(&self, i: usize) -> Option<u64> {
+        let hash = *self.hashes.get(i)?;
+        (self.known & (1 << i) != 0).then_some(hash)
+    }
+}
 
 /// Most buckets of the flow table counted in one poll: few when bursts come full
 /// (the walk must not cost forwarding), more when there is slack.
@@ -406,7 +462,8 @@ impl Worker {
             lookahead: Lookahead {
                 from_live_flows: LOOKAHEAD_FROM_LIVE_FLOWS,
                 burst: MbufBurst::new(),
-                hints: NO_HINTS,
+                hints: [BurstHints::NONE, BurstHints::NONE],
+                held: 0,
                 seed: 0,
             },
             run: SameFlowRun::default(),
@@ -494,47 +551,40 @@ impl Worker {
         let mut tally = Tally::default();
         let mut decided = 0;
         let ahead = received > 0 && flows.stats().live >= lookahead.from_live_flows;
-        // Only when looking ahead: filling the array costs a 512-byte memset a poll.
-        let next_hints = ahead.then(|| {
+        let fill = 1 - lookahead.held;
+        if ahead {
             // Hash every flow of the new burst and start loading its bucket now; it
             // is decided on the next poll, so the held burst's work hides the loads.
             rx.prefetch_frames();
-            let mut hints = NO_HINTS;
-            for (i, hint) in hints.iter_mut().enumerate().take(received) {
-                *hint = rx.frame(i).and_then(|f| flow_hash_hint(f, snap.seed));
-                if let Some(hash) = *hint {
+            let hints = &mut lookahead.hints[fill];
+            hints.known = 0;
+            for (i, slot) in hints.hashes.iter_mut().enumerate().take(received) {
+                if let Some(hash) = rx.frame(i).and_then(|f| flow_hash_hint(f, snap.seed)) {
+                    *slot = hash;
+                    hints.known |= 1 << i;
                     flows.prefetch(hash);
                 }
             }
-            hints
-        });
+        }
+        let mut decide = |burst: &mut MbufBurst, hints: &BurstHints, tally: &mut Tally| {
+            decide_burst(
+                burst, hints, &snap, queues, flows, now_ms, punt, stats, tally, run,
+            )
+        };
         if !lookahead.burst.is_empty() {
             let hints = if lookahead.seed == snap.seed {
-                &lookahead.hints
+                &lookahead.hints[lookahead.held]
             } else {
-                &NO_HINTS
+                &BurstHints::NONE
             };
-            decided += decide_burst(
-                &mut lookahead.burst,
-                hints,
-                &snap,
-                queues,
-                flows,
-                now_ms,
-                punt,
-                stats,
-                &mut tally,
-                run,
-            );
+            decided += decide(&mut lookahead.burst, hints, &mut tally);
         }
-        if let Some(next_hints) = next_hints {
-            lookahead.hints = next_hints;
+        if ahead {
+            lookahead.held = fill;
             lookahead.seed = snap.seed;
             std::mem::swap(&mut lookahead.burst, &mut rx);
         } else if received > 0 {
-            decided += decide_burst(
-                &mut rx, &NO_HINTS, &snap, queues, flows, now_ms, punt, stats, &mut tally, run,
-            );
+            decided += decide(&mut rx, &BurstHints::NONE, &mut tally);
         }
         let walk_buckets = if received == BURST_SIZE {
             WALK_BUCKETS_FULL
@@ -567,6 +617,14 @@ struct Tally {
 }
 
 impl Tally {
+    /// Frames forwarded to the target in `slot`.
+    #[inline(always)]
+    fn forwarded(&mut self, slots: &SlotStats, slot: u16, packets: u64, bytes: u64) {
+        self.forwarded += packets;
+        self.forwarded_bytes += bytes;
+        slots.count_forwarded(slot, packets, bytes);
+    }
+
     #[inline(always)]
     fn publish(&self, stats: &WorkerStats, flows: FlowStats) {
         add(&stats.rx_packets, self.rx_packets);
@@ -596,43 +654,55 @@ impl Tally {
     }
 }
 
-/// Per-target packets and bytes of a burst, added up while consecutive frames go
-/// to the same target (the common case: bursts of one flow) and stored on change,
-/// so a burst of one flow does not chain 32 dependent read-modify-writes.
-struct TargetRun<'a> {
-    slots: &'a SlotStats,
-    slot: usize,
-    packets: u64,
-    bytes: u64,
-}
-
-impl TargetRun<'_> {
-    #[inline(always)]
-    fn count(&mut self, slot: u16, packets: u64, bytes: u64) {
-        let slot = usize::from(slot);
-        if slot != self.slot {
-            self.flush();
-            self.slot = slot;
+/// Sends a frame that is not forwarded on its way: out (a reply), to the control
+/// thread (a punt) or to `discard` (a drop), and counts it. Out of line: a
+/// dispatch over every verdict cost the forwarded frames about 10 instructions each.
+#[cold]
+#[inline(never)]
+fn dispatch_other(
+    verdict: Verdict,
+    mbuf: Mbuf,
+    out: &mut MbufBurst,
+    discard: &mut MbufBurst,
+    punt: &ArrayQueue<Mbuf>,
+    stats: &WorkerStats,
+    tally: &mut Tally,
+) {
+    // out and discard hold at most as many mbufs as the burst.
+    let _ = match verdict {
+        // decide_burst takes forwards inline; any other caller gets the same here.
+        Verdict::Forward { slot } => {
+            tally.forwarded(&stats.slots, slot, 1, u64::from(mbuf.pkt_len()));
+            out.push(mbuf)
         }
-        self.packets += packets;
-        self.bytes += bytes;
-    }
-
-    #[inline(always)]
-    fn flush(&mut self) {
-        if self.packets == 0 {
-            return;
+        Verdict::Reply(_) => {
+            tally.replied += 1;
+            out.push(mbuf)
         }
-        if let (Some(p), Some(b)) = (
-            self.slots.target_packets.get(self.slot),
-            self.slots.target_bytes.get(self.slot),
-        ) {
-            add(p, self.packets);
-            add(b, self.bytes);
+        Verdict::Punt(_) => match punt.push(mbuf) {
+            Ok(()) => {
+                tally.punted += 1;
+                Ok(())
+            }
+            Err(mbuf) => {
+                tally.punt_overflow += 1;
+                discard.push(mbuf)
+            }
+        },
+        Verdict::Drop(reason) => {
+            tally.drops[reason as usize] += 1;
+            tally.dropped += 1;
+            discard.push(mbuf)
         }
-        self.packets = 0;
-        self.bytes = 0;
-    }
+        Verdict::Unserved { service } => {
+            tally.drops[DropReason::NoUsableTarget as usize] += 1;
+            tally.dropped += 1;
+            if let Some(c) = stats.slots.service_drops.get(usize::from(service)) {
+                add(c, 1);
+            }
+            discard.push(mbuf)
+        }
+    };
 }
 
 /// Decides every frame of `burst` (rewriting in place), transmits what goes out and
@@ -641,7 +711,7 @@ impl TargetRun<'_> {
 #[inline(always)]
 fn decide_burst(
     burst: &mut MbufBurst,
-    hints: &[Option<u64>; BURST_SIZE],
+    hints: &BurstHints,
     snap: &Snapshot,
     queues: &WorkerQueues,
     flows: &mut FlowTable,
@@ -654,12 +724,6 @@ fn decide_burst(
     let count = burst.len();
     let mut out = MbufBurst::new();
     let mut discard = MbufBurst::new();
-    let mut targets = TargetRun {
-        slots: &stats.slots,
-        slot: usize::MAX,
-        packets: 0,
-        bytes: 0,
-    };
     // A local copy for the burst: behind the reference the compiler reloads the
     // run's fields after every frame it rewrites.
     let mut run = *run_carried;
@@ -676,17 +740,15 @@ fn decide_burst(
                 frames.move_while(&mut out, |frame| run.forward(frame).is_some());
             if run_packets > 0 {
                 tally.rx_bytes += run_bytes;
-                tally.forwarded += run_packets as u64;
-                tally.forwarded_bytes += run_bytes;
-                targets.count(run.slot(), run_packets as u64, run_bytes);
+                tally.forwarded(&stats.slots, run.slot(), run_packets as u64, run_bytes);
             }
         }
         let position = frames.position();
         let Some(mut mbuf) = frames.next() else {
             break;
         };
-        let start_run = worth_a_run(mbuf.data(), frames.peek());
-        let hint = hints.get(position).copied().flatten();
+        let start_run = worth_a_run(mbuf.data(), out.last_frame());
+        let hint = hints.get(position);
         let bytes = u64::from(mbuf.pkt_len());
         tally.rx_bytes += bytes;
         let verdict = decide_outside_run(
@@ -700,45 +762,15 @@ fn decide_burst(
             start_run,
         );
         // out and discard hold at most as many mbufs as the burst.
-        let _ = match verdict {
-            Verdict::Forward { slot } => {
-                tally.forwarded += 1;
-                tally.forwarded_bytes += bytes;
-                targets.count(slot, 1, bytes);
-                out.push(mbuf)
-            }
-            Verdict::Reply(_) => {
-                tally.replied += 1;
-                out.push(mbuf)
-            }
-            Verdict::Punt(_) => match punt.push(mbuf) {
-                Ok(()) => {
-                    tally.punted += 1;
-                    Ok(())
-                }
-                Err(mbuf) => {
-                    tally.punt_overflow += 1;
-                    discard.push(mbuf)
-                }
-            },
-            Verdict::Drop(reason) => {
-                tally.drops[reason as usize] += 1;
-                tally.dropped += 1;
-                discard.push(mbuf)
-            }
-            Verdict::Unserved { service } => {
-                tally.drops[DropReason::NoUsableTarget as usize] += 1;
-                tally.dropped += 1;
-                if let Some(c) = stats.slots.service_drops.get(usize::from(service)) {
-                    add(c, 1);
-                }
-                discard.push(mbuf)
-            }
-        };
+        if let Verdict::Forward { slot } = verdict {
+            tally.forwarded(&stats.slots, slot, 1, bytes);
+            let _ = out.push(mbuf);
+        } else {
+            dispatch_other(verdict, mbuf, &mut out, &mut discard, punt, stats, tally);
+        }
     }
     drop(frames);
     *run_carried = run;
-    targets.flush();
     let to_send = out.len() as u64;
     let sent = out.tx(queues.port, queues.tx_queue) as u64;
     out.free_all();

@@ -1084,12 +1084,12 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
     assert!(continued > 500, "{continued}");
 }
 
-/// A frame decided in full starts a run only where the next frame of its burst has
-/// its addresses and ports, or where it is the burst's last (its run may go on in
-/// the next burst); otherwise the run it replaces ends. Either way its verdict and
-/// bytes are those of the frame decided alone.
+/// A frame decided in full starts a run only where the frame sent before it in its
+/// burst had its addresses and ports (a train's second frame); otherwise the run it
+/// replaces ends. Either way its verdict and bytes are those of the frame decided
+/// alone.
 #[test]
-fn a_run_is_started_only_where_the_next_frame_may_continue_it() {
+fn a_run_is_started_only_where_the_frame_before_had_the_same_endpoints() {
     use dataplane::forward::{decide_outside_run, worth_a_run, SameFlowRun};
     let snapshot = single_target_snapshot();
     let tcp = |client: Ipv4Addr, port: u16, flags: u8| {
@@ -1097,8 +1097,8 @@ fn a_run_is_started_only_where_the_next_frame_may_continue_it() {
     };
     let other_client = Ipv4Addr::new(10, 99, 0, 7);
     let frame = tcp(CLIENT, 1000, FLAG_ACK);
-    let cases: [(&str, Option<Vec<u8>>, bool); 7] = [
-        ("last of the burst", None, true),
+    let cases: [(&str, Option<Vec<u8>>, bool); 8] = [
+        ("first of the burst", None, false),
         ("same flow", Some(frame.clone()), true),
         // The run will not take it (another TCP state), but a look cannot tell.
         (
@@ -1122,9 +1122,18 @@ fn a_run_is_started_only_where_the_next_frame_may_continue_it() {
             false,
         ),
         ("too short to tell", Some(frame[..37].to_vec()), false),
+        // As sent: forwarded to a target, from this port.
+        (
+            "same flow, rewritten",
+            Some(mutate(frame.clone(), |f| {
+                f[..6].copy_from_slice(&[2, 0, 0, 0, 1, 1]);
+                f[6..12].copy_from_slice(&PORT_MAC.0);
+            })),
+            true,
+        ),
     ];
-    for (what, next, expected) in cases {
-        let start_run = worth_a_run(&frame, next.as_deref());
+    for (what, previous, expected) in cases {
+        let start_run = worth_a_run(&frame, previous.as_deref());
         assert_eq!(start_run, expected, "{what}");
         let mut flows_in_burst = flows();
         let mut run = SameFlowRun::default();
