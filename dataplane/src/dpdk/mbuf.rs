@@ -292,13 +292,6 @@ impl Drain<'_> {
         self.next
     }
 
-    /// The data of the mbuf `next` would yield, left in the burst.
-    #[inline(always)]
-    pub fn peek(&self) -> Option<&[u8]> {
-        // Slots from `next` on are still the burst's: its own accessor applies.
-        self.burst.frame(self.next)
-    }
-
     /// Moves the mbufs from the next on into `to`, in order, for as long as `take`
     /// says yes to their frames (which it may rewrite only then) and `to` has room;
     /// the first it says no to stays for `next`. The pointers move as one copy, not
