@@ -103,22 +103,25 @@ fn load(counters: &[AtomicU64], slot: usize) -> u64 {
 }
 
 impl SlotStats {
+    /// No slot of a snapshot is out of range; one that were reads as zero and goes
+    /// uncounted, rather than crash the worker.
+    #[inline(always)]
+    fn target(&self, slot: u16) -> Option<&TargetTraffic> {
+        self.targets.get(usize::from(slot))
+    }
     pub fn target_packets(&self, slot: u16) -> u64 {
-        self.targets
-            .get(usize::from(slot))
+        self.target(slot)
             .map_or(0, |t| t.packets.load(Ordering::Relaxed))
     }
     pub fn target_bytes(&self, slot: u16) -> u64 {
-        self.targets
-            .get(usize::from(slot))
+        self.target(slot)
             .map_or(0, |t| t.bytes.load(Ordering::Relaxed))
     }
 
-    /// Counts frames forwarded to the target in `slot` (no slot of a snapshot is
-    /// out of range; one that were would go uncounted, not crash the worker).
+    /// Counts frames forwarded to the target in `slot`.
     #[inline(always)]
     fn count_forwarded(&self, slot: u16, packets: u64, bytes: u64) {
-        if let Some(t) = self.targets.get(usize::from(slot)) {
+        if let Some(t) = self.target(slot) {
             t.add(packets, bytes);
         }
     }
