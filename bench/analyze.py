@@ -15,7 +15,7 @@ def medians(path, key_fields, value_field):
         for row in csv.DictReader(f):
             try:
                 v = float(row[value_field])
-            except ValueError:
+            except (KeyError, TypeError, ValueError):  # no such column, or no value
                 continue
             if v == v:  # not NaN
                 groups.setdefault(tuple(row[k] for k in key_fields), []).append(v)
@@ -90,23 +90,31 @@ def main():
     if lab.exists():
         fwd = medians(lab, ["impl"], "forwarded_pps")
         drop = medians(lab, ["impl"], "drop_pct")
+        # Older result directories have no such column: shown as "n/a".
+        at_forwarder = medians(lab, ["impl"], "lost_at_forwarder_pct")
         with open(lab) as f:
             impls = list(dict.fromkeys(row["impl"] for row in csv.DictReader(f)))
         pen = fwd.get(("pen",), (float("nan"), 0))[0]
         print("## In the namespace lab (dsr-lb's data veth; generator in dsr-client)\n")
-        print("| forwarder | forwarded pps at the targets | drops % | / testpmd, same driver | / Pen | runs |")
-        print("|---|---:|---:|---:|---:|---:|")
+        print("| forwarder | forwarded pps at the targets | drops % | of which at the forwarder % "
+              "| / testpmd, same driver | / Pen | runs |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
         values = {}
         for impl in impls:
             v, n = fwd[(impl,)]
             d, _ = drop[(impl,)]
+            at = at_forwarder.get((impl,))
+            at_text = f"{at[0]:.1f}" if at else "n/a"
             driver = impl.partition("/")[2]
             ceiling = fwd.get((f"testpmd/{driver}",), (float("nan"), 0))[0] if driver else float("nan")
             vs_ceiling = f"{v / ceiling:.2f}" if impl.startswith("dsrlb") else ""
             vs_pen = f"{v / pen:.2f}" if impl != "pen" else ""
-            print(f"| {impl} | {v:,.0f} | {d:.1f} | {vs_ceiling} | {vs_pen} | {n} |")
+            print(f"| {impl} | {v:,.0f} | {d:.1f} | {at_text} | {vs_ceiling} | {vs_pen} | {n} |")
             values[("forwarded", impl)] = v / 1e6
         print()
+        print("At the forwarder: frames that reached dsr-lb's data0 (its receive counter) but were")
+        print("not forwarded: the forwarder did not take them off its ring or socket in time. The")
+        print("rest of the drops were lost before data0, in the generator or the switch.\n")
         bar_svg("Lab: forwarded packets per second at the targets (median, Mpps)", ["forwarded"],
                 impls, values, "Mpps", out / "lab.svg")
     latency = out / "latency.csv"

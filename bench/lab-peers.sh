@@ -11,7 +11,9 @@
 # The benchmark's frames go from switch port to switch port by tc rules, past br-data
 # (see switch_port below). Forwarded = frames arriving on t1's and t2's data
 # interfaces (kernel counters) while the generator runs; drops = generator's sent -
-# forwarded. Appends to OUT/lab.csv.
+# forwarded, and of those, lost at the forwarder = frames that reached dsr-lb's data0
+# (its receive counter, before any socket) but were not forwarded: the forwarder's own
+# receive ring overflowed. Appends to OUT/lab.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$1 DUR=$2 REPS=$3
@@ -65,8 +67,9 @@ switch_port d-lb 02:99:00:00:00:0c d-t2       # balancer -> t2
 switched() {
   ip netns exec dsr-sw tc -s filter show dev "$1" ingress | awk '/Sent [0-9]+ bytes/ {n += $4} END {print n + 0}'
 }
-echo "impl,rep,sent,forwarded,generator_pps,forwarded_pps,drop_pct" > "$OUT/lab.csv"
-rx() { ip netns exec "$1" cat /sys/class/net/eth0/statistics/rx_packets; }
+echo "impl,rep,sent,forwarded,generator_pps,forwarded_pps,drop_pct,arrived,lost_at_forwarder_pct" > "$OUT/lab.csv"
+# rx NAMESPACE [IFACE]: frames the interface has received.
+rx() { ip netns exec "$1" cat "/sys/class/net/${2:-eth0}/statistics/rx_packets"; }
 
 cat > "$WORK/dsrlb.toml" <<TOML
 [appliance]
@@ -132,25 +135,29 @@ for rep in $(seq 1 "$REPS"); do
       *) start_forwarder "${impl%/*}" "$AF_PACKET" ;;
     esac
     before=$(( $(rx dsr-t1) + $(rx dsr-t2) ))
+    arrived_before=$(rx dsr-lb data0)
     ip netns exec dsr-client timeout -s INT "$DUR" dpdk-testpmd --lcores '0@0,1@0' --in-memory \
       --file-prefix=dsrlb-bench-gen --no-pci --vdev net_af_xdp0,iface=eth0,start_queue=0,queue_count=1 -- \
       --forward-mode=txonly --txonly-multi-flow --tx-ip=10.99.0.1,10.99.0.100 --tx-udp=9,9 \
       --eth-peer=0,02:99:00:00:00:02 --nb-cores=1 --stats-period 1 > "$WORK/gen.log" 2>&1 || true
     sleep 0.5
     after=$(( $(rx dsr-t1) + $(rx dsr-t2) ))
+    arrived=$(( $(rx dsr-lb data0) - arrived_before ))
     stop_forwarder
     sent=$(grep -oE "TX-packets: [0-9]+" "$WORK/gen.log" | tail -1 | grep -oE "[0-9]+" || echo 0)
     # The generator's steady sending rate (its per-second Tx-pps, start-up skipped);
     # forwarded frames arrive at that rate times the share that got through.
-    python3 - "$impl" "$rep" "$sent" "$((after - before))" "$WORK/gen.log" >> "$OUT/lab.csv" <<'PY'
+    python3 - "$impl" "$rep" "$sent" "$((after - before))" "$WORK/gen.log" "$arrived" >> "$OUT/lab.csv" <<'PY'
 import re, statistics, sys
 impl, rep, sent, fwd, log = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+arrived = int(sys.argv[6])
 rates = [int(r) for r in re.findall(r"Tx-pps:\s+(\d+)", open(log).read())][1:]
 gen = statistics.median(rates) if rates else float("nan")
 share = min(fwd, sent) / sent if sent else float("nan")
-print(f"{impl},{rep},{sent},{fwd},{gen:.0f},{gen * share:.0f},{100 * (1 - share):.2f}")
+at_forwarder = max(min(arrived, sent) - fwd, 0) / sent if sent else float("nan")
+print(f"{impl},{rep},{sent},{fwd},{gen:.0f},{gen * share:.0f},{100 * (1 - share):.2f},{arrived},{100 * at_forwarder:.2f}")
 PY
-    tail -1 "$OUT/lab.csv" | awk -F, '{printf "  rep %s  %-17s sent %9d  forwarded %9d  generator %8.0f pps  forwarded %8.0f pps  drops %5.1f%%\n", $2, $1, $3, $4, $5, $6, $7}'
+    tail -1 "$OUT/lab.csv" | awk -F, '{printf "  rep %s  %-17s sent %9d  forwarded %9d  generator %8.0f pps  forwarded %8.0f pps  drops %5.1f%% (%.1f%% at the forwarder)\n", $2, $1, $3, $4, $5, $6, $7, $9}'
   done
 done
 for port in d-client d-lb; do
