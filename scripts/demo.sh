@@ -49,7 +49,7 @@ printf '  %s\n' "$(ip netns exec dsr-client python3 scripts/lab-client.py udp --
 echo "== the client's ARP entry for the VIP (dsrlb's port is 02:99:00:00:00:02)"
 printf '  %s\n' "$(ip netns exec dsr-client ip neigh show 10.99.0.100)"
 sleep 1  # let the workers' flow-table walk catch up for FLOWS
-for what in servers targets; do
+for what in servers targets stats; do
   echo "== dsrlb show $what --config config/examples/lab.toml"
   target/release/dsrlb show "$what" --config config/examples/lab.toml | sed 's/^/  /'
 done

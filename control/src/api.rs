@@ -118,6 +118,10 @@ pub struct WorkerView {
     pub flow_guard_refused: u64,
     /// New flows not remembered: their bucket held only active flows.
     pub flow_bucket_full: u64,
+    /// Bursts of received frames decided. `rx_packets / bursts` near the burst size
+    /// (32) says the worker is saturated: every poll found a full burst waiting.
+    #[serde(default)]
+    pub bursts: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -224,6 +228,14 @@ pub fn targets_table(targets: &[TargetView]) -> String {
     )
 }
 
+/// Frames a burst on average, one decimal ("-" before the first burst).
+fn per_burst(w: &WorkerView) -> String {
+    if w.bursts == 0 {
+        return "-".to_owned();
+    }
+    format!("{:.1}", w.rx_packets as f64 / w.bursts as f64)
+}
+
 pub fn stats_table(stats: &StatsView) -> String {
     let mut out = format!(
         "dsrlb {} up {}s, config {} (snapshot {}, reloads {} ok {} failed)\n\n",
@@ -251,6 +263,7 @@ pub fn stats_table(stats: &StatsView) -> String {
                 w.flows_evicted.to_string(),
                 w.flow_guard_refused.to_string(),
                 w.flow_bucket_full.to_string(),
+                per_burst(w),
             ]
         })
         .collect();
@@ -268,6 +281,7 @@ pub fn stats_table(stats: &StatsView) -> String {
             "EVICTED",
             "GUARD",
             "FULL",
+            "PER_BURST",
         ],
         &rows,
     ));

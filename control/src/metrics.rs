@@ -371,6 +371,15 @@ pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView)
         worker,
         |w| w.flow_bucket_full,
     );
+    family(
+        &mut out,
+        "dsrlb_worker_bursts_total",
+        "counter",
+        "Bursts of received frames the worker decided: rx_packets_total / bursts_total near 32 means it is saturated.",
+        workers,
+        worker,
+        |w| w.bursts,
+    );
     Family::start(
         &mut out,
         "dsrlb_mempool_mbufs_in_use",
@@ -487,6 +496,7 @@ mod tests {
                 flows_evicted: 0,
                 flow_guard_refused: 0,
                 flow_bucket_full: 3,
+                bursts: 2,
             }],
             ports: vec![],
             mempool_in_use: 12,
@@ -539,5 +549,8 @@ mod tests {
         assert!(text.contains("dsrlb_config_reloads_total{result=\"refused\"} 2\n"));
         assert!(text
             .contains("dsrlb_flow_bucket_full_total{lcore=\"1\",port=\"data\",queue=\"0\"} 3\n"));
+        assert!(
+            text.contains("dsrlb_worker_bursts_total{lcore=\"1\",port=\"data\",queue=\"0\"} 2\n")
+        );
     }
 }

@@ -175,6 +175,7 @@ impl Appliance {
                     flows_evicted: c.flows.evicted,
                     flow_guard_refused: c.flows.guard_refused,
                     flow_bucket_full: c.flows.bucket_full,
+                    bursts: c.bursts,
                 }
             })
             .collect();

@@ -382,8 +382,15 @@ fn show_target_and_reload_through_the_control_socket() {
     assert_eq!(worker["rx_packets"], frames.len() as u64);
     assert_eq!(worker["drops"]["no_service"], 1);
     assert_eq!(worker["flows_live"], 201, "200 TCP flows and one UDP flow");
+    let bursts = worker["bursts"].as_u64().unwrap_or(0);
+    assert!(
+        bursts >= (frames.len() as u64).div_ceil(32) && bursts <= frames.len() as u64,
+        "{bursts} bursts of at most 32 for {} frames",
+        frames.len()
+    );
     assert!(stats["mempool_in_use"].as_u64().is_some());
     let (_, table, _) = ctl(&socket, &["show", "stats"]);
+    assert!(table.contains("PER_BURST"), "{table}");
     assert!(
         table.contains("lcore 1 drops by reason: no_service=1"),
         "{table}"

@@ -38,6 +38,7 @@ pub struct WorkerStats {
     /// Frames the driver did not take (tx ring full), freed.
     pub tx_dropped: AtomicU64,
     pub drops: [AtomicU64; DropReason::COUNT],
+    /// Bursts of received frames decided (polls that found frames).
     pub bursts: AtomicU64,
     pub flows_live: AtomicU64,
     pub flows_inserted: AtomicU64,

@@ -330,6 +330,7 @@ fn forwards_replies_punts_and_drops(lookahead: bool) {
 
     let c = rig.stats.read();
     assert_eq!(c.rx_packets, 8);
+    assert_eq!(c.bursts, 1, "8 frames, one burst");
     assert_eq!(
         (c.forwarded, c.replied, c.punted, c.tx_packets),
         (2, 2, 1, 4)
@@ -1117,6 +1118,8 @@ fn lookahead_decides_one_poll_late_and_as_a_direct_worker_would() {
         (ca.rx_packets, ca.forwarded, ca.tx_packets, ca.flows),
         (cd.rx_packets, cd.forwarded, cd.tx_packets, cd.flows)
     );
+    // 32, twice 300 (nine full bursts and one of 12), 32.
+    assert_eq!((ca.bursts, cd.bursts), (22, 22), "bursts decided");
     direct.assert_no_leak();
     ahead.assert_no_leak();
 }
