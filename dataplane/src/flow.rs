@@ -60,13 +60,15 @@ pub struct FlowTarget {
     pub generation: u32,
 }
 
+/// The values are bits chosen so that a packet's state ORed into its entry's is the
+/// entry's next state (see `FlowEntry::touch`): SYN-only | established = established.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum FlowState {
     /// TCP flow of which only SYNs were seen: short timeout, a SYN flood ages out fast.
-    TcpSynOnly = 1,
-    TcpEstablished = 2,
-    Udp = 3,
+    TcpSynOnly = 0b01,
+    Udp = 0b10,
+    TcpEstablished = 0b11,
 }
 
 const EMPTY: u8 = 0;
@@ -251,17 +253,18 @@ impl FlowEntry<'_> {
     #[inline(always)]
     pub fn touch(&mut self, now_ms: u64, packet_state: FlowState) {
         self.entry.last_seen_ms = now_ms as u32;
-        // States are ordered SYN-only < established, and a key is TCP or UDP for
-        // good: the larger of the two is the promotion, without a branch.
-        let state = self.entry.state().max(packet_state as u8);
-        self.entry.set_state(state);
+        // The promotion is an OR of the state bits (see `FlowState`): one instruction
+        // instead of unpacking, comparing and repacking the state. A key keeps its
+        // protocol, except where a reused service slot meets an entry of the other
+        // one; the OR then gives it established's timeout, never another target.
+        self.entry.service_state |= u16::from(packet_state as u8) << SERVICE_BITS;
     }
 }
 
 fn state_from_u8(value: u8) -> FlowState {
     match value {
         1 => FlowState::TcpSynOnly,
-        3 => FlowState::Udp,
+        2 => FlowState::Udp,
         _ => FlowState::TcpEstablished,
     }
 }
@@ -274,11 +277,12 @@ impl FlowTable {
             // Written, not zero-mapped: every page is faulted in now, not on the fast path.
             buckets: HugeSlice::new(buckets, Bucket::default()),
             mask: buckets - 1,
+            // Indexed by `FlowState as u8`.
             timeouts_ms: [
                 0,
                 config.tcp_syn_timeout_ms,
-                config.tcp_established_timeout_ms,
                 config.udp_timeout_ms,
+                config.tcp_established_timeout_ms,
             ],
             guard: NewFlowGuard::new(config.new_flow_rate),
             config,

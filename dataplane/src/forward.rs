@@ -453,8 +453,13 @@ fn fast_path(
     let key = FlowKey::new(src, src_port, dst_port, service.slot);
     let hash =
         hash_hint.unwrap_or_else(|| flow_hash(src, dst, src_port, dst_port, proto, snapshot.seed));
-    // As it came in: `forward` rewrites it.
-    let head: [u8; RUN_SPAN] = h[..RUN_SPAN].try_into().ok()?;
+    // As it came in (`forward` rewrites it), for the run it may start: copied only
+    // then, since most frames start no run.
+    let head: Option<[u8; RUN_SPAN]> = if start_run {
+        h[..RUN_SPAN].try_into().ok()
+    } else {
+        None
+    };
     let Some(to) = forward(
         frame, service, &key, hash, state, snapshot, port_mac, flows, now_ms,
     ) else {
@@ -464,8 +469,8 @@ fn fast_path(
         });
     };
     // The rewritten MACs, read back: two loads.
-    match frame.get(..12) {
-        Some(m) if to.remembered && start_run => {
+    match (frame.get(..12), head) {
+        (Some(m), Some(head)) if to.remembered => {
             *run = SameFlowRun {
                 image: HeadWords::new(head),
                 mask: if proto == 6 {
