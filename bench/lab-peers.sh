@@ -12,8 +12,8 @@
 # (see switch_port below). Forwarded = frames arriving on t1's and t2's data
 # interfaces (kernel counters) while the generator runs; drops = generator's sent -
 # forwarded, and of those, lost at the forwarder = frames that reached dsr-lb's data0
-# (its receive counter, before any socket) but were not forwarded: the forwarder's own
-# receive ring overflowed. Appends to OUT/lab.csv.
+# (its receive counter, before any socket) but were not forwarded: the forwarder did
+# not take them off its ring or socket in time. Appends to OUT/lab.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=$1 DUR=$2 REPS=$3

@@ -277,7 +277,6 @@ impl FlowTable {
             // Written, not zero-mapped: every page is faulted in now, not on the fast path.
             buckets: HugeSlice::new(buckets, Bucket::default()),
             mask: buckets - 1,
-            // Indexed by `FlowState as u8`.
             timeouts_ms: [
                 0,
                 config.tcp_syn_timeout_ms,
