@@ -161,15 +161,13 @@ pub fn decide_hinted(
     if let Some(slot) = run.forward(frame) {
         return Verdict::Forward { slot };
     }
-    decide_outside_run(
-        frame, snapshot, port_mac, flows, now_ms, hash_hint, run, true,
-    )
+    decide_outside_run(frame, snapshot, port_mac, flows, now_ms, hash_hint, run)
 }
 
 /// `decide_hinted` for a frame its caller has found not to continue `run`
-/// (`SameFlowRun::forward` said no). The frame starts a new run if it can and
-/// `start_run` says so (see `worth_a_run`); otherwise it ends the run.
-#[allow(clippy::too_many_arguments)]
+/// (`SameFlowRun::forward` said no). The frame starts a new run if it can and the
+/// frame decided in full before it was of its flow (see `SameFlowRun::last_hash`);
+/// otherwise it ends the run.
 #[inline(always)]
 pub fn decide_outside_run(
     frame: &mut [u8],
@@ -179,11 +177,8 @@ pub fn decide_outside_run(
     now_ms: u64,
     hash_hint: Option<u64>,
     run: &mut SameFlowRun,
-    start_run: bool,
 ) -> Verdict {
-    if let Some(verdict) = fast_path(
-        frame, snapshot, port_mac, flows, now_ms, hash_hint, run, start_run,
-    ) {
+    if let Some(verdict) = fast_path(frame, snapshot, port_mac, flows, now_ms, hash_hint, run) {
         return verdict;
     }
     run.end();
@@ -223,6 +218,14 @@ pub struct SameFlowRun {
     /// The snapshot (`Snapshot::epoch`) and millisecond of the run's first frame.
     snapshot_epoch: u64,
     now_ms: u64,
+    /// The flow hash of the frame the fast path decided in full last, run or not: a
+    /// frame with the same hash starts a run, so a train's second frame starts the
+    /// run the rest of it continues. Among many flows almost no run outlives its
+    /// first frame, and starting one for every frame costs more than this compare
+    /// (its image copied, then compared with the next frame). A hash that matches
+    /// another flow's only starts a run that no frame continues: never a question of
+    /// correctness, since a frame outside a run is decided in full.
+    last_hash: u64,
 }
 
 /// Bytes of a frame compared with the run's first frame: the fast path's span up to
@@ -307,6 +310,7 @@ impl Default for SameFlowRun {
             macs_tail: 0,
             snapshot_epoch: 0,
             now_ms: 0,
+            last_hash: 0,
         }
     }
 }
@@ -359,23 +363,6 @@ impl SameFlowRun {
     }
 }
 
-/// Whether a frame about to be decided in full should start a run, given the frame
-/// sent before it in the burst: only if that one had the same addresses and ports
-/// (at the fast path's offsets; a forward rewrites only the MACs), so the second
-/// frame of a train starts the run the rest of it continues. Among many flows almost
-/// no run outlives its first frame, and starting one costs more than this look (its
-/// image copied, then compared with the next frame). Looking back is cheaper than
-/// looking ahead at the next frame, whose mbuf is not loaded yet, and than keeping
-/// the last endpoints in registers, which the run's own loop needs.
-/// Never a question of correctness: a frame outside a run is decided in full.
-#[inline(always)]
-pub fn worth_a_run(frame: &[u8], previous: Option<&[u8]>) -> bool {
-    const ENDPOINTS: std::ops::Range<usize> = 26..38;
-    previous
-        .and_then(|p| p.get(ENDPOINTS))
-        .is_some_and(|p| Some(p) == frame.get(ENDPOINTS))
-}
-
 /// The general path alone: every frame, every drop reason. `decide` tries the fast
 /// path first; tests compare the two.
 #[doc(hidden)]
@@ -412,7 +399,6 @@ fn fast_path(
     now_ms: u64,
     hash_hint: Option<u64>,
     run: &mut SameFlowRun,
-    start_run: bool,
 ) -> Option<Verdict> {
     let len = frame.len();
     let h: &[u8; FAST_SPAN] = frame.get(..FAST_SPAN)?.try_into().ok()?;
@@ -453,6 +439,8 @@ fn fast_path(
     let key = FlowKey::new(src, src_port, dst_port, service.slot);
     let hash =
         hash_hint.unwrap_or_else(|| flow_hash(src, dst, src_port, dst_port, proto, snapshot.seed));
+    let start_run = hash == run.last_hash;
+    run.last_hash = hash;
     // As it came in (`forward` rewrites it), for the run it may start: copied only
     // then, since most frames start no run.
     let head: Option<[u8; RUN_SPAN]> = if start_run {
@@ -484,6 +472,7 @@ fn fast_path(
                 macs_tail: u32::from_ne_bytes([m[8], m[9], m[10], m[11]]),
                 snapshot_epoch: snapshot.epoch(),
                 now_ms,
+                last_hash: hash,
             }
         }
         // Only the marker: writing a whole empty run cost 18 instructions a frame.

@@ -7,9 +7,7 @@
 
 use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
-use crate::forward::{
-    decide_outside_run, flow_hash_hint, worth_a_run, DropReason, SameFlowRun, Verdict,
-};
+use crate::forward::{decide_outside_run, flow_hash_hint, DropReason, SameFlowRun, Verdict};
 use crate::rcu::Reader;
 use crate::snapshot::{Snapshot, MAX_SERVICE_SLOTS, MAX_TARGET_SLOTS};
 use crate::wire::MacAddr;
@@ -751,7 +749,6 @@ fn decide_burst(
         let Some(mut mbuf) = frames.next() else {
             break;
         };
-        let start_run = worth_a_run(mbuf.data(), out.last_frame());
         let hint = hints.get(position);
         let bytes = u64::from(mbuf.pkt_len());
         tally.rx_bytes += bytes;
@@ -763,7 +760,6 @@ fn decide_burst(
             now_ms,
             hint,
             &mut run,
-            start_run,
         );
         // out and discard hold at most as many mbufs as the burst.
         if let Verdict::Forward { slot } = verdict {

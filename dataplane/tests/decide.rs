@@ -1001,9 +1001,9 @@ fn a_run_carried_across_bursts_is_decided_as_each_frame_alone() {
 /// A run takes a frame without re-validating it when the frame's header matches the
 /// run's first frame under a mask. Every single-byte change and every cut of a TCP
 /// ACK, a bare SYN, a TCP segment with data and UDP datagrams (short, padded, with
-/// data), decided right after that frame in its run, against the same two frames
-/// decided one by one: the same verdict, the same bytes out, and the same flow state
-/// (probed after SYN-only flows time out).
+/// data), decided right after that frame (its flow's second, which starts the run),
+/// against the same frames decided one by one: the same verdict, the same bytes out,
+/// and the same flow state (probed after SYN-only flows time out).
 #[test]
 fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
     use dataplane::forward::{decide_hinted, SameFlowRun};
@@ -1042,6 +1042,17 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
             let first = decide_hinted(&mut a0, &snapshot, PORT_MAC, &mut in_run, 0, None, &mut run);
             assert_eq!(first, decide(&mut b0, &snapshot, PORT_MAC, &mut alone, 0));
             assert!(matches!(first, Verdict::Forward { .. }), "{first:?}");
+            let (mut a1, mut b1) = (seed.clone(), seed.clone());
+            let second =
+                decide_hinted(&mut a1, &snapshot, PORT_MAC, &mut in_run, 0, None, &mut run);
+            assert_eq!(second, decide(&mut b1, &snapshot, PORT_MAC, &mut alone, 0));
+            assert_eq!(second, first);
+            // Only the fast path starts runs: it reads 54 bytes (Ethernet, IPv4, TCP).
+            assert_eq!(
+                run.stands(),
+                seed.len() >= 54,
+                "the flow's second frame starts the run: {seed:02x?}"
+            );
             let (mut a, mut b) = (frame.clone(), frame);
             let va = decide_hinted(&mut a, &snapshot, PORT_MAC, &mut in_run, 0, None, &mut run);
             let vb = decide(&mut b, &snapshot, PORT_MAC, &mut alone, 0);
@@ -1084,75 +1095,78 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
     assert!(continued > 500, "{continued}");
 }
 
-/// A frame decided in full starts a run only where the frame sent before it in its
-/// burst had its addresses and ports (a train's second frame); otherwise the run it
-/// replaces ends. Either way its verdict and bytes are those of the frame decided
-/// alone.
+/// A frame decided in full starts a run only where the last frame whose flow the fast
+/// path hashed before it was of its flow (a train's second frame); otherwise the run
+/// it replaces ends. Frames dropped before their flow is hashed do not count. Either
+/// way its verdict and bytes are those of the frame decided alone.
 #[test]
-fn a_run_is_started_only_where_the_frame_before_had_the_same_endpoints() {
-    use dataplane::forward::{decide_outside_run, worth_a_run, SameFlowRun};
+fn a_run_is_started_only_where_the_flow_hashed_before_was_the_same() {
+    use dataplane::forward::{decide_outside_run, SameFlowRun};
     let snapshot = single_target_snapshot();
     let tcp = |client: Ipv4Addr, port: u16, flags: u8| {
         tcp_frame(PORT_MAC, CLIENT_MAC, (client, port), (VIP, 80), flags)
     };
     let other_client = Ipv4Addr::new(10, 99, 0, 7);
     let frame = tcp(CLIENT, 1000, FLAG_ACK);
-    let cases: [(&str, Option<Vec<u8>>, bool); 8] = [
-        ("first of the burst", None, false),
-        ("same flow", Some(frame.clone()), true),
-        // The run will not take it (another TCP state), but a look cannot tell.
+    let no_service = mutate(frame.clone(), |f| f[37] ^= 1);
+    let cut_short = frame[..37].to_vec();
+    let other_port = tcp(CLIENT, 1001, FLAG_ACK);
+    // What is decided between the run it replaces and the frame, and whether the
+    // frame then starts a run.
+    let cases: [(&str, Vec<Vec<u8>>, bool); 8] = [
+        ("nothing", vec![], false),
+        ("the same flow", vec![frame.clone()], true),
+        // The run will not take it (another TCP state), but the flow is the same.
         (
-            "same endpoints, a SYN",
-            Some(tcp(CLIENT, 1000, FLAG_SYN)),
+            "the same endpoints, a SYN",
+            vec![tcp(CLIENT, 1000, FLAG_SYN)],
             true,
         ),
-        (
-            "another source port",
-            Some(tcp(CLIENT, 1001, FLAG_ACK)),
-            false,
-        ),
+        ("another source port", vec![other_port.clone()], false),
         (
             "another client",
-            Some(tcp(other_client, 1000, FLAG_ACK)),
+            vec![tcp(other_client, 1000, FLAG_ACK)],
             false,
         ),
         (
-            "to another port",
-            Some(mutate(frame.clone(), |f| f[37] ^= 1)),
-            false,
-        ),
-        ("too short to tell", Some(frame[..37].to_vec()), false),
-        // As sent: forwarded to a target, from this port.
-        (
-            "same flow, rewritten",
-            Some(mutate(frame.clone(), |f| {
-                f[..6].copy_from_slice(&[2, 0, 0, 0, 1, 1]);
-                f[6..12].copy_from_slice(&PORT_MAC.0);
-            })),
+            "the same flow, then a frame to a port with no service",
+            vec![frame.clone(), no_service],
             true,
         ),
+        (
+            "the same flow, then a frame cut short",
+            vec![frame.clone(), cut_short],
+            true,
+        ),
+        (
+            "the same flow, then another flow",
+            vec![frame.clone(), other_port],
+            false,
+        ),
     ];
-    for (what, previous, expected) in cases {
-        let start_run = worth_a_run(&frame, previous.as_deref());
-        assert_eq!(start_run, expected, "{what}");
+    for (what, between, expected) in cases {
         let mut flows_in_burst = flows();
         let mut run = SameFlowRun::default();
-        // The run the frame replaces: another flow's.
-        let mut before = tcp(other_client, 2000, FLAG_ACK);
-        let decide_next =
-            |frame: &mut Vec<u8>, flows: &mut FlowTable, run: &mut SameFlowRun, start| {
-                decide_outside_run(frame, &snapshot, PORT_MAC, flows, 0, None, run, start)
-            };
-        decide_next(&mut before, &mut flows_in_burst, &mut run, true);
-        assert!(run.stands());
+        let decide_next = |frame: &mut Vec<u8>, flows: &mut FlowTable, run: &mut SameFlowRun| {
+            decide_outside_run(frame, &snapshot, PORT_MAC, flows, 0, None, run)
+        };
+        // The run the frame replaces, another flow's: its second frame starts it.
+        let before = tcp(other_client, 2000, FLAG_ACK);
+        decide_next(&mut before.clone(), &mut flows_in_burst, &mut run);
+        assert!(!run.stands(), "{what}: a flow's first frame starts no run");
+        decide_next(&mut before.clone(), &mut flows_in_burst, &mut run);
+        assert!(run.stands(), "{what}: its second does");
+        for mut frame in between {
+            decide_next(&mut frame, &mut flows_in_burst, &mut run);
+        }
         let (mut a, mut b) = (frame.clone(), frame.clone());
-        let verdict = decide_next(&mut a, &mut flows_in_burst, &mut run, start_run);
+        let verdict = decide_next(&mut a, &mut flows_in_burst, &mut run);
         assert_eq!(
             verdict,
             decide(&mut b, &snapshot, PORT_MAC, &mut flows(), 0),
             "{what}"
         );
         assert_eq!(a, b, "{what}");
-        assert_eq!(run.stands(), start_run, "{what}");
+        assert_eq!(run.stands(), expected, "after {what}");
     }
 }

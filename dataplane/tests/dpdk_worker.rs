@@ -908,8 +908,7 @@ fn an_append_takes_all_of_its_bytes_or_none() {
 
 /// `Drain::move_while` on real mbufs: it moves frames out while they are taken,
 /// stops at the first refused (which stays for `next`), stops where the target
-/// burst is full, rewrites only what it takes, and counts their bytes; the target
-/// burst's `last_frame` is the last moved in.
+/// burst is full, rewrites only what it takes, and counts their bytes.
 #[test]
 fn a_drain_moves_frames_out_while_they_are_taken() {
     let _dpdk = dpdk();
@@ -924,7 +923,7 @@ fn a_drain_moves_frames_out_while_they_are_taken() {
     {
         let mut drain = burst.drain();
         assert_eq!(drain.move_while(&mut out, |frame| frame[0] == 1), (0, 0));
-        assert!(out.last_frame().is_none(), "nothing moved yet");
+        assert!(out.is_empty(), "nothing moved yet");
         assert_eq!(
             drain.move_while(&mut out, |frame| {
                 if frame[0] >= 3 {
@@ -936,7 +935,7 @@ fn a_drain_moves_frames_out_while_they_are_taken() {
             (3, 60 + 61 + 62)
         );
         assert_eq!(drain.position(), 3);
-        assert_eq!(out.last_frame().map(|f| f[..2].to_vec()), Some(vec![2, 9]));
+        assert_eq!(out.len(), 3);
         assert_eq!(
             drain.next().unwrap().data()[..2],
             [3, 3],
@@ -946,7 +945,6 @@ fn a_drain_moves_frames_out_while_they_are_taken() {
         assert_eq!(drain.position(), 6);
         assert_eq!(drain.move_while(&mut out, |_| true), (0, 0), "past the end");
         assert!(drain.next().is_none());
-        assert_eq!(out.last_frame().map(|f| f[..2].to_vec()), Some(vec![5, 5]));
         assert_eq!(pool.in_use(), 5);
     }
     assert_eq!(out.len(), 5);

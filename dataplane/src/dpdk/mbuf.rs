@@ -226,12 +226,6 @@ impl MbufBurst {
         Some(unsafe { mbuf_data(m) })
     }
 
-    /// The last mbuf's data, if any.
-    #[inline(always)]
-    pub fn last_frame(&self) -> Option<&[u8]> {
-        self.frame(self.len().checked_sub(1)?)
-    }
-
     /// Starts loading every frame's first cache line.
     #[inline(always)]
     pub fn prefetch_frames(&self) {
