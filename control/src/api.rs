@@ -119,7 +119,8 @@ pub struct WorkerView {
     /// New flows not remembered: their bucket held only active flows.
     pub flow_bucket_full: u64,
     /// Bursts of received frames decided. `rx_packets / bursts` near the burst size
-    /// (32) says the worker is saturated: every poll found a full burst waiting.
+    /// (`dataplane::dpdk::BURST_SIZE`) says the worker is saturated: every poll found
+    /// a full burst waiting.
     #[serde(default)]
     pub bursts: u64,
 }

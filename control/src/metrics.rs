@@ -3,6 +3,7 @@
 
 use crate::api::{Request, ServerView, StatsView, TargetView};
 use crate::ctl::{AcceptLoop, Asker};
+use dataplane::dpdk::BURST_SIZE;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpListener, TcpStream};
@@ -375,7 +376,9 @@ pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView)
         &mut out,
         "dsrlb_worker_bursts_total",
         "counter",
-        "Bursts of received frames the worker decided: rx_packets_total / bursts_total near 32 means it is saturated.",
+        &format!(
+            "Bursts of received frames the worker decided: rx_packets_total / bursts_total near {BURST_SIZE} means it is saturated."
+        ),
         workers,
         worker,
         |w| w.bursts,

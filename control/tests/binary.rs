@@ -5,6 +5,7 @@
 mod common;
 
 use dataplane::craft::{arp_frame, tcp_frame, udp_frame};
+use dataplane::dpdk::BURST_SIZE;
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use dataplane::wire::{ArpOperation, MacAddr};
 use std::net::Ipv4Addr;
@@ -384,8 +385,9 @@ fn show_target_and_reload_through_the_control_socket() {
     assert_eq!(worker["flows_live"], 201, "200 TCP flows and one UDP flow");
     let bursts = worker["bursts"].as_u64().unwrap_or(0);
     assert!(
-        bursts >= (frames.len() as u64).div_ceil(32) && bursts <= frames.len() as u64,
-        "{bursts} bursts of at most 32 for {} frames",
+        bursts >= (frames.len() as u64).div_ceil(BURST_SIZE as u64)
+            && bursts <= frames.len() as u64,
+        "{bursts} bursts of at most {BURST_SIZE} for {} frames",
         frames.len()
     );
     assert!(stats["mempool_in_use"].as_u64().is_some());
