@@ -119,13 +119,25 @@ def main():
                 impls, values, "Mpps", out / "lab.svg")
     latency = out / "latency.csv"
     if latency.exists():
-        print("## Latency through the forwarder (UDP ping-pong in the lab, microseconds)\n")
-        print("| forwarder | p50 | p99 | lost |")
-        print("|---|---:|---:|---:|")
+        print("## Latency through the forwarder (UDP round trips in the lab, microseconds)\n")
         with open(latency) as f:
-            for row in csv.DictReader(f):
-                print(f"| {row['impl']} | {row['p50_us']} | {row['p99_us']} | {row['lost']} |")
-        print("\nClient and echo are Python on a shared 2-vCPU VM: compare rows, do not read absolutes.\n")
+            rows = list(csv.DictReader(f))
+        # Results from before dsrlb-rtt have no direct round trips (and Python's times).
+        direct = bool(rows) and "direct_p50_us" in rows[0]
+        print("| forwarder | p50 | p99 | lost | direct to t1 p50 / p99 | the forwarder's hop adds at p50 |")
+        print("|---|---:|---:|---:|---:|---:|")
+        for row in rows:
+            if direct:
+                added = f"{float(row['p50_us']) - float(row['direct_p50_us']):.1f}"
+                alone = f"{row['direct_p50_us']} / {row['direct_p99_us']}"
+            else:
+                added = alone = "n/a"
+            print(f"| {row['impl']} | {row['p50_us']} | {row['p99_us']} | {row['lost']} | {alone} | {added} |")
+        if direct:
+            print("\nClient and echo are dsrlb-rtt (compiled) on a shared 2-vCPU VM; direct: the same client to")
+            print("t1's own address under the same forwarder, one hop (two veth crossings and the forwarder) shorter.\n")
+        else:
+            print("\nClient and echo are Python on a shared 2-vCPU VM: compare rows, do not read absolutes.\n")
     for name in ["micro.txt", "probe-schedule.txt"]:
         p = out / name
         if p.exists():

@@ -4,8 +4,6 @@ which target answered. Prints JSON: {"answers": {"t1": n, ...}, "failed": n}.
 
   lab-client.py http --vip 10.99.0.100 --count 200
   lab-client.py udp  --vip 10.99.0.100 --port 5353 --count 200
-  lab-client.py rtt --count 1000 --gap-ms 2
-      UDP ping-pong with the VIP:5353 echo: prints {"p50_us", "p99_us", "lost"}
   lab-client.py stream --want t2 --secs 25
       one long-lived HTTP stream that lands on target t2 (new source ports are tried
       until one does); prints {"target", "lines", "ok", "error"}: ok means every line
@@ -97,34 +95,9 @@ def stream(args):
     print()
 
 
-def rtt(args):
-    port = args.port or 5353
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.settimeout(0.2)
-    s.bind((args.src, 0))
-    s.connect((args.vip, port))
-    samples, lost = [], 0
-    for _ in range(args.count):
-        if lost >= 20 and not samples:
-            break  # nothing answers: stop rather than wait out every timeout
-        t = time.perf_counter()
-        s.send(b"?")
-        try:
-            s.recv(64)
-            samples.append((time.perf_counter() - t) * 1e6)
-        except socket.timeout:
-            lost += 1
-        time.sleep(args.gap_ms / 1000)
-    samples.sort()
-    pick = lambda q: samples[min(len(samples) - 1, int(q * len(samples)))] if samples else float("nan")
-    json.dump({"p50_us": round(pick(0.50), 1), "p99_us": round(pick(0.99), 1), "lost": lost}, sys.stdout)
-    print()
-
-
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["http", "udp", "stream", "rtt"])
-    ap.add_argument("--gap-ms", type=float, default=2.0)
+    ap.add_argument("mode", choices=["http", "udp", "stream"])
     ap.add_argument("--want", default="t2")
     ap.add_argument("--secs", type=int, default=25)
     ap.add_argument("--vip", default="10.99.0.100")
@@ -135,8 +108,6 @@ def main():
     args = ap.parse_args()
     if args.mode == "stream":
         return stream(args)
-    if args.mode == "rtt":
-        return rtt(args)
     port = args.port or (80 if args.mode == "http" else 5353)
     sport = random.randrange(20000, 60000 - 2 * args.count)
     answers, failed, errors = {}, 0, []
