@@ -101,8 +101,9 @@ def main():
         print("|---|---:|---:|---:|---:|---:|---:|")
         values = {}
         for impl in impls:
-            v, n = fwd[(impl,)]
-            d, _ = drop[(impl,)]
+            # No figure (a rep too short for the generator's per-second rate): nan, not a crash.
+            v, n = fwd.get((impl,), (float("nan"), 0))
+            d, _ = drop.get((impl,), (float("nan"), 0))
             at = at_forwarder.get((impl,))
             at_text = f"{at[0]:.1f}" if at else "n/a"
             driver = impl.partition("/")[2]
@@ -130,6 +131,8 @@ def main():
             if direct:
                 added = f"{float(row['p50_us']) - float(row['direct_p50_us']):.1f}"
                 alone = f"{row['direct_p50_us']} / {row['direct_p99_us']}"
+                # (direct_lost came a run after the direct columns)
+                alone += f" ({row['direct_lost']} lost)" if row.get("direct_lost") else ""
             else:
                 added = alone = "n/a"
             print(f"| {row['impl']} | {row['p50_us']} | {row['p99_us']} | {row['lost']} | {alone} | {added} |")

@@ -188,14 +188,14 @@ for t in 1 2; do
 done
 sleep 0.5
 rtt() { ip netns exec dsr-client target/release/dsrlb-rtt ping --to "$1:7" --src 10.99.0.1 --count 3000 --gap-us 500; }
-echo "impl,p50_us,p99_us,lost,direct_p50_us,direct_p99_us" > "$OUT/latency.csv"
+echo "impl,p50_us,p99_us,lost,direct_p50_us,direct_p99_us,direct_lost" > "$OUT/latency.csv"
 echo "== 4. latency: UDP round trips through the forwarder and direct to t1 (3000 x each, 0.5 ms apart)"
 for impl in testpmd dsrlb dsrlb-backoff; do
   start_forwarder "$impl"
   direct=$(rtt 10.99.0.11)
   via=$(rtt 10.99.0.100)
   stop_forwarder
-  python3 -c "import json,sys; v=json.loads(sys.argv[2]); d=json.loads(sys.argv[3]); print(f\"{sys.argv[1]},{v['p50_us']},{v['p99_us']},{v['lost']},{d['p50_us']},{d['p99_us']}\")" "$impl" "$via" "$direct" >> "$OUT/latency.csv"
+  python3 -c "import json,sys; v=json.loads(sys.argv[2]); d=json.loads(sys.argv[3]); print(f\"{sys.argv[1]},{v['p50_us']},{v['p99_us']},{v['lost']},{d['p50_us']},{d['p99_us']},{d['lost']}\")" "$impl" "$via" "$direct" >> "$OUT/latency.csv"
   printf '  %-14s via the forwarder %s\n  %-14s direct to t1      %s\n' "$impl" "$via" "" "$direct"
 done
 stop_echoes
