@@ -110,9 +110,17 @@ fn ping(
         }
         let token = u64::from(seq).to_le_bytes();
         let sent = Instant::now();
-        socket
-            .send(&token)
-            .map_err(|e| format!("send to {to}: {e}"))?;
+        match socket.send(&token) {
+            Ok(_) => {}
+            // An ICMP unreachable that came after its round trip timed out: this one
+            // is lost too.
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+                lost += 1;
+                std::thread::sleep(gap);
+                continue;
+            }
+            Err(e) => return Err(format!("send to {to}: {e}")),
+        }
         loop {
             let left = timeout.saturating_sub(sent.elapsed());
             if left.is_zero() {
