@@ -101,12 +101,25 @@ fn ping(
     socket
         .connect(to)
         .map_err(|e| format!("connect {to}: {e}"))?;
+    let set_wait = |wait: Duration| {
+        socket
+            .set_read_timeout(Some(wait))
+            .map_err(|e| format!("{to}: {e}"))
+    };
+    // The wait is set before the clock starts, so no round trip times a setsockopt;
+    // only a late answer to an earlier one shortens it (and it is restored after).
+    set_wait(timeout)?;
+    let mut wait_shortened = false;
     let mut samples = Vec::with_capacity(count as usize);
     let mut lost = 0;
     let mut buf = [0u8; 64];
     for seq in 0..count {
         if lost >= GIVE_UP_AFTER_LOST && samples.is_empty() {
             break;
+        }
+        if wait_shortened {
+            set_wait(timeout)?;
+            wait_shortened = false;
         }
         let token = u64::from(seq).to_le_bytes();
         let sent = Instant::now();
@@ -122,21 +135,22 @@ fn ping(
             Err(e) => return Err(format!("send to {to}: {e}")),
         }
         loop {
-            let left = timeout.saturating_sub(sent.elapsed());
-            if left.is_zero() {
-                lost += 1;
-                break;
-            }
-            socket
-                .set_read_timeout(Some(left))
-                .map_err(|e| format!("{to}: {e}"))?;
             match socket.recv(&mut buf) {
                 Ok(n) if buf[..n] == token => {
                     samples.push(sent.elapsed().as_secs_f64() * 1e6);
                     break;
                 }
-                // The late answer to a round trip already counted lost.
-                Ok(_) => {}
+                // The late answer to a round trip already counted lost: wait out
+                // what is left of this one's timeout.
+                Ok(_) => {
+                    let left = timeout.saturating_sub(sent.elapsed());
+                    if left.is_zero() {
+                        lost += 1;
+                        break;
+                    }
+                    set_wait(left)?;
+                    wait_shortened = true;
+                }
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
                     lost += 1;
                     break;
