@@ -6,6 +6,8 @@
 #   bench/run.sh --quick    smoke run (1 rep of 3 s, 1 and 1k flows, no lab peers)
 #   bench/run.sh --no-lab   skip the lab peer comparison (Pen, testpmd on the lab veth)
 #   bench/run.sh --out DIR  write the results to DIR instead (the tests' smoke run)
+#   bench/run.sh --reps N   N alternated runs of each forwarder instead of 3 (1 with
+#                           --quick): more for steadier medians on a noisy host
 #
 # 1. packet rate per worker core: dsrlb against dpdk-testpmd mac-forward (its ceiling)
 #    on the same port: net_pcap replaying a file of 64-byte frames from memory
@@ -18,19 +20,23 @@
 # Needs root (hugepages, namespaces). Every load is bounded in time.
 set -euo pipefail
 
-QUICK=0 LAB=1 OUT=""
+QUICK=0 LAB=1 OUT="" REPS_ASKED=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; LAB=0 ;;
     --no-lab) LAB=0 ;;
     --out) [ $# -ge 2 ] || { echo "$0: --out needs a directory" >&2; exit 2; }; OUT=$(realpath -m -- "$2"); shift ;;
-    *) echo "usage: $0 [--quick] [--no-lab] [--out DIR]" >&2; exit 2 ;;
+    --reps)
+      [ $# -ge 2 ] && [[ "$2" =~ ^[1-9][0-9]?$ ]] || { echo "$0: --reps needs a number of runs from 1 to 99" >&2; exit 2; }
+      REPS_ASKED=$2; shift ;;
+    *) echo "usage: $0 [--quick] [--no-lab] [--out DIR] [--reps N]" >&2; exit 2 ;;
   esac
   shift
 done
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 if [ "$QUICK" = 1 ]; then DUR=3 REPS=1 FLOWS="1 1000"; else DUR=10 REPS=3 FLOWS="1 1000 100000 1000000"; fi
+REPS=${REPS_ASKED:-$REPS}
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 OUT=${OUT:-bench/results/$STAMP}

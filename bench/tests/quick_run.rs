@@ -1,11 +1,12 @@
-//! The benchmark harness's smoke run, end to end: `bench/run.sh --quick` builds the
-//! release binaries, runs testpmd and dsrlb side by side on the pcap replay, the
+//! The benchmark harness's smoke run, end to end: `bench/run.sh --quick --reps 2`
+//! builds the release binaries, runs testpmd and dsrlb side by side on the pcap
+//! replay, alternated twice, the
 //! micro-benchmarks and the prober schedule, and must leave a figure in every
 //! place a full run would. A harness that rots (a config key renamed under it, a
 //! forwarder that no longer starts) shows up here as `nan` or a missing file, not
 //! weeks later in a benchmark session.
 //!
-//! Needs root (hugepages, perf on CPU 1) and about half a minute once the release
+//! Needs root (hugepages, perf on CPU 1) and about a minute once the release
 //! build is done: scripts/test.sh runs it (`--include-ignored`).
 
 use std::path::{Path, PathBuf};
@@ -57,7 +58,8 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
     let out = &scratch.0;
     let root = workspace_root();
     let run = Command::new(root.join("bench/run.sh"))
-        .args(["--quick", "--out"])
+        // Two reps, not quick's one: the option must reach every alternated pair.
+        .args(["--quick", "--reps", "2", "--out"])
         .arg(out)
         .current_dir(&root)
         .output()
@@ -70,32 +72,36 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
         String::from_utf8_lossy(&run.stderr)
     );
 
-    // Both forwarders at both flow counts, each with a rate and a PMD share.
+    // Both forwarders at both flow counts, rep 1 and rep 2 each, each with a rate
+    // and a PMD share, and nothing else.
     let pps = rows(&out.join("pps.csv"));
     let share = rows(&out.join("share.csv"));
+    assert_eq!(pps.len(), 8, "{pps:?}");
+    assert_eq!(share.len(), 8, "{share:?}");
     for impl_name in ["testpmd", "dsrlb"] {
         for flows in ["1", "1000"] {
-            let pick = |table: &[Vec<String>]| {
-                table
-                    .iter()
-                    .find(|r| {
-                        r.first().map(String::as_str) == Some(impl_name)
-                            && r.get(1).map(String::as_str) == Some(flows)
-                    })
-                    .cloned()
-                    .unwrap_or_else(|| panic!("no row for {impl_name} at {flows} flows\n{stdout}"))
-            };
-            let mpps = figure(&pick(&pps), "rate", &stdout);
-            // A forwarder that ran at all forwards millions a second here.
-            assert!(
-                mpps > 0.1,
-                "{impl_name} at {flows} flows: {mpps} Mpps\n{stdout}"
-            );
-            let pmd = figure(&pick(&share), "PMD share", &stdout);
-            assert!(
-                pmd > 0.0 && pmd <= 100.0,
-                "{impl_name} at {flows} flows: PMD {pmd} %"
-            );
+            for rep in ["1", "2"] {
+                let pick = |table: &[Vec<String>]| {
+                    table
+                        .iter()
+                        .find(|r| r.get(..3).is_some_and(|key| key == [impl_name, flows, rep]))
+                        .cloned()
+                        .unwrap_or_else(|| {
+                            panic!("no row for {impl_name} at {flows} flows, rep {rep}\n{stdout}")
+                        })
+                };
+                let mpps = figure(&pick(&pps), "rate", &stdout);
+                // A forwarder that ran at all forwards millions a second here.
+                assert!(
+                    mpps > 0.1,
+                    "{impl_name} at {flows} flows: {mpps} Mpps\n{stdout}"
+                );
+                let pmd = figure(&pick(&share), "PMD share", &stdout);
+                assert!(
+                    pmd > 0.0 && pmd <= 100.0,
+                    "{impl_name} at {flows} flows: PMD {pmd} %"
+                );
+            }
         }
     }
 
@@ -110,4 +116,32 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
     let probes =
         std::fs::read_to_string(out.join("probe-schedule.txt")).expect("probe-schedule.txt");
     assert!(probes.contains("probes started"), "{probes}");
+}
+
+/// A bad `--reps` is refused before anything runs: exit 2, the option named, no
+/// results written.
+#[test]
+fn a_bad_rep_count_is_refused_naming_the_option() {
+    let root = workspace_root();
+    for args in [
+        vec!["--reps"],
+        vec!["--reps", "0"],
+        vec!["--reps", "three"],
+        vec!["--reps", "-1"],
+        vec!["--reps", "100"],
+    ] {
+        let scratch =
+            Scratch(std::env::temp_dir().join(format!("dsrlb-reps-{}", std::process::id())));
+        let run = Command::new(root.join("bench/run.sh"))
+            .args(&args)
+            .arg("--out")
+            .arg(&scratch.0)
+            .current_dir(&root)
+            .output()
+            .expect("bench/run.sh starts");
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains("--reps"), "{args:?}: {stderr}");
+        assert!(!scratch.0.exists(), "{args:?} wrote results");
+    }
 }
