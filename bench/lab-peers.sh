@@ -16,7 +16,14 @@
 # not take them off its ring or socket in time. Appends to OUT/lab.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+[ $# = 3 ] || { echo "usage: $0 OUT DUR REPS" >&2; exit 2; }
 OUT=$1 DUR=$2 REPS=$3
+for tool in dpdk-testpmd pen nft; do
+  command -v "$tool" >/dev/null || { echo "$0: no $tool: run scripts/setup.sh" >&2; exit 1; }
+done
+# Run alone it needs the release binaries too (bench/run.sh has built them already).
+cargo build --release -p control -p bench 2>&1 | tail -1
 WORK=$(mktemp -d /tmp/dsrlb-lab-bench.XXXXXX)
 fw=""
 echoes=()

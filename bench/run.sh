@@ -51,10 +51,6 @@ cleanup() {
 trap cleanup EXIT
 
 scripts/setup.sh
-# The lab comparison's peer (Pen) and its packet sinks (nft).
-if [ "$LAB" = 1 ] && ! { command -v pen && command -v nft; } >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q pen nftables >/dev/null
-fi
 cargo build --release -p control -p bench 2>&1 | tail -1
 {
   echo "date: $(date -u +%FT%TZ)"

@@ -11,6 +11,7 @@ PACKAGES=(
   tcpdump iproute2 ethtool curl python3 procps   # the namespace lab and the demo
   systemd                     # systemd-analyze checks scripts/dsrlb.service
   linux-perf                  # the benchmark's PMD share (its smoke run is a test)
+  pen nftables                # the benchmark's lab peer and its packet sinks (a test)
 )
 
 need_root() {

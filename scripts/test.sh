@@ -4,7 +4,8 @@
 #   on real mbufs (ring and pcap vdevs), the dsrlb binary end to end on net_pcap, and
 #   the namespace lab end to end (real curl and UDP through dsrlb on a veth, by
 #   af_packet and by af_xdp),
-#   and the benchmark harness's smoke run (bench/run.sh --quick).
+#   and the benchmark harness's smoke run (bench/run.sh --quick --reps 2) and a short
+#   run of its lab part (bench/lab-peers.sh, two reps of 3 s).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"

@@ -9,15 +9,11 @@
 //! Needs root (hugepages, perf on CPU 1) and about a minute once the release
 //! build is done: scripts/test.sh runs it (`--include-ignored`).
 
+mod common;
+
+use common::{run_script, workspace_root};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("bench/ has a parent")
-        .to_path_buf()
-}
 
 /// The rows of a results CSV after its header, split at commas.
 fn rows(path: &Path) -> Vec<Vec<String>> {
@@ -56,20 +52,16 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
     // Not under /tmp/dsrlb-bench-*: run.sh's clean-up kills by that name.
     let scratch = Scratch(std::env::temp_dir().join(format!("dsrlb-smoke-{}", std::process::id())));
     let out = &scratch.0;
-    let root = workspace_root();
-    let run = Command::new(root.join("bench/run.sh"))
-        // Two reps, not quick's one: the option must reach every alternated pair.
-        .args(["--quick", "--reps", "2", "--out"])
-        .arg(out)
-        .current_dir(&root)
-        .output()
-        .expect("bench/run.sh starts");
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "bench/run.sh --quick: {}\n{stdout}\n{}",
-        run.status,
-        String::from_utf8_lossy(&run.stderr)
+    // Two reps, not quick's one: the option must reach every alternated pair.
+    let stdout = run_script(
+        "bench/run.sh",
+        [
+            "--quick".as_ref(),
+            "--reps".as_ref(),
+            "2".as_ref(),
+            "--out".as_ref(),
+            out.as_os_str(),
+        ],
     );
 
     // Both forwarders at both flow counts, rep 1 and rep 2 each, each with a rate

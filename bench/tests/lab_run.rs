@@ -1,0 +1,130 @@
+//! The harness's lab part, end to end and short: `bench/lab-peers.sh OUT 3 2` brings
+//! the namespace lab up, runs the generator against testpmd and dsrlb on af_packet and
+//! af_xdp and against Pen, two reps of 3 s, then the latency round trips, and must
+//! leave a figure in every row, the pairs in turn (testpmd first in rep 1, dsrlb
+//! first in rep 2), and no echo or forwarder behind. What the full run's lab figures
+//! rest on rots here first (Pen's flags, the nft sinks, the tc switch rules).
+//!
+//! Needs root (namespaces, hugepages, Pen and nft from scripts/setup.sh) and about
+//! two minutes: scripts/test.sh runs it (`--include-ignored`).
+
+mod common;
+
+use common::{run_script, workspace_root};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The rows of a results CSV as (header, rows), split at commas.
+fn table(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_owned).collect());
+    (lines.next().unwrap_or_default(), lines.collect())
+}
+
+fn number(header: &[String], row: &[String], column: &str) -> f64 {
+    let at = header
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column {column} in {header:?}"));
+    row.get(at)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .unwrap_or_else(|| panic!("{column} of {row:?} is not a measurement"))
+}
+
+/// Takes the lab down and removes the results however the test ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = Command::new(workspace_root().join("scripts/lab.sh"))
+            .arg("down")
+            .output();
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+#[ignore = "needs root, namespaces, Pen and nft: scripts/test.sh runs it"]
+fn the_lab_part_leaves_every_row_with_the_pairs_in_turn() {
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("dsrlb-labrun-{}", std::process::id())));
+    let out = &scratch.0;
+    std::fs::create_dir_all(out).expect("results directory");
+    let stdout = run_script(
+        "bench/lab-peers.sh",
+        [out.as_os_str(), "3".as_ref(), "2".as_ref()],
+    );
+
+    let (header, rows) = table(&out.join("lab.csv"));
+    let order: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| (r.get(1).cloned().unwrap_or_default(), r[0].clone()))
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("1", "testpmd/af_packet"),
+        ("1", "dsrlb/af_packet"),
+        ("1", "testpmd/af_xdp"),
+        ("1", "dsrlb/af_xdp"),
+        ("1", "pen"),
+        ("2", "dsrlb/af_packet"),
+        ("2", "testpmd/af_packet"),
+        ("2", "dsrlb/af_xdp"),
+        ("2", "testpmd/af_xdp"),
+        ("2", "pen"),
+    ]
+    .iter()
+    .map(|(rep, fw)| (rep.to_string(), fw.to_string()))
+    .collect();
+    assert_eq!(order, expected, "{stdout}");
+    for row in &rows {
+        let sent = number(&header, row, "sent");
+        let forwarded = number(&header, row, "forwarded");
+        // Every forwarder forwards most of what it is offered here (Pen about half).
+        assert!(sent > 10_000.0, "{row:?}\n{stdout}");
+        assert!(
+            forwarded > sent / 4.0 && forwarded <= sent,
+            "{row:?}\n{stdout}"
+        );
+        let drops = number(&header, row, "drop_pct");
+        let at_forwarder = number(&header, row, "lost_at_forwarder_pct");
+        assert!((0.0..=100.0).contains(&drops), "{row:?}");
+        assert!(at_forwarder <= drops + 0.01, "{row:?}");
+        assert!(number(&header, row, "forwarded_pps") > 0.0, "{row:?}");
+    }
+
+    let (header, rows) = table(&out.join("latency.csv"));
+    let forwarders: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(
+        forwarders,
+        ["testpmd", "dsrlb", "dsrlb-backoff"],
+        "{stdout}"
+    );
+    for row in &rows {
+        let (p50, p99) = (
+            number(&header, row, "p50_us"),
+            number(&header, row, "p99_us"),
+        );
+        assert!(p50 > 0.0 && p99 >= p50, "{row:?}");
+        let direct = number(&header, row, "direct_p50_us");
+        assert!(direct > 0.0, "{row:?}");
+        // 3000 round trips each way: a handful lost on a busy VM, not most.
+        assert!(number(&header, row, "lost") < 300.0, "{row:?}");
+        assert!(number(&header, row, "direct_lost") < 300.0, "{row:?}");
+    }
+
+    // Nothing the harness started is left running.
+    for name in ["dsrlb", "dsrlb-rtt", "pen", "dpdk-testpmd"] {
+        let left = Command::new("pgrep")
+            .args(["-x", name])
+            .output()
+            .expect("pgrep runs");
+        assert!(
+            left.stdout.is_empty(),
+            "{name} still running: {}",
+            String::from_utf8_lossy(&left.stdout)
+        );
+    }
+}
