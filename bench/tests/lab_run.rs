@@ -10,29 +10,9 @@
 
 mod common;
 
-use common::{run_script, workspace_root};
-use std::path::{Path, PathBuf};
+use common::{number, read_csv, run_script, workspace_root};
+use std::path::PathBuf;
 use std::process::Command;
-
-/// The rows of a results CSV as (header, rows), split at commas.
-fn table(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut lines = text
-        .lines()
-        .map(|l| l.split(',').map(str::to_owned).collect());
-    (lines.next().unwrap_or_default(), lines.collect())
-}
-
-fn number(header: &[String], row: &[String], column: &str) -> f64 {
-    let at = header
-        .iter()
-        .position(|h| h == column)
-        .unwrap_or_else(|| panic!("no column {column} in {header:?}"));
-    row.get(at)
-        .and_then(|v| v.parse::<f64>().ok())
-        .filter(|v| v.is_finite())
-        .unwrap_or_else(|| panic!("{column} of {row:?} is not a measurement"))
-}
 
 /// Takes the lab down and removes the results however the test ends.
 struct Scratch(PathBuf);
@@ -58,7 +38,7 @@ fn the_lab_part_leaves_every_row_with_the_pairs_in_turn() {
         [out.as_os_str(), "3".as_ref(), "2".as_ref()],
     );
 
-    let (header, rows) = table(&out.join("lab.csv"));
+    let (header, rows) = read_csv(&out.join("lab.csv"));
     let order: Vec<(String, String)> = rows
         .iter()
         .map(|r| (r.get(1).cloned().unwrap_or_default(), r[0].clone()))
@@ -80,22 +60,25 @@ fn the_lab_part_leaves_every_row_with_the_pairs_in_turn() {
     .collect();
     assert_eq!(order, expected, "{stdout}");
     for row in &rows {
-        let sent = number(&header, row, "sent");
-        let forwarded = number(&header, row, "forwarded");
+        let sent = number(&header, row, "sent", &stdout);
+        let forwarded = number(&header, row, "forwarded", &stdout);
         // Every forwarder forwards most of what it is offered here (Pen about half).
         assert!(sent > 10_000.0, "{row:?}\n{stdout}");
         assert!(
             forwarded > sent / 4.0 && forwarded <= sent,
             "{row:?}\n{stdout}"
         );
-        let drops = number(&header, row, "drop_pct");
-        let at_forwarder = number(&header, row, "lost_at_forwarder_pct");
+        let drops = number(&header, row, "drop_pct", &stdout);
+        let at_forwarder = number(&header, row, "lost_at_forwarder_pct", &stdout);
         assert!((0.0..=100.0).contains(&drops), "{row:?}");
         assert!(at_forwarder <= drops + 0.01, "{row:?}");
-        assert!(number(&header, row, "forwarded_pps") > 0.0, "{row:?}");
+        assert!(
+            number(&header, row, "forwarded_pps", &stdout) > 0.0,
+            "{row:?}"
+        );
     }
 
-    let (header, rows) = table(&out.join("latency.csv"));
+    let (header, rows) = read_csv(&out.join("latency.csv"));
     let forwarders: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(
         forwarders,
@@ -104,15 +87,18 @@ fn the_lab_part_leaves_every_row_with_the_pairs_in_turn() {
     );
     for row in &rows {
         let (p50, p99) = (
-            number(&header, row, "p50_us"),
-            number(&header, row, "p99_us"),
+            number(&header, row, "p50_us", &stdout),
+            number(&header, row, "p99_us", &stdout),
         );
         assert!(p50 > 0.0 && p99 >= p50, "{row:?}");
-        let direct = number(&header, row, "direct_p50_us");
+        let direct = number(&header, row, "direct_p50_us", &stdout);
         assert!(direct > 0.0, "{row:?}");
         // 3000 round trips each way: a handful lost on a busy VM, not most.
-        assert!(number(&header, row, "lost") < 300.0, "{row:?}");
-        assert!(number(&header, row, "direct_lost") < 300.0, "{row:?}");
+        assert!(number(&header, row, "lost", &stdout) < 300.0, "{row:?}");
+        assert!(
+            number(&header, row, "direct_lost", &stdout) < 300.0,
+            "{row:?}"
+        );
     }
 
     // Nothing the harness started is left running.

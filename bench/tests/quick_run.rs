@@ -11,31 +11,9 @@
 
 mod common;
 
-use common::{run_script, workspace_root};
-use std::path::{Path, PathBuf};
+use common::{number, read_csv, run_script, workspace_root};
+use std::path::PathBuf;
 use std::process::Command;
-
-/// The rows of a results CSV after its header, split at commas.
-fn rows(path: &Path) -> Vec<Vec<String>> {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    text.lines()
-        .skip(1)
-        .map(|line| line.split(',').map(str::to_owned).collect())
-        .collect()
-}
-
-/// The row's figure; `log` (the run's output) says why when there is none.
-fn figure(row: &[String], what: &str, log: &str) -> f64 {
-    let value = row.last().expect("a row has fields");
-    let figure: f64 = value
-        .parse()
-        .unwrap_or_else(|_| panic!("{what} {row:?}: `{value}` is not a number\n{log}"));
-    assert!(
-        figure.is_finite(),
-        "{what} {row:?}: not a measurement\n{log}"
-    );
-    figure
-}
 
 /// Removes the results directory however the test ends.
 struct Scratch(PathBuf);
@@ -66,8 +44,8 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
 
     // Both forwarders at both flow counts, rep 1 and rep 2 each, each with a rate
     // and a PMD share, and nothing else.
-    let pps = rows(&out.join("pps.csv"));
-    let share = rows(&out.join("share.csv"));
+    let (pps_header, pps) = read_csv(&out.join("pps.csv"));
+    let (share_header, share) = read_csv(&out.join("share.csv"));
     assert_eq!(pps.len(), 8, "{pps:?}");
     assert_eq!(share.len(), 8, "{share:?}");
     for impl_name in ["testpmd", "dsrlb"] {
@@ -82,13 +60,13 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
                             panic!("no row for {impl_name} at {flows} flows, rep {rep}\n{stdout}")
                         })
                 };
-                let mpps = figure(&pick(&pps), "rate", &stdout);
+                let mpps = number(&pps_header, &pick(&pps), "mpps", &stdout);
                 // A forwarder that ran at all forwards millions a second here.
                 assert!(
                     mpps > 0.1,
                     "{impl_name} at {flows} flows: {mpps} Mpps\n{stdout}"
                 );
-                let pmd = figure(&pick(&share), "PMD share", &stdout);
+                let pmd = number(&share_header, &pick(&share), "pmd_share_pct", &stdout);
                 assert!(
                     pmd > 0.0 && pmd <= 100.0,
                     "{impl_name} at {flows} flows: PMD {pmd} %"

@@ -1,5 +1,5 @@
-//! What the harness's script tests share: where the workspace is, and running one of
-//! its scripts from there.
+//! What the harness's script tests share: where the workspace is, running one of its
+//! scripts from there, and reading the results CSVs it writes.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -33,4 +33,26 @@ where
         String::from_utf8_lossy(&run.stderr)
     );
     stdout
+}
+
+/// A results CSV: its header and its rows, split at commas.
+pub fn read_csv(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut lines = text
+        .lines()
+        .map(|l| l.split(',').map(str::to_owned).collect());
+    (lines.next().unwrap_or_default(), lines.collect())
+}
+
+/// The figure in `column` of `row`; panics when there is none, with `log` (the run's
+/// output) to say why.
+pub fn number(header: &[String], row: &[String], column: &str, log: &str) -> f64 {
+    let at = header
+        .iter()
+        .position(|h| h == column)
+        .unwrap_or_else(|| panic!("no column {column} in {header:?}"));
+    row.get(at)
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|v| v.is_finite())
+        .unwrap_or_else(|| panic!("{column} of {row:?} is not a measurement\n{log}"))
 }
