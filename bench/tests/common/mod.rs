@@ -1,6 +1,9 @@
 //! What the harness's script tests share: where the workspace is, running one of its
 //! scripts from there, and reading the results CSVs it writes.
 
+// Each test binary compiles its own copy and uses part of it.
+#![allow(dead_code)]
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
