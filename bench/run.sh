@@ -8,6 +8,9 @@
 #   bench/run.sh --out DIR  write the results to DIR instead (the tests' smoke run)
 #   bench/run.sh --reps N   N alternated runs of each forwarder instead of 3 (1 with
 #                           --quick): more for steadier medians on a noisy host
+#   bench/run.sh --floors   also run dsrlb-floor's three modes in each rep: the least
+#                           a balancer can do a frame, stateless and with a
+#                           connection table (adds about 8 minutes to a full run)
 #
 # 1. packet rate per worker core: dsrlb against dpdk-testpmd mac-forward (its ceiling)
 #    on the same port: net_pcap replaying a file of 64-byte frames from memory
@@ -20,16 +23,17 @@
 # Needs root (hugepages, namespaces). Every load is bounded in time.
 set -euo pipefail
 
-QUICK=0 LAB=1 OUT="" REPS_ASKED=""
+QUICK=0 LAB=1 OUT="" REPS_ASKED="" FLOORS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; LAB=0 ;;
     --no-lab) LAB=0 ;;
+    --floors) FLOORS=1 ;;
     --out) [ $# -ge 2 ] || { echo "$0: --out needs a directory" >&2; exit 2; }; OUT=$(realpath -m -- "$2"); shift ;;
     --reps)
       [ $# -ge 2 ] && [[ "$2" =~ ^[1-9][0-9]?$ ]] || { echo "$0: --reps needs a number of runs from 1 to 99" >&2; exit 2; }
       REPS_ASKED=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--no-lab] [--out DIR] [--reps N]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--no-lab] [--out DIR] [--reps N] [--floors]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -44,6 +48,7 @@ WORK=$(mktemp -d /tmp/dsrlb-bench.XXXXXX)
 mkdir -p "$OUT"
 cleanup() {
   pkill -INT -f "dsrlb-bench-" 2>/dev/null || true
+  pkill -INT -x dsrlb-floor 2>/dev/null || true
   [ "$LAB" = 1 ] && scripts/lab.sh down >/dev/null 2>&1 || true
   # testpmd leaves its EAL runtime directories behind.
   rm -rf "$WORK" /var/run/dpdk/dsrlb-bench-*
@@ -59,6 +64,7 @@ cargo build --release -p control -p bench 2>&1 | tail -1
   echo "cpu: $(lscpu | sed -n 's/^Model name: *//p') x $(nproc)"
   echo "dpdk: $(dpkg-query -W -f='${Version}' libdpdk-dev 2>/dev/null)"
   echo "quick: $QUICK"
+  echo "floors: $FLOORS"
 } > "$OUT/machine.txt"
 
 PORT_MAC=02:00:00:00:00:02
@@ -143,6 +149,12 @@ TOML
     > /dev/null 2> "$4" || true
 }
 
+# run_floor MODE pcap mbufs flows -> its median rate (dsrlb-floor prints it last)
+run_floor() {
+  timeout -s INT $((DUR + 5)) taskset -c 0,1 target/release/dsrlb-floor --mode "$1" --pcap "$2" \
+    --mbufs "$3" --flows "$4" --seconds "$DUR" 2>/dev/null | awk '/^median/ { m = $2 } END { print (m == "" ? "nan" : m) }'
+}
+
 # CPU time the hypervisor gave to other guests (/proc/stat's steal), as a share of
 # all CPU time: on a shared VM it says how far to trust the rates below.
 cpu_times() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
@@ -172,6 +184,17 @@ for flows in $FLOWS; do
     echo "dsrlb,$flows,$rep,$lb_share" >> "$OUT/share.csv"
     printf '  %8s flows  rep %d  testpmd %7s Mpps (PMD %s%%)  dsrlb %7s Mpps (PMD %s%%)\n' \
       "$flows" "$rep" "$tp" "$tp_share" "$lb" "$lb_share"
+    if [ "$FLOORS" = 1 ]; then
+      for mode in swap maglev table; do
+        start_sampling "$WORK/floor.perf"
+        rate=$(run_floor "$mode" "$pcap" "$mbufs" "$flows")
+        wait "$SAMPLER" || true
+        share=$(pmd_share "$WORK/floor.perf")
+        echo "floor-$mode,$flows,$rep,$rate" >> "$OUT/pps.csv"
+        echo "floor-$mode,$flows,$rep,$share" >> "$OUT/share.csv"
+        printf '  %8s flows  rep %d  floor-%-6s %7s Mpps (PMD %s%%)\n' "$flows" "$rep" "$mode" "$rate" "$share"
+      done
+    fi
   done
   rm -f "$pcap"
 done

@@ -1,12 +1,12 @@
-//! The benchmark harness's smoke run, end to end: `bench/run.sh --quick --reps 2`
-//! builds the release binaries, runs testpmd and dsrlb side by side on the pcap
-//! replay, alternated twice, the
+//! The benchmark harness's smoke run, end to end: `bench/run.sh --quick --reps 2
+//! --floors` builds the release binaries, runs testpmd, dsrlb and dsrlb-floor's three
+//! modes side by side on the pcap replay, alternated twice, the
 //! micro-benchmarks and the prober schedule, and must leave a figure in every
 //! place a full run would. A harness that rots (a config key renamed under it, a
 //! forwarder that no longer starts) shows up here as `nan` or a missing file, not
 //! weeks later in a benchmark session.
 //!
-//! Needs root (hugepages, perf on CPU 1) and about a minute once the release
+//! Needs root (hugepages, perf on CPU 1) and about two minutes once the release
 //! build is done: scripts/test.sh runs it (`--include-ignored`).
 
 mod common;
@@ -37,18 +37,26 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
             "--quick".as_ref(),
             "--reps".as_ref(),
             "2".as_ref(),
+            "--floors".as_ref(),
             "--out".as_ref(),
             out.as_os_str(),
         ],
     );
 
-    // Both forwarders at both flow counts, rep 1 and rep 2 each, each with a rate
-    // and a PMD share, and nothing else.
+    // Both forwarders and the three floors at both flow counts, rep 1 and rep 2 each,
+    // each with a rate and a PMD share, and nothing else.
     let (pps_header, pps) = read_csv(&out.join("pps.csv"));
     let (share_header, share) = read_csv(&out.join("share.csv"));
-    assert_eq!(pps.len(), 8, "{pps:?}");
-    assert_eq!(share.len(), 8, "{share:?}");
-    for impl_name in ["testpmd", "dsrlb"] {
+    let forwarders = [
+        "testpmd",
+        "dsrlb",
+        "floor-swap",
+        "floor-maglev",
+        "floor-table",
+    ];
+    assert_eq!(pps.len(), forwarders.len() * 4, "{pps:?}");
+    assert_eq!(share.len(), forwarders.len() * 4, "{share:?}");
+    for impl_name in forwarders {
         for flows in ["1", "1000"] {
             for rep in ["1", "2"] {
                 let pick = |table: &[Vec<String>]| {
@@ -77,6 +85,7 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
 
     let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
     assert!(summary.contains("Packet rate per worker core"), "{summary}");
+    assert!(summary.contains("## Floors"), "{summary}");
     let plot = std::fs::read_to_string(out.join("pps.svg")).expect("pps.svg");
     assert!(plot.starts_with("<svg"), "pps.svg is not an SVG");
     let micro = std::fs::read_to_string(out.join("micro.txt")).expect("micro.txt");
