@@ -125,8 +125,14 @@ fn history_gives_each_runs_ratios_and_counts_the_targets_met() {
         ("lab af_xdp, >= 0.95 x testpmd", "met in 0 of 1"),
         ("lab af_xdp, >= 1.5 x Pen with fewer drops", "met in 1 of 1"),
         // testpmd / Pen: 1.6 and 1.6 on af_packet, 2.0 on af_xdp.
-        ("lab af_packet, the ceiling's own: testpmd >= 1.5 x Pen", "met in 2 of 2"),
-        ("lab af_xdp, the ceiling's own: testpmd >= 1.5 x Pen", "met in 1 of 1"),
+        (
+            "lab af_packet, the ceiling's own: testpmd >= 1.5 x Pen",
+            "met in 2 of 2",
+        ),
+        (
+            "lab af_xdp, the ceiling's own: testpmd >= 1.5 x Pen",
+            "met in 1 of 1",
+        ),
     ] {
         let line = line_with(&out, &format!("- {target}:"));
         assert!(line.contains(tally), "{line}");
