@@ -19,6 +19,7 @@
 
 use clap::{Parser, ValueEnum};
 use dataplane::dpdk::{launch, Eal, MbufBurst, Mempool, Port, PortConfig, BURST_SIZE};
+use dataplane::hash::crc32c_u64;
 use dataplane::memory::HugeSlice;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -60,26 +61,13 @@ struct Entry {
     used: u32,
 }
 
-#[inline(always)]
-fn crc32c(crc: u32, value: u64) -> u32 {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: SSE4.2 is on every x86-64 host DPDK 22.11 runs on (its baseline).
-    unsafe {
-        core::arch::x86_64::_mm_crc32_u64(u64::from(crc), value) as u32
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        ((u64::from(crc) ^ value).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32) as u32
-    }
-}
-
 /// (connection key, hash) of an IPv4 frame without options, read at fixed offsets.
 #[inline(always)]
 fn flow_of(frame: &[u8]) -> Option<(u64, u32)> {
     let h: &[u8; 38] = frame.get(..38)?.try_into().ok()?;
     let addrs = u64::from_ne_bytes([h[26], h[27], h[28], h[29], h[30], h[31], h[32], h[33]]);
     let ports = u64::from(u32::from_ne_bytes([h[34], h[35], h[36], h[37]]));
-    let hash = crc32c(crc32c(0, addrs), ports);
+    let hash = crc32c_u64(crc32c_u64(0, addrs), ports);
     Some(((addrs & 0xffff_ffff) << 32 | ports, hash))
 }
 

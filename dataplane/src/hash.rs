@@ -30,16 +30,18 @@ pub fn flow_hash(src: u32, dst: u32, src_port: u16, dst_port: u16, proto: u8, se
     h ^ (h >> 32)
 }
 
+/// One CRC32C step over 8 bytes: the instruction where the build has SSE4.2, else
+/// the same values in software.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse4.2"))]
 #[inline(always)]
-fn crc32c_u64(crc: u32, value: u64) -> u32 {
+pub fn crc32c_u64(crc: u32, value: u64) -> u32 {
     // SAFETY: SSE4.2 is enabled for this build (the cfg above).
     unsafe { core::arch::x86_64::_mm_crc32_u64(u64::from(crc), value) as u32 }
 }
 
 #[cfg(not(all(target_arch = "x86_64", target_feature = "sse4.2")))]
 #[inline(always)]
-fn crc32c_u64(crc: u32, value: u64) -> u32 {
+pub fn crc32c_u64(crc: u32, value: u64) -> u32 {
     crc32c_u64_soft(crc, value)
 }
 
