@@ -20,7 +20,7 @@
 use clap::{Parser, ValueEnum};
 use dataplane::dpdk::{launch, Eal, MbufBurst, Mempool, Port, PortConfig, BURST_SIZE};
 use dataplane::hash::crc32c_u64;
-use dataplane::memory::HugeSlice;
+use dataplane::memory::{prefetch, HugeSlice};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -169,16 +169,6 @@ impl Floor {
             tx.free_all();
             forwarded.store(total, Ordering::Relaxed);
         }
-    }
-}
-
-#[inline(always)]
-fn prefetch<T>(at: &T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a hint only; the address is a live reference.
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        _mm_prefetch::<_MM_HINT_T0>((at as *const T).cast());
     }
 }
 

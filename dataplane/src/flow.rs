@@ -314,15 +314,7 @@ impl FlowTable {
     /// Starts loading the bucket a flow will need, ahead of `get`.
     #[inline(always)]
     pub fn prefetch(&self, hash: u64) {
-        let bucket = &self.buckets[self.bucket_index(hash)];
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: prefetch is a hint; the address is that of a live bucket.
-        unsafe {
-            use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            _mm_prefetch::<_MM_HINT_T0>(bucket as *const Bucket as *const i8);
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = bucket;
+        crate::memory::prefetch(&self.buckets[self.bucket_index(hash)]);
     }
 
     #[inline(always)]

@@ -99,13 +99,12 @@ unsafe fn mbuf_data<'a>(m: *mut dpdk_sys::rte_mbuf) -> &'a mut [u8] {
 /// `m` must point at a valid mbuf.
 #[inline(always)]
 unsafe fn prefetch_data(m: *mut dpdk_sys::rte_mbuf) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: reads the header of a valid mbuf; the prefetch itself is only a hint.
-    unsafe {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+    // SAFETY: reads the header of a valid mbuf; its data starts inside its buffer.
+    let data = unsafe {
         let m = &*m;
-        _mm_prefetch::<_MM_HINT_T0>((m.buf_addr as *const i8).add(usize::from(m.data_off)));
-    }
+        (m.buf_addr as *const u8).add(usize::from(m.data_off))
+    };
+    crate::memory::prefetch(data);
 }
 
 impl Drop for Mbuf {
