@@ -28,8 +28,6 @@ def ratio(a, b):
 
 # The targets, dsrlb / ceiling, by flow count.
 TARGETS = {1: 0.95, 1_000_000: 0.85}
-# dsrlb-floor's modes (bench/run.sh --floors).
-FLOOR_MODES = ["swap", "maglev", "table"]
 
 
 def time_budget(flows, tp_mpps, lb_mpps):
@@ -107,28 +105,20 @@ def main():
         print("(0.95x at 1 flow, 0.85x at 1M flows).\n")
         bar_svg("Packet rate per worker core, net_pcap replay (median Mpps)", [str(f) for f in flows],
                 ["testpmd mac-fwd", "dsrlb"], values, "Mpps", out / "pps.svg")
-        floors = [m for m in FLOOR_MODES if any(k[0] == f"floor-{m}" for k in pps)]
+        # dsrlb-floor's modes (bench/run.sh --floors), in the order they ran.
+        floors = list(dict.fromkeys(k[0] for k in pps if k[0].startswith("floor-")))
         if floors:
             print("## Floors: the least a balancer can do a frame (`dsrlb-floor`, same port and core)\n")
-            print("| flows | " + " | ".join(f"floor-{m} / ceiling" for m in floors)
+            print("| flows | " + " | ".join(f"{m} / ceiling" for m in floors)
                   + " | dsrlb / ceiling | dsrlb / floor-table |")
             print("|---:|" + "---:|" * (len(floors) + 2))
             for f in flows:
-                tp, _ = pps.get(("testpmd", str(f)), nan)
-                tp_share = share.get(("testpmd", str(f)), nan)[0]
+                def both(impl):  # (median rate, median PMD share)
+                    return pps.get((impl, str(f)), nan)[0], share.get((impl, str(f)), nan)[0]
 
-                def by_both(impl):
-                    rate = pps.get((impl, str(f)), nan)[0]
-                    s = share.get((impl, str(f)), nan)[0]
-                    return rate, s
-
-                cells = []
-                for m in floors + ["dsrlb"]:
-                    rate, s = by_both(m if m == "dsrlb" else f"floor-{m}")
-                    cells.append(f"{ratio(rate, tp):.2f} / {ratio(s, tp_share):.3f}")
-                lb_rate, lb_share = by_both("dsrlb")
-                fl_rate, fl_share = by_both("floor-table")
-                cells.append(f"{ratio(lb_rate, fl_rate):.2f} / {ratio(lb_share, fl_share):.3f}")
+                ceiling, lb = both("testpmd"), both("dsrlb")
+                pairs = [(both(m), ceiling) for m in floors] + [(lb, ceiling), (lb, both("floor-table"))]
+                cells = [f"{ratio(a[0], b[0]):.2f} / {ratio(a[1], b[1]):.3f}" for a, b in pairs]
                 print(f"| {f} | " + " | ".join(cells) + " |")
             print()
             print("Each cell: by rate / by PMD share. swap: every frame to one MAC (testpmd's work, the")
