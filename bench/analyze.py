@@ -26,6 +26,13 @@ def ratio(a, b):
     return a / b if b else float("nan")
 
 
+def forwarder_at(pps, share, impl, flows):
+    """(median Mpps, runs, median PMD share %) of one forwarder at one flow count, from
+    the medians of pps.csv and share.csv; nan where it was not measured."""
+    rate, runs = pps.get((impl, str(flows)), (float("nan"), 0))
+    return rate, runs, share.get((impl, str(flows)), (float("nan"), 0))[0]
+
+
 # The issue's targets, dsrlb / ceiling, by flow count.
 TARGETS = {1: 0.95, 1_000_000: 0.85}
 
@@ -86,12 +93,9 @@ def main():
               "| ns a frame: ceiling / dsrlb's extra / the target allows | runs |")
         print("|---:|---:|---:|---:|---:|---:|---:|---:|")
         values = {}
-        nan = (float("nan"), 0)
         for f in flows:
-            tp, n1 = pps.get(("testpmd", str(f)), nan)
-            lb, n2 = pps.get(("dsrlb", str(f)), nan)
-            tp_share = share.get(("testpmd", str(f)), nan)[0]
-            lb_share = share.get(("dsrlb", str(f)), nan)[0]
+            tp, n1, tp_share = forwarder_at(pps, share, "testpmd", f)
+            lb, n2, lb_share = forwarder_at(pps, share, "dsrlb", f)
             print(f"| {f} | {tp:.2f} | {lb:.2f} | {ratio(lb, tp):.2f} | {tp_share:.1f} / {lb_share:.1f} "
                   f"| {ratio(lb_share, tp_share):.3f} | {time_budget(f, tp, lb)} | {min(n1, n2)} |")
             values[(str(f), "testpmd mac-fwd")] = tp
@@ -113,12 +117,11 @@ def main():
                   + " | dsrlb / ceiling | dsrlb / floor-table |")
             print("|---:|" + "---:|" * (len(floors) + 2))
             for f in flows:
-                def both(impl):  # (median rate, median PMD share)
-                    return pps.get((impl, str(f)), nan)[0], share.get((impl, str(f)), nan)[0]
-
-                ceiling, lb = both("testpmd"), both("dsrlb")
-                pairs = [(both(m), ceiling) for m in floors] + [(lb, ceiling), (lb, both("floor-table"))]
-                cells = [f"{ratio(a[0], b[0]):.2f} / {ratio(a[1], b[1]):.3f}" for a, b in pairs]
+                at = {impl: forwarder_at(pps, share, impl, f)
+                      for impl in floors + ["testpmd", "dsrlb", "floor-table"]}
+                pairs = [(m, "testpmd") for m in floors] + [("dsrlb", "testpmd"), ("dsrlb", "floor-table")]
+                cells = [f"{ratio(at[a][0], at[b][0]):.2f} / {ratio(at[a][2], at[b][2]):.3f}"
+                         for a, b in pairs]
                 print(f"| {f} | " + " | ".join(cells) + " |")
             print()
             print("Each cell: by rate / by PMD share. swap: every frame to one MAC (testpmd's work, the")

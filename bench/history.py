@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from analyze import TARGETS, medians, ratio  # noqa: E402
+from analyze import TARGETS, forwarder_at, medians, ratio  # noqa: E402
 
 NAN = float("nan")
 FLOWS = [1, 1000, 100000, 1000000]
@@ -40,10 +40,8 @@ def rate_ratios(run):
     share = medians(run / "share.csv", ["impl", "flows"], "pmd_share_pct")
     out = {}
     for f in FLOWS:
-        tp, n1 = pps.get(("testpmd", str(f)), (NAN, 0))
-        lb, n2 = pps.get(("dsrlb", str(f)), (NAN, 0))
-        tp_share = share.get(("testpmd", str(f)), (NAN, 0))[0]
-        lb_share = share.get(("dsrlb", str(f)), (NAN, 0))[0]
+        tp, n1, tp_share = forwarder_at(pps, share, "testpmd", f)
+        lb, n2, lb_share = forwarder_at(pps, share, "dsrlb", f)
         if n1 and n2:
             out[f] = (ratio(lb, tp), ratio(lb_share, tp_share), min(n1, n2))
     return out
