@@ -16,6 +16,7 @@
 # not take them off its ring or socket in time. Appends to OUT/lab.csv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/window.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 [ $# = 3 ] || { echo "usage: $0 OUT DUR REPS" >&2; exit 2; }
 OUT=$1 DUR=$2 REPS=$3
@@ -107,27 +108,30 @@ TOML
 AF_PACKET="net_af_packet0,iface=data0"
 AF_XDP="net_af_xdp0,iface=data0,start_queue=0,queue_count=1"
 
-# start_forwarder testpmd|dsrlb|dsrlb-backoff|pen [DEVICE]
+# start_forwarder testpmd|dsrlb|dsrlb-backoff|pen [DEVICE]: returns once it forwards
+# (testpmd's first statistics, dsrlb's worker launched; Pen has no start-up to wait
+# for) and one second more for the port to settle, however long its start took.
 start_forwarder() {
   local device=${2:-$AF_PACKET}
   case "$1" in
     testpmd)
-      ip netns exec dsr-lb dpdk-testpmd -l 0,1 --in-memory --file-prefix=dsrlb-bench-fw --no-pci \
-        --vdev "$device" -- --forward-mode=mac --port-topology=loop \
-        --eth-peer=0,02:99:00:00:00:0b --stats-period 5 > "$WORK/fw.log" 2>&1 & ;;
+      start_windowed "$WORK/fw.log" "Tx-pps" ip netns exec dsr-lb stdbuf -oL dpdk-testpmd -l 0,1 \
+        --in-memory --file-prefix=dsrlb-bench-fw --no-pci --vdev "$device" -- --forward-mode=mac \
+        --port-topology=loop --eth-peer=0,02:99:00:00:00:0b --stats-period 5 ;;
     dsrlb|dsrlb-backoff)
       local sleep_us=0
       [ "$1" = dsrlb-backoff ] && sleep_us=100
       sed -e "s#DEVICE#$device#" -e "s/^idle_sleep_max_us = 0.*/idle_sleep_max_us = $sleep_us/" \
         "$WORK/dsrlb.toml" > "$WORK/dsrlb-run.toml"
-      ip netns exec dsr-lb target/release/dsrlb run --config "$WORK/dsrlb-run.toml" --stats-interval 0 \
-        > "$WORK/fw.log" 2>&1 & ;;
+      start_windowed "$WORK/fw.log" "worker on lcore" ip netns exec dsr-lb target/release/dsrlb run \
+        --config "$WORK/dsrlb-run.toml" --stats-interval 0 ;;
     pen)
       ip netns exec dsr-lb taskset -c 1 pen -f -U -O "dsr_if data0" -r 10.99.0.100:9 10.99.0.11 10.99.0.12 \
-        > "$WORK/fw.log" 2>&1 & ;;
+        > "$WORK/fw.log" 2>&1 &
+      WINDOWED=$! ;;
   esac
-  fw=$!
-  sleep 3
+  fw=$WINDOWED
+  sleep 1
 }
 
 # SIGINT stops testpmd and dsrlb; Pen ignores it, so escalate after 5 s.
@@ -157,23 +161,29 @@ for rep in $(seq 1 "$REPS"); do
     esac
     before=$(( $(rx dsr-t1) + $(rx dsr-t2) ))
     arrived_before=$(rx dsr-lb data0)
-    ip netns exec dsr-client timeout -s INT "$DUR" dpdk-testpmd --lcores '0@0,1@0' --in-memory \
-      --file-prefix=dsrlb-bench-gen --no-pci --vdev net_af_xdp0,iface=eth0,start_queue=0,queue_count=1 -- \
-      --forward-mode=txonly --txonly-multi-flow --tx-ip=10.99.0.1,10.99.0.100 --tx-udp=9,9 \
-      --eth-peer=0,02:99:00:00:00:02 --nb-cores=1 --stats-period 1 > "$WORK/gen.log" 2>&1 || true
+    # The generator sends for DUR s from its first statistics (it is sending by then),
+    # however long its start took.
+    WINDOW_SECONDS=nan
+    if start_windowed "$WORK/gen.log" "Tx-pps" ip netns exec dsr-client stdbuf -oL dpdk-testpmd \
+      --lcores '0@0,1@0' --in-memory --file-prefix=dsrlb-bench-gen --no-pci \
+      --vdev net_af_xdp0,iface=eth0,start_queue=0,queue_count=1 -- --forward-mode=txonly \
+      --txonly-multi-flow --tx-ip=10.99.0.1,10.99.0.100 --tx-udp=9,9 --eth-peer=0,02:99:00:00:00:02 \
+      --nb-cores=1 --stats-period 1; then
+      close_window "$DUR"
+    fi
     sleep 0.5
     after=$(( $(rx dsr-t1) + $(rx dsr-t2) ))
     arrived=$(( $(rx dsr-lb data0) - arrived_before ))
     stop_forwarder
     sent=$(grep -oE "TX-packets: [0-9]+" "$WORK/gen.log" | tail -1 | grep -oE "[0-9]+" || echo 0)
-    # The generator's steady sending rate (its per-second Tx-pps, start-up skipped);
-    # forwarded frames arrive at that rate times the share that got through.
-    python3 - "$impl" "$rep" "$sent" "$((after - before))" "$WORK/gen.log" "$arrived" >> "$OUT/lab.csv" <<'PY'
-import re, statistics, sys
-impl, rep, sent, fwd, log = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-arrived = int(sys.argv[6])
-rates = [int(r) for r in re.findall(r"Tx-pps:\s+(\d+)", open(log).read())][1:]
-gen = statistics.median(rates) if rates else float("nan")
+    # The generator's rate: what it sent over the window it sent in, from its first
+    # statistics to its SIGINT; forwarded frames arrive at that rate times the share
+    # that got through.
+    python3 - "$impl" "$rep" "$sent" "$((after - before))" "$WINDOW_SECONDS" "$arrived" >> "$OUT/lab.csv" <<'PY'
+import sys
+impl, rep, sent, fwd = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+window, arrived = float(sys.argv[5]), int(sys.argv[6])
+gen = sent / window if sent and window > 0 else float("nan")
 share = min(fwd, sent) / sent if sent else float("nan")
 at_forwarder = max(min(arrived, sent) - fwd, 0) / sent if sent else float("nan")
 print(f"{impl},{rep},{sent},{fwd},{gen:.0f},{gen * share:.0f},{100 * (1 - share):.2f},{arrived},{100 * at_forwarder:.2f}")

@@ -22,6 +22,7 @@
 #    the health prober's schedule with 1000 targets.
 # Needs root (hugepages, namespaces). Every load is bounded in time.
 set -euo pipefail
+. "$(dirname "$0")/window.sh"
 
 QUICK=0 LAB=1 OUT="" REPS_ASKED="" FLOORS=0
 while [ $# -gt 0 ]; do
@@ -77,10 +78,21 @@ echo "impl,flows,rep,pmd_share_pct" > "$OUT/share.csv"
 # frame relative to each other: dsrlb / testpmd ~ dsrlb's share / testpmd's share.
 # The host taking CPU away shortens the run but moves both parts of it alike, so
 # this ratio holds still where the rates themselves jump between reps.
+# The sampler starts when the forwarder's measuring window opens (bench/window.sh).
 SAMPLE_AT=$(( DUR > 5 ? 3 : 1 )); SAMPLE_FOR=$(( DUR - SAMPLE_AT - 1 ))
 start_sampling() { # perf.data
   ( sleep "$SAMPLE_AT"; perf record -q -e cpu-clock -F 4999 -C 1 -o "$1" -- sleep "$SAMPLE_FOR" ) >/dev/null 2>&1 &
   SAMPLER=$!
+}
+# measure PERF LOG READY SECONDS CMD...: runs CMD, samples CPU 1 once CMD is forwarding,
+# and stops CMD SECONDS after that (or when it ends by itself).
+measure() {
+  local perf=$1 log=$2 ready=$3 secs=$4
+  shift 4
+  start_windowed "$log" "$ready" "$@" || return 0
+  start_sampling "$perf"
+  close_window "$secs"
+  wait "$SAMPLER" || true
 }
 pmd_share() { # perf.data (its sampler waited for) -> percent of samples in the pcap PMD, or nan
   local share
@@ -113,14 +125,16 @@ print(f"{statistics.median(rates):.3f}" if rates else "nan")
 PY
 }
 
-run_testpmd() { # pcap mbufs log
-  timeout -s INT $((DUR + 3)) taskset -c 0,1 dpdk-testpmd -l 0,1 --in-memory --file-prefix=dsrlb-bench-tp --no-pci \
-    --vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" -- --forward-mode=mac --port-topology=loop \
-    --eth-peer=0,02:00:00:00:00:0b --stats-period 1 --no-flush-rx --nb-cores=1 \
-    --mbuf-size=512 --total-num-mbufs="$2" > "$3" 2>&1 || true
+# Each forwarder runs DUR s after two warm-up seconds and one to spare, counted from
+# when it forwards (its first statistics, its worker launched).
+run_testpmd() { # pcap mbufs log perf
+  measure "$4" "$3" "Tx-pps" $((DUR + 3)) taskset -c 0,1 stdbuf -oL dpdk-testpmd -l 0,1 --in-memory \
+    --file-prefix=dsrlb-bench-tp --no-pci --vdev "net_pcap0,rx_pcap=$1,infinite_rx=1" -- \
+    --forward-mode=mac --port-topology=loop --eth-peer=0,02:00:00:00:00:0b --stats-period 1 \
+    --no-flush-rx --nb-cores=1 --mbuf-size=512 --total-num-mbufs="$2"
 }
 
-run_dsrlb() { # pcap mbufs flows log
+run_dsrlb() { # pcap mbufs flows log perf
   cat > "$WORK/dsrlb.toml" <<TOML
 [appliance]
 address = "10.99.0.2"
@@ -145,16 +159,16 @@ targets = [
 $(for i in $(seq 1 16); do printf '  { address = "10.99.1.%d", mac = "02:00:00:00:01:%02x" },\n' "$i" "$i"; done)
 ]
 TOML
-  timeout -s INT $((DUR + 3)) taskset -c 0,1 target/release/dsrlb run --config "$WORK/dsrlb.toml" --stats-interval 1 \
-    > /dev/null 2> "$4" || true
+  measure "$5" "$4" "worker on lcore" $((DUR + 3)) \
+    taskset -c 0,1 target/release/dsrlb run --config "$WORK/dsrlb.toml" --stats-interval 1
 }
 
-# run_floor MODE pcap mbufs flows -> its median rate (dsrlb-floor prints it last)
+# run_floor MODE pcap mbufs flows perf -> its median rate (dsrlb-floor prints it last)
 run_floor() {
   # One that fails or hangs gives nan, as testpmd and dsrlb do, not the end of the run.
-  { timeout -s INT $((DUR + 5)) taskset -c 0,1 target/release/dsrlb-floor --mode "$1" --pcap "$2" \
-      --mbufs "$3" --flows "$4" --seconds "$DUR" 2>/dev/null || true; } \
-    | awk '/^median/ { m = $2 } END { print (m == "" ? "nan" : m) }'
+  measure "$5" "$WORK/floor.log" "^forwarding" $((DUR + 5)) taskset -c 0,1 target/release/dsrlb-floor \
+    --mode "$1" --pcap "$2" --mbufs "$3" --flows "$4" --seconds "$DUR"
+  awk '/^median/ { m = $2 } END { print (m == "" ? "nan" : m) }' "$WORK/floor.log"
 }
 
 # CPU time the hypervisor gave to other guests (/proc/stat's steal), as a share of
@@ -168,15 +182,11 @@ for flows in $FLOWS; do
   target/release/dsrlb-traffic --out "$pcap" --flows "$flows" --packets "$packets" --dst-mac "$PORT_MAC" 2>/dev/null
   mbufs=$(( packets + 65536 ))
   for rep in $(seq 1 "$REPS"); do
-    start_sampling "$WORK/tp.perf"
-    run_testpmd "$pcap" "$mbufs" "$WORK/tp.log"
+    run_testpmd "$pcap" "$mbufs" "$WORK/tp.log" "$WORK/tp.perf"
     tp=$(testpmd_rate "$WORK/tp.log")
-    wait "$SAMPLER" || true
     tp_share=$(pmd_share "$WORK/tp.perf")
-    start_sampling "$WORK/lb.perf"
-    run_dsrlb "$pcap" "$mbufs" "$flows" "$WORK/lb.log"
+    run_dsrlb "$pcap" "$mbufs" "$flows" "$WORK/lb.log" "$WORK/lb.perf"
     lb=$(dsrlb_rate "$WORK/lb.log")
-    wait "$SAMPLER" || true
     lb_share=$(pmd_share "$WORK/lb.perf")
     [ "$tp" = nan ] && { echo "testpmd gave no rate:"; tail -5 "$WORK/tp.log"; }
     [ "$lb" = nan ] && { echo "dsrlb gave no rate:"; tail -5 "$WORK/lb.log"; }
@@ -188,9 +198,7 @@ for flows in $FLOWS; do
       "$flows" "$rep" "$tp" "$tp_share" "$lb" "$lb_share"
     if [ "$FLOORS" = 1 ]; then
       for mode in swap maglev table; do
-        start_sampling "$WORK/floor.perf"
-        rate=$(run_floor "$mode" "$pcap" "$mbufs" "$flows")
-        wait "$SAMPLER" || true
+        rate=$(run_floor "$mode" "$pcap" "$mbufs" "$flows" "$WORK/floor.perf")
         share=$(pmd_share "$WORK/floor.perf")
         echo "floor-$mode,$flows,$rep,$rate" >> "$OUT/pps.csv"
         echo "floor-$mode,$flows,$rep,$share" >> "$OUT/share.csv"

@@ -171,7 +171,7 @@ fn exec_probes_use_the_exit_code_and_are_killed_at_the_timeout() {
         vec![
             target(0, 80, cmd(&["true"])),
             target(1, 80, cmd(&["sh", "-c", "exit 3"])),
-            target(2, 80, cmd(&["sleep", "5"])),
+            target(2, 80, cmd(&["sleep", "30"])),
             target(3, 80, cmd(&["/nonexistent/check"])),
             target(
                 4,
@@ -191,7 +191,7 @@ fn exec_probes_use_the_exit_code_and_are_killed_at_the_timeout() {
     assert_eq!(outcomes[..2], [Ok(()), Err(Failure::Exit(3))]);
     assert_eq!(outcomes[2], Err(Failure::Timeout));
     assert!(
-        started.elapsed() < Duration::from_secs(2),
+        started.elapsed() < Duration::from_secs(10),
         "the sleeping check was killed, not waited for"
     );
     assert!(
@@ -216,17 +216,21 @@ fn fall_then_rise_are_reported_as_changes() {
     )
     .unwrap();
     let mut changes = Vec::new();
-    let run_for = |prober: &mut Prober, changes: &mut Vec<Change>, d: Duration| {
-        let until = Instant::now() + d;
-        while Instant::now() < until {
+    // Until the next change is to `to`: waiting for the event rather than a fixed
+    // number of intervals, which a loaded machine may not fit in.
+    let run_until = |prober: &mut Prober, changes: &mut Vec<Change>, to: Health| {
+        let (deadline, before) = (Instant::now() + Duration::from_secs(10), changes.len());
+        while changes.len() == before {
+            assert!(Instant::now() < deadline, "no change to {to:?} in 10 s");
             changes.extend(prober.poll(Duration::from_millis(20)));
         }
+        assert_eq!(changes.last().map(|c| c.to), Some(to));
     };
-    run_for(&mut prober, &mut changes, Duration::from_millis(300));
+    run_until(&mut prober, &mut changes, Health::Up);
     drop(listener);
-    run_for(&mut prober, &mut changes, Duration::from_millis(700));
+    run_until(&mut prober, &mut changes, Health::Down);
     let listener = TcpListener::bind((LO, port)).unwrap();
-    run_for(&mut prober, &mut changes, Duration::from_millis(700));
+    run_until(&mut prober, &mut changes, Health::Up);
     drop(listener);
     let moves: Vec<(usize, Health, Health)> =
         changes.iter().map(|c| (c.id, c.from, c.to)).collect();
@@ -253,18 +257,16 @@ fn one_thread_probes_a_thousand_targets() {
         .map(|i| target(i, servers[i % 10].port, p.clone()))
         .collect();
     let mut prober = Prober::new(targets, ProbeSource::default()).unwrap();
-    let until = Instant::now() + Duration::from_millis(1100);
-    while Instant::now() < until {
+    // Four rounds of every target, however long a loaded machine takes for them (how
+    // late probes start is a figure of the bench: dsrlb-probe-schedule).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while prober.schedule_stats().started < 4000 {
+        assert!(Instant::now() < deadline, "{:?}", prober.schedule_stats());
         prober.poll(Duration::from_millis(20));
     }
     assert!(
         (0..1000).all(|i| prober.health(i) == Health::Up),
         "every target probed and up"
-    );
-    assert!(
-        prober.schedule_stats().started >= 4000,
-        "{:?}",
-        prober.schedule_stats()
     );
 }
 
