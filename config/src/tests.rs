@@ -1,4 +1,6 @@
 use super::*;
+use std::net::Ipv4Addr;
+use std::path::Path;
 
 const MINIMAL: &str = r#"
 [appliance]

@@ -8,12 +8,13 @@
 //! of targets and the seed, never on the order they were listed in.
 
 use crate::hash::bytes_hash;
+use config::is_prime;
 
 /// Table size used when the config does not set one (prime, as Maglev requires).
 pub const DEFAULT_TABLE_SIZE: u32 = 65537;
 /// Largest table accepted: slots are stored as u16 target indices, not sizes, but
 /// a bigger table only costs memory and build time.
-pub const MAX_TABLE_SIZE: u32 = 4_194_301;
+pub const MAX_TABLE_SIZE: u32 = config::MAGLEV_MAX_TABLE_SIZE;
 /// Targets per table: slots hold u16 indices.
 pub const MAX_TARGETS: usize = u16::MAX as usize;
 
@@ -178,21 +179,6 @@ pub fn validate_table_size(table_size: u32) -> Result<(), BuildError> {
         return Err(BuildError::TableSizeNotPrime(table_size));
     }
     Ok(())
-}
-
-pub fn is_prime(n: u32) -> bool {
-    if n < 2 {
-        return false;
-    }
-    let n = u64::from(n);
-    let mut d = 2u64;
-    while d * d <= n {
-        if n % d == 0 {
-            return false;
-        }
-        d += 1;
-    }
-    true
 }
 
 #[cfg(test)]

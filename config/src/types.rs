@@ -1,0 +1,446 @@
+//! The file's sections as serde types, with their defaults and the few questions
+//! the rest of dsrlb asks of them.
+
+use crate::Mac;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+
+/// The largest Maglev table (a prime), the dataplane's limit too.
+pub const MAGLEV_MAX_TABLE_SIZE: u32 = 4_194_301;
+pub const MAX_WEIGHT: u32 = 65535;
+pub const MAX_QUEUES: u16 = 16;
+pub const MAX_TARGETS: usize = 65534;
+/// Services have counter slots in every worker (dataplane::snapshot::MAX_SERVICE_SLOTS).
+pub const MAX_SERVICES: usize = 4096;
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub appliance: Appliance,
+    #[serde(default)]
+    pub dataplane: Dataplane,
+    pub ports: Vec<PortConfig>,
+    #[serde(default)]
+    pub flows: Flows,
+    #[serde(default)]
+    pub maglev: Maglev,
+    #[serde(default)]
+    pub arp: Arp,
+    #[serde(default)]
+    pub health: Health,
+    #[serde(default)]
+    pub control: Control,
+    #[serde(default)]
+    pub metrics: Metrics,
+    #[serde(default)]
+    pub services: Vec<Service>,
+}
+
+/// Where `dsrlb show`, `dsrlb target` and `dsrlb reload` reach the running appliance.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Control {
+    /// Unix socket, created mode 0600 (owner only); its directory is created if
+    /// missing.
+    pub socket: PathBuf,
+}
+
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/dsrlb/dsrlb.sock";
+
+impl Default for Control {
+    fn default() -> Self {
+        Control {
+            socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+        }
+    }
+}
+
+/// Prometheus metrics over HTTP (GET /metrics); off unless `listen` is set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Metrics {
+    /// Address and port to serve on, e.g. the management address "10.0.1.2:9100".
+    pub listen: Option<SocketAddrV4>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Appliance {
+    /// The appliance's own ("real") address on the data segment: dsrlb answers ARP and
+    /// ping for it and resolves target MACs from it.
+    pub address: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Dataplane {
+    /// lcore of the control thread.
+    pub main_lcore: u32,
+    /// One lcore per worker; there is one worker per rx queue of every port, in port
+    /// order, so this list is as long as the sum of `ports[*].queues`.
+    pub worker_lcores: Vec<u32>,
+    /// false runs EAL with --no-huge (tests, demos on vdevs); production wants true.
+    pub hugepages: bool,
+    /// Memory for EAL in MiB when `hugepages = false`.
+    pub memory_mb: u32,
+    /// Mbufs in the pool shared by all ports.
+    pub mbufs: u32,
+    /// Per-lcore mbuf cache.
+    pub mbuf_cache: u32,
+    /// Bytes of each mbuf's buffer, headroom (128) included: the largest frame taken
+    /// is this less 128. 2176 for a 1500-byte MTU; at least 16512 for 9000-byte frames
+    /// on af_packet; 256 is enough for benchmarks of 64-byte frames.
+    pub mbuf_data_room: u16,
+    /// EAL --file-prefix: distinct per dsrlb process on one host.
+    pub file_prefix: String,
+    /// Longest sleep of an idle worker, in microseconds (0 = never sleep, spin).
+    pub idle_sleep_max_us: u32,
+    /// Extra EAL arguments, appended verbatim.
+    pub eal_args: Vec<String>,
+}
+
+impl Default for Dataplane {
+    fn default() -> Self {
+        Dataplane {
+            main_lcore: 0,
+            worker_lcores: vec![1],
+            hugepages: true,
+            memory_mb: 512,
+            mbufs: 16383,
+            mbuf_cache: 256,
+            mbuf_data_room: 2176,
+            file_prefix: "dsrlb".to_owned(),
+            idle_sleep_max_us: 100,
+            eal_args: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortConfig {
+    /// A label for logs and counters.
+    pub name: String,
+    /// A PCI address (`0000:01:00.0`, bound to a DPDK driver) or a vdev string
+    /// (`net_af_packet0,iface=eth1`).
+    pub device: String,
+    /// Rx queues, one worker each (RSS spreads flows when more than one).
+    #[serde(default = "one")]
+    pub queues: u16,
+    #[serde(default = "ring_size")]
+    pub rx_ring_size: u16,
+    #[serde(default = "ring_size")]
+    pub tx_ring_size: u16,
+    #[serde(default)]
+    pub promiscuous: bool,
+    /// The MAC dsrlb uses as this port's own, instead of the device's (a vdev's is
+    /// made up; two appliances may share one). Where the driver cannot take it, the
+    /// port is put in promiscuous mode.
+    #[serde(default)]
+    pub mac: Option<Mac>,
+}
+
+fn one() -> u16 {
+    1
+}
+
+fn ring_size() -> u16 {
+    1024
+}
+
+impl PortConfig {
+    /// Whether `device` names a PCI device rather than a vdev.
+    pub fn is_pci(&self) -> bool {
+        is_pci_address(&self.device)
+    }
+
+    /// The name DPDK gives the device's port: the PCI address, or the vdev's name
+    /// (before the first comma).
+    pub fn dpdk_name(&self) -> &str {
+        self.device.split(',').next().unwrap_or(&self.device)
+    }
+}
+
+/// `DDDD:BB:DD.F` or `BB:DD.F`, hex digits.
+pub fn is_pci_address(s: &str) -> bool {
+    let (bus_part, function) = match s.rsplit_once('.') {
+        Some(x) => x,
+        None => return false,
+    };
+    let groups: Vec<&str> = bus_part.split(':').collect();
+    let widths: &[usize] = match groups.len() {
+        3 => &[4, 2, 2],
+        2 => &[2, 2],
+        _ => return false,
+    };
+    groups
+        .iter()
+        .zip(widths)
+        .all(|(g, &w)| g.len() == w && g.chars().all(|c| c.is_ascii_hexdigit()))
+        && function.len() == 1
+        && function.chars().all(|c| ('0'..='7').contains(&c))
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Flows {
+    /// Entries per worker, allocated at start.
+    pub capacity: u32,
+    pub tcp_established_timeout_secs: u32,
+    /// TCP flows of which only SYNs were seen.
+    pub tcp_syn_timeout_secs: u32,
+    pub udp_timeout_secs: u32,
+    /// New flows per second per worker above which flows are forwarded by Maglev
+    /// alone without being remembered (0 = no limit).
+    pub new_flow_rate: u32,
+}
+
+impl Default for Flows {
+    fn default() -> Self {
+        Flows {
+            capacity: 1 << 20,
+            tcp_established_timeout_secs: 300,
+            tcp_syn_timeout_secs: 5,
+            udp_timeout_secs: 60,
+            new_flow_rate: 0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Maglev {
+    /// Slots per service table: a prime, at least 100 × the largest target count.
+    pub table_size: u32,
+    /// Appliances with the same seed and targets pick the same target for a flow.
+    pub seed: u64,
+}
+
+impl Default for Maglev {
+    fn default() -> Self {
+        Maglev {
+            table_size: 65537,
+            seed: 0,
+        }
+    }
+}
+
+/// The control thread's ARP: announcing the appliance's addresses and resolving
+/// target MACs.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Arp {
+    /// Gratuitous ARP for the real address and every VIP: at start, after each config
+    /// change, and every this many seconds.
+    pub garp_interval_secs: u32,
+    /// A resolved target is asked again this often.
+    pub refresh_secs: u32,
+    /// An unresolved (or silent) target is asked this often, in milliseconds.
+    pub retry_ms: u32,
+    /// Unanswered requests after which a target's MAC is forgotten (it then gets no
+    /// new traffic until it answers again).
+    pub max_unanswered: u32,
+}
+
+impl Default for Arp {
+    fn default() -> Self {
+        Arp {
+            garp_interval_secs: 10,
+            refresh_secs: 30,
+            retry_ms: 1000,
+            max_unanswered: 3,
+        }
+    }
+}
+
+/// Where health probes leave from: the management side, through the kernel, never
+/// the DPDK data port.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Health {
+    /// Source address of TCP and HTTP probes (the management port's address).
+    pub source_address: Option<Ipv4Addr>,
+    /// Interface the probes are bound to (SO_BINDTODEVICE), e.g. "mgmt0".
+    pub interface: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// TCP connect to `port` (BalanceNG's `tcpopen PORT,FALL,INTERVAL`).
+    Tcp,
+    /// HTTP GET `path` on `port`, expecting `expect_status` (and `expect_body`).
+    Http,
+    /// Run `command`; exit 0 = up. The target is in the environment.
+    Exec,
+}
+
+/// A service's probe. Every field but `kind` has a default.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Probe {
+    pub kind: ProbeKind,
+    /// Port for tcp and http probes; default: the service's port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default = "default_path")]
+    pub path: String,
+    #[serde(default = "default_status")]
+    pub expect_status: u16,
+    /// A substring the HTTP body must contain.
+    #[serde(default)]
+    pub expect_body: Option<String>,
+    /// Program and arguments for exec probes (not run through a shell).
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default = "default_interval_ms")]
+    pub interval_ms: u32,
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u32,
+    /// Consecutive successes that bring a down target up.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Consecutive failures that take an up target down.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+}
+
+fn default_path() -> String {
+    "/".to_owned()
+}
+fn default_status() -> u16 {
+    200
+}
+fn default_interval_ms() -> u32 {
+    2000
+}
+fn default_timeout_ms() -> u32 {
+    1000
+}
+fn default_rise() -> u32 {
+    2
+}
+fn default_fall() -> u32 {
+    3
+}
+
+/// Per-target changes to the service's probe: only the fields given.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProbeOverride {
+    pub port: Option<u16>,
+    pub path: Option<String>,
+    pub expect_status: Option<u16>,
+    pub expect_body: Option<String>,
+    pub command: Option<Vec<String>>,
+    pub interval_ms: Option<u32>,
+    pub timeout_ms: Option<u32>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+}
+
+impl Probe {
+    /// This probe with a target's overrides applied.
+    pub fn with(&self, o: &ProbeOverride) -> Probe {
+        Probe {
+            kind: self.kind,
+            port: o.port.or(self.port),
+            path: o.path.clone().unwrap_or_else(|| self.path.clone()),
+            expect_status: o.expect_status.unwrap_or(self.expect_status),
+            expect_body: o.expect_body.clone().or_else(|| self.expect_body.clone()),
+            command: o.command.clone().unwrap_or_else(|| self.command.clone()),
+            interval_ms: o.interval_ms.unwrap_or(self.interval_ms),
+            timeout_ms: o.timeout_ms.unwrap_or(self.timeout_ms),
+            rise: o.rise.unwrap_or(self.rise),
+            fall: o.fall.unwrap_or(self.fall),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    #[serde(default)]
+    pub name: Option<String>,
+    pub vip: Ipv4Addr,
+    /// 0 = every port of the protocol.
+    pub port: u16,
+    pub protocol: Protocol,
+    /// How targets are probed; none = every target counts as healthy.
+    #[serde(default)]
+    pub health: Option<Probe>,
+    #[serde(default)]
+    pub targets: Vec<Target>,
+}
+
+impl Service {
+    /// Label for logs: the name if given, else VIP:port/protocol.
+    pub fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{name} ({}:{}/{})", self.vip, self.port, self.protocol),
+            None => format!("{}:{}/{}", self.vip, self.port, self.protocol),
+        }
+    }
+
+    /// The probe for one target (service probe with the target's overrides), if any.
+    pub fn probe_for(&self, target: &Target) -> Option<Probe> {
+        self.health.as_ref().map(|p| match &target.health {
+            Some(o) => p.with(o),
+            None => p.clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    pub address: Ipv4Addr,
+    /// Static MAC; without it dsrlb resolves the MAC by ARP.
+    #[serde(default)]
+    pub mac: Option<Mac>,
+    /// Share of new flows (0 = drain: keeps its flows, gets no new ones).
+    #[serde(default = "default_weight")]
+    pub weight: u32,
+    /// Where probes go (the target's management address); default: `address`.
+    #[serde(default)]
+    pub probe_address: Option<Ipv4Addr>,
+    /// Changes to the service's probe for this target.
+    #[serde(default)]
+    pub health: Option<ProbeOverride>,
+}
+
+impl Target {
+    pub fn probe_address(&self) -> Ipv4Addr {
+        self.probe_address.unwrap_or(self.address)
+    }
+}
+
+fn default_weight() -> u32 {
+    100
+}
+
+impl Config {
+    /// Total rx queues, i.e. workers.
+    pub fn worker_count(&self) -> usize {
+        self.ports.iter().map(|p| usize::from(p.queues)).sum()
+    }
+}

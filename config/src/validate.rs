@@ -1,0 +1,434 @@
+//! Every semantic problem of a parsed file, each at its key: one `problems` method a
+//! section, called in the file's order; checks that span sections (one lcore a
+//! queue, a VIP that is the appliance's address) sit with the later section.
+
+use crate::types::*;
+use crate::KeyError;
+use std::collections::{HashMap, HashSet};
+use std::net::Ipv4Addr;
+
+/// The problems found so far.
+#[derive(Default)]
+pub(crate) struct Problems(Vec<KeyError>);
+
+impl Problems {
+    fn at(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.0.push(KeyError {
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+}
+
+impl Config {
+    /// Every semantic problem, each at its key.
+    pub fn validate(&self) -> Vec<KeyError> {
+        let mut p = Problems::default();
+        self.dataplane.problems(&mut p);
+        self.ports_problems(&mut p);
+        self.flows.problems(&mut p);
+        self.maglev.problems(&mut p);
+        self.arp.problems(&mut p);
+        self.services_problems(&mut p);
+        self.control.problems(&mut p);
+        self.metrics.problems(&mut p);
+        self.targets_problems(&mut p);
+        self.health.problems(&mut p);
+        self.appliance.problems(&mut p);
+        p.0
+    }
+
+    fn ports_problems(&self, p: &mut Problems) {
+        if self.ports.is_empty() {
+            p.at("ports", "at least one port is needed");
+        }
+        let (mut names, mut devices) = (HashMap::new(), HashMap::new());
+        for (i, port) in self.ports.iter().enumerate() {
+            let key = |field: &str| format!("ports[{i}].{field}");
+            if let Some(j) = names.insert(port.name.clone(), i) {
+                p.at(
+                    key("name"),
+                    format!("`{}` is also the name of ports[{j}]", port.name),
+                );
+            }
+            if let Some(j) = devices.insert(port.dpdk_name().to_owned(), i) {
+                p.at(
+                    key("device"),
+                    format!("`{}` is also the device of ports[{j}]", port.dpdk_name()),
+                );
+            }
+            port.problems(&key, p);
+        }
+        let lcores = self.dataplane.worker_lcores.len();
+        if !self.ports.is_empty() && self.worker_count() != lcores {
+            p.at(
+                "dataplane.worker_lcores",
+                format!(
+                    "{lcores} lcores for {} rx queues: give one lcore per queue of every port",
+                    self.worker_count()
+                ),
+            );
+        }
+    }
+
+    fn services_problems(&self, p: &mut Problems) {
+        let mut services = HashMap::new();
+        for (i, s) in self.services.iter().enumerate() {
+            if let Some(j) = services.insert((s.vip, s.protocol, s.port), i) {
+                p.at(
+                    format!("services[{i}].vip"),
+                    format!("{}:{}/{} is also services[{j}]", s.vip, s.port, s.protocol),
+                );
+            }
+            s.problems(i, self.appliance.address, p);
+        }
+        if self.services.len() > MAX_SERVICES {
+            p.at(
+                "services",
+                format!("{} services, at most {MAX_SERVICES}", self.services.len()),
+            );
+        }
+    }
+
+    fn targets_problems(&self, p: &mut Problems) {
+        let total: usize = self.services.iter().map(|s| s.targets.len()).sum();
+        if total > MAX_TARGETS {
+            p.at(
+                "services",
+                format!("{total} targets in all, at most {MAX_TARGETS}"),
+            );
+        }
+    }
+}
+
+impl Dataplane {
+    fn problems(&self, p: &mut Problems) {
+        if self.worker_lcores.is_empty() {
+            p.at("dataplane.worker_lcores", "needs at least one lcore");
+        }
+        let mut seen = HashSet::new();
+        for (i, &lcore) in self.worker_lcores.iter().enumerate() {
+            let key = format!("dataplane.worker_lcores[{i}]");
+            if lcore == self.main_lcore {
+                p.at(&key, format!("lcore {lcore} is the main lcore"));
+            }
+            if !seen.insert(lcore) {
+                p.at(&key, format!("lcore {lcore} listed twice"));
+            }
+            if lcore >= 128 {
+                p.at(&key, format!("lcore {lcore} is beyond DPDK's 128"));
+            }
+        }
+        if self.main_lcore >= 128 {
+            p.at(
+                "dataplane.main_lcore",
+                format!("lcore {} is beyond DPDK's 128", self.main_lcore),
+            );
+        }
+        if self.mbufs < 1024 {
+            p.at(
+                "dataplane.mbufs",
+                format!("{} is too few (at least 1024)", self.mbufs),
+            );
+        }
+        if self.mbuf_cache > 512 || self.mbuf_cache > self.mbufs / 4 {
+            p.at(
+                "dataplane.mbuf_cache",
+                format!("{} is above min(512, mbufs / 4)", self.mbuf_cache),
+            );
+        }
+        if self.mbuf_data_room < 128 + 128 {
+            p.at(
+                "dataplane.mbuf_data_room",
+                format!(
+                    "{} leaves under 128 bytes for a frame after the 128-byte headroom",
+                    self.mbuf_data_room
+                ),
+            );
+        }
+        if !self.hugepages && self.memory_mb < 64 {
+            p.at(
+                "dataplane.memory_mb",
+                format!("{} MiB is too little for EAL (at least 64)", self.memory_mb),
+            );
+        }
+        let prefix = &self.file_prefix;
+        if prefix.is_empty()
+            || !prefix
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            p.at(
+                "dataplane.file_prefix",
+                format!("`{prefix}` must be letters, digits, - or _"),
+            );
+        }
+    }
+}
+
+impl PortConfig {
+    fn problems(&self, key: &dyn Fn(&str) -> String, p: &mut Problems) {
+        if self.device.trim().is_empty() {
+            p.at(key("device"), "is empty");
+        } else if !self.is_pci() && !self.dpdk_name().starts_with("net_") {
+            p.at(
+                key("device"),
+                format!(
+                    "`{}` is neither a PCI address (0000:01:00.0) nor a net_* vdev",
+                    self.device
+                ),
+            );
+        }
+        if let Some(mac) = self.mac.filter(|m| !m.is_unicast()) {
+            p.at(key("mac"), format!("{mac} is not a unicast MAC"));
+        }
+        if self.queues == 0 || self.queues > MAX_QUEUES {
+            p.at(
+                key("queues"),
+                format!("{} is outside 1..={MAX_QUEUES}", self.queues),
+            );
+        }
+        for (field, size) in [
+            ("rx_ring_size", self.rx_ring_size),
+            ("tx_ring_size", self.tx_ring_size),
+        ] {
+            if !size.is_power_of_two() || !(64..=16384).contains(&size) {
+                p.at(
+                    key(field),
+                    format!("{size} is not a power of two in 64..=16384"),
+                );
+            }
+        }
+    }
+}
+
+impl Flows {
+    fn problems(&self, p: &mut Problems) {
+        if self.capacity == 0 || self.capacity > 1 << 26 {
+            p.at(
+                "flows.capacity",
+                format!("{} is outside 1..={}", self.capacity, 1u32 << 26),
+            );
+        }
+        for (field, secs) in [
+            (
+                "tcp_established_timeout_secs",
+                self.tcp_established_timeout_secs,
+            ),
+            ("tcp_syn_timeout_secs", self.tcp_syn_timeout_secs),
+            ("udp_timeout_secs", self.udp_timeout_secs),
+        ] {
+            if secs == 0 || secs > 86_400 {
+                p.at(
+                    format!("flows.{field}"),
+                    format!("{secs} is outside 1..=86400 seconds"),
+                );
+            }
+        }
+    }
+}
+
+impl Maglev {
+    fn problems(&self, p: &mut Problems) {
+        let m = self.table_size;
+        if !(3..=MAGLEV_MAX_TABLE_SIZE).contains(&m) {
+            p.at(
+                "maglev.table_size",
+                format!("{m} is outside 3..={MAGLEV_MAX_TABLE_SIZE}"),
+            );
+        } else if !crate::is_prime(m) {
+            p.at(
+                "maglev.table_size",
+                format!("{m} is not prime (Maglev needs a prime; 65537 is one)"),
+            );
+        }
+    }
+}
+
+impl Arp {
+    fn problems(&self, p: &mut Problems) {
+        for (field, value, range) in [
+            ("garp_interval_secs", self.garp_interval_secs, 1..=3600),
+            ("refresh_secs", self.refresh_secs, 1..=3600),
+            ("retry_ms", self.retry_ms, 100..=60_000),
+            ("max_unanswered", self.max_unanswered, 1..=100),
+        ] {
+            if !range.contains(&value) {
+                p.at(
+                    format!("arp.{field}"),
+                    format!("{value} is outside {}..={}", range.start(), range.end()),
+                );
+            }
+        }
+    }
+}
+
+impl Service {
+    fn problems(&self, i: usize, appliance: Ipv4Addr, p: &mut Problems) {
+        let key = |field: &str| format!("services[{i}].{field}");
+        if self.vip == appliance {
+            p.at(key("vip"), format!("{} is the appliance address", self.vip));
+        }
+        if !is_unicast(self.vip) {
+            p.at(key("vip"), format!("{} is not a unicast address", self.vip));
+        }
+        if let Some(probe) = &self.health {
+            probe.problems(&key("health"), p);
+            if matches!(probe.kind, ProbeKind::Tcp | ProbeKind::Http)
+                && probe.port.is_none()
+                && self.port == 0
+            {
+                p.at(
+                    key("health.port"),
+                    "needed: the service listens on every port",
+                );
+            }
+        }
+        let mut addresses = HashMap::new();
+        for (t, target) in self.targets.iter().enumerate() {
+            let key = |field: &str| format!("services[{i}].targets[{t}].{field}");
+            match (&self.health, &target.health) {
+                (None, Some(_)) => p.at(
+                    key("health"),
+                    format!(
+                        "overrides a probe the service does not have (add services[{i}].health)"
+                    ),
+                ),
+                (Some(_), Some(_)) => {
+                    if let Some(probe) = self.probe_for(target) {
+                        probe.problems(&key("health"), p);
+                    }
+                }
+                _ => {}
+            }
+            if let Some(u) = addresses.insert(target.address, t) {
+                p.at(
+                    key("address"),
+                    format!("{} is also targets[{u}]", target.address),
+                );
+            }
+            if target.address == self.vip || target.address == appliance {
+                p.at(
+                    key("address"),
+                    format!("{} is the VIP or the appliance address", target.address),
+                );
+            }
+            target.problems(&key, p);
+        }
+    }
+}
+
+impl Target {
+    fn problems(&self, key: &dyn Fn(&str) -> String, p: &mut Problems) {
+        if !is_unicast(self.address) {
+            p.at(
+                key("address"),
+                format!("{} is not a unicast address", self.address),
+            );
+        }
+        if self.weight > MAX_WEIGHT {
+            p.at(
+                key("weight"),
+                format!("{} is outside 0..={MAX_WEIGHT}", self.weight),
+            );
+        }
+        if let Some(mac) = self.mac.filter(|m| !m.is_unicast()) {
+            p.at(key("mac"), format!("{mac} is not a unicast MAC"));
+        }
+    }
+}
+
+impl Probe {
+    /// Problems of this probe, at keys under `at` (`services[0].health`).
+    fn problems(&self, at: &str, p: &mut Problems) {
+        let key = |field: &str| format!("{at}.{field}");
+        if !(100..=3_600_000).contains(&self.interval_ms) {
+            p.at(
+                key("interval_ms"),
+                format!("{} is outside 100..=3600000", self.interval_ms),
+            );
+        }
+        if self.timeout_ms == 0 || self.timeout_ms >= self.interval_ms {
+            p.at(
+                key("timeout_ms"),
+                format!(
+                    "{} must be above 0 and below interval_ms ({})",
+                    self.timeout_ms, self.interval_ms
+                ),
+            );
+        }
+        for (field, value) in [("rise", self.rise), ("fall", self.fall)] {
+            if !(1..=100).contains(&value) {
+                p.at(key(field), format!("{value} is outside 1..=100"));
+            }
+        }
+        match self.kind {
+            ProbeKind::Exec if self.command.is_empty() => {
+                p.at(key("command"), "an exec probe needs a command")
+            }
+            ProbeKind::Http
+                if !self.path.starts_with('/') || self.path.contains(char::is_whitespace) =>
+            {
+                p.at(
+                    key("path"),
+                    format!("`{}` must start with / and hold no spaces", self.path),
+                )
+            }
+            ProbeKind::Http if !(100..=599).contains(&self.expect_status) => p.at(
+                key("expect_status"),
+                format!("{} is not an HTTP status", self.expect_status),
+            ),
+            _ => {}
+        }
+        if self.port == Some(0) {
+            p.at(key("port"), "0 is not a port");
+        }
+    }
+}
+
+impl Control {
+    fn problems(&self, p: &mut Problems) {
+        if self.socket.as_os_str().is_empty() || self.socket.is_relative() {
+            p.at(
+                "control.socket",
+                format!("`{}` is not an absolute path", self.socket.display()),
+            );
+        }
+    }
+}
+
+impl Metrics {
+    fn problems(&self, p: &mut Problems) {
+        if self.listen.is_some_and(|l| l.port() == 0) {
+            p.at("metrics.listen", "needs a port other than 0");
+        }
+    }
+}
+
+impl Health {
+    fn problems(&self, p: &mut Problems) {
+        if let Some(iface) = &self.interface {
+            if iface.is_empty() || iface.len() > 15 || iface.contains(['/', ' ']) {
+                p.at(
+                    "health.interface",
+                    format!("`{iface}` is not an interface name"),
+                );
+            }
+        }
+    }
+}
+
+impl Appliance {
+    fn problems(&self, p: &mut Problems) {
+        if !is_unicast(self.address) {
+            p.at(
+                "appliance.address",
+                format!("{} is not a unicast address", self.address),
+            );
+        }
+    }
+}
+
+fn is_unicast(a: Ipv4Addr) -> bool {
+    !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+}
