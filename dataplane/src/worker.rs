@@ -297,9 +297,8 @@ pub struct Worker {
 /// Live flows from which a burst is decided one poll after it arrives: its flows'
 /// buckets are hashed and prefetched on arrival, so their loads from memory overlap
 /// the previous burst's work. Below that the buckets are in cache (4096 flows touch
-/// at most 256 KiB of them) and the extra pass only costs (about 3 ns a packet at one
-/// flow). With one-line buckets, never looking ahead against this threshold: no
-/// difference beyond noise at 10k flows, 11-12 against 17 Mpps at 30k.
+/// at most 256 KiB of them) and the extra pass only costs. How the threshold was
+/// chosen, with its figures: bench/README.md, "Where the time goes".
 pub const LOOKAHEAD_FROM_LIVE_FLOWS: u64 = 4096;
 
 /// The burst received on the previous poll, waiting to be decided, with the flow
