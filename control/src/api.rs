@@ -2,6 +2,7 @@
 //! reload` ask the running appliance, and what it answers. One JSON object per line
 //! each way. The same views feed the tables, `--json` and the Prometheus metrics.
 
+use dataplane::counters::{CounterSpec, COUNTERS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -98,31 +99,23 @@ pub struct WorkerView {
     pub lcore: u32,
     pub port: String,
     pub queue: u16,
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub tx_packets: u64,
-    /// Frames the driver did not take.
-    pub tx_dropped: u64,
-    pub forwarded: u64,
-    pub replied: u64,
-    pub punted: u64,
-    pub punt_overflow: u64,
+    /// Every worker counter by its name (`dataplane::counters::COUNTERS`), as keys of
+    /// this object: `rx_packets`, `forwarded`, `flows_live`, ...
+    #[serde(flatten)]
+    pub counters: BTreeMap<String, u64>,
     /// Every drop reason, zeros included (names as in `DropReason::name`).
     pub drops: BTreeMap<String, u64>,
-    pub flows_live: u64,
-    pub flow_capacity: u64,
-    pub flows_inserted: u64,
-    pub flows_expired: u64,
-    pub flows_evicted: u64,
-    /// New flows refused by the new-flow rate guard.
-    pub flow_guard_refused: u64,
-    /// New flows not remembered: their bucket held only active flows.
-    pub flow_bucket_full: u64,
-    /// Bursts of received frames decided. `rx_packets / bursts` near the burst size
-    /// (`dataplane::dpdk::BURST_SIZE`) says the worker is saturated: every poll found
-    /// a full burst waiting.
-    #[serde(default)]
-    pub bursts: u64,
+}
+
+impl WorkerView {
+    /// The counter of that name (`CounterSpec::name`); 0 from an older dsrlb without it.
+    pub fn count(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.drops.values().sum()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -231,12 +224,29 @@ pub fn targets_table(targets: &[TargetView]) -> String {
 
 /// Frames a burst on average, one decimal ("-" before the first burst).
 fn per_burst(w: &WorkerView) -> String {
-    if w.bursts == 0 {
-        return "-".to_owned();
+    match w.count("bursts") {
+        0 => "-".to_owned(),
+        bursts => format!("{:.1}", w.count("rx_packets") as f64 / bursts as f64),
     }
-    format!("{:.1}", w.rx_packets as f64 / w.bursts as f64)
 }
 
+/// One line of totals over every worker: each counter the summary shows, by its
+/// summary word, then the drops (the periodic log line; the exit report ends on it).
+pub fn summary_line(workers: &[WorkerView]) -> String {
+    let mut words: Vec<String> = COUNTERS
+        .iter()
+        .filter_map(|c| {
+            let total: u64 = workers.iter().map(|w| w.count(c.name)).sum();
+            c.summary.map(|word| format!("{word} {total}"))
+        })
+        .collect();
+    let dropped: u64 = workers.iter().map(WorkerView::dropped).sum();
+    words.push(format!("dropped {dropped}"));
+    words.join(" ")
+}
+
+/// `dsrlb show stats`, and the body of the exit report: a row a worker with each
+/// counter that has a column, its drops by reason, the ports and the mempool.
 pub fn stats_table(stats: &StatsView) -> String {
     let mut out = format!(
         "dsrlb {} up {}s, config {} (snapshot {}, reloads {} ok {} failed)\n\n",
@@ -247,45 +257,21 @@ pub fn stats_table(stats: &StatsView) -> String {
         stats.reloads,
         stats.reloads_failed
     );
+    let columns: Vec<&CounterSpec> = COUNTERS.iter().filter(|c| c.column.is_some()).collect();
+    let mut header = vec!["LCORE", "PORT/Q"];
+    header.extend(columns.iter().filter_map(|c| c.column));
+    header.extend(["DROPPED", "PER_BURST"]);
     let rows: Vec<Vec<String>> = stats
         .workers
         .iter()
         .map(|w| {
-            vec![
-                w.lcore.to_string(),
-                format!("{}/{}", w.port, w.queue),
-                w.rx_packets.to_string(),
-                w.tx_packets.to_string(),
-                w.forwarded.to_string(),
-                w.replied.to_string(),
-                w.drops.values().sum::<u64>().to_string(),
-                w.tx_dropped.to_string(),
-                format!("{}/{}", w.flows_live, w.flow_capacity),
-                w.flows_evicted.to_string(),
-                w.flow_guard_refused.to_string(),
-                w.flow_bucket_full.to_string(),
-                per_burst(w),
-            ]
+            let mut row = vec![w.lcore.to_string(), format!("{}/{}", w.port, w.queue)];
+            row.extend(columns.iter().map(|c| w.count(c.name).to_string()));
+            row.extend([w.dropped().to_string(), per_burst(w)]);
+            row
         })
         .collect();
-    out.push_str(&table(
-        &[
-            "LCORE",
-            "PORT/Q",
-            "RX",
-            "TX",
-            "FORWARDED",
-            "REPLIED",
-            "DROPPED",
-            "TX_FULL",
-            "FLOWS",
-            "EVICTED",
-            "GUARD",
-            "FULL",
-            "PER_BURST",
-        ],
-        &rows,
-    ));
+    out.push_str(&table(&header, &rows));
     for w in &stats.workers {
         let reasons: Vec<String> = w
             .drops

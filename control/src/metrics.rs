@@ -3,7 +3,7 @@
 
 use crate::api::{Request, ServerView, StatsView, TargetView};
 use crate::ctl::{AcceptLoop, Asker};
-use dataplane::dpdk::BURST_SIZE;
+use dataplane::counters::COUNTERS;
 use std::fmt::Write as _;
 use std::io::{Read, Write};
 use std::net::{SocketAddrV4, TcpListener, TcpStream};
@@ -234,69 +234,17 @@ pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView)
             ("queue", w.queue.to_string()),
         ]
     };
-    family(
-        &mut out,
-        "dsrlb_worker_rx_packets_total",
-        "counter",
-        "Frames received by the worker.",
-        workers,
-        worker,
-        |w| w.rx_packets,
-    );
-    family(
-        &mut out,
-        "dsrlb_worker_rx_bytes_total",
-        "counter",
-        "Bytes received by the worker.",
-        workers,
-        worker,
-        |w| w.rx_bytes,
-    );
-    family(
-        &mut out,
-        "dsrlb_worker_tx_packets_total",
-        "counter",
-        "Frames sent by the worker.",
-        workers,
-        worker,
-        |w| w.tx_packets,
-    );
-    family(
-        &mut out,
-        "dsrlb_worker_tx_dropped_packets_total",
-        "counter",
-        "Frames the driver did not take (tx ring full).",
-        workers,
-        worker,
-        |w| w.tx_dropped,
-    );
-    family(
-        &mut out,
-        "dsrlb_worker_forwarded_packets_total",
-        "counter",
-        "Frames forwarded to targets.",
-        workers,
-        worker,
-        |w| w.forwarded,
-    );
-    family(
-        &mut out,
-        "dsrlb_worker_replied_packets_total",
-        "counter",
-        "ARP and ICMP echo replies sent.",
-        workers,
-        worker,
-        |w| w.replied,
-    );
-    family(
-        &mut out,
-        "dsrlb_worker_punted_packets_total",
-        "counter",
-        "Frames handed to the control thread.",
-        workers,
-        worker,
-        |w| w.punted,
-    );
+    for counter in COUNTERS {
+        family(
+            &mut out,
+            counter.metric,
+            counter.kind.prometheus(),
+            counter.help,
+            workers,
+            worker,
+            |w| w.count(counter.name),
+        );
+    }
     let mut drops = Family::start(
         &mut out,
         "dsrlb_worker_dropped_packets_total",
@@ -318,71 +266,6 @@ pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView)
             );
         }
     }
-    family(
-        &mut out,
-        "dsrlb_flow_table_entries",
-        "gauge",
-        "Live entries in the worker's flow table.",
-        workers,
-        worker,
-        |w| w.flows_live,
-    );
-    family(
-        &mut out,
-        "dsrlb_flow_table_capacity",
-        "gauge",
-        "Entries the worker's flow table holds.",
-        workers,
-        worker,
-        |w| w.flow_capacity,
-    );
-    family(
-        &mut out,
-        "dsrlb_flow_table_inserted_total",
-        "counter",
-        "Flows inserted.",
-        workers,
-        worker,
-        |w| w.flows_inserted,
-    );
-    family(
-        &mut out,
-        "dsrlb_flow_table_evictions_total",
-        "counter",
-        "Flows idle a second or more evicted to make room for a new one.",
-        workers,
-        worker,
-        |w| w.flows_evicted,
-    );
-    family(
-        &mut out,
-        "dsrlb_flow_guard_refused_total",
-        "counter",
-        "New flows refused by the new-flow rate guard.",
-        workers,
-        worker,
-        |w| w.flow_guard_refused,
-    );
-    family(
-        &mut out,
-        "dsrlb_flow_bucket_full_total",
-        "counter",
-        "New flows not remembered: their bucket held only flows active within the last second.",
-        workers,
-        worker,
-        |w| w.flow_bucket_full,
-    );
-    family(
-        &mut out,
-        "dsrlb_worker_bursts_total",
-        "counter",
-        &format!(
-            "Bursts of received frames the worker decided: rx_packets_total / bursts_total near {BURST_SIZE} means it is saturated."
-        ),
-        workers,
-        worker,
-        |w| w.bursts,
-    );
     Family::start(
         &mut out,
         "dsrlb_mempool_mbufs_in_use",
@@ -483,23 +366,22 @@ mod tests {
                 lcore: 1,
                 port: "data".into(),
                 queue: 0,
-                rx_packets: 10,
-                rx_bytes: 600,
-                tx_packets: 9,
-                tx_dropped: 0,
-                forwarded: 8,
-                replied: 1,
-                punted: 0,
-                punt_overflow: 0,
+                counters: [
+                    ("rx_packets", 10),
+                    ("rx_bytes", 600),
+                    ("tx_packets", 9),
+                    ("forwarded", 8),
+                    ("replied", 1),
+                    ("flows_live", 4),
+                    ("flow_capacity", 1024),
+                    ("flows_inserted", 4),
+                    ("flow_bucket_full", 3),
+                    ("bursts", 2),
+                ]
+                .into_iter()
+                .map(|(name, n)| (name.to_owned(), n))
+                .collect(),
                 drops: [("no_service".to_owned(), 1)].into_iter().collect(),
-                flows_live: 4,
-                flow_capacity: 1024,
-                flows_inserted: 4,
-                flows_expired: 0,
-                flows_evicted: 0,
-                flow_guard_refused: 0,
-                flow_bucket_full: 3,
-                bursts: 2,
             }],
             ports: vec![],
             mempool_in_use: 12,
@@ -555,5 +437,13 @@ mod tests {
         assert!(
             text.contains("dsrlb_worker_bursts_total{lcore=\"1\",port=\"data\",queue=\"0\"} 2\n")
         );
+        // Every counter of the table is a family, of its kind.
+        for c in COUNTERS {
+            assert_eq!(
+                typed.get(c.metric).map(String::as_str),
+                Some(c.kind.prometheus()),
+                "{c:?}"
+            );
+        }
     }
 }

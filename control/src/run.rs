@@ -1,7 +1,7 @@
 //! `dsrlb run`: start everything in order, run the control loop, stop in reverse.
 
 use crate::accounting::{Accounting, Totals};
-use crate::api::{AdminAction, Reply, Request};
+use crate::api::{self, AdminAction, Reply, Request};
 use crate::ctl::{self, ControlSocket, Question};
 use crate::eal_args::eal_args;
 use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
@@ -600,7 +600,7 @@ impl Appliance {
                 next_garp = now + Duration::from_secs(garp_interval);
             }
             if !stats_interval.is_zero() && last_report.elapsed() >= stats_interval {
-                log::info!("{}", report::summary_line(&self.workers));
+                log::info!("{}", api::summary_line(&self.workers_view()));
                 last_report = Instant::now();
             }
         }
@@ -617,15 +617,7 @@ impl Appliance {
             }
         }
         while self.punt.pop().is_some() {}
-        let port_stats: Vec<_> = self
-            .ports
-            .iter()
-            .map(|p| (p.name.clone(), p.mac, p.port.stats().ok()))
-            .collect();
-        print!(
-            "{}",
-            report::final_report(&self.workers, &port_stats, punted)
-        );
+        print!("{}", report::final_report(&self.stats_view(), punted));
         for p in self.ports.iter_mut() {
             if let Err(e) = p.port.stop() {
                 log::warn!("{e}");

@@ -5,6 +5,7 @@ use crate::api::{AdminAction, PortView, ProbeView, ServerView, StatsView, Target
 use crate::health::Health;
 use crate::neighbors::MacSource;
 use crate::run::Appliance;
+use dataplane::counters::COUNTERS;
 use dataplane::forward::DropReason;
 use dataplane::snapshot::{Service, Snapshot};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -146,9 +147,9 @@ impl Appliance {
         (servers, targets.into_iter().flatten().collect())
     }
 
-    pub(crate) fn stats_view(&self) -> StatsView {
-        let workers = self
-            .workers
+    /// A row a worker: every counter by name, every drop reason.
+    pub(crate) fn workers_view(&self) -> Vec<WorkerView> {
+        self.workers
             .iter()
             .map(|w| {
                 let c = w.stats.read();
@@ -156,29 +157,22 @@ impl Appliance {
                     lcore: w.lcore,
                     port: w.port_name.clone(),
                     queue: w.queue,
-                    rx_packets: c.rx_packets,
-                    rx_bytes: c.rx_bytes,
-                    tx_packets: c.tx_packets,
-                    tx_dropped: c.tx_dropped,
-                    forwarded: c.forwarded,
-                    replied: c.replied,
-                    punted: c.punted,
-                    punt_overflow: c.punt_overflow,
+                    counters: COUNTERS
+                        .iter()
+                        .zip(c.counts.values())
+                        .map(|(spec, value)| (spec.name.to_owned(), value))
+                        .collect(),
                     drops: DropReason::ALL
                         .iter()
                         .map(|r| (r.name().to_owned(), c.drop_count(*r)))
                         .collect(),
-                    flows_live: c.flows.live,
-                    flow_capacity: c.flow_capacity,
-                    flows_inserted: c.flows.inserted,
-                    flows_expired: c.flows.expired,
-                    flows_evicted: c.flows.evicted,
-                    flow_guard_refused: c.flows.guard_refused,
-                    flow_bucket_full: c.flows.bucket_full,
-                    bursts: c.bursts,
                 }
             })
-            .collect();
+            .collect()
+    }
+
+    pub(crate) fn stats_view(&self) -> StatsView {
+        let workers = self.workers_view();
         let ports = self
             .ports
             .iter()

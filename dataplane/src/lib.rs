@@ -4,6 +4,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod control_tx;
+pub mod counters;
 pub mod craft;
 pub mod dpdk;
 pub mod flow;

@@ -5,6 +5,7 @@
 //! back-off's sleep, taken only after many empty polls in a row, never while frames
 //! are arriving.
 
+use crate::counters::{add, CounterCells, Counts};
 use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
 use crate::forward::{decide_outside_run, flow_hash_hint, DropReason, SameFlowRun, Verdict};
@@ -16,35 +17,14 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Counters of one worker: written by that worker alone (plain load + store, no
-/// read-modify-write), read by the control thread. Cache-line aligned so two workers
-/// never share a line.
+/// Everything one worker counts: its counters and drops (declared in `counters`),
+/// and its counts by target and service slot. Written by that worker alone, read by
+/// the control thread; cache-line aligned so two workers never share a line.
 #[derive(Debug, Default)]
 #[repr(align(64))]
 pub struct WorkerStats {
-    pub rx_packets: AtomicU64,
-    pub rx_bytes: AtomicU64,
-    pub forwarded: AtomicU64,
-    pub forwarded_bytes: AtomicU64,
-    pub replied: AtomicU64,
-    pub punted: AtomicU64,
-    /// Punts dropped because the control thread's queue was full.
-    pub punt_overflow: AtomicU64,
-    /// Frames sent for the control thread (ARP), counted in tx_packets too.
-    pub injected: AtomicU64,
-    pub tx_packets: AtomicU64,
-    /// Frames the driver did not take (tx ring full), freed.
-    pub tx_dropped: AtomicU64,
+    pub counters: CounterCells,
     pub drops: [AtomicU64; DropReason::COUNT],
-    /// Bursts of received frames decided (polls that found frames).
-    pub bursts: AtomicU64,
-    pub flows_live: AtomicU64,
-    pub flows_inserted: AtomicU64,
-    pub flows_expired: AtomicU64,
-    pub flows_evicted: AtomicU64,
-    pub flow_guard_refused: AtomicU64,
-    pub flow_bucket_full: AtomicU64,
-    pub flow_capacity: AtomicU64,
     pub slots: SlotStats,
 }
 
@@ -132,23 +112,11 @@ impl SlotStats {
     }
 }
 
-/// A plain copy of a worker's counters.
+/// A plain copy of a worker's counters and drops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WorkerCounters {
-    pub rx_packets: u64,
-    pub rx_bytes: u64,
-    pub forwarded: u64,
-    pub forwarded_bytes: u64,
-    pub replied: u64,
-    pub punted: u64,
-    pub punt_overflow: u64,
-    pub injected: u64,
-    pub tx_packets: u64,
-    pub tx_dropped: u64,
+    pub counts: Counts,
     pub drops: [u64; DropReason::COUNT],
-    pub bursts: u64,
-    pub flows: FlowStats,
-    pub flow_capacity: u64,
 }
 
 impl WorkerCounters {
@@ -161,43 +129,15 @@ impl WorkerCounters {
     }
 }
 
-#[inline(always)]
-fn add(counter: &AtomicU64, n: u64) {
-    counter.store(
-        counter.load(Ordering::Relaxed).wrapping_add(n),
-        Ordering::Relaxed,
-    );
-}
-
 impl WorkerStats {
     pub fn read(&self) -> WorkerCounters {
-        let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut drops = [0u64; DropReason::COUNT];
         for (d, c) in drops.iter_mut().zip(&self.drops) {
-            *d = r(c);
+            *d = c.load(Ordering::Relaxed);
         }
         WorkerCounters {
-            rx_packets: r(&self.rx_packets),
-            rx_bytes: r(&self.rx_bytes),
-            forwarded: r(&self.forwarded),
-            forwarded_bytes: r(&self.forwarded_bytes),
-            replied: r(&self.replied),
-            punted: r(&self.punted),
-            punt_overflow: r(&self.punt_overflow),
-            injected: r(&self.injected),
-            tx_packets: r(&self.tx_packets),
-            tx_dropped: r(&self.tx_dropped),
+            counts: self.counters.read(),
             drops,
-            bursts: r(&self.bursts),
-            flows: FlowStats {
-                live: r(&self.flows_live),
-                inserted: r(&self.flows_inserted),
-                expired: r(&self.flows_expired),
-                evicted: r(&self.flows_evicted),
-                guard_refused: r(&self.flow_guard_refused),
-                bucket_full: r(&self.flow_bucket_full),
-            },
-            flow_capacity: r(&self.flow_capacity),
         }
     }
 }
@@ -220,9 +160,9 @@ fn send_injected(inject: &ArrayQueue<Mbuf>, queues: &WorkerQueues, stats: &Worke
     let queued = burst.len() as u64;
     let sent = burst.tx(queues.port, queues.tx_queue) as u64;
     burst.free_all();
-    add(&stats.injected, sent);
-    add(&stats.tx_packets, sent);
-    add(&stats.tx_dropped, queued - sent);
+    add(&stats.counters.injected, sent);
+    add(&stats.counters.tx_packets, sent);
+    add(&stats.counters.tx_dropped, queued - sent);
 }
 
 /// Sleeps only after `spin_polls` empty polls in a row, doubling up to `max_sleep`.
@@ -448,6 +388,7 @@ impl Worker {
         idle: IdleBackoff,
     ) -> Self {
         stats
+            .counters
             .flow_capacity
             .store(flows.capacity() as u64, Ordering::Relaxed);
         Worker {
@@ -602,41 +543,30 @@ impl Worker {
 /// Counts of one poll, kept in registers and published once per poll.
 #[derive(Default)]
 struct Tally {
-    rx_packets: u64,
-    rx_bytes: u64,
-    forwarded: u64,
-    forwarded_bytes: u64,
-    replied: u64,
-    punted: u64,
-    punt_overflow: u64,
-    tx_packets: u64,
-    tx_dropped: u64,
+    counts: Counts,
     drops: [u64; DropReason::COUNT],
     /// The sum of `drops`: most polls drop nothing and skip publishing them.
     dropped: u64,
-    bursts: u64,
 }
 
 impl Tally {
     /// Frames forwarded to the target in `slot`.
     #[inline(always)]
     fn forwarded(&mut self, slots: &SlotStats, slot: u16, packets: u64, bytes: u64) {
-        self.forwarded += packets;
-        self.forwarded_bytes += bytes;
+        self.counts.forwarded += packets;
+        self.counts.forwarded_bytes += bytes;
         slots.count_forwarded(slot, packets, bytes);
     }
 
     #[inline(always)]
+    fn drop(&mut self, reason: DropReason) {
+        self.drops[reason as usize] += 1;
+        self.dropped += 1;
+    }
+
+    #[inline(always)]
     fn publish(&self, stats: &WorkerStats, flows: FlowStats) {
-        add(&stats.rx_packets, self.rx_packets);
-        add(&stats.rx_bytes, self.rx_bytes);
-        add(&stats.forwarded, self.forwarded);
-        add(&stats.forwarded_bytes, self.forwarded_bytes);
-        add(&stats.replied, self.replied);
-        add(&stats.punted, self.punted);
-        add(&stats.punt_overflow, self.punt_overflow);
-        add(&stats.tx_packets, self.tx_packets);
-        add(&stats.tx_dropped, self.tx_dropped);
+        stats.counters.add(&self.counts);
         if self.dropped != 0 {
             for (counter, &n) in stats.drops.iter().zip(&self.drops) {
                 if n != 0 {
@@ -644,14 +574,14 @@ impl Tally {
                 }
             }
         }
-        add(&stats.bursts, self.bursts);
         let set = |c: &AtomicU64, v: u64| c.store(v, Ordering::Relaxed);
-        set(&stats.flows_live, flows.live);
-        set(&stats.flows_inserted, flows.inserted);
-        set(&stats.flows_expired, flows.expired);
-        set(&stats.flows_evicted, flows.evicted);
-        set(&stats.flow_guard_refused, flows.guard_refused);
-        set(&stats.flow_bucket_full, flows.bucket_full);
+        let c = &stats.counters;
+        set(&c.flows_live, flows.live);
+        set(&c.flows_inserted, flows.inserted);
+        set(&c.flows_expired, flows.expired);
+        set(&c.flows_evicted, flows.evicted);
+        set(&c.flow_guard_refused, flows.guard_refused);
+        set(&c.flow_bucket_full, flows.bucket_full);
     }
 }
 
@@ -677,27 +607,25 @@ fn dispatch_other(
             out.push(mbuf)
         }
         Verdict::Reply(_) => {
-            tally.replied += 1;
+            tally.counts.replied += 1;
             out.push(mbuf)
         }
         Verdict::Punt(_) => match punt.push(mbuf) {
             Ok(()) => {
-                tally.punted += 1;
+                tally.counts.punted += 1;
                 Ok(())
             }
             Err(mbuf) => {
-                tally.punt_overflow += 1;
+                tally.counts.punt_overflow += 1;
                 discard.push(mbuf)
             }
         },
         Verdict::Drop(reason) => {
-            tally.drops[reason as usize] += 1;
-            tally.dropped += 1;
+            tally.drop(reason);
             discard.push(mbuf)
         }
         Verdict::Unserved { service } => {
-            tally.drops[DropReason::NoUsableTarget as usize] += 1;
-            tally.dropped += 1;
+            tally.drop(DropReason::NoUsableTarget);
             if let Some(c) = stats.slots.service_drops.get(usize::from(service)) {
                 add(c, 1);
             }
@@ -740,7 +668,7 @@ fn decide_burst(
             let (run_packets, run_bytes) =
                 frames.move_while(&mut out, |frame| run.forward(frame).is_some());
             if run_packets > 0 {
-                tally.rx_bytes += run_bytes;
+                tally.counts.rx_bytes += run_bytes;
                 tally.forwarded(&stats.slots, run.slot(), run_packets as u64, run_bytes);
             }
         }
@@ -750,7 +678,7 @@ fn decide_burst(
         };
         let hint = hints.get(position);
         let bytes = u64::from(mbuf.pkt_len());
-        tally.rx_bytes += bytes;
+        tally.counts.rx_bytes += bytes;
         let verdict = decide_outside_run(
             mbuf.data_mut(),
             snap,
@@ -774,9 +702,9 @@ fn decide_burst(
     let sent = out.tx(queues.port, queues.tx_queue) as u64;
     out.free_all();
     discard.free_all();
-    tally.rx_packets += count as u64;
-    tally.tx_packets += sent;
-    tally.tx_dropped += to_send - sent;
-    tally.bursts += 1;
+    tally.counts.rx_packets += count as u64;
+    tally.counts.tx_packets += sent;
+    tally.counts.tx_dropped += to_send - sent;
+    tally.counts.bursts += 1;
     count
 }
