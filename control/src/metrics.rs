@@ -1,7 +1,7 @@
 //! Prometheus text exposition (format 0.0.4) of the same views `dsrlb show` prints,
 //! and the small HTTP listener that serves it on the management address.
 
-use crate::api::{Request, ServerView, StatsView, TargetView};
+use crate::api::{Request, ServerView, StatsView, TargetView, WorkerView};
 use crate::ctl::{AcceptLoop, Asker};
 use dataplane::counters::COUNTERS;
 use std::fmt::Write as _;
@@ -41,6 +41,21 @@ impl Family<'_> {
     }
 }
 
+/// One per-item family: its name, TYPE, help and the value it takes from an item.
+type Metric<T> = (&'static str, &'static str, &'static str, fn(&T) -> u64);
+
+/// Each family of `metrics`, a sample per item labelled by `labels`.
+fn families<T>(
+    out: &mut String,
+    items: &[T],
+    labels: impl Fn(&T) -> Vec<(&'static str, String)>,
+    metrics: &[Metric<T>],
+) {
+    for (name, kind, help, value) in metrics {
+        family(out, name, kind, help, items, &labels, value);
+    }
+}
+
 fn family<T>(
     out: &mut String,
     name: &str,
@@ -58,229 +73,190 @@ fn family<T>(
     }
 }
 
+const SERVICE_METRICS: &[Metric<ServerView>] = &[
+    (
+        "dsrlb_service_packets_total",
+        "counter",
+        "Packets forwarded to the service's targets.",
+        |s| s.packets,
+    ),
+    (
+        "dsrlb_service_bytes_total",
+        "counter",
+        "Bytes forwarded to the service's targets.",
+        |s| s.bytes,
+    ),
+    (
+        "dsrlb_service_dropped_packets_total",
+        "counter",
+        "Packets dropped because the service had no usable target.",
+        |s| s.drops,
+    ),
+    (
+        "dsrlb_service_targets",
+        "gauge",
+        "Targets configured for the service.",
+        |s| s.targets_total as u64,
+    ),
+    (
+        "dsrlb_service_targets_up",
+        "gauge",
+        "Targets that may take new flows.",
+        |s| s.targets_up as u64,
+    ),
+    (
+        "dsrlb_service_active_flows",
+        "gauge",
+        "Live flows pinned to the service's targets.",
+        |s| s.active_flows,
+    ),
+];
+
+const TARGET_METRICS: &[Metric<TargetView>] = &[
+    (
+        "dsrlb_target_packets_total",
+        "counter",
+        "Packets forwarded to the target.",
+        |t| t.packets,
+    ),
+    (
+        "dsrlb_target_bytes_total",
+        "counter",
+        "Bytes forwarded to the target.",
+        |t| t.bytes,
+    ),
+    (
+        "dsrlb_target_active_flows",
+        "gauge",
+        "Live flows pinned to the target.",
+        |t| t.active_flows,
+    ),
+    (
+        "dsrlb_target_weight",
+        "gauge",
+        "Configured weight of the target.",
+        |t| u64::from(t.weight),
+    ),
+    (
+        "dsrlb_target_healthy",
+        "gauge",
+        "1 if the target's health checks pass (or it has none yet), 0 if they fail.",
+        |t| u64::from(t.health != "down"),
+    ),
+];
+
+/// The states `dsrlb_target_state` has a sample for, one of them 1.
+const TARGET_STATES: [&str; 6] = ["up", "down", "unknown", "drain", "disabled", "no-mac"];
+
+/// The whole exposition: the appliance, then per service, per target and per worker
+/// (every counter of `dataplane::counters`), then the mempool.
 pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView) -> String {
     let mut out = String::new();
+    appliance(&mut out, stats);
+    families(&mut out, servers, service_labels, SERVICE_METRICS);
+    families(&mut out, targets, target_labels, TARGET_METRICS);
+    target_states(&mut out, targets);
+    workers(&mut out, &stats.workers);
+    let single = [
+        (
+            "dsrlb_mempool_mbufs_in_use",
+            "Packet buffers in use.",
+            stats.mempool_in_use,
+        ),
+        (
+            "dsrlb_mempool_mbufs",
+            "Packet buffers in the pool.",
+            stats.mempool_size,
+        ),
+    ];
+    for (name, help, value) in single {
+        Family::start(&mut out, name, "gauge", help).sample(name, &[], value);
+    }
+    out
+}
+
+fn appliance(out: &mut String, stats: &StatsView) {
     Family::start(
-        &mut out,
+        out,
         "dsrlb_build_info",
         "gauge",
         "Version of the running dsrlb.",
     )
     .sample("dsrlb_build_info", &[("version", &stats.version)], 1);
     Family::start(
-        &mut out,
+        out,
         "dsrlb_uptime_seconds",
         "gauge",
         "Seconds since dsrlb started.",
     )
     .sample("dsrlb_uptime_seconds", &[], stats.uptime_secs);
-    let mut reloads = Family::start(
-        &mut out,
-        "dsrlb_config_reloads_total",
-        "counter",
-        "Configuration reloads, by result.",
-    );
-    reloads.sample(
-        "dsrlb_config_reloads_total",
-        &[("result", "applied")],
-        stats.reloads,
-    );
-    reloads.sample(
-        "dsrlb_config_reloads_total",
-        &[("result", "refused")],
-        stats.reloads_failed,
-    );
+    let name = "dsrlb_config_reloads_total";
+    let mut reloads = Family::start(out, name, "counter", "Configuration reloads, by result.");
+    reloads.sample(name, &[("result", "applied")], stats.reloads);
+    reloads.sample(name, &[("result", "refused")], stats.reloads_failed);
+}
 
-    let service = |s: &ServerView| {
-        vec![
-            ("service", s.service.clone()),
-            ("vip", s.vip.to_string()),
-            ("port", s.port.to_string()),
-            ("protocol", s.protocol.clone()),
-        ]
-    };
-    family(
-        &mut out,
-        "dsrlb_service_packets_total",
-        "counter",
-        "Packets forwarded to the service's targets.",
-        servers,
-        service,
-        |s| s.packets,
-    );
-    family(
-        &mut out,
-        "dsrlb_service_bytes_total",
-        "counter",
-        "Bytes forwarded to the service's targets.",
-        servers,
-        service,
-        |s| s.bytes,
-    );
-    family(
-        &mut out,
-        "dsrlb_service_dropped_packets_total",
-        "counter",
-        "Packets dropped because the service had no usable target.",
-        servers,
-        service,
-        |s| s.drops,
-    );
-    family(
-        &mut out,
-        "dsrlb_service_targets",
-        "gauge",
-        "Targets configured for the service.",
-        servers,
-        service,
-        |s| s.targets_total as u64,
-    );
-    family(
-        &mut out,
-        "dsrlb_service_targets_up",
-        "gauge",
-        "Targets that may take new flows.",
-        servers,
-        service,
-        |s| s.targets_up as u64,
-    );
-    family(
-        &mut out,
-        "dsrlb_service_active_flows",
-        "gauge",
-        "Live flows pinned to the service's targets.",
-        servers,
-        service,
-        |s| s.active_flows,
-    );
+fn service_labels(s: &ServerView) -> Vec<(&'static str, String)> {
+    vec![
+        ("service", s.service.clone()),
+        ("vip", s.vip.to_string()),
+        ("port", s.port.to_string()),
+        ("protocol", s.protocol.clone()),
+    ]
+}
 
-    let target = |t: &TargetView| {
-        vec![
-            ("service", t.service.clone()),
-            ("target", t.address.to_string()),
-        ]
-    };
-    family(
-        &mut out,
-        "dsrlb_target_packets_total",
-        "counter",
-        "Packets forwarded to the target.",
-        targets,
-        target,
-        |t| t.packets,
-    );
-    family(
-        &mut out,
-        "dsrlb_target_bytes_total",
-        "counter",
-        "Bytes forwarded to the target.",
-        targets,
-        target,
-        |t| t.bytes,
-    );
-    family(
-        &mut out,
-        "dsrlb_target_active_flows",
-        "gauge",
-        "Live flows pinned to the target.",
-        targets,
-        target,
-        |t| t.active_flows,
-    );
-    family(
-        &mut out,
-        "dsrlb_target_weight",
-        "gauge",
-        "Configured weight of the target.",
-        targets,
-        target,
-        |t| u64::from(t.weight),
-    );
-    family(
-        &mut out,
-        "dsrlb_target_healthy",
-        "gauge",
-        "1 if the target's health checks pass (or it has none yet), 0 if they fail.",
-        targets,
-        target,
-        |t| u64::from(t.health != "down"),
-    );
-    let mut states = Family::start(
-        &mut out,
-        "dsrlb_target_state",
-        "gauge",
-        "1 for the target's current state (up, down, unknown, drain, disabled, no-mac).",
-    );
+fn target_labels(t: &TargetView) -> Vec<(&'static str, String)> {
+    vec![
+        ("service", t.service.clone()),
+        ("target", t.address.to_string()),
+    ]
+}
+
+fn target_states(out: &mut String, targets: &[TargetView]) {
+    let name = "dsrlb_target_state";
+    let help = "1 for the target's current state (up, down, unknown, drain, disabled, no-mac).";
+    let mut states = Family::start(out, name, "gauge", help);
     for t in targets {
-        for state in ["up", "down", "unknown", "drain", "disabled", "no-mac"] {
-            let address = t.address.to_string();
-            states.sample(
-                "dsrlb_target_state",
-                &[
-                    ("service", t.service.as_str()),
-                    ("target", address.as_str()),
-                    ("state", state),
-                ],
-                u64::from(t.state == state),
-            );
+        let address = t.address.to_string();
+        for state in TARGET_STATES {
+            let labels = [
+                ("service", t.service.as_str()),
+                ("target", address.as_str()),
+                ("state", state),
+            ];
+            states.sample(name, &labels, u64::from(t.state == state));
         }
     }
+}
 
-    let workers = &stats.workers;
-    let worker = |w: &crate::api::WorkerView| {
-        vec![
-            ("lcore", w.lcore.to_string()),
-            ("port", w.port.clone()),
-            ("queue", w.queue.to_string()),
-        ]
-    };
-    for counter in COUNTERS {
-        family(
-            &mut out,
-            counter.metric,
-            counter.kind.prometheus(),
-            counter.help,
-            workers,
-            worker,
-            |w| w.count(counter.name),
-        );
+fn worker_labels(w: &WorkerView) -> Vec<(&'static str, String)> {
+    vec![
+        ("lcore", w.lcore.to_string()),
+        ("port", w.port.clone()),
+        ("queue", w.queue.to_string()),
+    ]
+}
+
+/// Every worker counter, then the drops by reason.
+fn workers(out: &mut String, workers: &[WorkerView]) {
+    for c in COUNTERS {
+        let kind = c.kind.prometheus();
+        family(out, c.metric, kind, c.help, workers, worker_labels, |w| {
+            w.count(c.name)
+        });
     }
-    let mut drops = Family::start(
-        &mut out,
-        "dsrlb_worker_dropped_packets_total",
-        "counter",
-        "Frames dropped, by reason.",
-    );
+    let name = "dsrlb_worker_dropped_packets_total";
+    let mut drops = Family::start(out, name, "counter", "Frames dropped, by reason.");
     for w in workers {
-        let (lcore, queue) = (w.lcore.to_string(), w.queue.to_string());
+        let mut labels = worker_labels(w);
+        labels.push(("reason", String::new()));
         for (reason, &n) in &w.drops {
-            drops.sample(
-                "dsrlb_worker_dropped_packets_total",
-                &[
-                    ("lcore", lcore.as_str()),
-                    ("port", w.port.as_str()),
-                    ("queue", queue.as_str()),
-                    ("reason", reason.as_str()),
-                ],
-                n,
-            );
+            labels[3].1.clone_from(reason);
+            let borrowed: Vec<(&str, &str)> =
+                labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            drops.sample(name, &borrowed, n);
         }
     }
-    Family::start(
-        &mut out,
-        "dsrlb_mempool_mbufs_in_use",
-        "gauge",
-        "Packet buffers in use.",
-    )
-    .sample("dsrlb_mempool_mbufs_in_use", &[], stats.mempool_in_use);
-    Family::start(
-        &mut out,
-        "dsrlb_mempool_mbufs",
-        "gauge",
-        "Packet buffers in the pool.",
-    )
-    .sample("dsrlb_mempool_mbufs", &[], stats.mempool_size);
-    out
 }
 
 /// The metrics listener: GET /metrics answers the control loop's `Request::Metrics`.
@@ -351,7 +327,6 @@ fn answer_http(mut stream: TcpStream, asker: &Asker) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::WorkerView;
     use std::net::Ipv4Addr;
 
     fn stats() -> StatsView {
