@@ -2,7 +2,7 @@
 //! operators (and Prometheus) can trust: a target starts at zero even in a reused
 //! slot, and a service keeps what its removed targets carried.
 
-use crate::run::RunningWorker;
+use crate::runtime::RunningWorker;
 use dataplane::snapshot::{ServiceKey, Snapshot};
 use std::collections::HashMap;
 
@@ -144,7 +144,7 @@ impl Accounting {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::RunningWorker;
+    use crate::runtime::RunningWorker;
     use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
     use dataplane::wire::{IpProtocol, MacAddr};
     use dataplane::worker::WorkerStats;

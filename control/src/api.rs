@@ -272,6 +272,13 @@ pub fn stats_table(stats: &StatsView) -> String {
         })
         .collect();
     out.push_str(&table(&header, &rows));
+    out.push_str(&stats_footer(stats));
+    out
+}
+
+/// Under the table: each worker's drops by reason, the ports' counters, the mempool.
+fn stats_footer(stats: &StatsView) -> String {
+    let mut out = String::new();
     for w in &stats.workers {
         let reasons: Vec<String> = w
             .drops

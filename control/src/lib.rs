@@ -5,6 +5,7 @@
 
 pub mod accounting;
 pub mod api;
+pub mod appliance;
 pub mod ctl;
 pub mod eal_args;
 pub mod health;
@@ -13,5 +14,6 @@ pub mod neighbors;
 pub mod preflight;
 pub mod report;
 pub mod run;
+pub mod runtime;
 pub mod spec;
 mod views;

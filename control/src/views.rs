@@ -1,206 +1,225 @@
-//! What `dsrlb show` and the metrics report, built from the control loop's state.
+//! What `dsrlb show` and the metrics report, built from the control state and the
+//! dataplane's counters.
 
 use crate::accounting::Totals;
 use crate::api::{AdminAction, PortView, ProbeView, ServerView, StatsView, TargetView, WorkerView};
+use crate::appliance::Appliance;
 use crate::health::Health;
 use crate::neighbors::MacSource;
-use crate::run::Appliance;
+use crate::runtime::Dataplane;
 use dataplane::counters::COUNTERS;
 use dataplane::forward::DropReason;
 use dataplane::snapshot::{Service, Snapshot};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-impl Appliance {
-    /// The snapshot's service for each config service, by config index.
-    fn services_by_index<'a>(&self, snapshot: &'a Snapshot) -> Vec<Option<&'a Service>> {
-        let mut by_index = vec![None; self.config.services.len()];
-        for s in snapshot.services() {
-            if let Some(slot) = by_index.get_mut(s.index) {
-                *slot = Some(s);
-            }
+/// The snapshot's service for each config service, by config index.
+fn services_by_index<'a>(app: &Appliance, snapshot: &'a Snapshot) -> Vec<Option<&'a Service>> {
+    let mut by_index = vec![None; app.config.services.len()];
+    for s in snapshot.services() {
+        if let Some(slot) = by_index.get_mut(s.index) {
+            *slot = Some(s);
         }
-        by_index
     }
+    by_index
+}
 
-    pub(crate) fn targets_view(&self) -> Vec<TargetView> {
-        let snapshot = self.publisher.current();
-        self.targets_by_service(&self.services_by_index(&snapshot))
-            .into_iter()
-            .flatten()
-            .collect()
-    }
+pub(crate) fn targets(app: &Appliance, dp: &dyn Dataplane) -> Vec<TargetView> {
+    let snapshot = dp.snapshot();
+    targets_by_service(app, dp, &services_by_index(app, &snapshot))
+        .into_iter()
+        .flatten()
+        .collect()
+}
 
-    /// One list of target views per config service.
-    fn targets_by_service(&self, services: &[Option<&Service>]) -> Vec<Vec<TargetView>> {
-        let totals = Totals(&self.workers);
-        let now = SystemTime::now();
-        let mut views = Vec::new();
-        for (si, service) in self.config.services.iter().enumerate() {
+/// One list of target views per config service.
+fn targets_by_service(
+    app: &Appliance,
+    dp: &dyn Dataplane,
+    services: &[Option<&Service>],
+) -> Vec<Vec<TargetView>> {
+    let totals = Totals(dp.workers());
+    app.config
+        .services
+        .iter()
+        .enumerate()
+        .map(|(si, service)| {
             let slots = services.get(si).copied().flatten().map(|s| &s.target_slots);
-            let mut rows = Vec::new();
-            let probed = service.health.is_some();
-            for (ti, target) in service.targets.iter().enumerate() {
-                let addr = target.address;
-                let health = self.health_of(si, addr);
-                let admin = self.admin.get(&addr).copied();
-                let mac = self.neighbors.mac(addr);
-                let state = match (admin, mac, health) {
-                    (Some(AdminAction::Disable), _, _) => "disabled",
-                    (_, None, _) => "no-mac",
-                    (_, _, Health::Down) => "down",
-                    (Some(AdminAction::Drain), _, _) => "drain",
-                    (_, _, Health::Unknown) if probed => "unknown",
-                    _ => "up",
-                };
-                let last_probe = self
-                    .probed
+            let slot = |ti: usize| slots.and_then(|s| s.get(ti).copied());
+            service
+                .targets
+                .iter()
+                .enumerate()
+                .map(|(ti, target)| target_view(app, &totals, si, target, slot(ti)))
+                .collect()
+        })
+        .collect()
+}
+
+/// Target `target` of config service `si`, counted in snapshot slot `slot` if it has one.
+fn target_view(
+    app: &Appliance,
+    totals: &Totals,
+    si: usize,
+    target: &config::Target,
+    slot: Option<u16>,
+) -> TargetView {
+    let service = &app.config.services[si];
+    let addr = target.address;
+    let health = app.health_of(si, addr);
+    let probed = service.health.is_some();
+    let mac = app.neighbors.mac(addr);
+    let state = match (app.admin.get(&addr).copied(), mac, health) {
+        (Some(AdminAction::Disable), _, _) => "disabled",
+        (_, None, _) => "no-mac",
+        (_, _, Health::Down) => "down",
+        (Some(AdminAction::Drain), _, _) => "drain",
+        (_, _, Health::Unknown) if probed => "unknown",
+        _ => "up",
+    };
+    let traffic = slot
+        .map(|slot| app.accounting.target(slot, totals))
+        .unwrap_or_default();
+    TargetView {
+        service: service.label(),
+        address: addr,
+        mac: mac.map(|m| m.to_string()),
+        mac_source: match app.neighbors.source(addr) {
+            Some(MacSource::Static) => "static",
+            Some(MacSource::Arp) => "arp",
+            None => "unresolved",
+        }
+        .to_owned(),
+        state: state.to_owned(),
+        health: if probed {
+            health.to_string()
+        } else {
+            "unprobed".to_owned()
+        },
+        weight: target.weight,
+        last_probe: last_probe(app, si, addr),
+        active_flows: slot.map_or(0, |slot| totals.target_flows(slot)),
+        packets: traffic.packets,
+        bytes: traffic.bytes,
+    }
+}
+
+fn last_probe(app: &Appliance, si: usize, addr: std::net::Ipv4Addr) -> Option<ProbeView> {
+    let i = app.probed.iter().position(|&key| key == (si, addr))?;
+    let last = app.prober.last(i)?;
+    let seconds = |d: Result<std::time::Duration, _>| d.map_or(0, |d| d.as_secs());
+    Some(ProbeView {
+        result: match &last.outcome {
+            Ok(()) => "ok".to_owned(),
+            Err(failure) => failure.to_string(),
+        },
+        at_unix: seconds(last.at.duration_since(UNIX_EPOCH)),
+        ago_secs: seconds(SystemTime::now().duration_since(last.at)),
+    })
+}
+
+pub(crate) fn servers(app: &Appliance, dp: &dyn Dataplane) -> Vec<ServerView> {
+    servers_and_targets(app, dp).0
+}
+
+/// Both views from one reading of the snapshot and the counters.
+pub(crate) fn servers_and_targets(
+    app: &Appliance,
+    dp: &dyn Dataplane,
+) -> (Vec<ServerView>, Vec<TargetView>) {
+    let totals = Totals(dp.workers());
+    let snapshot = dp.snapshot();
+    let services = services_by_index(app, &snapshot);
+    let targets = targets_by_service(app, dp, &services);
+    let servers = app
+        .config
+        .services
+        .iter()
+        .zip(&services)
+        .zip(&targets)
+        .map(|((s, in_snapshot), mine)| {
+            let (traffic, drops) = match in_snapshot {
+                Some(service) => (
+                    app.accounting
+                        .service(service.key, &service.target_slots, &totals),
+                    app.accounting
+                        .service_drops(service.key, service.slot, &totals),
+                ),
+                None => Default::default(),
+            };
+            ServerView {
+                service: s.label(),
+                name: s.name.clone(),
+                vip: s.vip,
+                port: s.port,
+                protocol: s.protocol.to_string(),
+                targets_up: mine
                     .iter()
-                    .position(|&key| key == (si, addr))
-                    .and_then(|i| self.prober.last(i))
-                    .map(|last| ProbeView {
-                        result: match &last.outcome {
-                            Ok(()) => "ok".to_owned(),
-                            Err(failure) => failure.to_string(),
-                        },
-                        at_unix: last
-                            .at
-                            .duration_since(UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs()),
-                        ago_secs: now.duration_since(last.at).map_or(0, |d| d.as_secs()),
-                    });
-                let slot = slots.and_then(|s| s.get(ti).copied());
-                let traffic = slot
-                    .map(|slot| self.accounting.target(slot, &totals))
-                    .unwrap_or_default();
-                rows.push(TargetView {
-                    service: service.label(),
-                    address: addr,
-                    mac: mac.map(|m| m.to_string()),
-                    mac_source: match self.neighbors.source(addr) {
-                        Some(MacSource::Static) => "static",
-                        Some(MacSource::Arp) => "arp",
-                        None => "unresolved",
-                    }
-                    .to_owned(),
-                    state: state.to_owned(),
-                    health: if probed {
-                        health.to_string()
-                    } else {
-                        "unprobed".to_owned()
-                    },
-                    weight: target.weight,
-                    last_probe,
-                    active_flows: slot.map_or(0, |slot| totals.target_flows(slot)),
-                    packets: traffic.packets,
-                    bytes: traffic.bytes,
-                });
+                    .filter(|t| matches!(t.state.as_str(), "up" | "unknown") && t.weight > 0)
+                    .count(),
+                targets_total: mine.len(),
+                packets: traffic.packets,
+                bytes: traffic.bytes,
+                drops,
+                active_flows: mine.iter().map(|t| t.active_flows).sum(),
             }
-            views.push(rows);
-        }
-        views
-    }
+        })
+        .collect();
+    (servers, targets.into_iter().flatten().collect())
+}
 
-    pub(crate) fn servers_view(&self) -> Vec<ServerView> {
-        self.servers_and_targets().0
-    }
+/// A row a worker: every counter by name, every drop reason.
+pub(crate) fn workers(dp: &dyn Dataplane) -> Vec<WorkerView> {
+    dp.workers()
+        .iter()
+        .map(|w| {
+            let c = w.stats.read();
+            WorkerView {
+                lcore: w.lcore,
+                port: w.port_name.clone(),
+                queue: w.queue,
+                counters: COUNTERS
+                    .iter()
+                    .zip(c.counts.values())
+                    .map(|(spec, value)| (spec.name.to_owned(), value))
+                    .collect(),
+                drops: DropReason::ALL
+                    .iter()
+                    .map(|r| (r.name().to_owned(), c.drop_count(*r)))
+                    .collect(),
+            }
+        })
+        .collect()
+}
 
-    /// Both views from one reading of the snapshot and the counters.
-    pub(crate) fn servers_and_targets(&self) -> (Vec<ServerView>, Vec<TargetView>) {
-        let totals = Totals(&self.workers);
-        let snapshot = self.publisher.current();
-        let services = self.services_by_index(&snapshot);
-        let targets = self.targets_by_service(&services);
-        let servers = self
-            .config
-            .services
-            .iter()
-            .zip(&services)
-            .zip(&targets)
-            .map(|((s, in_snapshot), mine)| {
-                let (traffic, drops) = match in_snapshot {
-                    Some(service) => (
-                        self.accounting
-                            .service(service.key, &service.target_slots, &totals),
-                        self.accounting
-                            .service_drops(service.key, service.slot, &totals),
-                    ),
-                    None => Default::default(),
-                };
-                ServerView {
-                    service: s.label(),
-                    name: s.name.clone(),
-                    vip: s.vip,
-                    port: s.port,
-                    protocol: s.protocol.to_string(),
-                    targets_up: mine
-                        .iter()
-                        .filter(|t| matches!(t.state.as_str(), "up" | "unknown") && t.weight > 0)
-                        .count(),
-                    targets_total: mine.len(),
-                    packets: traffic.packets,
-                    bytes: traffic.bytes,
-                    drops,
-                    active_flows: mine.iter().map(|t| t.active_flows).sum(),
-                }
-            })
-            .collect();
-        (servers, targets.into_iter().flatten().collect())
-    }
-
-    /// A row a worker: every counter by name, every drop reason.
-    pub(crate) fn workers_view(&self) -> Vec<WorkerView> {
-        self.workers
-            .iter()
-            .map(|w| {
-                let c = w.stats.read();
-                WorkerView {
-                    lcore: w.lcore,
-                    port: w.port_name.clone(),
-                    queue: w.queue,
-                    counters: COUNTERS
-                        .iter()
-                        .zip(c.counts.values())
-                        .map(|(spec, value)| (spec.name.to_owned(), value))
-                        .collect(),
-                    drops: DropReason::ALL
-                        .iter()
-                        .map(|r| (r.name().to_owned(), c.drop_count(*r)))
-                        .collect(),
-                }
-            })
-            .collect()
-    }
-
-    pub(crate) fn stats_view(&self) -> StatsView {
-        let workers = self.workers_view();
-        let ports = self
-            .ports
-            .iter()
-            .map(|p| {
-                let s = p.port.stats().unwrap_or_default();
-                PortView {
-                    name: p.name.clone(),
-                    mac: p.mac.to_string(),
-                    rx_packets: s.rx_packets,
-                    tx_packets: s.tx_packets,
-                    rx_missed: s.rx_missed,
-                    rx_errors: s.rx_errors,
-                    tx_errors: s.tx_errors,
-                    rx_no_mbuf: s.rx_no_mbuf,
-                }
-            })
-            .collect();
-        StatsView {
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            uptime_secs: self.started.elapsed().as_secs(),
-            config: self.config_path.display().to_string(),
-            snapshot_generation: self.publisher.current().generation,
-            reloads: self.reloads,
-            reloads_failed: self.reloads_refused,
-            workers,
-            ports,
-            mempool_in_use: u64::from(self.pool.in_use()),
-            mempool_size: u64::from(self.config.dataplane.mbufs),
-        }
+pub(crate) fn stats(app: &Appliance, dp: &dyn Dataplane) -> StatsView {
+    let workers = workers(dp);
+    let ports = dp
+        .port_stats()
+        .into_iter()
+        .map(|(name, mac, stats)| {
+            let s = stats.unwrap_or_default();
+            PortView {
+                name,
+                mac: mac.to_string(),
+                rx_packets: s.rx_packets,
+                tx_packets: s.tx_packets,
+                rx_missed: s.rx_missed,
+                rx_errors: s.rx_errors,
+                tx_errors: s.tx_errors,
+                rx_no_mbuf: s.rx_no_mbuf,
+            }
+        })
+        .collect();
+    StatsView {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        uptime_secs: app.started.elapsed().as_secs(),
+        config: app.config_path.display().to_string(),
+        snapshot_generation: dp.snapshot().generation,
+        reloads: app.reloads,
+        reloads_failed: app.reloads_refused,
+        workers,
+        ports,
+        mempool_in_use: u64::from(dp.mbufs_in_use()),
+        mempool_size: u64::from(app.config.dataplane.mbufs),
     }
 }

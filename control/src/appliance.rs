@@ -1,0 +1,676 @@
+//! The control state and what the control loop does with it: ARP (announcements,
+//! target MAC resolution), health probes, operators' drain/enable/disable, reload,
+//! and the forwarding snapshots built from all of it. The façade over the dataplane:
+//! it holds no DPDK handle and reaches the workers only through `runtime::Dataplane`,
+//! so it is tested against a stand-in.
+
+use crate::accounting::{Accounting, Totals};
+use crate::api::{AdminAction, Reply};
+use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
+use crate::neighbors::{ArpTiming, Neighbors};
+use crate::runtime::Dataplane;
+use crate::spec::{snapshot_spec, tracked_targets, AdminStates};
+use config::Config;
+use dataplane::craft;
+use dataplane::forward::arp_sender;
+use dataplane::snapshot::Snapshot;
+use dataplane::wire::{ArpOperation, MacAddr};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub struct Appliance {
+    pub(crate) config: Config,
+    pub(crate) config_path: PathBuf,
+    pub(crate) neighbors: Neighbors,
+    pub(crate) prober: Prober,
+    /// (service index, target address) of each prober slot.
+    pub(crate) probed: Vec<(usize, Ipv4Addr)>,
+    /// Whether each service had a target for new flows at the last publication.
+    serving: Vec<bool>,
+    /// Targets an operator drained or disabled, by address.
+    pub(crate) admin: AdminStates,
+    pub(crate) accounting: Accounting,
+    pub(crate) started: Instant,
+    pub(crate) reloads: u64,
+    pub(crate) reloads_refused: u64,
+    /// Frames the workers punted to the control thread.
+    pub(crate) punted: u64,
+    next_announcement: Instant,
+}
+
+impl Appliance {
+    /// The control state for `config`, and the first forwarding snapshot: every
+    /// target counts as healthy until probed, and none has a MAC unless configured.
+    pub fn new(config: Config, config_path: PathBuf) -> Result<(Appliance, Snapshot), String> {
+        let now = Instant::now();
+        let mut neighbors = Neighbors::new(ArpTiming::from(&config.arp));
+        neighbors.track(tracked_targets(&config), now);
+        let (prober, probed) =
+            build_prober(&config).map_err(|e| format!("starting the health prober: {e}"))?;
+        let admin = AdminStates::new();
+        let spec = snapshot_spec(&config, &neighbors, |_, _| true, &admin);
+        let snapshot = Snapshot::build(&spec, None)
+            .map_err(|e| format!("building the forwarding tables: {e}"))?;
+        // Before any worker counts: every target starts at zero.
+        let mut accounting = Accounting::default();
+        accounting.observe(&snapshot, &Totals(&[]));
+        let appliance = Appliance {
+            serving: serving(&snapshot),
+            config,
+            config_path,
+            neighbors,
+            prober,
+            probed,
+            admin,
+            accounting,
+            started: now,
+            reloads: 0,
+            reloads_refused: 0,
+            punted: 0,
+            next_announcement: now,
+        };
+        Ok((appliance, snapshot))
+    }
+
+    /// One pass of the control loop: waits up to `tick` for probe I/O, takes what the
+    /// workers punted (ARP replies that resolve targets), asks for the MACs that are
+    /// due, and publishes new tables in the same pass if anything changed; announces
+    /// the addresses when their interval is up.
+    pub fn tick(&mut self, dp: &mut dyn Dataplane, tick: Duration) {
+        let mut changed = false;
+        for change in &self.prober.poll(tick) {
+            log_health_change(&self.prober, change);
+            changed = true;
+        }
+        let now = Instant::now();
+        let neighbors = &mut self.neighbors;
+        self.punted += dp.take_punts(&mut |frame| {
+            if let Some((ArpOperation::Reply, addr, mac)) = arp_sender(frame) {
+                if neighbors.heard(addr, mac, now) {
+                    log::info!("target {addr} is at {mac} (learned by ARP)");
+                    changed = true;
+                }
+            }
+        });
+        let (due, forgot) = self.neighbors.due_requests(now);
+        changed |= forgot;
+        for target in due {
+            self.resolve(dp, target);
+        }
+        if changed {
+            self.republish(dp);
+        }
+        if now >= self.next_announcement {
+            self.announce(dp);
+            let interval = u64::from(self.config.arp.garp_interval_secs);
+            self.next_announcement = now + Duration::from_secs(interval);
+        }
+    }
+
+    /// Sends an ARP frame `build` makes from each port's MAC on every port.
+    fn send_arp(dp: &dyn Dataplane, what: &str, build: &dyn Fn(MacAddr) -> Vec<u8>) {
+        for (port, sent) in dp.send_on_every_port(build) {
+            if !sent {
+                log::warn!("port {port}: could not send {what}");
+            }
+        }
+    }
+
+    /// Gratuitous ARP (announcements) for the real address and every VIP.
+    pub fn announce(&self, dp: &dyn Dataplane) {
+        let mut addrs = vec![self.config.appliance.address];
+        addrs.extend(self.config.services.iter().map(|s| s.vip));
+        addrs.sort();
+        addrs.dedup();
+        for addr in addrs {
+            Self::send_arp(dp, "a gratuitous ARP", &|mac| {
+                craft::arp_frame(
+                    MacAddr::BROADCAST,
+                    ArpOperation::Request,
+                    (mac, addr),
+                    (MacAddr::ZERO, addr),
+                )
+            });
+        }
+    }
+
+    fn resolve(&self, dp: &dyn Dataplane, target: Ipv4Addr) {
+        let real = self.config.appliance.address;
+        Self::send_arp(dp, "an ARP request", &|mac| {
+            craft::arp_frame(
+                MacAddr::BROADCAST,
+                ArpOperation::Request,
+                (mac, real),
+                (MacAddr::ZERO, target),
+            )
+        });
+    }
+
+    pub(crate) fn health_of(&self, service: usize, addr: Ipv4Addr) -> Health {
+        health_in(&self.prober, &self.probed, service, addr)
+    }
+
+    /// Rebuilds the forwarding tables from the config and what is known now.
+    fn republish(&mut self, dp: &mut dyn Dataplane) {
+        let current = dp.snapshot();
+        let spec = snapshot_spec(
+            &self.config,
+            &self.neighbors,
+            |service, addr| self.health_of(service, addr).is_usable(),
+            &self.admin,
+        );
+        match Snapshot::build(&spec, Some(&current)) {
+            Ok(next) => {
+                drop(current);
+                self.publish(dp, next);
+            }
+            Err(e) => {
+                log::error!("cannot rebuild the forwarding tables, keeping the current ones: {e}")
+            }
+        }
+    }
+
+    /// Swaps in `next`, then accounts for it and logs services that lost or regained
+    /// their last usable target.
+    fn publish(&mut self, dp: &mut dyn Dataplane, next: Snapshot) {
+        let now_serving = serving(&next);
+        let next = Arc::new(next);
+        if dp.publish(Arc::clone(&next)) {
+            log::debug!("forwarding tables republished");
+        }
+        self.accounting.observe(&next, &Totals(dp.workers()));
+        for (si, is) in serving_changes(&self.serving, &now_serving) {
+            let label = self
+                .config
+                .services
+                .get(si)
+                .map_or_else(String::new, |s| s.label());
+            if is {
+                log::info!("service {label} has a usable target again");
+            } else {
+                log::error!("service {label} has no usable target: its packets are dropped (no_usable_target)");
+            }
+        }
+        self.serving = now_serving;
+    }
+
+    /// Applies the config file again, whole or not at all. Refused (and the running
+    /// config kept) if the file is invalid or changes what needs a restart.
+    fn reload(&mut self, dp: &mut dyn Dataplane) -> Result<String, String> {
+        let path = self.config_path.display().to_string();
+        let next = Config::load(&self.config_path).map_err(|e| e.to_string())?;
+        let restart: Vec<String> = self
+            .config
+            .needs_restart_for(&next)
+            .iter()
+            .map(|e| format!("  {e}\n"))
+            .collect();
+        if !restart.is_empty() {
+            return Err(format!(
+                "{path}: {} change(s) need a restart:\n{}",
+                restart.len(),
+                restart.concat()
+            ));
+        }
+        let (mut prober, probed) =
+            build_prober(&next).map_err(|e| format!("starting the health prober: {e}"))?;
+        prober.carry_over(&self.prober);
+        let mut neighbors = self.neighbors.clone();
+        neighbors.set_timing(ArpTiming::from(&next.arp));
+        neighbors.track(tracked_targets(&next), Instant::now());
+        let mut admin = self.admin.clone();
+        admin.retain(|addr, _| {
+            next.services
+                .iter()
+                .any(|s| s.targets.iter().any(|t| t.address == *addr))
+        });
+        let spec = snapshot_spec(
+            &next,
+            &neighbors,
+            |service, addr| health_in(&prober, &probed, service, addr).is_usable(),
+            &admin,
+        );
+        let snapshot = Snapshot::build(&spec, Some(&dp.snapshot()))
+            .map_err(|e| format!("{path}: cannot build the forwarding tables: {e}"))?;
+        let summary = describe_changes(&self.config, &next);
+        self.config = next;
+        self.prober = prober;
+        self.probed = probed;
+        self.neighbors = neighbors;
+        self.admin = admin;
+        // Indices follow the new config: report every service without a target anew.
+        self.serving = vec![true; self.config.services.len()];
+        self.publish(dp, snapshot);
+        // New VIPs are announced now, not at the next interval.
+        self.announce(dp);
+        Ok(format!("{path}: reloaded ({summary})"))
+    }
+
+    /// `dsrlb reload` and SIGHUP: logs the outcome either way.
+    pub fn reload_logged(&mut self, dp: &mut dyn Dataplane) -> Reply {
+        match self.reload(dp) {
+            Ok(done) => {
+                self.reloads += 1;
+                log::info!("{done}");
+                Reply::Done(done)
+            }
+            Err(e) => {
+                self.reloads_refused += 1;
+                log::error!("reload refused, the running config stays: {}", e.trim_end());
+                Reply::Error(format!("reload refused, the running config stays: {e}"))
+            }
+        }
+    }
+
+    /// `dsrlb target ADDRESS drain|enable|disable`.
+    pub fn set_admin(
+        &mut self,
+        dp: &mut dyn Dataplane,
+        address: Ipv4Addr,
+        action: AdminAction,
+    ) -> Reply {
+        let services: Vec<String> = self
+            .config
+            .services
+            .iter()
+            .filter(|s| s.targets.iter().any(|t| t.address == address))
+            .map(|s| s.label())
+            .collect();
+        if services.is_empty() {
+            return Reply::Error(format!("no target {address} in the running config"));
+        }
+        match action {
+            AdminAction::Enable => self.admin.remove(&address),
+            other => self.admin.insert(address, other),
+        };
+        self.republish(dp);
+        let what = match action {
+            AdminAction::Drain => "drained (keeps its flows, takes no new ones)",
+            AdminAction::Enable => "enabled",
+            AdminAction::Disable => "disabled (its flows move to other targets)",
+        };
+        let done = format!("target {address} {what} in {}", services.join(", "));
+        log::info!("{done}");
+        Reply::Done(done)
+    }
+}
+
+fn log_health_change(prober: &Prober, change: &Change) {
+    let label = prober
+        .target(change.id)
+        .map_or_else(String::new, |t| t.label.clone());
+    let (successes, failures) = change.streak;
+    let why = match (&change.outcome, change.from) {
+        (Ok(()), Health::Unknown) => "first probe succeeded".to_owned(),
+        (Err(failure), Health::Unknown) => format!("first probe failed: {failure}"),
+        (Ok(()), _) => format!("{successes} successes in a row"),
+        (Err(failure), _) => format!("{failures} failures in a row, last: {failure}"),
+    };
+    let line = format!("target {label}: {} -> {} ({why})", change.from, change.to);
+    if change.to == Health::Down {
+        log::warn!("{line}");
+    } else {
+        log::info!("{line}");
+    }
+}
+
+/// One prober slot per (service, target) whose service has a probe.
+fn build_prober(config: &Config) -> std::io::Result<(Prober, Vec<(usize, Ipv4Addr)>)> {
+    let mut targets = Vec::new();
+    let mut keys = Vec::new();
+    for (si, service) in config.services.iter().enumerate() {
+        for target in &service.targets {
+            let Some(probe) = service.probe_for(target) else {
+                continue;
+            };
+            targets.push(ProbeTarget {
+                id: keys.len(),
+                label: format!("{} of {}", target.address, service.label()),
+                address: target.probe_address(),
+                port: probe.port.unwrap_or(service.port),
+                probe,
+            });
+            keys.push((si, target.address));
+        }
+    }
+    let source = ProbeSource {
+        address: config.health.source_address,
+        interface: config.health.interface.clone(),
+    };
+    Ok((Prober::new(targets, source)?, keys))
+}
+
+/// The health of (service index, target address) as `prober` sees it; targets without
+/// a probe are up.
+fn health_in(
+    prober: &Prober,
+    probed: &[(usize, Ipv4Addr)],
+    service: usize,
+    addr: Ipv4Addr,
+) -> Health {
+    probed
+        .iter()
+        .position(|&key| key == (service, addr))
+        .map_or(Health::Up, |i| prober.health(i))
+}
+
+/// "services +1 -0, targets +2 -1", for the reload's log line and reply.
+fn describe_changes(before: &Config, after: &Config) -> String {
+    let keys = |c: &Config| -> std::collections::BTreeSet<String> {
+        c.services
+            .iter()
+            .map(|s| format!("{}:{}/{}", s.vip, s.port, s.protocol))
+            .collect()
+    };
+    let targets = |c: &Config| -> std::collections::BTreeSet<String> {
+        c.services
+            .iter()
+            .flat_map(|s| {
+                s.targets
+                    .iter()
+                    .map(move |t| format!("{}:{}/{} {}", s.vip, s.port, s.protocol, t.address))
+            })
+            .collect()
+    };
+    let (sb, sa) = (keys(before), keys(after));
+    let (tb, ta) = (targets(before), targets(after));
+    let mut text = format!(
+        "services +{} -{}, targets +{} -{}",
+        sa.difference(&sb).count(),
+        sb.difference(&sa).count(),
+        ta.difference(&tb).count(),
+        tb.difference(&ta).count()
+    );
+    let added: Vec<&String> = sa.difference(&sb).collect();
+    if !added.is_empty() {
+        text.push_str(&format!(
+            "; new: {}",
+            added
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    text
+}
+
+/// Per service (in config order): whether any target may take new flows.
+fn serving(snapshot: &Snapshot) -> Vec<bool> {
+    let mut serving = vec![false; snapshot.services().len()];
+    for s in snapshot.services() {
+        if let Some(slot) = serving.get_mut(s.index) {
+            *slot = !s.table().is_empty();
+        }
+    }
+    serving
+}
+
+/// Services whose "has a usable target" changed: (index, now serving). Logged once per
+/// change, never per packet.
+fn serving_changes(before: &[bool], after: &[bool]) -> Vec<(usize, bool)> {
+    after
+        .iter()
+        .enumerate()
+        .filter(|(i, is)| before.get(*i) != Some(is))
+        .map(|(i, &is)| (i, is))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::RunningWorker;
+    use dataplane::dpdk::PortStats;
+    use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
+    use dataplane::wire::IpProtocol;
+    use std::cell::RefCell;
+    use std::path::Path;
+
+    const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+    const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
+    const T1: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 11);
+    const T2: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 12);
+    const T2_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0c]);
+
+    /// The dataplane as the control state sees it, without DPDK: what it published,
+    /// sent and is given to take as punts.
+    struct StandIn {
+        snapshot: Arc<Snapshot>,
+        published: usize,
+        sent: RefCell<Vec<Vec<u8>>>,
+        punts: Vec<Vec<u8>>,
+        workers: Vec<RunningWorker>,
+    }
+
+    impl StandIn {
+        fn new(snapshot: Snapshot) -> StandIn {
+            StandIn {
+                snapshot: Arc::new(snapshot),
+                published: 0,
+                sent: RefCell::new(Vec::new()),
+                punts: Vec::new(),
+                workers: Vec::new(),
+            }
+        }
+
+        /// (operation, sender address, target address) of each ARP frame sent.
+        fn arp_sent(&self) -> Vec<(ArpOperation, Ipv4Addr, Ipv4Addr)> {
+            self.sent
+                .borrow()
+                .iter()
+                .filter_map(|f| {
+                    let (op, sender, _) = arp_sender(f)?;
+                    let target: [u8; 4] = f.get(38..42)?.try_into().ok()?;
+                    Some((op, sender, Ipv4Addr::from(target)))
+                })
+                .collect()
+        }
+
+        fn target_mac(&self, addr: Ipv4Addr) -> Option<MacAddr> {
+            let t = self.snapshot.targets().iter().find(|t| t.addr == addr)?;
+            t.usable.then_some(t.mac)
+        }
+    }
+
+    impl Dataplane for StandIn {
+        fn snapshot(&self) -> Arc<Snapshot> {
+            Arc::clone(&self.snapshot)
+        }
+        fn publish(&mut self, next: Arc<Snapshot>) -> bool {
+            self.snapshot = next;
+            self.published += 1;
+            true
+        }
+        fn workers(&self) -> &[RunningWorker] {
+            &self.workers
+        }
+        fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Vec<u8>) -> Vec<(String, bool)> {
+            self.sent.borrow_mut().push(build(PORT_MAC));
+            vec![("data".to_owned(), true)]
+        }
+        fn take_punts(&mut self, each: &mut dyn FnMut(&[u8])) -> u64 {
+            let punts = std::mem::take(&mut self.punts);
+            punts.iter().for_each(|f| each(f));
+            punts.len() as u64
+        }
+        fn port_stats(&self) -> Vec<(String, MacAddr, Option<PortStats>)> {
+            vec![("data".to_owned(), PORT_MAC, None)]
+        }
+        fn mbufs_in_use(&self) -> u32 {
+            0
+        }
+    }
+
+    const CONFIG: &str = r#"
+[appliance]
+address = "10.99.0.2"
+[dataplane]
+worker_lcores = [1]
+[[ports]]
+name = "data"
+device = "net_ring0"
+[[services]]
+vip = "10.99.0.100"
+port = 80
+protocol = "tcp"
+targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00:00:00:0c" }]
+"#;
+
+    /// The control state for CONFIG, written to a file of its own, and a stand-in
+    /// dataplane forwarding with its first snapshot.
+    fn started(dir: &Path) -> (Appliance, StandIn) {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("dsrlb.toml");
+        std::fs::write(&path, CONFIG).unwrap();
+        let config = Config::load(&path).unwrap();
+        let (appliance, snapshot) = Appliance::new(config, path).unwrap();
+        (appliance, StandIn::new(snapshot))
+    }
+
+    fn scratch(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("dsrlb-appliance-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn the_first_pass_announces_every_address_and_asks_for_unknown_macs() {
+        let dir = scratch("announce");
+        let (mut app, mut dp) = started(&dir);
+        assert_eq!(dp.target_mac(T1), None, "no MAC yet: not usable");
+        assert_eq!(dp.target_mac(T2), Some(T2_MAC), "static MAC");
+        app.tick(&mut dp, Duration::ZERO);
+        let vip = Ipv4Addr::new(10, 99, 0, 100);
+        let sent = dp.arp_sent();
+        for addr in [REAL, vip] {
+            assert!(
+                sent.contains(&(ArpOperation::Request, addr, addr)),
+                "GARP for {addr}: {sent:?}"
+            );
+        }
+        assert!(
+            sent.contains(&(ArpOperation::Request, REAL, T1)),
+            "{sent:?}"
+        );
+        assert!(
+            !sent.iter().any(|&(_, _, t)| t == T2),
+            "T2's MAC is configured"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_arp_reply_from_a_target_is_published_in_the_same_pass() {
+        let dir = scratch("learn");
+        let (mut app, mut dp) = started(&dir);
+        let t1_mac = MacAddr([2, 0, 0, 0, 0, 0x0b]);
+        dp.punts.push(craft::arp_frame(
+            PORT_MAC,
+            ArpOperation::Reply,
+            (t1_mac, T1),
+            (PORT_MAC, REAL),
+        ));
+        app.tick(&mut dp, Duration::ZERO);
+        assert_eq!((dp.published, app.punted), (1, 1));
+        assert_eq!(dp.target_mac(T1), Some(t1_mac));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn drain_republishes_and_an_unknown_target_is_refused() {
+        let dir = scratch("admin");
+        let (mut app, mut dp) = started(&dir);
+        let refused = app.set_admin(&mut dp, Ipv4Addr::new(10, 99, 0, 99), AdminAction::Drain);
+        assert!(matches!(refused, Reply::Error(ref e) if e.contains("no target 10.99.0.99")));
+        assert_eq!(dp.published, 0);
+        let done = app.set_admin(&mut dp, T2, AdminAction::Drain);
+        assert!(
+            matches!(done, Reply::Done(ref d) if d.contains("drained")),
+            "{done:?}"
+        );
+        assert_eq!(dp.published, 1);
+        let service = &dp.snapshot.services()[0];
+        assert!(
+            service.table().is_empty(),
+            "T1 has no MAC and T2 is drained: no new flows"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_broken_reload_keeps_the_running_config_and_a_good_one_applies_whole() {
+        let dir = scratch("reload");
+        let (mut app, mut dp) = started(&dir);
+        let path = app.config_path.clone();
+        std::fs::write(&path, CONFIG.replace("port = 80", "port = 80\nweight = 1")).unwrap();
+        assert!(matches!(app.reload_logged(&mut dp), Reply::Error(_)));
+        assert_eq!((app.reloads, app.reloads_refused, dp.published), (0, 1, 0));
+        assert_eq!(app.config.services.len(), 1);
+        let second = "[[services]]\nvip = \"10.99.0.101\"\nport = 53\nprotocol = \"udp\"\ntargets = [{ address = \"10.99.0.12\", mac = \"02:00:00:00:00:0c\" }]\n";
+        std::fs::write(&path, format!("{CONFIG}{second}")).unwrap();
+        let reply = app.reload_logged(&mut dp);
+        assert!(
+            matches!(reply, Reply::Done(ref d) if d.contains("services +1 -0")),
+            "{reply:?}"
+        );
+        assert_eq!(
+            (app.reloads, dp.published, dp.snapshot.services().len()),
+            (1, 1, 2)
+        );
+        let new_vip = Ipv4Addr::new(10, 99, 0, 101);
+        assert!(
+            dp.arp_sent()
+                .contains(&(ArpOperation::Request, new_vip, new_vip)),
+            "announced at once"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    fn snapshot(healthy: [bool; 2]) -> Snapshot {
+        let target = |last: u8, healthy: bool| TargetSpec {
+            addr: Ipv4Addr::new(10, 0, 0, last),
+            mac: Some(MacAddr([2, 0, 0, 0, 0, last])),
+            weight: 1,
+            healthy,
+        };
+        Snapshot::build(
+            &SnapshotSpec {
+                real_addr: Ipv4Addr::new(10, 0, 0, 2),
+                seed: 0,
+                table_size: 251,
+                services: vec![
+                    ServiceSpec {
+                        vip: Ipv4Addr::new(10, 0, 0, 200),
+                        proto: IpProtocol::Tcp,
+                        port: 80,
+                        targets: vec![target(11, healthy[0])],
+                    },
+                    ServiceSpec {
+                        vip: Ipv4Addr::new(10, 0, 0, 100),
+                        proto: IpProtocol::Tcp,
+                        port: 80,
+                        targets: vec![target(12, healthy[1])],
+                    },
+                ],
+            },
+            None,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn serving_is_in_config_order_and_changes_are_reported_once() {
+        // Snapshot services are sorted by VIP; serving() must still follow config order.
+        assert_eq!(serving(&snapshot([true, false])), vec![true, false]);
+        let all_up = serving(&snapshot([true, true]));
+        let first_down = serving(&snapshot([false, true]));
+        assert_eq!(serving_changes(&all_up, &first_down), vec![(0, false)]);
+        assert_eq!(
+            serving_changes(&first_down, &first_down),
+            vec![],
+            "no change, nothing logged"
+        );
+        assert_eq!(serving_changes(&first_down, &all_up), vec![(0, true)]);
+    }
+}
