@@ -77,7 +77,7 @@ pub fn run(config_path: &Path, config: Config, stats_interval: Duration) -> Exit
         None => None,
     };
 
-    raise_fd_limit();
+    crate::health::raise_fd_limit();
     let args = eal_args(&config);
     log::info!("starting EAL: {}", args.join(" "));
     let eal = match Eal::init(&args) {
@@ -169,25 +169,4 @@ fn serve(
     print!("{}", report::final_report(&stats, appliance.punted));
     runtime.close();
     code
-}
-
-/// Every probe in flight holds a socket: lift the soft file limit to the hard one.
-fn raise_fd_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: valid out pointer, then the same struct back.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                log::warn!(
-                    "cannot raise the open-file limit: {}",
-                    std::io::Error::last_os_error()
-                );
-            }
-        }
-    }
 }

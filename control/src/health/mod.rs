@@ -2,6 +2,8 @@
 
 mod prober;
 mod state;
+mod sys;
 
 pub use prober::{Change, LastProbe, ProbeSource, ProbeTarget, Prober, ScheduleStats};
 pub use state::{Failure, Health, HealthTracker, Outcome};
+pub use sys::raise_fd_limit;

@@ -3,12 +3,12 @@
 //! A slow or dead target only ever costs its own probe's timeout.
 
 use super::state::{Failure, Health, HealthTracker, Outcome};
+use super::sys::{self, Interest, Poller, RawErrno, Read};
 use config::{Probe, ProbeKind};
 use std::ffi::CString;
 use std::io;
-use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::process::CommandExt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -92,7 +92,7 @@ struct Slot {
 }
 
 pub struct Prober {
-    epoll: OwnedFd,
+    poller: Poller,
     slots: Vec<Slot>,
     source: ProbeSource,
     interface: Option<CString>,
@@ -100,30 +100,8 @@ pub struct Prober {
 }
 
 const READ_LIMIT: usize = 64 * 1024;
-/// close_range(2) flag: mark close-on-exec rather than close (Rust's spawn keeps
-/// a pipe open until exec to report exec errors).
-const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
 /// With no pidfd (old kernels) exec probes are polled this often.
 const EXEC_POLL: Duration = Duration::from_millis(10);
-
-fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
-}
-
-fn sockaddr(addr: Ipv4Addr, port: u16) -> libc::sockaddr_in {
-    libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: port.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(addr).to_be(),
-        },
-        sin_zero: [0; 8],
-    }
-}
 
 impl Drop for Prober {
     /// Exec checks still running are killed and reaped, not left behind.
@@ -140,8 +118,7 @@ impl Drop for Prober {
 impl Prober {
     /// Schedules every target, their first probes spread over their interval.
     pub fn new(targets: Vec<ProbeTarget>, source: ProbeSource) -> io::Result<Prober> {
-        // SAFETY: plain syscall; the fd is owned below.
-        let epoll = unsafe { OwnedFd::from_raw_fd(cvt(libc::epoll_create1(libc::EPOLL_CLOEXEC))?) };
+        let poller = Poller::new()?;
         let interface = match &source.interface {
             Some(name) => Some(
                 CString::new(name.as_str())
@@ -174,7 +151,7 @@ impl Prober {
             })
             .collect();
         Ok(Prober {
-            epoll,
+            poller,
             slots,
             source,
             interface,
@@ -250,19 +227,7 @@ impl Prober {
             }
         }
         let wait = self.wait_time(Instant::now(), max_wait);
-        let mut events = [libc::epoll_event { events: 0, u64: 0 }; 256];
-        let timeout_ms = wait.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: valid epoll fd and event buffer.
-        let n = unsafe {
-            libc::epoll_wait(
-                self.epoll.as_raw_fd(),
-                events.as_mut_ptr(),
-                events.len() as i32,
-                timeout_ms,
-            )
-        };
-        for event in events.iter().take(n.max(0) as usize) {
-            let i = event.u64 as usize;
+        for i in self.poller.wait(wait) {
             if i < self.slots.len() {
                 self.advance(i, &mut changes);
             }
@@ -343,66 +308,13 @@ impl Prober {
     }
 
     fn start_connect(&mut self, i: usize, deadline: Instant) -> Result<(), Failure> {
-        let net = |e: io::Error| Failure::Network(e.raw_os_error().unwrap_or(libc::EIO));
-        // SAFETY: plain syscall; the fd is owned right away.
-        let fd = unsafe {
-            OwnedFd::from_raw_fd(
-                cvt(libc::socket(
-                    libc::AF_INET,
-                    libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-                    0,
-                ))
-                .map_err(net)?,
-            )
-        };
-        if let Some(name) = &self.interface {
-            // SAFETY: valid fd and NUL-terminated name.
-            cvt(unsafe {
-                libc::setsockopt(
-                    fd.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_BINDTODEVICE,
-                    name.as_ptr().cast(),
-                    name.as_bytes_with_nul().len() as libc::socklen_t,
-                )
-            })
-            .map_err(net)?;
-        }
-        if let Some(source) = self.source.address {
-            let local = sockaddr(source, 0);
-            // SAFETY: valid fd and address.
-            cvt(unsafe {
-                libc::bind(
-                    fd.as_raw_fd(),
-                    (&local as *const libc::sockaddr_in).cast(),
-                    std::mem::size_of_val(&local) as u32,
-                )
-            })
-            .map_err(net)?;
-        }
-        let slot = &self.slots[i];
-        let remote = sockaddr(slot.target.address, slot.target.port);
-        // SAFETY: valid fd and address.
-        let ret = unsafe {
-            libc::connect(
-                fd.as_raw_fd(),
-                (&remote as *const libc::sockaddr_in).cast(),
-                std::mem::size_of_val(&remote) as u32,
-            )
-        };
-        if ret < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::EINPROGRESS) {
-                return Err(connect_failure(e.raw_os_error().unwrap_or(libc::EIO)));
-            }
-        }
-        self.watch(
-            fd.as_raw_fd(),
-            libc::EPOLLOUT as u32,
-            i,
-            libc::EPOLL_CTL_ADD,
-        )
-        .map_err(net)?;
+        let target = &self.slots[i].target;
+        let to = SocketAddrV4::new(target.address, target.port);
+        let fd = sys::start_connect(to, self.source.address, self.interface.as_ref())
+            .map_err(connect_failure)?;
+        self.poller
+            .watch(&fd, i, Interest::Writable)
+            .map_err(Failure::Network)?;
         self.slots[i].running = Some(Running::Connect {
             fd,
             deadline,
@@ -417,15 +329,7 @@ impl Prober {
             return Err(Failure::Spawn("empty command".to_owned()));
         };
         let mut command = Command::new(program);
-        // The check must not inherit dsrlb's descriptors: DPDK's hugepage memfds
-        // among them would stay referenced (and the memory held) while it runs.
-        // SAFETY: the closure makes one async-signal-safe syscall.
-        unsafe {
-            command.pre_exec(|| {
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC);
-                Ok(())
-            });
-        }
+        sys::close_descriptors_on_exec(&mut command);
         let child = command
             .args(args)
             .env("DSRLB_PROBE_ADDRESS", slot.target.address.to_string())
@@ -437,14 +341,9 @@ impl Prober {
             .spawn()
             .map_err(|e| Failure::Spawn(format!("{program}: {e}")))?;
         // A pidfd becomes readable when the child exits: epoll waits for it too.
-        // SAFETY: plain syscall on our own child's pid.
-        let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, child.id() as libc::c_int, 0) };
-        let pidfd = (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as RawFd) });
+        let pidfd = sys::pidfd(&child);
         if let Some(fd) = &pidfd {
-            if self
-                .watch(fd.as_raw_fd(), libc::EPOLLIN as u32, i, libc::EPOLL_CTL_ADD)
-                .is_err()
-            {
+            if self.poller.watch(fd, i, Interest::Readable).is_err() {
                 log::debug!("pidfd not usable with epoll; polling exec probes");
             }
         }
@@ -456,79 +355,53 @@ impl Prober {
         Ok(())
     }
 
-    fn watch(&self, fd: RawFd, events: u32, i: usize, op: libc::c_int) -> io::Result<()> {
-        let mut event = libc::epoll_event {
-            events,
-            u64: i as u64,
-        };
-        // SAFETY: valid epoll fd, fd and event.
-        cvt(unsafe { libc::epoll_ctl(self.epoll.as_raw_fd(), op, fd, &mut event) }).map(|_| ())
-    }
-
+    /// An event for slot `i`: its probe moves on, and finishes if it is decided.
     fn advance(&mut self, i: usize, changes: &mut Vec<Change>) {
         let slot = &mut self.slots[i];
         let outcome = match &mut slot.running {
-            None => return,
+            None => None,
             Some(Running::Exec { child, .. }) => match child.try_wait() {
-                Ok(Some(status)) => exit_outcome(status),
-                Ok(None) => return,
-                Err(e) => Err(Failure::Spawn(e.to_string())),
+                Ok(Some(status)) => Some(exit_outcome(status)),
+                Ok(None) => None,
+                Err(e) => Some(Err(Failure::Spawn(e.to_string()))),
             },
             Some(Running::Connect {
-                fd,
                 phase: Phase::Connecting,
                 ..
-            }) => {
-                let raw = fd.as_raw_fd();
-                match (socket_error(raw), slot.target.probe.kind) {
-                    (0, ProbeKind::Http) => match send_all(raw, &slot.request) {
-                        Ok(()) => {
-                            match self.watch(raw, libc::EPOLLIN as u32, i, libc::EPOLL_CTL_MOD) {
-                                Ok(()) => {
-                                    if let Some(Running::Connect { phase, .. }) =
-                                        &mut self.slots[i].running
-                                    {
-                                        *phase = Phase::Reading(Vec::with_capacity(1024));
-                                    }
-                                    return;
-                                }
-                                Err(e) => {
-                                    Err(Failure::Network(e.raw_os_error().unwrap_or(libc::EIO)))
-                                }
-                            }
-                        }
-                        Err(errno) => Err(Failure::Network(errno)),
-                    },
-                    (0, _) => Ok(()),
-                    (errno, _) => Err(connect_failure(errno)),
-                }
-            }
+            }) => self.connected(i),
             Some(Running::Connect {
                 fd,
                 phase: Phase::Reading(buf),
                 ..
-            }) => {
-                let mut chunk = [0u8; 4096];
-                // SAFETY: valid fd and buffer.
-                let n = unsafe {
-                    libc::recv(fd.as_raw_fd(), chunk.as_mut_ptr().cast(), chunk.len(), 0)
-                };
-                if n < 0 {
-                    let e = io::Error::last_os_error();
-                    if e.kind() == io::ErrorKind::WouldBlock {
-                        return;
-                    }
-                    Err(Failure::Network(e.raw_os_error().unwrap_or(libc::EIO)))
-                } else {
-                    buf.extend_from_slice(&chunk[..n as usize]);
-                    match http_verdict(buf, n == 0 || buf.len() >= READ_LIMIT, &slot.target.probe) {
-                        Some(outcome) => outcome,
-                        None => return,
-                    }
-                }
-            }
+            }) => read_response(fd, buf, &slot.target.probe),
         };
-        self.finish(i, outcome, changes);
+        if let Some(outcome) = outcome {
+            self.finish(i, outcome, changes);
+        }
+    }
+
+    /// Slot `i`'s connect completed: a tcp probe is decided; an http probe sends its
+    /// request and waits for the response (None).
+    fn connected(&mut self, i: usize) -> Option<Outcome> {
+        let slot = &mut self.slots[i];
+        let Some(Running::Connect { fd, phase, .. }) = &mut slot.running else {
+            return None;
+        };
+        if let Err(errno) = sys::connect_result(&*fd) {
+            return Some(Err(connect_failure(errno)));
+        }
+        if slot.target.probe.kind != ProbeKind::Http {
+            return Some(Ok(()));
+        }
+        let sent = sys::send_all(&*fd, &slot.request)
+            .and_then(|()| self.poller.rewatch(&*fd, i, Interest::Readable));
+        match sent {
+            Ok(()) => {
+                *phase = Phase::Reading(Vec::with_capacity(1024));
+                None
+            }
+            Err(errno) => Some(Err(Failure::Network(errno))),
+        }
     }
 
     fn finish(&mut self, i: usize, outcome: Outcome, changes: &mut Vec<Change>) {
@@ -557,47 +430,23 @@ impl Prober {
     }
 }
 
-/// Sends a whole (small) request on a freshly connected socket; Err(errno).
-fn send_all(fd: RawFd, bytes: &[u8]) -> Result<(), i32> {
-    // SAFETY: valid fd and buffer.
-    let sent = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
-    if sent < 0 {
-        Err(io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO))
-    } else if sent as usize != bytes.len() {
-        Err(libc::EMSGSIZE)
-    } else {
-        Ok(())
+/// Reads what has come of an HTTP response into `buf`; its verdict once there is one.
+fn read_response(fd: &OwnedFd, buf: &mut Vec<u8>, probe: &Probe) -> Option<Outcome> {
+    let mut chunk = [0u8; 4096];
+    match sys::read(fd, &mut chunk) {
+        Read::Pending => None,
+        Read::Failed(errno) => Some(Err(Failure::Network(errno))),
+        Read::Bytes(n) => {
+            buf.extend_from_slice(&chunk[..n]);
+            http_verdict(buf, n == 0 || buf.len() >= READ_LIMIT, probe)
+        }
     }
 }
 
-fn socket_error(fd: RawFd) -> i32 {
-    let mut err: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: valid fd and out buffers.
-    let ret = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_ERROR,
-            (&mut err as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if ret < 0 {
-        io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO)
-    } else {
-        err
-    }
-}
-
-fn connect_failure(errno: i32) -> Failure {
+fn connect_failure(errno: RawErrno) -> Failure {
     match errno {
-        libc::ECONNREFUSED => Failure::Refused,
-        libc::ETIMEDOUT => Failure::Timeout,
+        sys::REFUSED => Failure::Refused,
+        sys::TIMED_OUT => Failure::Timeout,
         other => Failure::Network(other),
     }
 }
