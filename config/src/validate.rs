@@ -103,28 +103,7 @@ impl Config {
 
 impl Dataplane {
     fn problems(&self, p: &mut Problems) {
-        if self.worker_lcores.is_empty() {
-            p.at("dataplane.worker_lcores", "needs at least one lcore");
-        }
-        let mut seen = HashSet::new();
-        for (i, &lcore) in self.worker_lcores.iter().enumerate() {
-            let key = format!("dataplane.worker_lcores[{i}]");
-            if lcore == self.main_lcore {
-                p.at(&key, format!("lcore {lcore} is the main lcore"));
-            }
-            if !seen.insert(lcore) {
-                p.at(&key, format!("lcore {lcore} listed twice"));
-            }
-            if lcore >= 128 {
-                p.at(&key, format!("lcore {lcore} is beyond DPDK's 128"));
-            }
-        }
-        if self.main_lcore >= 128 {
-            p.at(
-                "dataplane.main_lcore",
-                format!("lcore {} is beyond DPDK's 128", self.main_lcore),
-            );
-        }
+        self.lcore_problems(p);
         if self.mbufs < 1024 {
             p.at(
                 "dataplane.mbufs",
@@ -161,6 +140,31 @@ impl Dataplane {
             p.at(
                 "dataplane.file_prefix",
                 format!("`{prefix}` must be letters, digits, - or _"),
+            );
+        }
+    }
+
+    fn lcore_problems(&self, p: &mut Problems) {
+        if self.worker_lcores.is_empty() {
+            p.at("dataplane.worker_lcores", "needs at least one lcore");
+        }
+        let mut seen = HashSet::new();
+        for (i, &lcore) in self.worker_lcores.iter().enumerate() {
+            let key = format!("dataplane.worker_lcores[{i}]");
+            if lcore == self.main_lcore {
+                p.at(&key, format!("lcore {lcore} is the main lcore"));
+            }
+            if !seen.insert(lcore) {
+                p.at(&key, format!("lcore {lcore} listed twice"));
+            }
+            if lcore >= 128 {
+                p.at(&key, format!("lcore {lcore} is beyond DPDK's 128"));
+            }
+        }
+        if self.main_lcore >= 128 {
+            p.at(
+                "dataplane.main_lcore",
+                format!("lcore {} is beyond DPDK's 128", self.main_lcore),
             );
         }
     }
