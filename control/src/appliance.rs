@@ -8,13 +8,12 @@ use crate::accounting::{Accounting, Totals};
 use crate::api::{AdminAction, Reply};
 use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
 use crate::neighbors::{ArpTiming, Neighbors};
-use crate::runtime::Dataplane;
+use crate::runtime::{Dataplane, Frame};
 use crate::spec::{snapshot_spec, tracked_targets, AdminStates};
 use config::Config;
-use dataplane::craft;
 use dataplane::forward::arp_sender;
 use dataplane::snapshot::Snapshot;
-use dataplane::wire::{ArpOperation, MacAddr};
+use dataplane::wire::{ArpOperation, ArpRepr, MacAddr};
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -110,7 +109,7 @@ impl Appliance {
     }
 
     /// Sends an ARP frame `build` makes from each port's MAC on every port.
-    fn send_arp(dp: &dyn Dataplane, what: &str, build: &dyn Fn(MacAddr) -> Vec<u8>) {
+    fn send_arp(dp: &dyn Dataplane, what: &str, build: &dyn Fn(MacAddr) -> Frame) {
         for (port, sent) in dp.send_on_every_port(build) {
             if !sent {
                 log::warn!("port {port}: could not send {what}");
@@ -126,12 +125,7 @@ impl Appliance {
         addrs.dedup();
         for addr in addrs {
             Self::send_arp(dp, "a gratuitous ARP", &|mac| {
-                craft::arp_frame(
-                    MacAddr::BROADCAST,
-                    ArpOperation::Request,
-                    (mac, addr),
-                    (MacAddr::ZERO, addr),
-                )
+                ArpRepr::gratuitous(mac, addr).frame(MacAddr::BROADCAST)
             });
         }
     }
@@ -139,12 +133,7 @@ impl Appliance {
     fn resolve(&self, dp: &dyn Dataplane, target: Ipv4Addr) {
         let real = self.config.appliance.address;
         Self::send_arp(dp, "an ARP request", &|mac| {
-            craft::arp_frame(
-                MacAddr::BROADCAST,
-                ArpOperation::Request,
-                (mac, real),
-                (MacAddr::ZERO, target),
-            )
+            ArpRepr::request((mac, real), target).frame(MacAddr::BROADCAST)
         });
     }
 
@@ -487,8 +476,8 @@ mod tests {
         fn workers(&self) -> &[RunningWorker] {
             &self.workers
         }
-        fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Vec<u8>) -> Vec<(String, bool)> {
-            self.sent.borrow_mut().push(build(PORT_MAC));
+        fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Frame) -> Vec<(String, bool)> {
+            self.sent.borrow_mut().push(build(PORT_MAC).to_vec());
             vec![("data".to_owned(), true)]
         }
         fn take_punts(&mut self, each: &mut dyn FnMut(&[u8])) -> u64 {
@@ -565,12 +554,8 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
         let dir = scratch("learn");
         let (mut app, mut dp) = started(&dir);
         let t1_mac = MacAddr([2, 0, 0, 0, 0, 0x0b]);
-        dp.punts.push(craft::arp_frame(
-            PORT_MAC,
-            ArpOperation::Reply,
-            (t1_mac, T1),
-            (PORT_MAC, REAL),
-        ));
+        let reply = ArpRepr::request((PORT_MAC, REAL), T1).reply(t1_mac);
+        dp.punts.push(reply.frame(PORT_MAC).to_vec());
         app.tick(&mut dp, Duration::ZERO);
         assert_eq!((dp.published, app.punted), (1, 1));
         assert_eq!(dp.target_mac(T1), Some(t1_mac));

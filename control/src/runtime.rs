@@ -6,12 +6,11 @@
 use config::Config;
 use crossbeam::queue::ArrayQueue;
 use dataplane::control_tx::ControlTx;
-use dataplane::craft;
 use dataplane::dpdk::{launch, LcoreJoin, Mbuf, Mempool, Port, PortConfig, PortStats};
 use dataplane::flow::{FlowTable, FlowTableConfig};
 use dataplane::rcu;
 use dataplane::snapshot::Snapshot;
-use dataplane::wire::MacAddr;
+use dataplane::wire::{ethernet, MacAddr};
 use dataplane::worker::{IdleBackoff, Worker, WorkerQueues, WorkerStats};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +24,9 @@ const INJECT_QUEUE: usize = 1024;
 /// How long publishing a snapshot may wait for the workers to let go of the old one.
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(1);
 
+/// A frame the control thread sends (ARP), at the Ethernet minimum length.
+pub type Frame = [u8; ethernet::MIN_FRAME_LEN];
+
 /// What the control state asks of the dataplane.
 pub trait Dataplane {
     /// The snapshot the workers forward with.
@@ -35,7 +37,7 @@ pub trait Dataplane {
     fn workers(&self) -> &[RunningWorker];
     /// Sends the frame `build` makes for each port's MAC on every port; false where
     /// one could not be sent.
-    fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Vec<u8>) -> Vec<(String, bool)>;
+    fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Frame) -> Vec<(String, bool)>;
     /// Hands every frame the workers punted to `each`, then frees it; how many.
     fn take_punts(&mut self, each: &mut dyn FnMut(&[u8])) -> u64;
     /// Each port: name, MAC and the NIC's counters (None if the driver has none).
@@ -223,13 +225,13 @@ impl Dataplane for Runtime {
         &self.workers
     }
 
-    fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Vec<u8>) -> Vec<(String, bool)> {
+    fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Frame) -> Vec<(String, bool)> {
         self.ports
             .iter()
             .map(|p| {
                 let sent = self
                     .pool
-                    .alloc_with(&craft::padded(build(p.mac)))
+                    .alloc_with(&build(p.mac))
                     .map(|m| p.control_tx.send(m))
                     .unwrap_or(false);
                 (p.name.clone(), sent)

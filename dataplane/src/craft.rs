@@ -1,8 +1,10 @@
 //! Builders for well-formed frames, with correct checksums: the fixtures of the
-//! packet tables, the DPDK integration tests and the benchmark's traffic.
+//! packet tables, the DPDK integration tests and the benchmark's traffic. Compiled
+//! for tests and with the `fixtures` feature only: frames dsrlb itself sends are
+//! built by the wire module's `Repr::emit`.
 
 use crate::wire::{
-    arp, checksum, ethernet, icmp, ipv4, tcp, udp, ArpOperation, ArpPacket, EtherType,
+    arp, checksum, ethernet, icmp, ipv4, tcp, udp, ArpOperation, ArpPacket, ArpRepr, EtherType,
     EthernetFrame, IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, TcpPacket, UdpPacket,
     VlanHeader,
 };
@@ -156,21 +158,22 @@ pub fn icmp_echo(kind: IcmpMessage, ident: u16, seq: u16, payload: &[u8]) -> Vec
     bytes
 }
 
-/// Ethernet + ARP (Ethernet/IPv4).
+/// Ethernet + ARP (Ethernet/IPv4), unpadded.
 pub fn arp_frame(
     eth_dst: MacAddr,
-    op: ArpOperation,
+    operation: ArpOperation,
     sender: (MacAddr, Ipv4Addr),
     target: (MacAddr, Ipv4Addr),
 ) -> Vec<u8> {
+    let repr = ArpRepr {
+        operation,
+        sender_hardware_addr: sender.0,
+        sender_protocol_addr: sender.1,
+        target_hardware_addr: target.0,
+        target_protocol_addr: target.1,
+    };
     let mut body = [0u8; arp::PACKET_LEN];
-    let mut packet = ArpPacket::new_unchecked(&mut body[..]);
-    packet.set_ethernet_ipv4();
-    packet.set_operation(op);
-    packet.set_sender_hardware_addr(sender.0);
-    packet.set_sender_protocol_addr(sender.1);
-    packet.set_target_hardware_addr(target.0);
-    packet.set_target_protocol_addr(target.1);
+    repr.emit(&mut ArpPacket::new_unchecked(&mut body[..]));
     ethernet(eth_dst, sender.0, EtherType::Arp, &body)
 }
 

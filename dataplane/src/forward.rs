@@ -6,8 +6,8 @@ use crate::flow::{FlowKey, FlowState, FlowTable, FlowTarget};
 use crate::hash::flow_hash;
 use crate::snapshot::{Service, Snapshot};
 use crate::wire::{
-    arp, ethernet, vlan, ArpOperation, ArpPacket, EtherType, EthernetFrame, IcmpMessage,
-    IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, TcpPacket, UdpPacket, VlanHeader,
+    ethernet, vlan, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IcmpEchoRepr,
+    IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, TcpPacket, UdpPacket, VlanHeader,
 };
 use std::net::Ipv4Addr;
 
@@ -641,7 +641,10 @@ fn echo_reply(frame: &mut [u8], l3_offset: usize, port_mac: MacAddr) -> Verdict 
     ip.set_dst_addr(src);
     ip.set_ttl(REPLY_TTL);
     ip.fill_checksum();
-    IcmpPacket::new_unchecked(ip.payload_mut()).make_echo_reply();
+    let mut icmp = IcmpPacket::new_unchecked(ip.payload_mut());
+    if let Some(request) = IcmpEchoRepr::parse(&icmp) {
+        request.reply().emit(&mut icmp);
+    }
     Verdict::Reply(ReplyKind::IcmpEcho)
 }
 
@@ -662,12 +665,12 @@ fn decide_arp(
             if !is_ours(snapshot, wanted) {
                 return Err(DropReason::ArpNotForUs);
             }
-            let (to_mac, to_ip) = (arp.sender_hardware_addr(), arp.sender_protocol_addr());
-            if to_ip == wanted {
+            let request = ArpRepr::parse(&arp);
+            if request.sender_protocol_addr == wanted {
                 // Someone announcing our address (gratuitous ARP): not a question.
                 return Err(DropReason::ArpNotForUs);
             }
-            write_arp_reply(frame, l3_offset, port_mac, wanted, to_mac, to_ip);
+            write_arp_reply(frame, l3_offset, &request.reply(port_mac));
             Ok(Verdict::Reply(ReplyKind::Arp))
         }
         ArpOperation::Unknown(_) => Err(DropReason::ArpUnknownOperation),
@@ -678,21 +681,11 @@ fn is_ours(snapshot: &Snapshot, addr: Ipv4Addr) -> bool {
     addr == snapshot.real_addr || snapshot.is_vip(u32::from(addr))
 }
 
-fn write_arp_reply(
-    frame: &mut [u8],
-    l3_offset: usize,
-    our_mac: MacAddr,
-    our_ip: Ipv4Addr,
-    to_mac: MacAddr,
-    to_ip: Ipv4Addr,
-) {
+/// Writes `reply` over the request in `frame`, addressed to the one who asked.
+fn write_arp_reply(frame: &mut [u8], l3_offset: usize, reply: &ArpRepr) {
     let mut eth = EthernetFrame::new_unchecked(&mut *frame);
-    eth.set_dst_addr(to_mac);
-    eth.set_src_addr(our_mac);
-    let mut arp = ArpPacket::new_unchecked(&mut frame[l3_offset..l3_offset + arp::PACKET_LEN]);
-    arp.set_operation(ArpOperation::Reply);
-    arp.set_sender_hardware_addr(our_mac);
-    arp.set_sender_protocol_addr(our_ip);
-    arp.set_target_hardware_addr(to_mac);
-    arp.set_target_protocol_addr(to_ip);
+    eth.set_dst_addr(reply.target_hardware_addr);
+    eth.set_src_addr(reply.sender_hardware_addr);
+    let end = l3_offset + reply.buffer_len();
+    reply.emit(&mut ArpPacket::new_unchecked(&mut frame[l3_offset..end]));
 }

@@ -5,6 +5,7 @@
 
 pub mod control_tx;
 pub mod counters;
+#[cfg(any(test, feature = "fixtures"))]
 pub mod craft;
 pub mod dpdk;
 pub mod flow;

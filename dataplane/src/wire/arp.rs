@@ -1,5 +1,6 @@
 //! ARP for IPv4 over Ethernet (RFC 826). Other hardware or protocol types are refused
 //! by `new_checked` as `Malformed`, so the fixed offsets below always hold.
+use super::ethernet::{self, EtherType, EthernetFrame, EthernetRepr};
 use super::{read_ipv4, read_u16, wire_enum, write_u16, Error, Field, MacAddr, Result};
 use std::net::Ipv4Addr;
 
@@ -110,6 +111,85 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> ArpPacket<T> {
     }
 }
 
+/// An Ethernet/IPv4 ARP message, parsed or to be emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpRepr {
+    pub operation: ArpOperation,
+    pub sender_hardware_addr: MacAddr,
+    pub sender_protocol_addr: Ipv4Addr,
+    pub target_hardware_addr: MacAddr,
+    pub target_protocol_addr: Ipv4Addr,
+}
+
+impl ArpRepr {
+    /// The message a checked packet holds (`new_checked` refused any other kind).
+    pub fn parse<T: AsRef<[u8]>>(packet: &ArpPacket<T>) -> ArpRepr {
+        ArpRepr {
+            operation: packet.operation(),
+            sender_hardware_addr: packet.sender_hardware_addr(),
+            sender_protocol_addr: packet.sender_protocol_addr(),
+            target_hardware_addr: packet.target_hardware_addr(),
+            target_protocol_addr: packet.target_protocol_addr(),
+        }
+    }
+
+    /// "Who has `wanted`? Tell `from`."
+    pub fn request(from: (MacAddr, Ipv4Addr), wanted: Ipv4Addr) -> ArpRepr {
+        ArpRepr {
+            operation: ArpOperation::Request,
+            sender_hardware_addr: from.0,
+            sender_protocol_addr: from.1,
+            target_hardware_addr: MacAddr::ZERO,
+            target_protocol_addr: wanted,
+        }
+    }
+
+    /// A gratuitous ARP: a request for `addr` from `addr` itself, which every host
+    /// on the segment that knows `addr` updates its entry from.
+    pub fn gratuitous(mac: MacAddr, addr: Ipv4Addr) -> ArpRepr {
+        ArpRepr::request((mac, addr), addr)
+    }
+
+    /// The answer to this request: `wanted` (asked about) is at `mac`.
+    pub fn reply(&self, mac: MacAddr) -> ArpRepr {
+        ArpRepr {
+            operation: ArpOperation::Reply,
+            sender_hardware_addr: mac,
+            sender_protocol_addr: self.target_protocol_addr,
+            target_hardware_addr: self.sender_hardware_addr,
+            target_protocol_addr: self.sender_protocol_addr,
+        }
+    }
+
+    pub const fn buffer_len(&self) -> usize {
+        PACKET_LEN
+    }
+
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut ArpPacket<T>) {
+        packet.set_ethernet_ipv4();
+        packet.set_operation(self.operation);
+        packet.set_sender_hardware_addr(self.sender_hardware_addr);
+        packet.set_sender_protocol_addr(self.sender_protocol_addr);
+        packet.set_target_hardware_addr(self.target_hardware_addr);
+        packet.set_target_protocol_addr(self.target_protocol_addr);
+    }
+
+    /// The whole frame: to `eth_dst` from the sender's MAC, padded to the Ethernet
+    /// minimum as a NIC sends it.
+    pub fn frame(&self, eth_dst: MacAddr) -> [u8; ethernet::MIN_FRAME_LEN] {
+        let mut bytes = [0u8; ethernet::MIN_FRAME_LEN];
+        let header = EthernetRepr {
+            src_addr: self.sender_hardware_addr,
+            dst_addr: eth_dst,
+            ethertype: EtherType::Arp,
+        };
+        let mut frame = EthernetFrame::new_unchecked(&mut bytes[..]);
+        header.emit(&mut frame);
+        self.emit(&mut ArpPacket::new_unchecked(frame.payload_mut()));
+        bytes
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,6 +222,42 @@ mod tests {
         arp.set_target_hardware_addr(MacAddr::ZERO);
         arp.set_target_protocol_addr(Ipv4Addr::new(10, 99, 0, 100));
         assert_eq!(bytes, REQUEST);
+    }
+
+    #[test]
+    fn repr_round_trips_and_answers() {
+        let request = ArpRepr::parse(&ArpPacket::new_checked(&REQUEST[..]).unwrap());
+        let (client, vip) = (Ipv4Addr::new(10, 99, 0, 1), Ipv4Addr::new(10, 99, 0, 100));
+        assert_eq!(
+            request,
+            ArpRepr::request((MacAddr([2, 0, 0, 0, 0, 1]), client), vip)
+        );
+        let mut bytes = [0u8; PACKET_LEN];
+        request.emit(&mut ArpPacket::new_unchecked(&mut bytes[..]));
+        assert_eq!(bytes, REQUEST);
+        let ours = MacAddr([2, 0, 0, 0, 0, 2]);
+        let reply = request.reply(ours);
+        assert_eq!(
+            (
+                reply.operation,
+                reply.sender_protocol_addr,
+                reply.target_hardware_addr
+            ),
+            (ArpOperation::Reply, vip, MacAddr([2, 0, 0, 0, 0, 1]))
+        );
+        let garp = ArpRepr::gratuitous(ours, vip);
+        let frame = garp.frame(MacAddr::BROADCAST);
+        assert_eq!(frame.len(), 60, "padded to the Ethernet minimum");
+        let eth = EthernetFrame::new_checked(&frame[..]).unwrap();
+        assert_eq!(
+            (eth.dst_addr(), eth.src_addr(), eth.ethertype()),
+            (MacAddr::BROADCAST, ours, EtherType::Arp)
+        );
+        let parsed = ArpRepr::parse(&ArpPacket::new_checked(eth.payload()).unwrap());
+        assert_eq!(parsed, garp);
+        assert!(frame[ethernet::HEADER_LEN + PACKET_LEN..]
+            .iter()
+            .all(|&b| b == 0));
     }
 
     #[test]

@@ -129,6 +129,37 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     }
 }
 
+/// An Ethernet II header, parsed or to be emitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EthernetRepr {
+    pub src_addr: MacAddr,
+    pub dst_addr: MacAddr,
+    pub ethertype: EtherType,
+}
+
+impl EthernetRepr {
+    pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> EthernetRepr {
+        EthernetRepr {
+            src_addr: frame.src_addr(),
+            dst_addr: frame.dst_addr(),
+            ethertype: frame.ethertype(),
+        }
+    }
+
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
+        frame.set_dst_addr(self.dst_addr);
+        frame.set_src_addr(self.src_addr);
+        frame.set_ethertype(self.ethertype);
+    }
+}
+
+/// The shortest frame Ethernet carries (without its FCS): shorter ones are padded.
+pub const MIN_FRAME_LEN: usize = 60;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -98,15 +98,44 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> IcmpPacket<T> {
         let value = checksum::checksum(self.buffer.as_ref());
         self.set_checksum(value);
     }
+}
 
-    /// Turns an echo request into its reply: only the type word changes, so the
-    /// checksum is updated incrementally and the payload is not read again.
-    pub fn make_echo_reply(&mut self) {
-        let old_word = read_u16(self.buffer.as_ref(), field::TYPE);
-        self.set_msg_type(IcmpMessage::EchoReply);
-        let new_word = read_u16(self.buffer.as_ref(), field::TYPE);
-        let updated = checksum::update(self.checksum(), old_word, new_word);
-        self.set_checksum(updated);
+/// An ICMP echo request or reply's header; its data stays where it is in the buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IcmpEchoRepr {
+    /// `EchoRequest` or `EchoReply`.
+    pub message: IcmpMessage,
+    pub ident: u16,
+    pub seq_no: u16,
+}
+
+impl IcmpEchoRepr {
+    /// The echo a checked packet holds; None for any other message.
+    pub fn parse<T: AsRef<[u8]>>(packet: &IcmpPacket<T>) -> Option<IcmpEchoRepr> {
+        let message = packet.msg_type();
+        matches!(message, IcmpMessage::EchoRequest | IcmpMessage::EchoReply).then(|| IcmpEchoRepr {
+            message,
+            ident: packet.echo_ident(),
+            seq_no: packet.echo_seq_no(),
+        })
+    }
+
+    /// The reply to this request.
+    pub fn reply(&self) -> IcmpEchoRepr {
+        IcmpEchoRepr {
+            message: IcmpMessage::EchoReply,
+            ..*self
+        }
+    }
+
+    /// Writes the header over `packet`, whose data is already in place, and its
+    /// checksum (over that data too).
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut IcmpPacket<T>) {
+        packet.set_msg_type(self.message);
+        packet.set_msg_code(0);
+        packet.set_echo_ident(self.ident);
+        packet.set_echo_seq_no(self.seq_no);
+        packet.fill_checksum();
     }
 }
 
@@ -148,7 +177,12 @@ mod tests {
     #[test]
     fn echo_reply_in_place() {
         let mut bytes = REQUEST;
-        IcmpPacket::new_unchecked(&mut bytes[..]).make_echo_reply();
+        let request = IcmpEchoRepr::parse(&IcmpPacket::new_checked(&bytes[..]).unwrap());
+        let request = request.expect("an echo request");
+        assert_eq!((request.ident, request.seq_no), (0x0102, 1));
+        request
+            .reply()
+            .emit(&mut IcmpPacket::new_unchecked(&mut bytes[..]));
         assert_eq!(bytes, REPLY);
         assert!(IcmpPacket::new_checked(&bytes[..])
             .unwrap()

@@ -15,9 +15,9 @@ pub mod vlan;
 use core::fmt;
 use core::ops::{Range, RangeFrom};
 
-pub use arp::{ArpOperation, ArpPacket};
-pub use ethernet::{EtherType, EthernetFrame, MacAddr};
-pub use icmp::{IcmpMessage, IcmpPacket};
+pub use arp::{ArpOperation, ArpPacket, ArpRepr};
+pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
+pub use icmp::{IcmpEchoRepr, IcmpMessage, IcmpPacket};
 pub use ipv4::{IpProtocol, Ipv4Packet};
 pub use tcp::TcpPacket;
 pub use udp::UdpPacket;
