@@ -138,10 +138,49 @@ fn history_gives_each_runs_ratios_and_counts_the_targets_met() {
         assert!(line.contains(tally), "{line}");
     }
 
+    // The archive: every row written to a CSV, the directories gone, the same table
+    // from the CSV alone; a directory still there wins over its archived row.
+    let archive = root.join("history.csv");
+    let archive_arg = archive.to_str().expect("utf-8 temp path");
+    let written = run_script(
+        "bench/history.py",
+        ["--write-archive", archive_arg, root_arg],
+    );
+    assert!(written.starts_with("4 runs written"), "{written}");
+    let kept = root.join("kept");
+    std::fs::create_dir_all(&kept).expect("kept directory");
+    std::fs::rename(&full, kept.join("20300101T000000Z")).expect("move the full run");
+    for run in [
+        "20300101T010000Z-lab",
+        "20300101T020000Z",
+        "20300101T030000Z",
+    ] {
+        std::fs::remove_dir_all(root.join(run)).expect("remove a results directory");
+    }
+    let kept_arg = kept.to_str().expect("utf-8 temp path");
+    let from_archive = run_script("bench/history.py", [kept_arg, "--archive", archive_arg]);
+    assert_eq!(
+        from_archive, out,
+        "the archive gives the same table and counts"
+    );
+    std::fs::write(
+        kept.join("20300101T000000Z/pps.csv"),
+        format!("impl,flows,rep,mpps\n{}", rates(1, 50.0, 40.0)),
+    )
+    .expect("results file");
+    let raw_wins = run_script("bench/history.py", [kept_arg, "--archive", archive_arg]);
+    assert!(line_with(&raw_wins, "| 20300101T000000Z ").contains("| 0.80 / 0.975 |"));
+
     // --since leaves the earlier runs out, rows and counts alike.
     let later = run_script(
         "bench/history.py",
-        [root_arg, "--since", "20300101T010000Z"],
+        [
+            "--archive",
+            archive_arg,
+            "/nonexistent",
+            "--since",
+            "20300101T010000Z",
+        ],
     );
     assert!(!later.contains("20300101T000000Z"), "{later}");
     assert!(!later.contains("- 1 flow,"), "{later}");
