@@ -1,6 +1,48 @@
-//! The dsrlb dataplane. `wire`, `maglev`, `flow` and `forward` are plain Rust over byte
-//! buffers, testable without DPDK; `dpdk` is the thin safe layer over `dpdk-sys`, and
-//! `worker` is the poll loop that joins the two.
+//! The dsrlb dataplane. `wire`, `maglev`, `flow`, `snapshot` and `forward` are plain
+//! Rust over byte buffers, testable without DPDK; `dpdk` is the thin safe layer over
+//! `dpdk-sys`, and `worker` is the poll loop that joins the two. `counters` declares
+//! what a worker counts, `rcu` how it gets the control thread's tables.
+//!
+//! # One frame, rx to tx
+//!
+//! 1. `worker::Worker::run` polls its (port, queue) until told to stop; each
+//!    `poll_once` receives a burst of up to 32 mbufs (`dpdk::MbufBurst::rx`) and reads
+//!    the current `snapshot::Snapshot` once (`rcu::Reader::read`; dropping the guard
+//!    is the worker's quiescent state).
+//! 2. Lookahead: once `LOOKAHEAD_FROM_LIVE_FLOWS` flows are live, the new burst is not
+//!    decided yet. Its flows are hashed (`forward::flow_hash_hint`) and their flow-table
+//!    buckets prefetched, and the burst held until the next poll decides it, so the
+//!    buckets' loads from memory overlap the work of the burst before.
+//! 3. `decide_burst` takes the frames in order. A frame that continues the same-flow
+//!    run of the frame before it (`forward::SameFlowRun`: same flow and header shape,
+//!    one masked compare) goes to that frame's target without any lookup. Any other
+//!    goes to `forward::decide_outside_run`, which decides it (`decide_hinted`) and
+//!    starts or ends the run.
+//! 4. The decision (`forward`): the fast path reads the common frame (untagged IPv4
+//!    without options, TCP or UDP to a service) at fixed offsets behind one bounds
+//!    check; anything else, or anything it doubts, takes the general path, which walks
+//!    the headers through `wire`'s checked views and names a `DropReason` for each
+//!    drop. Both find the service (`Snapshot::service`), look the flow up in the
+//!    worker's `flow::FlowTable`, keep a pinned target while it is usable or take
+//!    Maglev's choice (`Service::pick` over its `maglev::MaglevTable`), and rewrite the
+//!    destination MAC to the target's and the source MAC to the port's: nothing else
+//!    in the frame changes. ARP and echo requests for the VIPs and the real address
+//!    are answered in place (`wire::ArpRepr`, `wire::IcmpEchoRepr`); ARP replies go
+//!    to the control thread (a punt).
+//! 5. Slot indirection: a service's Maglev table and a flow's entry hold target slots
+//!    (an index into `Snapshot::targets`) with a generation, not addresses. A target
+//!    keeps its slot across snapshots while it stays configured, so a pinned flow keeps
+//!    its target through rebuilds; a reused slot gets a new generation, so no flow
+//!    follows a slot to another server.
+//! 6. Forwarded frames go to the burst's `out` list, replies too; punts to the control
+//!    thread's queue; drops to `discard`. `out` is sent with one `tx_burst`, what the
+//!    driver did not take is freed and counted, `discard` is freed: every mbuf to
+//!    exactly one place. The poll's counts are kept in registers (`Tally`) and
+//!    published once, and the flow table is walked a few buckets a poll to count live
+//!    flows per target.
+//!
+//! No locks, allocation or syscalls in the loop; the idle back-off's sleep comes only
+//! after many empty polls.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod control_tx;
