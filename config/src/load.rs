@@ -4,16 +4,32 @@
 use crate::{Config, ConfigError, KeyError};
 use std::path::Path;
 
+/// The largest config file read: thousands of services fit in far less.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 impl Config {
+    /// Reads and checks the file at `path`, which must be a regular file of at most
+    /// `MAX_FILE_BYTES` (a FIFO would hang the read, a device fill memory).
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let source = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+        let fail = |message: String| ConfigError {
             source: source.clone(),
             errors: vec![KeyError {
                 key: String::new(),
-                message: format!("cannot read: {e}"),
+                message,
             }],
-        })?;
+        };
+        let meta = std::fs::metadata(path).map_err(|e| fail(format!("cannot read: {e}")))?;
+        if !meta.is_file() {
+            return Err(fail("not a regular file".into()));
+        }
+        if meta.len() > MAX_FILE_BYTES {
+            return Err(fail(format!(
+                "{} bytes, more than a config file may be ({MAX_FILE_BYTES})",
+                meta.len()
+            )));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| fail(format!("cannot read: {e}")))?;
         Self::from_toml(&text, &source)
     }
 

@@ -419,3 +419,28 @@ fn reload_may_change_services_but_not_what_is_fixed_at_start() {
         ]
     );
 }
+
+#[test]
+fn load_reads_only_a_regular_file_of_a_config_size() {
+    for (path, wanted) in [
+        ("/dev/zero", "not a regular file"),
+        ("/", "not a regular file"),
+        ("/nonexistent/dsrlb.toml", "cannot read"),
+    ] {
+        let err = Config::load(Path::new(path)).unwrap_err();
+        assert!(err.errors[0].message.contains(wanted), "{path}: {err}");
+    }
+    let dir = std::env::temp_dir().join(format!("dsrlb-config-load-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("big.toml");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(crate::load::MAX_FILE_BYTES + 1).unwrap();
+    let err = Config::load(&big).unwrap_err();
+    assert!(
+        err.errors[0]
+            .message
+            .contains("more than a config file may be"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,16 +1,15 @@
-//! The control socket: a Unix socket (mode 0600) whose thread reads one request per
-//! connection and hands it to the control loop, which owns all state and answers
-//! between ticks; and the client side the `dsrlb show|target|reload` commands use.
+//! The control socket: a Unix socket (mode 0600) whose thread (`serve`) reads one
+//! request per connection, many connections at once, and hands each to the control
+//! loop, which owns all state and answers between ticks; and the client side the
+//! `dsrlb show|target|reload` commands use.
 
 use crate::api::{Reply, Request};
+use crate::serve::{Limits, Protocol, Server, Turn};
 use crossbeam::channel::{self, Receiver, Sender};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// A request and where its answer goes.
@@ -25,8 +24,7 @@ pub struct Asker {
 /// The control loop answers within a tick; a reload takes longer (probes, Maglev).
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
-const ACCEPT_POLL: Duration = Duration::from_millis(20);
-const REQUEST_LIMIT: u64 = 64 * 1024;
+const REQUEST_LIMIT: usize = 64 * 1024;
 
 pub fn channel() -> (Asker, Receiver<Question>) {
     let (questions, answers) = channel::bounded(64);
@@ -46,7 +44,7 @@ impl Asker {
 
 pub struct ControlSocket {
     path: PathBuf,
-    _thread: AcceptLoop,
+    _server: Server,
 }
 
 impl ControlSocket {
@@ -57,7 +55,9 @@ impl ControlSocket {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| format!("control socket {shown}: {e}"))?;
         }
-        if path.exists() {
+        if std::fs::symlink_metadata(path).is_ok() {
+            crate::preflight::stale_socket_or_nothing(path)
+                .map_err(|e| format!("control socket: {e}"))?;
             if UnixStream::connect(path).is_ok() {
                 return Err(format!(
                     "control socket {shown}: another dsrlb is running there (stop it, or set control.socket)"
@@ -75,16 +75,17 @@ impl ControlSocket {
         listener
             .set_nonblocking(true)
             .map_err(|e| format!("control socket {shown}: {e}"))?;
-        let thread = AcceptLoop::spawn(
+        let server = Server::spawn(
             "dsrlb-ctl",
-            move || listener.accept().map(|(stream, _)| stream),
-            move |stream| answer(stream, &asker),
+            listener,
+            ControlProtocol { asker },
+            CONTROL_LIMITS,
         )
         .map_err(|e| format!("control socket thread: {e}"))?;
         log::info!("control socket {shown}");
         Ok(ControlSocket {
             path: path.to_owned(),
-            _thread: thread,
+            _server: server,
         })
     }
 }
@@ -95,89 +96,49 @@ impl Drop for ControlSocket {
     }
 }
 
-/// A thread that accepts connections from a non-blocking listener and handles them
-/// one at a time, until dropped. Shared by the control socket and the metrics
-/// listener.
-pub struct AcceptLoop {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+/// A whole exchange, from accept to the reply sent: reading the request, the control
+/// loop's answer (a reload takes longest) and writing it. Connections past the bound
+/// close the one idle the longest.
+const CONTROL_LIMITS: Limits = Limits {
+    deadline: Duration::from_secs(IO_TIMEOUT.as_secs() + ANSWER_TIMEOUT.as_secs()),
+    connections: 64,
+};
+
+/// One JSON request line in, one JSON reply line out.
+struct ControlProtocol {
+    asker: Asker,
 }
 
-impl AcceptLoop {
-    pub fn spawn<S>(
-        name: &str,
-        mut accept: impl FnMut() -> std::io::Result<S> + Send + 'static,
-        mut handle: impl FnMut(S) -> std::io::Result<()> + Send + 'static,
-    ) -> std::io::Result<AcceptLoop> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = Arc::clone(&stop);
-        let label = name.to_owned();
-        let thread = std::thread::Builder::new()
-            .name(name.to_owned())
-            .spawn(move || {
-                while !flag.load(Ordering::Relaxed) {
-                    match accept() {
-                        Ok(stream) => {
-                            if let Err(e) = handle(stream) {
-                                log::debug!("{label}: {e}");
-                            }
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                            std::thread::sleep(ACCEPT_POLL)
-                        }
-                        Err(e) => {
-                            log::warn!("{label}: accept: {e}");
-                            std::thread::sleep(ACCEPT_POLL);
-                        }
-                    }
-                }
-            })?;
-        Ok(AcceptLoop {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
+impl Protocol for ControlProtocol {
+    const LIMIT: usize = REQUEST_LIMIT;
 
-/// How long stopping waits for a connection being handled; past it the thread is
-/// left to finish on its own (its I/O has timeouts), so a silent client cannot
-/// delay dsrlb's exit.
-const STOP_PATIENCE: Duration = Duration::from_millis(200);
-
-impl Drop for AcceptLoop {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        let Some(thread) = self.thread.take() else {
-            return;
+    fn turn(&mut self, request: &[u8], ended: bool) -> Turn {
+        let line = match request.iter().position(|&b| b == b'\n') {
+            Some(end) => &request[..end],
+            None if ended => request,
+            None if request.len() >= Self::LIMIT => {
+                let error = format!("a request is one line of at most {} bytes", Self::LIMIT);
+                return Turn::Respond(reply_line(&Reply::Error(error)));
+            }
+            None => return Turn::More,
         };
-        let deadline = std::time::Instant::now() + STOP_PATIENCE;
-        while !thread.is_finished() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if thread.is_finished() {
-            let _ = thread.join();
-        }
+        let reply = match serde_json::from_slice::<Request>(line) {
+            Ok(request) => self.asker.ask(request).unwrap_or_else(Reply::Error),
+            Err(e) => Reply::Error(format!("not a request: {e}")),
+        };
+        Turn::Respond(reply_line(&reply))
     }
 }
 
-fn answer(stream: UnixStream, asker: &Asker) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
-    stream.set_write_timeout(Some(IO_TIMEOUT))?;
-    let mut line = String::new();
-    BufReader::new((&stream).take(REQUEST_LIMIT)).read_line(&mut line)?;
-    let reply = match serde_json::from_str::<Request>(line.trim()) {
-        Ok(request) => asker.ask(request).unwrap_or_else(Reply::Error),
-        Err(e) => Reply::Error(format!("not a request: {e}")),
-    };
-    let mut text = serde_json::to_string(&reply).unwrap_or_else(|e| {
+fn reply_line(reply: &Reply) -> Vec<u8> {
+    let mut text = serde_json::to_string(reply).unwrap_or_else(|e| {
         format!(
             "{{\"error\":\"cannot encode the answer: {}\"}}",
             e.to_string().replace('"', "'")
         )
     });
     text.push('\n');
-    (&stream).write_all(text.as_bytes())
+    text.into_bytes()
 }
 
 /// Asks the dsrlb listening on `path`.
@@ -215,6 +176,7 @@ pub fn call(path: &Path, request: &Request) -> Result<Reply, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
 
     fn temp_dir(name: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("dsrlb-ctl-{name}-{}", std::process::id()));
@@ -280,6 +242,67 @@ mod tests {
             stopping.elapsed() < Duration::from_secs(1),
             "stop waited {:?} for a silent client",
             stopping.elapsed()
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A control socket whose loop answers every question with Done.
+    fn answering(dir: &Path) -> (ControlSocket, PathBuf) {
+        let path = dir.join("dsrlb.sock");
+        let (asker, questions) = channel();
+        let socket = ControlSocket::start(&path, asker).unwrap();
+        std::thread::spawn(move || {
+            while let Ok((_, reply)) = questions.recv() {
+                let _ = reply.send(Reply::Done("ok".into()));
+            }
+        });
+        (socket, path)
+    }
+
+    /// Whether the server still holds `stream` open (a read would wait) rather than
+    /// having closed it.
+    fn still_open(stream: &UnixStream) -> bool {
+        stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let open = matches!(
+            (&mut &*stream).read(&mut byte),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        );
+        stream.set_nonblocking(false).unwrap();
+        open
+    }
+
+    #[test]
+    fn silent_and_idle_clients_do_not_hold_up_show() {
+        let dir = temp_dir("crowd");
+        let (_socket, path) = answering(&dir);
+        let show = || call(&path, &Request::ShowStats);
+        // Answered while the silent client is still connected: not after its deadline.
+        let silent = UnixStream::connect(&path).unwrap();
+        assert_eq!(show().unwrap(), Reply::Done("ok".into()));
+        assert!(still_open(&silent));
+        // 500 idle connections: past the bound the idlest are closed, and show works
+        // while the latest of them are still open.
+        let idle: Vec<UnixStream> = (0..500)
+            .map(|_| UnixStream::connect(&path).unwrap())
+            .collect();
+        assert_eq!(show().unwrap(), Reply::Done("ok".into()));
+        assert!(!still_open(&silent), "the idlest was closed for room");
+        assert!(still_open(&idle[499]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn an_endless_request_line_gets_an_error() {
+        let dir = temp_dir("long");
+        let (_socket, path) = answering(&dir);
+        let mut raw = UnixStream::connect(&path).unwrap();
+        let _ = raw.write_all(&vec![b'x'; REQUEST_LIMIT + 10]);
+        let mut answer = String::new();
+        BufReader::new(&raw).read_line(&mut answer).unwrap();
+        assert!(
+            answer.contains("one line of at most 65536 bytes"),
+            "{answer}"
         );
         let _ = std::fs::remove_dir_all(&dir);
     }

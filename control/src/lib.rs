@@ -15,5 +15,6 @@ pub mod preflight;
 pub mod report;
 pub mod run;
 pub mod runtime;
+pub mod serve;
 pub mod spec;
 mod views;

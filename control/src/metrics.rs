@@ -2,11 +2,11 @@
 //! and the small HTTP listener that serves it on the management address.
 
 use crate::api::{Request, ServerView, StatsView, TargetView, WorkerView};
-use crate::ctl::{AcceptLoop, Asker};
+use crate::ctl::Asker;
+use crate::serve::{Limits, Protocol, Server, Turn};
 use dataplane::counters::COUNTERS;
 use std::fmt::Write as _;
-use std::io::{Read, Write};
-use std::net::{SocketAddrV4, TcpListener, TcpStream};
+use std::net::{SocketAddrV4, TcpListener};
 use std::time::Duration;
 
 fn escape(value: &str) -> String {
@@ -261,67 +261,89 @@ fn workers(out: &mut String, workers: &[WorkerView]) {
 
 /// The metrics listener: GET /metrics answers the control loop's `Request::Metrics`.
 pub struct MetricsServer {
-    _thread: AcceptLoop,
+    _server: Server,
 }
+
+/// A whole exchange, from accept to the last byte of the response; connections past
+/// the bound close the one idle the longest, so a scrape always gets through.
+const METRICS_LIMITS: Limits = Limits {
+    deadline: Duration::from_secs(2),
+    connections: 64,
+};
 
 impl MetricsServer {
     pub fn start(listen: SocketAddrV4, asker: Asker) -> std::io::Result<MetricsServer> {
         let listener = TcpListener::bind(listen)?;
         listener.set_nonblocking(true)?;
-        let thread = AcceptLoop::spawn(
-            "dsrlb-metrics",
-            move || listener.accept().map(|(stream, _)| stream),
-            move |stream| answer_http(stream, &asker),
-        )?;
+        let protocol = MetricsHttp { asker };
+        let server = Server::spawn("dsrlb-metrics", listener, protocol, METRICS_LIMITS)?;
         log::info!("metrics on http://{listen}/metrics");
-        Ok(MetricsServer { _thread: thread })
+        Ok(MetricsServer { _server: server })
     }
 }
 
-const HTTP_TIMEOUT: Duration = Duration::from_secs(2);
-const HEAD_LIMIT: usize = 8192;
+/// HTTP/1.x, parsed by httparse: GET /metrics (any query) gets the exposition.
+struct MetricsHttp {
+    asker: Asker,
+}
 
-fn answer_http(mut stream: TcpStream, asker: &Asker) -> std::io::Result<()> {
-    stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(HTTP_TIMEOUT))?;
-    stream.set_write_timeout(Some(HTTP_TIMEOUT))?;
-    let mut head = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < HEAD_LIMIT {
-        let n = stream.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        head.extend_from_slice(&buf[..n]);
-    }
-    let request_line = String::from_utf8_lossy(&head);
-    let mut words = request_line.split_whitespace();
-    let (method, path) = (words.next().unwrap_or(""), words.next().unwrap_or(""));
-    let (status, content_type, body) = match (method, path) {
-        ("GET", "/metrics") => match asker.ask(Request::Metrics) {
-            Ok(crate::api::Reply::Metrics(text)) => {
-                ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
+impl Protocol for MetricsHttp {
+    /// The request head's limit; past it, 431.
+    const LIMIT: usize = 8192;
+
+    fn turn(&mut self, request: &[u8], ended: bool) -> Turn {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut parsed = httparse::Request::new(&mut headers);
+        let (status, content_type, body) = match parsed.parse(request) {
+            Ok(httparse::Status::Complete(_)) => {
+                let path = parsed.path.unwrap_or("");
+                let path = path.split_once('?').map_or(path, |(path, _query)| path);
+                self.respond(parsed.method.unwrap_or(""), path)
             }
-            Ok(other) => (
-                "500 Internal Server Error",
+            Ok(httparse::Status::Partial) if request.len() >= Self::LIMIT => too_large(),
+            Ok(httparse::Status::Partial) if !ended => return Turn::More,
+            Err(httparse::Error::TooManyHeaders) => too_large(),
+            Ok(httparse::Status::Partial) | Err(_) => {
+                ("400 Bad Request", "text/plain", "GET /metrics\n".to_owned())
+            }
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        Turn::Respond([head.into_bytes(), body.into_bytes()].concat())
+    }
+}
+
+type Response = (&'static str, &'static str, String);
+
+fn too_large() -> Response {
+    let body = format!("the request head is over {} bytes\n", MetricsHttp::LIMIT);
+    ("431 Request Header Fields Too Large", "text/plain", body)
+}
+
+impl MetricsHttp {
+    fn respond(&self, method: &str, path: &str) -> Response {
+        match (method, path) {
+            ("GET", "/metrics") => match self.asker.ask(Request::Metrics) {
+                Ok(crate::api::Reply::Metrics(text)) => {
+                    ("200 OK", "text/plain; version=0.0.4; charset=utf-8", text)
+                }
+                Ok(other) => (
+                    "500 Internal Server Error",
+                    "text/plain",
+                    format!("unexpected answer: {other:?}\n"),
+                ),
+                Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
+            },
+            ("GET", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_owned()),
+            _ => (
+                "405 Method Not Allowed",
                 "text/plain",
-                format!("unexpected answer: {other:?}\n"),
+                "GET /metrics\n".to_owned(),
             ),
-            Err(e) => ("503 Service Unavailable", "text/plain", format!("{e}\n")),
-        },
-        ("GET", _) => ("404 Not Found", "text/plain", "try /metrics\n".to_owned()),
-        _ => (
-            "405 Method Not Allowed",
-            "text/plain",
-            "GET /metrics\n".to_owned(),
-        ),
-    };
-    write!(
-        stream,
-        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
-    stream.flush()
+        }
+    }
 }
 
 #[cfg(test)]
@@ -362,6 +384,114 @@ mod tests {
             mempool_in_use: 12,
             mempool_size: 8191,
         }
+    }
+
+    /// The metrics listener on a loopback port, its control loop answering every
+    /// request with a one-line exposition until the questions stop.
+    fn listening() -> (Server, std::net::SocketAddr) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (asker, questions) = crate::ctl::channel();
+        std::thread::spawn(move || {
+            while let Ok((_, reply)) = questions.recv() {
+                let _ = reply.send(crate::api::Reply::Metrics("dsrlb_up 1\n".into()));
+            }
+        });
+        let server = Server::spawn(
+            "test-metrics",
+            listener,
+            MetricsHttp { asker },
+            METRICS_LIMITS,
+        );
+        (server.unwrap(), addr)
+    }
+
+    /// Sends `request` and reads the response to its end: (status line, whole text).
+    fn exchange(addr: std::net::SocketAddr, request: &[u8]) -> (String, String) {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        stream.write_all(request).unwrap();
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        let status = text.lines().next().unwrap_or("").to_owned();
+        (status, text)
+    }
+
+    const SCRAPE: &[u8] = b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+
+    #[test]
+    fn requests_get_the_status_they_deserve() {
+        let (_server, addr) = listening();
+        let (status, text) = exchange(addr, SCRAPE);
+        assert_eq!(status, "HTTP/1.1 200 OK");
+        assert!(text.ends_with("\r\n\r\ndsrlb_up 1\n"), "{text}");
+        let query = exchange(addr, b"GET /metrics?x=1 HTTP/1.1\r\n\r\n");
+        assert_eq!(
+            query.0, "HTTP/1.1 200 OK",
+            "a query string is not another path"
+        );
+        assert_eq!(
+            exchange(addr, b"GET / HTTP/1.1\r\n\r\n").0,
+            "HTTP/1.1 404 Not Found"
+        );
+        let post = exchange(addr, b"POST /metrics HTTP/1.1\r\n\r\n").0;
+        assert_eq!(post, "HTTP/1.1 405 Method Not Allowed");
+        let garbage = exchange(addr, b"\x00\x01 nonsense\r\n\r\n").0;
+        assert_eq!(garbage, "HTTP/1.1 400 Bad Request");
+        let mut big = b"GET /metrics HTTP/1.1\r\nX-Big: ".to_vec();
+        big.extend(std::iter::repeat_n(b'a', 9000));
+        big.extend_from_slice(b"\r\n\r\n");
+        let (status, _) = exchange(addr, &big);
+        assert_eq!(status, "HTTP/1.1 431 Request Header Fields Too Large");
+    }
+
+    /// Whether the server still holds `stream` open (a read would wait).
+    fn still_open(stream: &std::net::TcpStream) -> bool {
+        stream.set_nonblocking(true).unwrap();
+        let mut byte = [0u8; 1];
+        let open = matches!(
+            std::io::Read::read(&mut &*stream, &mut byte),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+        );
+        stream.set_nonblocking(false).unwrap();
+        open
+    }
+
+    #[test]
+    fn half_open_and_slow_clients_do_not_hold_up_a_scrape() {
+        use std::io::Write;
+        let (_server, addr) = listening();
+        // 100 requests that never end, and five that trickle a byte at a time.
+        let half_open: Vec<_> = (0..100)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
+                s
+            })
+            .collect();
+        let mut slow: Vec<_> = (0..5)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        for _ in 0..3 {
+            for s in &mut slow {
+                let _ = s.write_all(b"G");
+            }
+            let (status, _) = exchange(addr, SCRAPE);
+            assert_eq!(status, "HTTP/1.1 200 OK");
+            // Served while the slow ones wait: not after their deadline.
+            assert!(slow.iter().all(still_open));
+        }
+        assert!(
+            still_open(&half_open[99]),
+            "the latest half-open one is still held"
+        );
+        // Past its deadline a half-open client is closed, not kept.
+        std::thread::sleep(METRICS_LIMITS.deadline + Duration::from_millis(500));
+        assert!(!still_open(&half_open[99]));
     }
 
     /// Every sample line: name{labels} value, with a TYPE declared before it.

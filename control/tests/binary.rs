@@ -100,6 +100,32 @@ fn check_accepts_a_good_file_and_names_the_key_of_a_bad_one() {
         err.contains("services[0].weight") && err.contains("unknown field"),
         "{err}"
     );
+
+    // Files the config names are looked at, never read whole or waited on, and
+    // nothing but a socket at control.socket.
+    let zero = dir.join("zero.toml");
+    let in_pcap = format!("rx_pcap={}/in.pcap", dir.display());
+    std::fs::write(
+        &zero,
+        config(&dir, "chk").replace(&in_pcap, "rx_pcap=/dev/zero,infinite_rx=1"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("dsrlb.sock"), "not a socket").unwrap();
+    let out = dsrlb_on("check", &zero);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ports[0].device: rx_pcap /dev/zero: a device"),
+        "{err}"
+    );
+    assert!(err.contains("control.socket: `"), "{err}");
+    let out = dsrlb_on("check", Path::new("/dev/zero"));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));
+    assert_eq!(
+        std::fs::read_to_string(dir.join("dsrlb.sock")).unwrap(),
+        "not a socket"
+    );
     std::fs::remove_dir_all(&dir).ok();
 }
 
