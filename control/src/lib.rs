@@ -11,6 +11,7 @@ pub mod eal_args;
 pub mod health;
 pub mod metrics;
 pub mod neighbors;
+pub mod port_lock;
 pub mod preflight;
 pub mod report;
 pub mod run;

@@ -5,6 +5,7 @@ use crate::appliance::Appliance;
 use crate::ctl::{self, ControlSocket, Question};
 use crate::eal_args::eal_args;
 use crate::metrics::MetricsServer;
+use crate::port_lock::{self, PortLocks};
 use crate::report;
 use crate::runtime::Runtime;
 use crate::spec::flow_table_config;
@@ -77,6 +78,14 @@ pub fn run(config_path: &Path, config: Config, stats_interval: Duration) -> Exit
         None => None,
     };
 
+    // Before EAL: a second dsrlb on a port this one drives stops here.
+    let _port_locks = match PortLocks::take(&config, Path::new(port_lock::LOCK_DIR)) {
+        Ok(locks) => locks,
+        Err(e) => {
+            log::error!("{e}");
+            return ExitCode::from(1);
+        }
+    };
     crate::health::raise_fd_limit();
     let args = eal_args(&config);
     log::info!("starting EAL: {}", args.join(" "));

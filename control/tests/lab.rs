@@ -230,6 +230,34 @@ fn dsr_through_dsrlb_in_the_namespace_lab() {
         STARTUP_DEADLINE,
     );
 
+    // 0. One appliance per port: a second dsrlb on data0, with a socket, metrics
+    // port and EAL prefix of its own, stops before EAL, naming the port and the pid.
+    let second = dir.join("second.toml");
+    let lab_toml = std::fs::read_to_string(repo().join("config/examples/lab.toml")).unwrap();
+    let second_toml = lab_toml
+        .replace(
+            "/run/dsrlb/lab.sock",
+            &dir.join("second.sock").display().to_string(),
+        )
+        .replace("10.99.1.2:9100", "10.99.1.2:9101")
+        .replace("dsrlb-lab\"", "dsrlb-lab-second\"");
+    assert_ne!(second_toml, lab_toml);
+    std::fs::write(&second, second_toml).unwrap();
+    let refused = in_ns(
+        "dsr-lb",
+        &[DSRLB, "run", "--config", second.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    let holder = format!("another dsrlb drives this port (pid {}", dsrlb.id());
+    assert!(
+        err.contains("ports[0] (net_af_packet0,iface=data0)") && err.contains(&holder),
+        "{err}"
+    );
+    assert!(!err.contains("starting EAL"), "{err}");
+
     // 1. curl through the VIP answers.
     let answer = run(&mut in_ns(
         "dsr-client",
