@@ -74,6 +74,59 @@ fn snapshot(targets: usize) -> Snapshot {
     .expect("snapshot")
 }
 
+/// 100 services of 16 targets each, M = 65537, with `seed` and target 1's MAC.
+fn hundred_services(seed: u64, mac_last: u8) -> SnapshotSpec {
+    let services = (0..100u32)
+        .map(|s| ServiceSpec {
+            vip: Ipv4Addr::from(0x0a63_0064 + s),
+            proto: IpProtocol::Tcp,
+            port: 80,
+            targets: (1..=16u8)
+                .map(|t| TargetSpec {
+                    addr: Ipv4Addr::new(10, 99, 1, t),
+                    mac: Some(MacAddr([
+                        2,
+                        0x11,
+                        0,
+                        0,
+                        0,
+                        if t == 1 { mac_last } else { t },
+                    ])),
+                    weight: 1,
+                    healthy: true,
+                })
+                .collect(),
+        })
+        .collect();
+    SnapshotSpec {
+        real_addr: Ipv4Addr::new(10, 99, 0, 2),
+        seed,
+        table_size: 65537,
+        services,
+    }
+}
+
+/// ms to rebuild the 100-service snapshot after one target's MAC moved (every
+/// Maglev table kept), and after a change that touches every table (a new seed).
+fn rebuild_ms(reps: usize) -> (f64, f64) {
+    let first = Snapshot::build(&hundred_services(0, 1), None).expect("snapshot");
+    let time = |spec: &SnapshotSpec| {
+        median(
+            (0..reps)
+                .map(|_| {
+                    let t = Instant::now();
+                    black_box(Snapshot::build(black_box(spec), Some(&first)).expect("rebuild"));
+                    t.elapsed().as_secs_f64() * 1e3
+                })
+                .collect(),
+        )
+    };
+    (
+        time(&hundred_services(0, 0x99)),
+        time(&hundred_services(1, 1)),
+    )
+}
+
 /// ns per decide() over `flows` distinct flows, cycled, table sized 2x the flows.
 fn decide_ns(snap: &Snapshot, flows: usize, packets: usize, reps: usize) -> f64 {
     let frames: Vec<Vec<u8>> = (0..flows)
@@ -154,6 +207,11 @@ fn main() {
     );
     drop(table);
 
+    let (moved, touched) = rebuild_ms(reps);
+    println!(
+        "Snapshot rebuild, 100 services x 16 targets, M = 65537 (median of {reps}): a MAC moved {moved:.2} ms (no table rebuilt), every table touched {touched:.1} ms"
+    );
+
     let snap = snapshot(16);
     println!("decide() per packet, 64-byte TCP frames, 16 targets (median of {reps} x {packets} packets)");
     let mut decide = Vec::new();
@@ -166,7 +224,7 @@ fn main() {
         decide.push(format!("\"{flows}\":{ns:.2}"));
     }
     println!(
-        "json {{\"maglev_build_ms\":{{{}}},\"flow_table_bytes_per_2e20\":{per_million},\"decide_ns\":{{{}}}}}",
+        "json {{\"maglev_build_ms\":{{{}}},\"flow_table_bytes_per_2e20\":{per_million},\"rebuild_ms\":{{\"mac_moved\":{moved:.3},\"all_tables\":{touched:.2}}},\"decide_ns\":{{{}}}}}",
         maglev.join(","),
         decide.join(",")
     );

@@ -89,7 +89,12 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
     let plot = std::fs::read_to_string(out.join("pps.svg")).expect("pps.svg");
     assert!(plot.starts_with("<svg"), "pps.svg is not an SVG");
     let micro = std::fs::read_to_string(out.join("micro.txt")).expect("micro.txt");
-    for line in ["N =  100 targets", "Flow table memory", "1000000 flows"] {
+    for line in [
+        "N =  100 targets",
+        "Flow table memory",
+        "Snapshot rebuild",
+        "1000000 flows",
+    ] {
         assert!(micro.contains(line), "micro.txt lacks `{line}`:\n{micro}");
     }
     let probes =

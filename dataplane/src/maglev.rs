@@ -9,6 +9,7 @@
 
 use crate::hash::bytes_hash;
 use config::is_prime;
+use std::sync::Arc;
 
 /// Table size used when the config does not set one (prime, as Maglev requires).
 pub const DEFAULT_TABLE_SIZE: u32 = 65537;
@@ -54,14 +55,17 @@ impl std::error::Error for BuildError {}
 /// A built lookup table: slot -> index into the target slice it was built from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MaglevTable {
-    slots: Box<[u16]>,
+    /// Shared: a snapshot rebuilt without a change to a service's targets keeps the
+    /// service's table (`Snapshot::build`) instead of building it again. Read the
+    /// same way as a boxed slice.
+    slots: Arc<[u16]>,
 }
 
 impl MaglevTable {
     /// A table with no targets: every lookup misses.
     pub fn empty() -> Self {
         MaglevTable {
-            slots: Box::new([]),
+            slots: Arc::from([]),
         }
     }
 
@@ -136,7 +140,7 @@ impl MaglevTable {
             }
         }
         Ok(MaglevTable {
-            slots: slots.into_boxed_slice(),
+            slots: slots.into(),
         })
     }
 
@@ -168,6 +172,11 @@ impl MaglevTable {
     /// Slot -> target index, for tests and statistics.
     pub fn slots(&self) -> &[u16] {
         &self.slots
+    }
+
+    /// Whether `self` and `other` are one table (a clone), not just equal ones.
+    pub fn shares(&self, other: &MaglevTable) -> bool {
+        Arc::ptr_eq(&self.slots, &other.slots)
     }
 }
 

@@ -96,6 +96,9 @@ pub struct Service {
     pub slot: u16,
     /// Maglev slot -> target slot.
     table: MaglevTable,
+    /// What `table` was built from: the candidates (identity and weight, 0 for a
+    /// target that may not take new flows) in the order of `target_slots`.
+    candidates: Vec<MaglevTarget>,
     /// Target slots of this service, in config order.
     pub target_slots: Vec<u16>,
 }
@@ -126,6 +129,7 @@ pub struct Snapshot {
     epoch: u64,
     pub real_addr: Ipv4Addr,
     pub seed: u64,
+    table_size: u32,
     /// Sorted by key.
     services: Vec<Service>,
     /// `services`' keys packed (`ServiceKey::packed`), same order: the binary search
@@ -153,6 +157,12 @@ impl Snapshot {
             }
         }
         let mut next_generation = previous.map_or(1, |p| p.next_target_generation);
+        // Tables of the previous snapshot that a service may keep: built with the
+        // same size and seed (a MAC that moved changes no table).
+        let reusable: HashMap<ServiceKey, &Service> = previous
+            .filter(|p| p.seed == spec.seed && p.table_size == spec.table_size)
+            .map(|p| p.services.iter().map(|s| (s.key, s)).collect())
+            .unwrap_or_default();
 
         // First pass: which retained slots are taken, so new targets avoid them.
         let mut assigned: Vec<Vec<Option<(u16, u32)>>> = Vec::with_capacity(spec.services.len());
@@ -210,8 +220,16 @@ impl Snapshot {
                     weight: if usable { t.weight } else { 0 },
                 });
             }
-            let by_index = MaglevTable::build(&candidates, spec.table_size, spec.seed)?;
-            let table = by_index.remap(&target_slots);
+            let table = match reusable.get(&key) {
+                // Same candidates in the same slots, same size and seed: the same table.
+                Some(prev)
+                    if prev.candidates == candidates && prev.target_slots == target_slots =>
+                {
+                    prev.table.clone()
+                }
+                _ => MaglevTable::build(&candidates, spec.table_size, spec.seed)?
+                    .remap(&target_slots),
+            };
             let slot = match kept_services.get(&key) {
                 Some(&slot) => slot,
                 None => free_service_slots
@@ -223,6 +241,7 @@ impl Snapshot {
                 index: service_index,
                 slot,
                 table,
+                candidates,
                 target_slots,
             });
         }
@@ -235,6 +254,7 @@ impl Snapshot {
             epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
             real_addr: spec.real_addr,
             seed: spec.seed,
+            table_size: spec.table_size,
             services,
             service_keys,
             vips,
@@ -331,6 +351,39 @@ mod tests {
     }
 
     const VIP: u32 = 0x0a63_0064;
+
+    #[test]
+    fn a_rebuild_keeps_every_table_its_change_does_not_touch() {
+        let shared = |a: &Snapshot, b: &Snapshot| -> Vec<bool> {
+            a.services()
+                .iter()
+                .zip(b.services())
+                .map(|(x, y)| x.table().shares(y.table()))
+                .collect()
+        };
+        let first = Snapshot::build(&spec(vec![target(11, true), target(12, true)]), None).unwrap();
+        // A target's MAC moved: no table is built again.
+        let mut moved = spec(vec![target(11, true), target(12, true)]);
+        moved.services[0].targets[0].mac = Some(MacAddr([2, 0, 0, 0, 0, 0x99]));
+        let second = Snapshot::build(&moved, Some(&first)).unwrap();
+        assert_eq!(shared(&first, &second), [true, true]);
+        assert_eq!(second.targets()[0].mac, MacAddr([2, 0, 0, 0, 0, 0x99]));
+        // A target of the TCP service only goes down: that table alone is rebuilt.
+        let mut down = moved.clone();
+        down.services[0].targets[1].healthy = false;
+        let third = Snapshot::build(&down, Some(&second)).unwrap();
+        let tcp_first = |s: &Snapshot| s.services().iter().position(|x| x.key.proto == 6).unwrap();
+        let kept = shared(&second, &third);
+        assert!(
+            !kept[tcp_first(&third)] && kept[1 - tcp_first(&third)],
+            "{kept:?}"
+        );
+        // Another seed: every table is new.
+        let mut reseeded = down.clone();
+        reseeded.seed = 7;
+        let fourth = Snapshot::build(&reseeded, Some(&third)).unwrap();
+        assert_eq!(shared(&third, &fourth), [false, false]);
+    }
 
     #[test]
     fn packed_service_keys_order_as_the_keys_do() {
