@@ -83,6 +83,9 @@ pub struct TargetView {
     pub active_flows: u64,
     pub packets: u64,
     pub bytes: u64,
+    /// While two MACs answer ARP for the target: the other one (the MAC in use stays).
+    #[serde(default)]
+    pub mac_conflict: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -142,6 +145,19 @@ pub struct StatsView {
     pub ports: Vec<PortView>,
     pub mempool_in_use: u64,
     pub mempool_size: u64,
+    #[serde(default)]
+    pub arp: ArpView,
+}
+
+/// ARP from the data segment that dsrlb did not simply believe.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArpView {
+    /// Replies ignored, by why (`neighbors::Ignored::name`).
+    pub ignored: BTreeMap<String, u64>,
+    /// Episodes of two MACs answering ARP for one target.
+    pub conflicts: u64,
+    /// ARP frames from other MACs for dsrlb's own addresses (VIPs, real address).
+    pub address_claims: u64,
 }
 
 /// Left-aligned columns, two spaces apart.
@@ -198,7 +214,14 @@ pub fn targets_table(targets: &[TargetView]) -> String {
             vec![
                 t.service.clone(),
                 t.address.to_string(),
-                format!("{} ({})", t.mac.as_deref().unwrap_or("-"), t.mac_source),
+                match &t.mac_conflict {
+                    None => format!("{} ({})", t.mac.as_deref().unwrap_or("-"), t.mac_source),
+                    Some(other) => format!(
+                        "{} ({}, CONFLICT: {other} answers too)",
+                        t.mac.as_deref().unwrap_or("-"),
+                        t.mac_source
+                    ),
+                },
                 t.state.clone(),
                 t.weight.to_string(),
                 probe,
@@ -315,6 +338,23 @@ fn stats_footer(stats: &StatsView) -> String {
         out,
         "mempool: {} of {} mbufs in use",
         stats.mempool_in_use, stats.mempool_size
+    );
+    let arp = &stats.arp;
+    let ignored: Vec<String> = arp
+        .ignored
+        .iter()
+        .map(|(why, n)| format!("{why}={n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "ARP from the segment: ignored {}, conflicts {}, claims on our addresses {}",
+        if ignored.is_empty() {
+            "none".to_owned()
+        } else {
+            ignored.join(" ")
+        },
+        arp.conflicts,
+        arp.address_claims
     );
     out
 }

@@ -6,18 +6,44 @@
 
 use crate::accounting::{Accounting, Totals};
 use crate::api::{AdminAction, Reply};
+use crate::episodes::Episodes;
 use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
-use crate::neighbors::{ArpTiming, Neighbors};
+use crate::neighbors::{ArpTiming, Heard, Ignored, Neighbors};
 use crate::runtime::{Dataplane, Frame};
 use crate::spec::{snapshot_spec, tracked_targets, AdminStates};
 use config::Config;
 use dataplane::forward::arp_sender;
 use dataplane::snapshot::Snapshot;
 use dataplane::wire::{ArpOperation, ArpRepr, MacAddr};
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// ARP from the data segment that dsrlb did not simply believe.
+#[derive(Debug)]
+pub struct ArpBook {
+    /// Replies ignored, by why.
+    pub ignored: BTreeMap<Ignored, u64>,
+    /// Episodes of two MACs answering for one target.
+    pub conflicts: u64,
+    /// ARP frames from other MACs for dsrlb's own addresses.
+    pub address_claims: u64,
+    /// Which (address, kind) has been logged in its current episode.
+    logged: Episodes<(Ipv4Addr, &'static str)>,
+}
+
+impl Default for ArpBook {
+    fn default() -> Self {
+        ArpBook {
+            ignored: BTreeMap::new(),
+            conflicts: 0,
+            address_claims: 0,
+            logged: Episodes::new(Duration::from_secs(60)),
+        }
+    }
+}
 
 pub struct Appliance {
     pub(crate) config: Config,
@@ -36,6 +62,8 @@ pub struct Appliance {
     pub(crate) reloads_refused: u64,
     /// Frames the workers punted to the control thread.
     pub(crate) punted: u64,
+    /// What ARP from the data segment was refused, contested or claimed.
+    pub(crate) arp: ArpBook,
     next_announcement: Instant,
 }
 
@@ -68,6 +96,7 @@ impl Appliance {
             reloads: 0,
             reloads_refused: 0,
             punted: 0,
+            arp: ArpBook::default(),
             next_announcement: now,
         };
         Ok((appliance, snapshot))
@@ -84,15 +113,12 @@ impl Appliance {
             changed = true;
         }
         let now = Instant::now();
-        let neighbors = &mut self.neighbors;
-        self.punted += dp.take_punts(&mut |frame| {
-            if let Some((ArpOperation::Reply, addr, mac)) = arp_sender(frame) {
-                if neighbors.heard(addr, mac, now) {
-                    log::info!("target {addr} is at {mac} (learned by ARP)");
-                    changed = true;
-                }
-            }
-        });
+        let mut heard = Vec::new();
+        self.punted += dp.take_punts(&mut |frame| heard.extend(arp_sender(frame)));
+        let ours = dp.port_macs();
+        for (operation, addr, mac) in heard {
+            changed |= self.arp_heard(operation, addr, mac, &ours, now);
+        }
         let (due, forgot) = self.neighbors.due_requests(now);
         changed |= forgot;
         for target in due {
@@ -105,6 +131,70 @@ impl Appliance {
             self.announce(dp);
             let interval = u64::from(self.config.arp.garp_interval_secs);
             self.next_announcement = now + Duration::from_secs(interval);
+        }
+    }
+
+    /// An ARP frame a worker punted: a claim on one of dsrlb's addresses by another
+    /// host, or a reply that may resolve a target. True if the tables need it. What
+    /// traffic can trigger is logged once an episode (`episodes`) and counted.
+    fn arp_heard(
+        &mut self,
+        operation: ArpOperation,
+        addr: Ipv4Addr,
+        mac: MacAddr,
+        ours: &[MacAddr],
+        now: Instant,
+    ) -> bool {
+        let book = &mut self.arp;
+        let ours_addr = addr == self.config.appliance.address
+            || self.config.services.iter().any(|s| s.vip == addr);
+        if ours_addr {
+            if !ours.contains(&mac) {
+                book.address_claims += 1;
+                if book.logged.starts((addr, "claim"), now) {
+                    log::warn!(
+                        "another host ({mac}) claims {addr}, an address of dsrlb's, by ARP: a duplicate address or a second balancer on the segment; further claims are counted (dsrlb_arp_address_claims_total)"
+                    );
+                }
+            }
+            return false;
+        }
+        if operation != ArpOperation::Reply {
+            return false;
+        }
+        match self.neighbors.heard(addr, mac, ours, now) {
+            Heard::Changed => {
+                log::info!("target {addr} is at {mac} (learned by ARP)");
+                book.logged.end_where(|(a, _)| *a == addr);
+                true
+            }
+            Heard::Unchanged => {
+                book.logged.end_where(|(a, _)| *a == addr);
+                false
+            }
+            Heard::Moving { from, to } => {
+                if book.logged.starts((addr, "moving"), now) {
+                    log::info!("target {addr} answered from {to}, not {from}: asking again before its traffic moves");
+                }
+                false
+            }
+            Heard::Conflict { kept, other } => {
+                book.conflicts += 1;
+                log::warn!(
+                    "target {addr}: ARP conflict, {kept} and {other} both answer for it; its traffic stays on {kept} until one alone answers (dsrlb show targets, dsrlb_target_mac_conflict)"
+                );
+                false
+            }
+            Heard::Ignored(why) => {
+                *book.ignored.entry(why).or_default() += 1;
+                if why != Ignored::NotLearned && book.logged.starts((addr, why.name()), now) {
+                    log::warn!(
+                        "target {addr}: ignoring an ARP reply that says it is at {mac} ({}); more are counted (dsrlb_arp_ignored_total)",
+                        why.name()
+                    );
+                }
+                false
+            }
         }
     }
 
@@ -491,6 +581,9 @@ mod tests {
         fn mbufs_in_use(&self) -> u32 {
             0
         }
+        fn port_macs(&self) -> Vec<MacAddr> {
+            vec![PORT_MAC]
+        }
     }
 
     const CONFIG: &str = r#"
@@ -550,14 +643,72 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
     }
 
     #[test]
-    fn an_arp_reply_from_a_target_is_published_in_the_same_pass() {
+    fn an_arp_reply_to_our_request_is_published_in_the_same_pass() {
         let dir = scratch("learn");
         let (mut app, mut dp) = started(&dir);
         let t1_mac = MacAddr([2, 0, 0, 0, 0, 0x0b]);
-        let reply = ArpRepr::request((PORT_MAC, REAL), T1).reply(t1_mac);
-        dp.punts.push(reply.frame(PORT_MAC).to_vec());
+        let reply = |mac| {
+            ArpRepr::request((PORT_MAC, REAL), T1)
+                .reply(mac)
+                .frame(PORT_MAC)
+                .to_vec()
+        };
+        // Before dsrlb asks: not believed, counted.
+        dp.punts.push(reply(t1_mac));
         app.tick(&mut dp, Duration::ZERO);
-        assert_eq!((dp.published, app.punted), (1, 1));
+        assert_eq!((dp.published, dp.target_mac(T1)), (0, None));
+        assert_eq!(app.arp.ignored.get(&Ignored::Unsolicited), Some(&1));
+        // The first pass asked; the answer is learned and published in the next.
+        dp.punts.push(reply(t1_mac));
+        app.tick(&mut dp, Duration::ZERO);
+        assert_eq!((dp.published, app.punted), (1, 2));
+        assert_eq!(dp.target_mac(T1), Some(t1_mac));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn forged_arp_moves_nothing_and_is_counted_and_shown() {
+        let dir = scratch("forged");
+        let (mut app, mut dp) = started(&dir);
+        let t1_mac = MacAddr([2, 0, 0, 0, 0, 0x0b]);
+        let forged = MacAddr([2, 0x66, 0, 0, 0, 0x66]);
+        let reply = |mac| {
+            ArpRepr::request((PORT_MAC, REAL), T1)
+                .reply(mac)
+                .frame(PORT_MAC)
+                .to_vec()
+        };
+        app.tick(&mut dp, Duration::ZERO);
+        dp.punts.push(reply(t1_mac));
+        app.tick(&mut dp, Duration::ZERO);
+        // Another MAC answers dsrlb's request too (in the same window): a conflict,
+        // the traffic stays, and show targets and the stats say so.
+        dp.punts.push(reply(forged));
+        app.tick(&mut dp, Duration::ZERO);
+        assert_eq!(dp.target_mac(T1), Some(t1_mac));
+        assert_eq!(app.arp.conflicts, 1);
+        let t1 = crate::views::targets(&app, &dp)
+            .into_iter()
+            .find(|t| t.address == T1)
+            .unwrap();
+        assert_eq!(t1.mac_conflict, Some(forged.to_string()));
+        // T2's MAC, dsrlb's own, or a broadcast one for T1: refused.
+        for mac in [T2_MAC, PORT_MAC, MacAddr::BROADCAST] {
+            dp.punts.push(reply(mac));
+        }
+        // Someone announcing the VIP: a claim, counted (and logged once).
+        let vip = Ipv4Addr::new(10, 99, 0, 100);
+        dp.punts.push(
+            ArpRepr::gratuitous(forged, vip)
+                .frame(MacAddr::BROADCAST)
+                .to_vec(),
+        );
+        app.tick(&mut dp, Duration::ZERO);
+        let stats = crate::views::stats(&app, &dp);
+        assert_eq!(stats.arp.ignored.get("another_targets_mac"), Some(&1));
+        assert_eq!(stats.arp.ignored.get("our_mac"), Some(&1));
+        assert_eq!(stats.arp.ignored.get("not_unicast"), Some(&1));
+        assert_eq!(stats.arp.address_claims, 1);
         assert_eq!(dp.target_mac(T1), Some(t1_mac));
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -8,6 +8,7 @@ pub mod api;
 pub mod appliance;
 pub mod ctl;
 pub mod eal_args;
+pub mod episodes;
 pub mod health;
 pub mod metrics;
 pub mod neighbors;

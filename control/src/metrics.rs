@@ -1,7 +1,7 @@
 //! Prometheus text exposition (format 0.0.4) of the same views `dsrlb show` prints,
 //! and the small HTTP listener that serves it on the management address.
 
-use crate::api::{Request, ServerView, StatsView, TargetView, WorkerView};
+use crate::api::{ArpView, Request, ServerView, StatsView, TargetView, WorkerView};
 use crate::ctl::Asker;
 use crate::serve::{Limits, Protocol, Server, Turn};
 use dataplane::counters::COUNTERS;
@@ -143,6 +143,12 @@ const TARGET_METRICS: &[Metric<TargetView>] = &[
         "1 if the target's health checks pass (or it has none yet), 0 if they fail.",
         |t| u64::from(t.health != "down"),
     ),
+    (
+        "dsrlb_target_mac_conflict",
+        "gauge",
+        "1 while two MACs answer ARP for the target (its traffic stays on the MAC in use).",
+        |t| u64::from(t.mac_conflict.is_some()),
+    ),
 ];
 
 /// The states `dsrlb_target_state` has a sample for, one of them 1.
@@ -157,6 +163,7 @@ pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView)
     families(&mut out, targets, target_labels, TARGET_METRICS);
     target_states(&mut out, targets);
     workers(&mut out, &stats.workers);
+    arp(&mut out, &stats.arp);
     let single = [
         (
             "dsrlb_mempool_mbufs_in_use",
@@ -194,6 +201,31 @@ fn appliance(out: &mut String, stats: &StatsView) {
     let mut reloads = Family::start(out, name, "counter", "Configuration reloads, by result.");
     reloads.sample(name, &[("result", "applied")], stats.reloads);
     reloads.sample(name, &[("result", "refused")], stats.reloads_failed);
+}
+
+/// ARP from the data segment that dsrlb did not simply believe.
+fn arp(out: &mut String, arp: &ArpView) {
+    let name = "dsrlb_arp_ignored_total";
+    let help = "ARP replies ignored, by why (unsolicited, not_unicast, our_mac, another_targets_mac, not_learned).";
+    let mut ignored = Family::start(out, name, "counter", help);
+    for (why, &n) in &arp.ignored {
+        ignored.sample(name, &[("reason", why.as_str())], n);
+    }
+    let single = [
+        (
+            "dsrlb_arp_conflicts_total",
+            "Episodes of two MACs answering ARP for one target.",
+            arp.conflicts,
+        ),
+        (
+            "dsrlb_arp_address_claims_total",
+            "ARP frames from other hosts for dsrlb's own addresses (VIPs, real address).",
+            arp.address_claims,
+        ),
+    ];
+    for (name, help, value) in single {
+        Family::start(out, name, "counter", help).sample(name, &[], value);
+    }
 }
 
 fn service_labels(s: &ServerView) -> Vec<(&'static str, String)> {
@@ -383,6 +415,11 @@ mod tests {
             ports: vec![],
             mempool_in_use: 12,
             mempool_size: 8191,
+            arp: crate::api::ArpView {
+                ignored: [("unsolicited".to_owned(), 5)].into_iter().collect(),
+                conflicts: 1,
+                address_claims: 2,
+            },
         }
     }
 

@@ -1,6 +1,14 @@
 //! Target MACs: static ones from the config, the rest learned by ARP from the real
 //! address. Pure bookkeeping over an explicit clock; the control loop sends what
 //! `due_requests` asks for and feeds ARP replies to `heard`.
+//!
+//! Nothing on the data segment can change a target's MAC unless dsrlb asked for it:
+//! only a reply to a request dsrlb has outstanding (within `retry` of sending it)
+//! counts, and never one naming a broadcast, multicast or zero MAC, one of dsrlb's
+//! own, or another target's. A known target's MAC moves only when a new MAC answers
+//! two requests in a row alone; two MACs answering one request is a conflict: the
+//! MAC in use stays, and the episode is counted and shown until a request is answered
+//! by the one MAC alone again.
 
 use dataplane::wire::MacAddr;
 use std::collections::HashMap;
@@ -24,18 +32,80 @@ impl From<&config::Arp> for ArpTiming {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum MacSource {
     Static,
+    #[default]
     Arp,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct Neighbor {
     mac: Option<MacAddr>,
     source: MacSource,
-    next_request: Instant,
+    next_request: Option<Instant>,
     unanswered: u32,
+    /// When the request now outstanding went out.
+    asked: Option<Instant>,
+    /// The MACs that answered it.
+    answers: Vec<MacAddr>,
+    /// A new MAC that answered the previous request alone: it takes over if it
+    /// answers this one alone too.
+    candidate: Option<MacAddr>,
+    /// The MAC in use and the other one, while two answer the same requests.
+    conflict: Option<(MacAddr, MacAddr)>,
+}
+
+/// What an ARP reply did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// A MAC learned, or a move confirmed: the forwarding tables need it.
+    Changed,
+    /// Nothing for the tables: the MAC in use again, or a move waiting to be confirmed
+    /// (the target is asked again at once).
+    Unchanged,
+    /// A new MAC answered alone; asked again to confirm it.
+    Moving { from: MacAddr, to: MacAddr },
+    /// Two MACs answered one request: the first of an episode; the MAC in use stays.
+    Conflict { kept: MacAddr, other: MacAddr },
+    /// Not believed, and why.
+    Ignored(Ignored),
+}
+
+/// Why an ARP reply changed nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Ignored {
+    /// From an address that is no target, or one with a configured MAC.
+    NotLearned,
+    /// No request to that target is outstanding.
+    Unsolicited,
+    /// A broadcast, multicast or zero MAC.
+    NotUnicast,
+    /// One of dsrlb's own MACs.
+    Ours,
+    /// Another target's MAC.
+    AnotherTarget,
+}
+
+impl Ignored {
+    pub const ALL: [Ignored; 5] = [
+        Ignored::NotLearned,
+        Ignored::Unsolicited,
+        Ignored::NotUnicast,
+        Ignored::Ours,
+        Ignored::AnotherTarget,
+    ];
+
+    /// Its label in logs and metrics.
+    pub fn name(self) -> &'static str {
+        match self {
+            Ignored::NotLearned => "not_learned",
+            Ignored::Unsolicited => "unsolicited",
+            Ignored::NotUnicast => "not_unicast",
+            Ignored::Ours => "our_mac",
+            Ignored::AnotherTarget => "another_targets_mac",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -66,15 +136,12 @@ impl Neighbors {
                 (Some(mac), _) => Neighbor {
                     mac: Some(mac),
                     source: MacSource::Static,
-                    next_request: now,
-                    unanswered: 0,
+                    ..Neighbor::default()
                 },
                 (None, Some(prev)) if prev.source == MacSource::Arp => prev,
                 (None, _) => Neighbor {
-                    mac: None,
-                    source: MacSource::Arp,
-                    next_request: now,
-                    unanswered: 0,
+                    next_request: Some(now),
+                    ..Neighbor::default()
                 },
             };
             next.insert(addr, entry);
@@ -97,20 +164,81 @@ impl Neighbors {
         self.entries.get(&addr).and_then(|n| n.mac)
     }
 
-    /// An ARP packet from `addr` said it is at `mac`. Returns true if what the
-    /// forwarding tables need changed (a MAC appeared or moved).
-    pub fn heard(&mut self, addr: Ipv4Addr, mac: MacAddr, now: Instant) -> bool {
-        let Some(n) = self.entries.get_mut(&addr) else {
-            return false;
-        };
-        if n.source == MacSource::Static || !mac.is_unicast() {
-            return false;
+    /// An ARP reply from `addr` said it is at `mac`; `ours` are dsrlb's own MACs.
+    pub fn heard(&mut self, addr: Ipv4Addr, mac: MacAddr, ours: &[MacAddr], now: Instant) -> Heard {
+        if !mac.is_unicast() || mac == MacAddr::ZERO {
+            return Heard::Ignored(Ignored::NotUnicast);
         }
-        let changed = n.mac != Some(mac);
-        n.mac = Some(mac);
+        if ours.contains(&mac) {
+            return Heard::Ignored(Ignored::Ours);
+        }
+        if self
+            .entries
+            .iter()
+            .any(|(a, n)| *a != addr && n.mac == Some(mac))
+        {
+            return Heard::Ignored(Ignored::AnotherTarget);
+        }
+        let window = self.timing.retry;
+        let refresh = self.timing.refresh;
+        let Some(n) = self
+            .entries
+            .get_mut(&addr)
+            .filter(|n| n.source == MacSource::Arp)
+        else {
+            return Heard::Ignored(Ignored::NotLearned);
+        };
+        if n.asked.is_none_or(|at| now > at + window) {
+            return Heard::Ignored(Ignored::Unsolicited);
+        }
+        if !n.answers.contains(&mac) {
+            n.answers.push(mac);
+        }
+        if let [first, second, ..] = n.answers[..] {
+            n.candidate = None;
+            let kept = n.mac.unwrap_or(first);
+            let other = if second == kept { first } else { second };
+            let fresh = n.conflict.is_none();
+            n.conflict = Some((kept, other));
+            return if fresh {
+                Heard::Conflict { kept, other }
+            } else {
+                Heard::Unchanged
+            };
+        }
         n.unanswered = 0;
-        n.next_request = now + self.timing.refresh;
-        changed
+        match n.mac {
+            None => {
+                n.mac = Some(mac);
+                n.next_request = Some(now + refresh);
+                Heard::Changed
+            }
+            Some(current) if current == mac => {
+                n.candidate = None;
+                n.next_request = Some(now + refresh);
+                Heard::Unchanged
+            }
+            Some(_) if n.candidate == Some(mac) => {
+                n.mac = Some(mac);
+                n.candidate = None;
+                n.next_request = Some(now + refresh);
+                Heard::Changed
+            }
+            Some(current) => {
+                // Asked again at once: the move stands only if this MAC alone answers.
+                n.candidate = Some(mac);
+                n.next_request = Some(now);
+                Heard::Moving {
+                    from: current,
+                    to: mac,
+                }
+            }
+        }
+    }
+
+    /// The MAC in use and the other one, while two MACs answer for `addr`.
+    pub fn conflict(&self, addr: Ipv4Addr) -> Option<(MacAddr, MacAddr)> {
+        self.entries.get(&addr).and_then(|n| n.conflict)
     }
 
     /// Targets to send an ARP request to now. Also forgets the MAC of a target that
@@ -120,7 +248,7 @@ impl Neighbors {
         let mut due = Vec::new();
         let mut changed = false;
         for (addr, n) in self.entries.iter_mut() {
-            if n.source == MacSource::Static || now < n.next_request {
+            if n.source == MacSource::Static || n.next_request.is_some_and(|at| now < at) {
                 continue;
             }
             if n.mac.is_some() && n.unanswered >= self.timing.max_unanswered {
@@ -132,8 +260,18 @@ impl Neighbors {
                 n.mac = None;
                 changed = true;
             }
+            // A conflict ends with a request the MAC in use alone answered.
+            if n.conflict.is_some() && n.answers.len() == 1 && n.mac == n.answers.first().copied() {
+                log::info!(
+                    "target {addr}: only {} answers again; the ARP conflict is over",
+                    n.answers[0]
+                );
+                n.conflict = None;
+            }
+            n.answers.clear();
+            n.asked = Some(now);
             n.unanswered = n.unanswered.saturating_add(1);
-            n.next_request = now + self.timing.retry;
+            n.next_request = Some(now + self.timing.retry);
             due.push(*addr);
         }
         due.sort();
@@ -157,6 +295,10 @@ mod tests {
         }
     }
 
+    const OURS: [MacAddr; 1] = [MacAddr([2, 0, 0, 0, 0, 2])];
+    const MAC2: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0c]);
+    const FORGED: MacAddr = MacAddr([2, 0x66, 0, 0, 0, 0x66]);
+
     #[test]
     fn unknown_targets_are_asked_every_retry_until_they_answer() {
         let t0 = Instant::now();
@@ -169,20 +311,117 @@ mod tests {
         );
         assert!(n.due_requests(t0 + Duration::from_millis(500)).0.is_empty());
         assert_eq!(n.due_requests(t0 + Duration::from_secs(1)).0, vec![T1]);
-        assert!(
-            n.heard(T1, MAC1, t0 + Duration::from_secs(1)),
-            "a MAC appeared"
-        );
-        assert!(
-            !n.heard(T1, MAC1, t0 + Duration::from_secs(2)),
-            "same MAC: nothing changed"
-        );
+        let heard = n.heard(T1, MAC2, &OURS, t0 + Duration::from_secs(1));
+        assert_eq!(heard, Heard::Changed, "a MAC appeared");
+        let again = n.heard(T1, MAC2, &OURS, t0 + Duration::from_secs(1));
+        assert_eq!(again, Heard::Unchanged, "same MAC: nothing changed");
         assert!(
             n.due_requests(t0 + Duration::from_secs(30)).0.is_empty(),
             "refresh is 30 s after the last answer"
         );
         assert_eq!(n.due_requests(t0 + Duration::from_secs(32)).0, vec![T1]);
-        assert_eq!(n.mac(T1), Some(MAC1));
+        assert_eq!(n.mac(T1), Some(MAC2));
+    }
+
+    #[test]
+    fn only_answers_to_our_requests_with_a_mac_a_target_can_have_count() {
+        let t0 = Instant::now();
+        let mut n = Neighbors::new(timing());
+        n.track([(T1, None), (T2, Some(MAC1))], t0);
+        // Before any request: unsolicited, however it looks.
+        assert_eq!(
+            n.heard(T1, MAC2, &OURS, t0),
+            Heard::Ignored(Ignored::Unsolicited)
+        );
+        n.due_requests(t0);
+        for (mac, why) in [
+            (MacAddr::BROADCAST, Ignored::NotUnicast),
+            (MacAddr([1, 0, 0x5e, 0, 0, 1]), Ignored::NotUnicast),
+            (MacAddr::ZERO, Ignored::NotUnicast),
+            (OURS[0], Ignored::Ours),
+            (MAC1, Ignored::AnotherTarget),
+        ] {
+            assert_eq!(n.heard(T1, mac, &OURS, t0), Heard::Ignored(why), "{mac}");
+        }
+        assert_eq!(
+            n.heard(T2, FORGED, &OURS, t0),
+            Heard::Ignored(Ignored::NotLearned),
+            "static"
+        );
+        let stranger = Ipv4Addr::new(10, 99, 0, 77);
+        assert_eq!(
+            n.heard(stranger, FORGED, &OURS, t0),
+            Heard::Ignored(Ignored::NotLearned)
+        );
+        // Past the request's window: unsolicited again.
+        let late = t0 + Duration::from_millis(1001);
+        assert_eq!(
+            n.heard(T1, MAC2, &OURS, late),
+            Heard::Ignored(Ignored::Unsolicited)
+        );
+        assert_eq!(n.mac(T1), None);
+        assert_eq!(
+            n.heard(T1, MAC2, &OURS, t0 + Duration::from_millis(999)),
+            Heard::Changed
+        );
+    }
+
+    #[test]
+    fn a_moved_mac_is_confirmed_and_two_answers_are_a_conflict() {
+        let t0 = Instant::now();
+        let mut n = Neighbors::new(timing());
+        n.track([(T1, None)], t0);
+        n.due_requests(t0);
+        assert_eq!(n.heard(T1, MAC2, &OURS, t0), Heard::Changed);
+        // At the refresh a new MAC answers alone: asked again at once, traffic stays.
+        let t1 = t0 + Duration::from_secs(30);
+        assert_eq!(n.due_requests(t1).0, vec![T1]);
+        assert_eq!(
+            n.heard(T1, FORGED, &OURS, t1),
+            Heard::Moving {
+                from: MAC2,
+                to: FORGED
+            }
+        );
+        assert_eq!(n.mac(T1), Some(MAC2));
+        assert_eq!(n.due_requests(t1).0, vec![T1], "asked again at once");
+        // The old MAC answers the second request too: a conflict, the MAC stays.
+        assert_eq!(n.heard(T1, MAC2, &OURS, t1), Heard::Unchanged);
+        assert_eq!(
+            n.heard(T1, FORGED, &OURS, t1),
+            Heard::Conflict {
+                kept: MAC2,
+                other: FORGED
+            }
+        );
+        assert_eq!(
+            n.heard(T1, FORGED, &OURS, t1),
+            Heard::Unchanged,
+            "one alarm an episode"
+        );
+        assert_eq!(
+            (n.mac(T1), n.conflict(T1)),
+            (Some(MAC2), Some((MAC2, FORGED)))
+        );
+        // Over once a request is answered by the MAC in use alone.
+        let t2 = t1 + Duration::from_secs(30);
+        n.due_requests(t2);
+        assert_eq!(n.heard(T1, MAC2, &OURS, t2), Heard::Unchanged);
+        n.due_requests(t2 + Duration::from_secs(30));
+        assert_eq!(n.conflict(T1), None);
+        // A real move: the new MAC alone answers two requests in a row.
+        let t3 = t2 + Duration::from_secs(60);
+        n.due_requests(t3);
+        assert_eq!(
+            n.heard(T1, FORGED, &OURS, t3),
+            Heard::Moving {
+                from: MAC2,
+                to: FORGED
+            }
+        );
+        n.due_requests(t3);
+        assert_eq!(n.heard(T1, FORGED, &OURS, t3), Heard::Changed);
+        assert_eq!(n.mac(T1), Some(FORGED));
     }
 
     #[test]
@@ -191,7 +430,7 @@ mod tests {
         let mut n = Neighbors::new(timing());
         n.track([(T1, None)], t0);
         n.due_requests(t0);
-        n.heard(T1, MAC1, t0);
+        n.heard(T1, MAC1, &OURS, t0);
         let mut t = t0 + Duration::from_secs(30);
         for _ in 0..3 {
             let (due, changed) = n.due_requests(t);
@@ -209,9 +448,15 @@ mod tests {
         let t0 = Instant::now();
         let mut n = Neighbors::new(timing());
         n.track([(T1, Some(MAC1))], t0);
-        assert!(!n.heard(T1, MacAddr([2, 9, 9, 9, 9, 9]), t0));
+        let static_wins = n.heard(T1, MacAddr([2, 9, 9, 9, 9, 9]), &OURS, t0);
+        assert_eq!(static_wins, Heard::Ignored(Ignored::NotLearned));
         assert_eq!(n.mac(T1), Some(MAC1));
-        assert!(!n.heard(T2, MAC1, t0), "not a target");
+        let stranger = n.heard(T2, MacAddr([2, 9, 9, 9, 9, 8]), &OURS, t0);
+        assert_eq!(
+            stranger,
+            Heard::Ignored(Ignored::NotLearned),
+            "not a target"
+        );
         assert_eq!(n.entries[&T1].source, MacSource::Static);
     }
 
@@ -220,7 +465,8 @@ mod tests {
         let t0 = Instant::now();
         let mut n = Neighbors::new(timing());
         n.track([(T1, None)], t0);
-        n.heard(T1, MAC1, t0);
+        n.due_requests(t0);
+        n.heard(T1, MAC1, &OURS, t0);
         n.track([(T1, None), (T2, None)], t0);
         assert_eq!(n.mac(T1), Some(MAC1));
         n.track([(T2, None)], t0);

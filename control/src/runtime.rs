@@ -44,6 +44,8 @@ pub trait Dataplane {
     fn port_stats(&self) -> Vec<(String, MacAddr, Option<PortStats>)>;
     /// Mbufs out of the pool.
     fn mbufs_in_use(&self) -> u32;
+    /// The ports' MACs.
+    fn port_macs(&self) -> Vec<MacAddr>;
 }
 
 /// The queue through which a port's first worker sends the control thread's frames,
@@ -257,6 +259,10 @@ impl Dataplane for Runtime {
 
     fn mbufs_in_use(&self) -> u32 {
         self.pool.in_use()
+    }
+
+    fn port_macs(&self) -> Vec<MacAddr> {
+        self.ports.iter().map(|p| p.mac).collect()
     }
 }
 

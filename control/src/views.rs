@@ -2,7 +2,9 @@
 //! dataplane's counters.
 
 use crate::accounting::Totals;
-use crate::api::{AdminAction, PortView, ProbeView, ServerView, StatsView, TargetView, WorkerView};
+use crate::api::{
+    AdminAction, ArpView, PortView, ProbeView, ServerView, StatsView, TargetView, WorkerView,
+};
 use crate::appliance::Appliance;
 use crate::health::Health;
 use crate::neighbors::MacSource;
@@ -100,6 +102,10 @@ fn target_view(
         active_flows: slot.map_or(0, |slot| totals.target_flows(slot)),
         packets: traffic.packets,
         bytes: traffic.bytes,
+        mac_conflict: app
+            .neighbors
+            .conflict(addr)
+            .map(|(_, other)| other.to_string()),
     }
 }
 
@@ -221,5 +227,12 @@ pub(crate) fn stats(app: &Appliance, dp: &dyn Dataplane) -> StatsView {
         ports,
         mempool_in_use: u64::from(dp.mbufs_in_use()),
         mempool_size: u64::from(app.config.dataplane.mbufs),
+        arp: ArpView {
+            ignored: (app.arp.ignored.iter())
+                .map(|(why, n)| (why.name().to_owned(), *n))
+                .collect(),
+            conflicts: app.arp.conflicts,
+            address_claims: app.arp.address_claims,
+        },
     }
 }

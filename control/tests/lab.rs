@@ -982,6 +982,53 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
 
     assert_stream_intact(stream, 12);
 
+    // 4b. Forged ARP from the client's namespace: 400 replies saying t1 is at one of
+    // two other MACs, in turn, over about 2 s, and a gratuitous ARP claiming the VIP.
+    // dsrlb believes none of it: t1 keeps its MAC, new flows still reach t1 and t2,
+    // the forged frames are counted, and each kind is logged once, not per frame.
+    let forge = r#"import socket, struct, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind(("eth0", 0))
+lb = bytes.fromhex("029900000002")
+def arp(dst, op, sha, spa, tha, tpa):
+    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sha + socket.inet_aton(spa) + tha + socket.inet_aton(tpa)
+    return dst + sha + b"\x08\x06" + body + bytes(18)
+for i in range(400):
+    forged = bytes.fromhex("02666666660%d" % (1 + i % 2))
+    s.send(arp(lb, 2, forged, "10.99.0.11", lb, "10.99.0.2"))
+    time.sleep(0.005)
+s.send(arp(b"\xff" * 6, 1, bytes.fromhex("026666666603"), "10.99.0.100", bytes(6), "10.99.0.100"))
+"#;
+    run(&mut in_ns("dsr-client", &["python3", "-c", forge]));
+    std::thread::sleep(Duration::from_millis(500));
+    let targets = show_json(&socket, "targets");
+    let t1_macs: Vec<&str> = targets
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["address"] == "10.99.0.11")
+        .map(|t| t["mac"].as_str().unwrap_or("-"))
+        .collect();
+    assert!(
+        !t1_macs.is_empty() && t1_macs.iter().all(|m| *m == "02:99:00:00:00:0b"),
+        "{targets}"
+    );
+    let after = client("http", 100);
+    assert!(
+        after.failed == 0 && after.t1 > 0 && after.t2 > 0,
+        "{}",
+        after.raw
+    );
+    let arp = &show_json(&socket, "stats")["arp"];
+    let counted: u64 = arp["ignored"]
+        .as_object()
+        .unwrap()
+        .values()
+        .filter_map(|n| n.as_u64())
+        .sum();
+    assert!(counted + arp["conflicts"].as_u64().unwrap() > 0, "{arp}");
+    assert_eq!(arp["address_claims"].as_u64(), Some(1), "{arp}");
+
     // 5. SIGTERM under load: exit 0 within 2 s, nothing left behind.
     let flood = in_ns(
         "dsr-client",
@@ -1029,6 +1076,15 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
     );
     assert!(log.contains("EAL cleaned up"), "{log}");
     assert!(!log.contains("mbufs still in use"), "{log}");
+    let arp_lines = log
+        .lines()
+        .filter(|l| l.contains("ARP reply") || l.contains("ARP conflict"))
+        .count();
+    assert!(
+        arp_lines <= 10,
+        "{arp_lines} log lines for 400 forged replies:\n{log}"
+    );
+    assert_eq!(log.matches("claims 10.99.0.100").count(), 1, "{log}");
     assert!(
         !Path::new("/var/run/dpdk/dsrlb-lab").exists(),
         "runtime dir left"

@@ -23,6 +23,9 @@ pub enum ReplyKind {
 pub enum PuntKind {
     /// An ARP reply: the control thread learns target MACs from it.
     ArpReply,
+    /// A gratuitous ARP from another MAC for one of dsrlb's addresses: the control
+    /// thread warns that another host claims it.
+    AddressClaim,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -667,8 +670,13 @@ fn decide_arp(
             }
             let request = ArpRepr::parse(&arp);
             if request.sender_protocol_addr == wanted {
-                // Someone announcing our address (gratuitous ARP): not a question.
-                return Err(DropReason::ArpNotForUs);
+                // Someone announcing our address (gratuitous ARP): not a question;
+                // the control thread warns of another host claiming it.
+                return if request.sender_hardware_addr == port_mac {
+                    Err(DropReason::ArpNotForUs)
+                } else {
+                    Ok(Verdict::Punt(PuntKind::AddressClaim))
+                };
             }
             write_arp_reply(frame, l3_offset, &request.reply(port_mac));
             Ok(Verdict::Reply(ReplyKind::Arp))

@@ -336,11 +336,22 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
             output: Output::Unchanged,
         },
         Case {
-            what: "gratuitous ARP claiming the VIP",
+            what: "gratuitous ARP claiming the VIP from another MAC: to the control thread",
             input: arp_frame(
                 MacAddr::BROADCAST,
                 ArpOperation::Request,
                 (OTHER_MAC, VIP),
+                (MacAddr::ZERO, VIP),
+            ),
+            verdict: Verdict::Punt(PuntKind::AddressClaim),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "our own gratuitous ARP for the VIP, come back",
+            input: arp_frame(
+                MacAddr::BROADCAST,
+                ArpOperation::Request,
+                (PORT_MAC, VIP),
                 (MacAddr::ZERO, VIP),
             ),
             verdict: Verdict::Drop(DropReason::ArpNotForUs),
