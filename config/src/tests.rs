@@ -444,3 +444,37 @@ fn load_reads_only_a_regular_file_of_a_config_size() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn table_memory_is_bounded_naming_the_key() {
+    let service = |i: u32| {
+        format!(
+            "[[services]]\nvip = \"10.99.2.{i}\"\nport = 80\nprotocol = \"tcp\"\ntargets = [{{ address = \"10.99.0.11\" }}]\n"
+        )
+    };
+    let big = |n: u32, extra: &str| {
+        let mut text = MINIMAL.replace(
+            "[[services]]",
+            &format!("[maglev]\ntable_size = 4194301\n{extra}\n[[services]]"),
+        );
+        for i in 1..n {
+            text.push_str(&service(i));
+        }
+        text
+    };
+    // 100 services of 4194301 slots: 1600 MiB, over the default 1024.
+    let err = Config::from_toml(&big(100, ""), "big").unwrap_err();
+    let e = err
+        .errors
+        .iter()
+        .find(|e| e.key == "maglev.table_size")
+        .unwrap();
+    assert!(
+        e.message
+            .contains("100 services of 4194301 slots need 1600 MiB"),
+        "{e}"
+    );
+    // 60 fit (960 MiB), and a larger bound admits 100.
+    assert!(Config::from_toml(&big(60, ""), "fits").is_ok());
+    assert!(Config::from_toml(&big(100, "max_table_memory_mb = 2048"), "raised").is_ok());
+}

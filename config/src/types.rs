@@ -217,6 +217,9 @@ pub struct Maglev {
     pub table_size: u32,
     /// Appliances with the same seed and targets pick the same target for a flow.
     pub seed: u64,
+    /// The most memory every service's table may take together, in MiB, counting
+    /// twice while a new snapshot is built beside the running one.
+    pub max_table_memory_mb: u32,
 }
 
 impl Default for Maglev {
@@ -224,7 +227,16 @@ impl Default for Maglev {
         Maglev {
             table_size: 65537,
             seed: 0,
+            max_table_memory_mb: 1024,
         }
+    }
+}
+
+impl Maglev {
+    /// Bytes the tables of `services` services take while a reload builds new ones
+    /// beside them: two bytes a slot, twice.
+    pub fn table_memory(&self, services: usize) -> u64 {
+        2 * 2 * u64::from(self.table_size) * services as u64
     }
 }
 

@@ -33,6 +33,7 @@ impl Config {
         self.control.problems(&mut p);
         self.metrics.problems(&mut p);
         self.targets_problems(&mut p);
+        self.table_memory_problems(&mut p);
         self.health.problems(&mut p);
         self.appliance.problems(&mut p);
         p.0
@@ -86,6 +87,26 @@ impl Config {
             p.at(
                 "services",
                 format!("{} services, at most {MAX_SERVICES}", self.services.len()),
+            );
+        }
+    }
+
+    fn table_memory_problems(&self, p: &mut Problems) {
+        let m = &self.maglev;
+        let (needed, allowed) = (
+            m.table_memory(self.services.len()),
+            u64::from(m.max_table_memory_mb) << 20,
+        );
+        if needed > allowed {
+            p.at(
+                "maglev.table_size",
+                format!(
+                    "{} services of {} slots need {} MiB of tables (2 bytes a slot, twice while a reload builds new ones), more than maglev.max_table_memory_mb = {}",
+                    self.services.len(),
+                    m.table_size,
+                    needed.div_ceil(1 << 20),
+                    m.max_table_memory_mb
+                ),
             );
         }
     }
