@@ -103,6 +103,8 @@ up() {
     bridge -n dsr-sw fdb replace "$1" dev "$2" master static
   done
 
+  # dsrlb's data port: the kernel in dsr-lb must not answer on the data segment.
+  nsx dsr-lb "$HERE/data-port.sh" data0 >/dev/null
   nsx dsr-client ip addr add 10.99.0.1/24 dev eth0
   nsx dsr-lb ip addr add 10.99.1.2/24 dev mgmt0
   local i=1

@@ -10,6 +10,7 @@ pub mod ctl;
 pub mod eal_args;
 pub mod episodes;
 pub mod health;
+pub mod kernel_port;
 pub mod metrics;
 pub mod neighbors;
 pub mod port_lock;

@@ -4,6 +4,7 @@ use crate::api::{self, Reply, Request};
 use crate::appliance::Appliance;
 use crate::ctl::{self, ControlSocket, Question};
 use crate::eal_args::eal_args;
+use crate::kernel_port;
 use crate::metrics::MetricsServer;
 use crate::port_lock::{self, PortLocks};
 use crate::report;
@@ -86,6 +87,8 @@ pub fn run(config_path: &Path, config: Config, stats_interval: Duration) -> Exit
             return ExitCode::from(1);
         }
     };
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    kernel_port::quiet_kernel(&config, Path::new("/proc/sys/net"), &routes);
     crate::health::raise_fd_limit();
     let args = eal_args(&config);
     log::info!("starting EAL: {}", args.join(" "));

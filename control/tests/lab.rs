@@ -221,6 +221,19 @@ fn dsr_through_dsrlb_in_the_namespace_lab() {
     let mut client_cap = capture("dsr-client", "eth0", &client_pcap);
     let mut lb_cap = capture("dsr-lb", "data0", &lb_pcap);
 
+    // A data port nobody prepared: the kernel in dsr-lb answers ARP on the data
+    // segment for its management address. dsrlb's start puts it right.
+    for sysctl in [
+        "net.ipv4.conf.data0.arp_ignore=0",
+        "net.ipv4.conf.data0.rp_filter=0",
+    ] {
+        run(&mut in_ns("dsr-lb", &["sysctl", "-qw", sysctl]));
+    }
+    assert_eq!(
+        forge(&["who-has", "10.99.1.2"]).trim(),
+        "[\"02:99:00:00:00:02\"]"
+    );
+
     let (mut dsrlb, lines_rx, log_reader) = start_dsrlb();
     // Both targets resolved, and tables with a usable target published for both
     // services (logged after the publication).
@@ -257,6 +270,49 @@ fn dsr_through_dsrlb_in_the_namespace_lab() {
         "{err}"
     );
     assert!(!err.contains("starting EAL"), "{err}");
+
+    // 0b. The kernel stays off the data segment: no ARP answer for the management
+    // address there, and a SYN to it spoofed from the management range is dropped on
+    // arrival (before: it ARPed for the spoofed source on the management side).
+    assert_eq!(forge(&["who-has", "10.99.1.2"]).trim(), "[]");
+    let filtered = netstat("dsr-lb", "TcpExt", "IPReversePathFilter");
+    run(&mut in_ns(
+        "dsr-client",
+        &["ip", "route", "replace", "10.99.1.2/32", "dev", "eth0"],
+    ));
+    let lb_mac = LB_MAC.to_string();
+    let neigh = [
+        "ip",
+        "neigh",
+        "replace",
+        "10.99.1.2",
+        "lladdr",
+        &lb_mac,
+        "dev",
+        "eth0",
+    ];
+    run(&mut in_ns("dsr-client", &neigh));
+    forge(&["syn", "10.99.1.51", "10.99.1.2", "9100"]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        netstat("dsr-lb", "TcpExt", "IPReversePathFilter"),
+        filtered + 1
+    );
+    let check = in_ns(
+        "dsr-lb",
+        &[
+            repo().join("scripts/data-port.sh").to_str().unwrap(),
+            "data0",
+            "--check",
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
 
     // 1. curl through the VIP answers.
     let answer = run(&mut in_ns(
@@ -572,6 +628,28 @@ fn start_dsrlb_with(
     .unwrap();
     let (lines, reader) = follow_log(dsrlb.stderr.take().unwrap());
     (dsrlb, lines, reader)
+}
+
+/// scripts/lab-forge.py in the client's namespace: frames an attacker could send.
+fn forge(args: &[&str]) -> String {
+    let script = repo().join("scripts/lab-forge.py");
+    let mut cmd = in_ns("dsr-client", &["python3", script.to_str().unwrap()]);
+    run(cmd.args(args))
+}
+
+/// A counter of the kernel's in `ns` (/proc/net/netstat), e.g. TcpExt IPReversePathFilter.
+fn netstat(ns: &str, group: &str, name: &str) -> u64 {
+    let text = run(&mut in_ns(ns, &["cat", "/proc/net/netstat"]));
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with(&format!("{group}:")))
+        .collect();
+    let (names, values) = (lines[0].split_whitespace(), lines[1].split_whitespace());
+    names
+        .zip(values)
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {group} {name} in\n{text}"))
 }
 
 fn lab_service(target: &str, action: &str) {
@@ -986,20 +1064,15 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
     // two other MACs, in turn, over about 2 s, and a gratuitous ARP claiming the VIP.
     // dsrlb believes none of it: t1 keeps its MAC, new flows still reach t1 and t2,
     // the forged frames are counted, and each kind is logged once, not per frame.
-    let forge = r#"import socket, struct, time
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-s.bind(("eth0", 0))
-lb = bytes.fromhex("029900000002")
-def arp(dst, op, sha, spa, tha, tpa):
-    body = struct.pack("!HHBBH", 1, 0x0800, 6, 4, op) + sha + socket.inet_aton(spa) + tha + socket.inet_aton(tpa)
-    return dst + sha + b"\x08\x06" + body + bytes(18)
-for i in range(400):
-    forged = bytes.fromhex("02666666660%d" % (1 + i % 2))
-    s.send(arp(lb, 2, forged, "10.99.0.11", lb, "10.99.0.2"))
-    time.sleep(0.005)
-s.send(arp(b"\xff" * 6, 1, bytes.fromhex("026666666603"), "10.99.0.100", bytes(6), "10.99.0.100"))
-"#;
-    run(&mut in_ns("dsr-client", &["python3", "-c", forge]));
+    forge(&[
+        "arp-reply",
+        "02:99:00:00:00:02",
+        "10.99.0.11",
+        "10.99.0.2",
+        "400",
+        "02:66:66:66:66:01,02:66:66:66:66:02",
+    ]);
+    forge(&["garp", "10.99.0.100", "02:66:66:66:66:03"]);
     std::thread::sleep(Duration::from_millis(500));
     let targets = show_json(&socket, "targets");
     let t1_macs: Vec<&str> = targets
