@@ -8,6 +8,9 @@ segment changes what dsrlb believes, and that the kernel beside it stays out.
     lab-forge.py garp IP MAC          a gratuitous ARP claiming IP for MAC
     lab-forge.py who-has IP           asks for IP; prints the MACs that answered (1.5 s)
     lab-forge.py syn SRC DST PORT     one TCP SYN from SRC (spoofed) to DST:PORT
+    lab-forge.py syn-flood DST PORT SECONDS MAX
+        SYNs to DST:PORT from random sources in 10.99.128.0/17 and random ports, as fast
+        as one process sends them, for SECONDS or MAX SYNs; prints how many
 """
 import json
 import socket
@@ -42,6 +45,15 @@ def checksum(data):
     return ~total & 0xFFFF
 
 
+def syn(src, dst, sport, port):
+    tcp = struct.pack("!HHIIBBHHH", sport, port, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
+    pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
+    tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
+                     socket.inet_aton(src), socket.inet_aton(dst))
+    return ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:] + tcp
+
+
 def main(args):
     what = args[0]
     if what == "arp-reply":
@@ -70,13 +82,20 @@ def main(args):
         print(json.dumps(sorted(answers)))
     elif what == "syn":
         src, dst, port = args[1], args[2], int(args[3])
-        tcp = struct.pack("!HHIIBBHHH", 40000, port, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
-        pseudo = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack("!BBH", 0, 6, len(tcp))
-        tcp = tcp[:16] + struct.pack("!H", checksum(pseudo + tcp)) + tcp[18:]
-        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0, 64, 6, 0,
-                         socket.inet_aton(src), socket.inet_aton(dst))
-        ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
-        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).sendto(ip + tcp, (dst, 0))
+        socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).sendto(syn(src, dst, 40000, port), (dst, 0))
+    elif what == "syn-flood":
+        import random
+        dst, port, seconds, most = args[1], int(args[2]), float(args[3]), int(args[4])
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        sent, end = 0, time.time() + seconds
+        while sent < most and (sent % 1024 or time.time() < end):
+            src = "10.99.%d.%d" % (random.randint(128, 255), random.randint(1, 254))
+            try:
+                s.sendto(syn(src, dst, random.randint(1024, 65535), port), (dst, 0))
+                sent += 1
+            except BlockingIOError:
+                pass
+        print(sent)
     else:
         sys.exit(__doc__)
 

@@ -1177,3 +1177,76 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
     drop(cleanup.children.drain(..));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// dsrlb's resident memory, from /proc.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+#[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
+fn a_syn_flood_leaves_memory_bounded_and_an_established_stream_intact() {
+    let _lab = lab_lock();
+    lab("up");
+    let mut cleanup = Cleanup {
+        children: Vec::new(),
+    };
+    let (mut dsrlb, lines, log_reader) = start_dsrlb();
+    wait_for_logs(
+        &lines,
+        &[("learned by ARP", 2), ("has a usable target again", 2)],
+        STARTUP_DEADLINE,
+    );
+    let socket = Path::new("/run/dsrlb/lab.sock");
+    let stream = stream_from_t2(10);
+    let rss_before = rss_kib(dsrlb.id());
+    let rx_before = show_json(socket, "stats")["workers"][0]["rx_packets"]
+        .as_u64()
+        .unwrap();
+
+    // Up to 600,000 SYNs in 5 s from random sources of 10.99.128.0/17 and random
+    // ports: every one a new flow.
+    let sent: u64 = forge(&["syn-flood", "10.99.0.100", "80", "5", "600000"])
+        .trim()
+        .parse()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let worker = show_json(socket, "stats")["workers"][0].clone();
+    let rss_after = rss_kib(dsrlb.id());
+    let (live, capacity) = (
+        worker["flows_live"].as_u64().unwrap(),
+        worker["flow_capacity"].as_u64().unwrap(),
+    );
+    let received = worker["rx_packets"].as_u64().unwrap() - rx_before;
+    println!(
+        "SYN flood: {sent} sent, {received} received, {live} flows live of {capacity}, guard refused {}, RSS {rss_before} -> {rss_after} KiB",
+        worker["flow_guard_refused"]
+    );
+    assert!(sent >= 100_000, "a flood: {sent} SYNs");
+    assert!(
+        received >= sent / 2,
+        "dsrlb saw the flood: {received} of {sent}"
+    );
+    assert!(live <= capacity, "{worker}");
+    // The flow table is allocated at start: what the flood may add is its pages
+    // being touched (at most 32 bytes an entry), and little else.
+    let bound = capacity * 32 / 1024 + 32 * 1024;
+    assert!(
+        rss_after <= rss_before + bound,
+        "RSS {rss_before} -> {rss_after} KiB, more than {bound} KiB added"
+    );
+    assert_stream_intact(stream, 10);
+    let after = client("http", 50);
+    assert_eq!(after.failed, 0, "{}", after.raw);
+
+    run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
+    assert!(dsrlb.wait().unwrap().success());
+    let log = log_reader.join().unwrap();
+    assert!(log.contains("EAL cleaned up"), "{log}");
+    drop(cleanup.children.drain(..));
+}
