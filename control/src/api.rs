@@ -131,6 +131,10 @@ pub struct PortView {
     pub rx_errors: u64,
     pub tx_errors: u64,
     pub rx_no_mbuf: u64,
+    /// Frames the kernel dropped because the port's af_packet ring was full (none
+    /// for a port without packet sockets).
+    #[serde(default)]
+    pub ring_drops: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -323,7 +327,7 @@ fn stats_footer(stats: &StatsView) -> String {
     for p in &stats.ports {
         let _ = writeln!(
             out,
-            "port {} ({}): rx {} tx {} missed {} rx_errors {} tx_errors {} no_mbuf {}",
+            "port {} ({}): rx {} tx {} missed {} rx_errors {} tx_errors {} no_mbuf {}{}",
             p.name,
             p.mac,
             p.rx_packets,
@@ -331,7 +335,9 @@ fn stats_footer(stats: &StatsView) -> String {
             p.rx_missed,
             p.rx_errors,
             p.tx_errors,
-            p.rx_no_mbuf
+            p.rx_no_mbuf,
+            p.ring_drops
+                .map_or_else(String::new, |n| format!(" ring_drops {n}"))
         );
     }
     let _ = writeln!(

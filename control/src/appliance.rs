@@ -501,8 +501,7 @@ fn serving_changes(before: &[bool], after: &[bool]) -> Vec<(usize, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::RunningWorker;
-    use dataplane::dpdk::PortStats;
+    use crate::runtime::{PortReading, RunningWorker};
     use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
     use dataplane::wire::IpProtocol;
     use std::cell::RefCell;
@@ -575,8 +574,13 @@ mod tests {
             punts.iter().for_each(|f| each(f));
             punts.len() as u64
         }
-        fn port_stats(&self) -> Vec<(String, MacAddr, Option<PortStats>)> {
-            vec![("data".to_owned(), PORT_MAC, None)]
+        fn port_stats(&self) -> Vec<PortReading> {
+            vec![PortReading {
+                name: "data".to_owned(),
+                mac: PORT_MAC,
+                stats: None,
+                ring_drops: None,
+            }]
         }
         fn mbufs_in_use(&self) -> u32 {
             0

@@ -16,6 +16,7 @@ pub mod neighbors;
 pub mod port_lock;
 pub mod preflight;
 pub mod report;
+pub mod ring_drops;
 pub mod run;
 pub mod runtime;
 pub mod serve;

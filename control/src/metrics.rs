@@ -1,7 +1,7 @@
 //! Prometheus text exposition (format 0.0.4) of the same views `dsrlb show` prints,
 //! and the small HTTP listener that serves it on the management address.
 
-use crate::api::{ArpView, Request, ServerView, StatsView, TargetView, WorkerView};
+use crate::api::{ArpView, PortView, Request, ServerView, StatsView, TargetView, WorkerView};
 use crate::ctl::Asker;
 use crate::serve::{Limits, Protocol, Server, Turn};
 use dataplane::counters::COUNTERS;
@@ -151,6 +151,30 @@ const TARGET_METRICS: &[Metric<TargetView>] = &[
     ),
 ];
 
+const PORT_METRICS: &[Metric<PortView>] = &[
+    ("dsrlb_port_rx_packets_total", "counter", "Frames the port's driver received.", |p| p.rx_packets),
+    ("dsrlb_port_tx_packets_total", "counter", "Frames the port's driver sent.", |p| p.tx_packets),
+    (
+        "dsrlb_port_rx_missed_packets_total",
+        "counter",
+        "Frames the driver dropped for lack of room in its rx ring (af_packet's driver never counts them: see ring_drops).",
+        |p| p.rx_missed,
+    ),
+    ("dsrlb_port_rx_errors_total", "counter", "Receive errors the driver counted.", |p| p.rx_errors),
+    ("dsrlb_port_tx_errors_total", "counter", "Transmit errors the driver counted.", |p| p.tx_errors),
+    ("dsrlb_port_rx_no_mbuf_total", "counter", "Frames the driver dropped for want of an mbuf.", |p| p.rx_no_mbuf),
+    (
+        "dsrlb_port_ring_drops_total",
+        "counter",
+        "Frames the kernel dropped because the port's af_packet ring was full (0 for a port without packet sockets).",
+        |p| p.ring_drops.unwrap_or(0),
+    ),
+];
+
+fn port_labels(p: &PortView) -> Vec<(&'static str, String)> {
+    vec![("port", p.name.clone()), ("mac", p.mac.clone())]
+}
+
 /// The states `dsrlb_target_state` has a sample for, one of them 1.
 const TARGET_STATES: [&str; 6] = ["up", "down", "unknown", "drain", "disabled", "no-mac"];
 
@@ -163,6 +187,7 @@ pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView)
     families(&mut out, targets, target_labels, TARGET_METRICS);
     target_states(&mut out, targets);
     workers(&mut out, &stats.workers);
+    families(&mut out, &stats.ports, port_labels, PORT_METRICS);
     arp(&mut out, &stats.arp);
     let single = [
         (

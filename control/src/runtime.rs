@@ -1,8 +1,11 @@
 //! The dataplane adapter: the mbuf pool, the started ports, the worker lcores and the
 //! RCU cell they read their snapshot from. The control state (`appliance`) reaches
 //! them only through the `Dataplane` trait, so it holds no DPDK handle and is tested
-//! against a stand-in. This module uses nothing else of the control crate.
+//! against a stand-in. Of the control crate it uses only the leaves `kernel_port`
+//! and `ring_drops`.
 
+use crate::kernel_port::kernel_interface;
+use crate::ring_drops::RingDrops;
 use config::Config;
 use crossbeam::queue::ArrayQueue;
 use dataplane::control_tx::ControlTx;
@@ -12,6 +15,7 @@ use dataplane::rcu;
 use dataplane::snapshot::Snapshot;
 use dataplane::wire::{ethernet, MacAddr};
 use dataplane::worker::{IdleBackoff, Worker, WorkerQueues, WorkerStats};
+use std::cell::RefCell;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -40,8 +44,8 @@ pub trait Dataplane {
     fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Frame) -> Vec<(String, bool)>;
     /// Hands every frame the workers punted to `each`, then frees it; how many.
     fn take_punts(&mut self, each: &mut dyn FnMut(&[u8])) -> u64;
-    /// Each port: name, MAC and the NIC's counters (None if the driver has none).
-    fn port_stats(&self) -> Vec<(String, MacAddr, Option<PortStats>)>;
+    /// Each port's counters.
+    fn port_stats(&self) -> Vec<PortReading>;
     /// Mbufs out of the pool.
     fn mbufs_in_use(&self) -> u32;
     /// The ports' MACs.
@@ -51,6 +55,18 @@ pub trait Dataplane {
 /// The queue through which a port's first worker sends the control thread's frames,
 /// where the port has no tx queue to spare for them.
 type Injection = Option<Arc<ArrayQueue<Mbuf>>>;
+
+/// One port's counters, as the control thread reads them.
+#[derive(Debug, Clone)]
+pub struct PortReading {
+    pub name: String,
+    pub mac: MacAddr,
+    /// The driver's counters (None if it has none).
+    pub stats: Option<PortStats>,
+    /// Frames the kernel dropped because the port's af_packet ring was full (None for
+    /// a port without packet sockets).
+    pub ring_drops: Option<u64>,
+}
 
 /// A started port.
 pub struct RunningPort {
@@ -79,6 +95,8 @@ pub struct Runtime {
     pool: Mempool,
     /// Mbufs out of the pool once every port had started (see `mbufs_at_exit`).
     mbufs_held_by_drivers: u32,
+    /// Each port's af_packet sockets; read (and so reset in the kernel) on each look.
+    ring_drops: RefCell<Vec<RingDrops>>,
 }
 
 impl Runtime {
@@ -105,6 +123,22 @@ impl Runtime {
         // drivers took to fill their receive rings.
         let mbufs_held_by_drivers = pool.in_use();
         let (publisher, readers) = rcu::cell(Arc::new(snapshot), config.worker_count());
+        let ring_drops = config
+            .ports
+            .iter()
+            .map(|p| match kernel_interface(&p.device) {
+                Some(iface) => {
+                    let drops = RingDrops::find(iface);
+                    log::info!(
+                        "port {}: {} packet socket(s) on {iface}, their ring drops counted",
+                        p.name,
+                        drops.sockets()
+                    );
+                    drops
+                }
+                None => RingDrops::default(),
+            })
+            .collect();
         let mut runtime = Runtime {
             handles: Vec::new(),
             workers: Vec::new(),
@@ -114,6 +148,7 @@ impl Runtime {
             ports,
             pool,
             mbufs_held_by_drivers,
+            ring_drops: RefCell::new(ring_drops),
         };
         runtime.launch_workers(config, flows, readers, injects, stop)?;
         Ok(runtime)
@@ -250,10 +285,17 @@ impl Dataplane for Runtime {
         taken
     }
 
-    fn port_stats(&self) -> Vec<(String, MacAddr, Option<PortStats>)> {
+    fn port_stats(&self) -> Vec<PortReading> {
+        let mut rings = self.ring_drops.borrow_mut();
         self.ports
             .iter()
-            .map(|p| (p.name.clone(), p.mac, p.port.stats().ok()))
+            .zip(rings.iter_mut())
+            .map(|(p, ring)| PortReading {
+                name: p.name.clone(),
+                mac: p.mac,
+                stats: p.port.stats().ok(),
+                ring_drops: (ring.sockets() > 0).then(|| ring.read()),
+            })
             .collect()
     }
 

@@ -202,17 +202,18 @@ pub(crate) fn stats(app: &Appliance, dp: &dyn Dataplane) -> StatsView {
     let ports = dp
         .port_stats()
         .into_iter()
-        .map(|(name, mac, stats)| {
-            let s = stats.unwrap_or_default();
+        .map(|reading| {
+            let s = reading.stats.unwrap_or_default();
             PortView {
-                name,
-                mac: mac.to_string(),
+                name: reading.name,
+                mac: reading.mac.to_string(),
                 rx_packets: s.rx_packets,
                 tx_packets: s.tx_packets,
                 rx_missed: s.rx_missed,
                 rx_errors: s.rx_errors,
                 tx_errors: s.tx_errors,
                 rx_no_mbuf: s.rx_no_mbuf,
+                ring_drops: reading.ring_drops,
             }
         })
         .collect();
