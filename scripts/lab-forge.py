@@ -8,6 +8,9 @@ segment changes what dsrlb believes, and that the kernel beside it stays out.
     lab-forge.py garp IP MAC          a gratuitous ARP claiming IP for MAC
     lab-forge.py who-has IP           asks for IP; prints the MACs that answered (1.5 s)
     lab-forge.py syn SRC DST PORT     one TCP SYN from SRC (spoofed) to DST:PORT
+    lab-forge.py half-open HOST PORT COUNT SECONDS
+        COUNT TCP connections to HOST:PORT, each sending a request line and no more,
+        held for SECONDS; prints "open" once all are connected
     lab-forge.py syn-flood DST PORT SECONDS MAX
         SYNs to DST:PORT from random sources in 10.99.128.0/17 and random ports, as fast
         as one process sends them, for SECONDS or MAX SYNs; prints how many
@@ -83,6 +86,15 @@ def main(args):
     elif what == "syn":
         src, dst, port = args[1], args[2], int(args[3])
         socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW).sendto(syn(src, dst, 40000, port), (dst, 0))
+    elif what == "half-open":
+        host, port, count, seconds = args[1], int(args[2]), int(args[3]), float(args[4])
+        held = []
+        for _ in range(count):
+            c = socket.create_connection((host, port), timeout=5)
+            c.sendall(b"GET /metrics HTTP/1.1\r\n")
+            held.append(c)
+        print("open", flush=True)
+        time.sleep(seconds)
     elif what == "syn-flood":
         import random
         dst, port, seconds, most = args[1], int(args[2]), float(args[3]), int(args[4])

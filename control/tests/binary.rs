@@ -119,6 +119,23 @@ fn check_accepts_a_good_file_and_names_the_key_of_a_bad_one() {
         "{err}"
     );
     assert!(err.contains("control.socket: `"), "{err}");
+    // Table memory is bounded, all services' tables together, named at
+    // maglev.table_size: 2 services of 4194301 slots need 32 MiB, over a 16 MiB bound.
+    let huge = dir.join("huge.toml");
+    let maglev = "[maglev]\ntable_size = 4194301\nmax_table_memory_mb = 16\n[[services]]";
+    std::fs::write(
+        &huge,
+        config(&dir, "chk").replacen("[[services]]", maglev, 1),
+    )
+    .unwrap();
+    let out = dsrlb_on("check", &huge);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("maglev.table_size: 2 services of 4194301 slots need 32 MiB"),
+        "{err}"
+    );
+
     let out = dsrlb_on("check", Path::new("/dev/zero"));
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"));

@@ -965,6 +965,53 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
         1.0
     );
 
+    // 2b. Slow clients block nothing: 100 half-open requests to the metrics port
+    // from t1's management address, and 500 idle connections to the control
+    // socket, while a scrape from t2's and a show answer.
+    let script = repo().join("scripts/lab-forge.py");
+    let mut half_open = in_ns(
+        "dsr-t1",
+        &[
+            "python3",
+            script.to_str().unwrap(),
+            "half-open",
+            "10.99.1.2",
+            "9100",
+            "100",
+            "30",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut said = String::new();
+    BufReader::new(half_open.stdout.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert_eq!(said.trim(), "open");
+    cleanup.children.push(half_open);
+    let idle: Vec<std::os::unix::net::UnixStream> = (0..500)
+        .map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap())
+        .collect();
+    let scraped = run(&mut in_ns(
+        "dsr-t2",
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://10.99.1.2:9100/metrics",
+        ],
+    ));
+    assert_eq!(scraped, "200");
+    let (code, _, err) = ctl(&socket, &["show", "stats"]);
+    assert_eq!(code, 0, "{err}");
+    drop(idle);
+
     // 3. show reflects t1 going down (and back).
     lab_service("t1", "stop");
     wait_for_logs(&lines, &[(T1_DOWN, 1)], TRANSITION_DEADLINE);
