@@ -7,7 +7,7 @@ use crate::api::{Reply, Request};
 use crate::serve::{Limits, Protocol, Server, Turn};
 use crossbeam::channel::{self, Receiver, Sender};
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -56,8 +56,7 @@ impl ControlSocket {
             std::fs::create_dir_all(dir).map_err(|e| format!("control socket {shown}: {e}"))?;
         }
         if std::fs::symlink_metadata(path).is_ok() {
-            crate::preflight::stale_socket_or_nothing(path)
-                .map_err(|e| format!("control socket: {e}"))?;
+            stale_socket_or_nothing(path).map_err(|e| format!("control socket: {e}"))?;
             if UnixStream::connect(path).is_ok() {
                 return Err(format!(
                     "control socket {shown}: another dsrlb is running there (stop it, or set control.socket)"
@@ -139,6 +138,18 @@ fn reply_line(reply: &Reply) -> Vec<u8> {
     });
     text.push('\n');
     text.into_bytes()
+}
+
+/// The control socket's path holds nothing yet, or a socket: dsrlb replaces a socket
+/// nobody listens on, and never removes anything else.
+pub fn stale_socket_or_nothing(path: &Path) -> Result<(), String> {
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if !meta.file_type().is_socket() => Err(format!(
+            "`{}` exists and is not a socket (dsrlb replaces only a stale socket there)",
+            path.display()
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Asks the dsrlb listening on `path`.

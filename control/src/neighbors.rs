@@ -166,18 +166,8 @@ impl Neighbors {
 
     /// An ARP reply from `addr` said it is at `mac`; `ours` are dsrlb's own MACs.
     pub fn heard(&mut self, addr: Ipv4Addr, mac: MacAddr, ours: &[MacAddr], now: Instant) -> Heard {
-        if !mac.is_unicast() || mac == MacAddr::ZERO {
-            return Heard::Ignored(Ignored::NotUnicast);
-        }
-        if ours.contains(&mac) {
-            return Heard::Ignored(Ignored::Ours);
-        }
-        if self
-            .entries
-            .iter()
-            .any(|(a, n)| *a != addr && n.mac == Some(mac))
-        {
-            return Heard::Ignored(Ignored::AnotherTarget);
+        if let Some(why) = self.impossible(addr, mac, ours) {
+            return Heard::Ignored(why);
         }
         let window = self.timing.retry;
         let refresh = self.timing.refresh;
@@ -233,6 +223,23 @@ impl Neighbors {
                     to: mac,
                 }
             }
+        }
+    }
+
+    /// Why no target at `addr` can be at `mac`, if none can.
+    fn impossible(&self, addr: Ipv4Addr, mac: MacAddr, ours: &[MacAddr]) -> Option<Ignored> {
+        if !mac.is_unicast() || mac == MacAddr::ZERO {
+            Some(Ignored::NotUnicast)
+        } else if ours.contains(&mac) {
+            Some(Ignored::Ours)
+        } else if self
+            .entries
+            .iter()
+            .any(|(a, n)| *a != addr && n.mac == Some(mac))
+        {
+            Some(Ignored::AnotherTarget)
+        } else {
+            None
         }
     }
 

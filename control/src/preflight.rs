@@ -48,7 +48,7 @@ pub fn check(config: &Config, source: &Path) -> Result<(), ConfigError> {
             }
         }
     }
-    if let Err(message) = stale_socket_or_nothing(&config.control.socket) {
+    if let Err(message) = crate::ctl::stale_socket_or_nothing(&config.control.socket) {
         errors.push(KeyError {
             key: "control.socket".into(),
             message,
@@ -120,18 +120,6 @@ fn regular_file(file: &str, max: u64) -> Result<(), String> {
         return Err(format!("{file}: {} bytes, more than {max}", meta.len()));
     }
     Ok(())
-}
-
-/// The control socket's path holds nothing yet, or a socket: dsrlb replaces a socket
-/// nobody listens on, and never removes anything else.
-pub fn stale_socket_or_nothing(path: &Path) -> Result<(), String> {
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) if !meta.file_type().is_socket() => Err(format!(
-            "`{}` exists and is not a socket (dsrlb replaces only a stale socket there)",
-            path.display()
-        )),
-        _ => Ok(()),
-    }
 }
 
 /// The `rx_pcap` files of a net_pcap vdev replaying them forever (`infinite_rx=1`).

@@ -58,38 +58,20 @@ pub fn run(config_path: &Path, config: Config, stats_interval: Duration) -> Exit
         return ExitCode::from(1);
     }
 
-    // The control socket first: a second dsrlb on the same socket stops here,
-    // before it touches DPDK.
-    let (asker, questions) = ctl::channel();
-    let socket = match ControlSocket::start(&config.control.socket, asker.clone()) {
-        Ok(s) => s,
+    let (socket, metrics, questions) = match start_listeners(&config) {
+        Ok(listeners) => listeners,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(1);
         }
     };
-    let metrics = match config.metrics.listen {
-        Some(listen) => match MetricsServer::start(listen, asker) {
-            Ok(m) => Some(m),
-            Err(e) => {
-                log::error!("metrics.listen {listen}: {e}");
-                return ExitCode::from(1);
-            }
-        },
-        None => None,
-    };
-
-    // Before EAL: a second dsrlb on a port this one drives stops here.
-    let _port_locks = match PortLocks::take(&config, Path::new(port_lock::LOCK_DIR)) {
+    let _port_locks = match prepare_ports(&config) {
         Ok(locks) => locks,
         Err(e) => {
             log::error!("{e}");
             return ExitCode::from(1);
         }
     };
-    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-    kernel_port::quiet_kernel(&config, Path::new("/proc/sys/net"), &routes);
-    crate::health::raise_fd_limit();
     let args = eal_args(&config);
     log::info!("starting EAL: {}", args.join(" "));
     let eal = match Eal::init(&args) {
@@ -113,6 +95,33 @@ pub fn run(config_path: &Path, config: Config, stats_interval: Duration) -> Exit
     drop(eal);
     log::info!("EAL cleaned up; exiting");
     code
+}
+
+type Listeners = (ControlSocket, Option<MetricsServer>, Receiver<Question>);
+
+/// The control socket first (a second dsrlb on the same socket stops here, before it
+/// touches DPDK), then the metrics listener; and the questions both ask.
+fn start_listeners(config: &Config) -> Result<Listeners, String> {
+    let (asker, questions) = ctl::channel();
+    let socket = ControlSocket::start(&config.control.socket, asker.clone())?;
+    let metrics = match config.metrics.listen {
+        Some(listen) => Some(
+            MetricsServer::start(listen, asker)
+                .map_err(|e| format!("metrics.listen {listen}: {e}"))?,
+        ),
+        None => None,
+    };
+    Ok((socket, metrics, questions))
+}
+
+/// Before EAL: the ports locked (a second dsrlb on a port this one drives stops
+/// here), the kernel kept off the data ports, room for every probe's socket.
+fn prepare_ports(config: &Config) -> Result<PortLocks, String> {
+    let locks = PortLocks::take(config, Path::new(port_lock::LOCK_DIR))?;
+    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
+    kernel_port::quiet_kernel(config, Path::new("/proc/sys/net"), &routes);
+    crate::health::raise_fd_limit();
+    Ok(locks)
 }
 
 /// The control state for `config`, then the dataplane forwarding with its first tables.
