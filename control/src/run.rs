@@ -3,17 +3,15 @@
 use crate::api::{self, Reply, Request};
 use crate::appliance::Appliance;
 use crate::ctl::{self, ControlSocket, Question};
-use crate::eal_args::eal_args;
 use crate::kernel_port;
 use crate::metrics::MetricsServer;
 use crate::port_lock::{self, PortLocks};
 use crate::report;
-use crate::runtime::Runtime;
+use crate::runtime::{self, Runtime};
 use crate::spec::flow_table_config;
 use crate::views;
 use config::Config;
 use crossbeam::channel::Receiver;
-use dataplane::dpdk::Eal;
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -72,9 +70,7 @@ pub fn run(config_path: &Path, config: Config, stats_interval: Duration) -> Exit
             return ExitCode::from(1);
         }
     };
-    let args = eal_args(&config);
-    log::info!("starting EAL: {}", args.join(" "));
-    let eal = match Eal::init(&args) {
+    let eal = match runtime::start_eal(&config) {
         Ok(eal) => eal,
         Err(e) => {
             log::error!("{e}");

@@ -1,15 +1,16 @@
-//! The dataplane adapter: the mbuf pool, the started ports, the worker lcores and the
-//! RCU cell they read their snapshot from. The control state (`appliance`) reaches
+//! The dataplane adapter: EAL, the mbuf pool, the started ports, the worker lcores and
+//! the RCU cell they read their snapshot from. The control state (`appliance`) reaches
 //! them only through the `Dataplane` trait, so it holds no DPDK handle and is tested
-//! against a stand-in. Of the control crate it uses only the leaves `kernel_port`
-//! and `ring_drops`.
+//! against a stand-in. Of the control crate it uses only the leaves `eal_args`,
+//! `kernel_port` and `ring_drops`.
 
+use crate::eal_args::eal_args;
 use crate::kernel_port::kernel_interface;
 use crate::ring_drops::RingDrops;
 use config::Config;
 use crossbeam::queue::ArrayQueue;
 use dataplane::control_tx::ControlTx;
-use dataplane::dpdk::{launch, LcoreJoin, Mbuf, Mempool, Port, PortConfig, PortStats};
+use dataplane::dpdk::{launch, Eal, LcoreJoin, Mbuf, Mempool, Port, PortConfig, PortStats};
 use dataplane::flow::{FlowTable, FlowTableConfig};
 use dataplane::rcu;
 use dataplane::snapshot::Snapshot;
@@ -82,6 +83,13 @@ pub struct RunningWorker {
     pub port_name: String,
     pub queue: u16,
     pub stats: Arc<WorkerStats>,
+}
+
+/// Starts DPDK's EAL for `config` (once a process); the Runtime lives inside it.
+pub fn start_eal(config: &Config) -> Result<Eal, String> {
+    let args = eal_args(config);
+    log::info!("starting EAL: {}", args.join(" "));
+    Eal::init(&args).map_err(|e| e.to_string())
 }
 
 pub struct Runtime {
