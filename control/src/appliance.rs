@@ -646,24 +646,24 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
         let _ = std::fs::remove_dir_all(dir);
     }
 
+    /// An ARP reply to dsrlb's request for T1, saying it is at `mac`.
+    fn t1_reply(mac: MacAddr) -> Vec<u8> {
+        let request = ArpRepr::request((PORT_MAC, REAL), T1);
+        request.reply(mac).frame(PORT_MAC).to_vec()
+    }
+
     #[test]
     fn an_arp_reply_to_our_request_is_published_in_the_same_pass() {
         let dir = scratch("learn");
         let (mut app, mut dp) = started(&dir);
         let t1_mac = MacAddr([2, 0, 0, 0, 0, 0x0b]);
-        let reply = |mac| {
-            ArpRepr::request((PORT_MAC, REAL), T1)
-                .reply(mac)
-                .frame(PORT_MAC)
-                .to_vec()
-        };
         // Before dsrlb asks: not believed, counted.
-        dp.punts.push(reply(t1_mac));
+        dp.punts.push(t1_reply(t1_mac));
         app.tick(&mut dp, Duration::ZERO);
         assert_eq!((dp.published, dp.target_mac(T1)), (0, None));
         assert_eq!(app.arp.ignored.get(&Ignored::Unsolicited), Some(&1));
         // The first pass asked; the answer is learned and published in the next.
-        dp.punts.push(reply(t1_mac));
+        dp.punts.push(t1_reply(t1_mac));
         app.tick(&mut dp, Duration::ZERO);
         assert_eq!((dp.published, app.punted), (1, 2));
         assert_eq!(dp.target_mac(T1), Some(t1_mac));
@@ -676,18 +676,12 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
         let (mut app, mut dp) = started(&dir);
         let t1_mac = MacAddr([2, 0, 0, 0, 0, 0x0b]);
         let forged = MacAddr([2, 0x66, 0, 0, 0, 0x66]);
-        let reply = |mac| {
-            ArpRepr::request((PORT_MAC, REAL), T1)
-                .reply(mac)
-                .frame(PORT_MAC)
-                .to_vec()
-        };
         app.tick(&mut dp, Duration::ZERO);
-        dp.punts.push(reply(t1_mac));
+        dp.punts.push(t1_reply(t1_mac));
         app.tick(&mut dp, Duration::ZERO);
         // Another MAC answers dsrlb's request too (in the same window): a conflict,
-        // the traffic stays, and show targets and the stats say so.
-        dp.punts.push(reply(forged));
+        // the traffic stays, and the state show targets and the stats read says so.
+        dp.punts.push(t1_reply(forged));
         app.tick(&mut dp, Duration::ZERO);
         assert_eq!(dp.target_mac(T1), Some(t1_mac));
         assert_eq!(app.arp.conflicts, 1);
@@ -695,7 +689,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
         assert_eq!(app.neighbors.conflict(T1), Some((t1_mac, forged)));
         // T2's MAC, dsrlb's own, or a broadcast one for T1: refused.
         for mac in [T2_MAC, PORT_MAC, MacAddr::BROADCAST] {
-            dp.punts.push(reply(mac));
+            dp.punts.push(t1_reply(mac));
         }
         // Someone announcing the VIP: a claim, counted (and logged once).
         let vip = Ipv4Addr::new(10, 99, 0, 100);
