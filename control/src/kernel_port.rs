@@ -26,8 +26,9 @@ pub fn kernel_interface(device: &str) -> Option<&str> {
     if !(driver.starts_with("net_af_packet") || driver.starts_with("net_af_xdp")) {
         return None;
     }
+    // An interface name is a file name under /proc/sys and /sys: no path in it.
     args.find_map(|a| a.strip_prefix("iface="))
-        .filter(|i| !i.is_empty() && !i.contains(['/', '.']))
+        .filter(|i| !i.is_empty() && !i.contains('/') && *i != "." && *i != "..")
 }
 
 /// Sets the sysctls of every kernel interface of `config` under `root` (/proc/sys/net
@@ -98,6 +99,11 @@ mod tests {
         assert_eq!(kernel_interface("net_pcap0,iface=eth0"), None);
         assert_eq!(kernel_interface("0000:01:00.0"), None);
         assert_eq!(kernel_interface("net_af_packet0,iface=../all"), None);
+        assert_eq!(kernel_interface("net_af_packet0,iface=.."), None);
+        assert_eq!(
+            kernel_interface("net_af_packet0,iface=eth0.100"),
+            Some("eth0.100")
+        );
     }
 
     #[test]

@@ -26,15 +26,8 @@ pub fn lock_name(device: &str, netns: u64) -> Option<String> {
     if config::is_pci_address(device) {
         return Some(format!("pci-{device}"));
     }
-    let mut args = device.split(',');
-    let driver = args.next()?;
-    let shared = driver.starts_with("net_af_packet") || driver.starts_with("net_af_xdp");
-    let iface = args.find_map(|a| a.strip_prefix("iface="))?;
-    let safe = !iface.is_empty()
-        && iface
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-    (shared && safe).then(|| format!("netns-{netns}-iface-{iface}"))
+    let iface = crate::kernel_port::kernel_interface(device)?;
+    Some(format!("netns-{netns}-iface-{iface}"))
 }
 
 /// The network namespace this process is in, as the inode of its /proc link.

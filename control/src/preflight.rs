@@ -77,13 +77,19 @@ pub fn check(config: &Config, source: &Path) -> Result<(), ConfigError> {
 
 /// Every (argument, file) of a net_pcap vdev: what it reads and what it writes.
 fn pcap_files(device: &str) -> Vec<(&str, &str)> {
+    pcap_args(device)
+        .into_iter()
+        .filter(|(k, _)| matches!(*k, "rx_pcap" | "tx_pcap"))
+        .collect()
+}
+
+/// The key=value arguments of a net_pcap vdev; none for any other device.
+fn pcap_args(device: &str) -> Vec<(&str, &str)> {
     let mut args = device.split(',');
     if !args.next().is_some_and(|name| name.starts_with("net_pcap")) {
         return Vec::new();
     }
-    args.filter_map(|a| a.split_once('='))
-        .filter(|(k, _)| matches!(*k, "rx_pcap" | "tx_pcap"))
-        .collect()
+    args.filter_map(|a| a.split_once('=')).collect()
 }
 
 /// A file net_pcap reads must be a regular file of a replayable size (if it is there);
@@ -124,10 +130,8 @@ fn regular_file(file: &str, max: u64) -> Result<(), String> {
 
 /// The `rx_pcap` files of a net_pcap vdev replaying them forever (`infinite_rx=1`).
 fn infinite_rx_files(device: &str) -> Vec<&str> {
-    let mut args = device.split(',');
-    let is_pcap = args.next().is_some_and(|name| name.starts_with("net_pcap"));
-    let args: Vec<(&str, &str)> = args.filter_map(|a| a.split_once('=')).collect();
-    if !is_pcap || !args.contains(&("infinite_rx", "1")) {
+    let args = pcap_args(device);
+    if !args.contains(&("infinite_rx", "1")) {
         return Vec::new();
     }
     args.iter()
