@@ -54,8 +54,12 @@ impl RingDrops {
         self.sockets.len()
     }
 
-    /// Every drop so far: what the kernel counted since the last read, added.
-    pub fn read(&mut self) -> u64 {
+    /// Every drop so far: what the kernel counted since the last read, added. None
+    /// for a port without packet sockets, which has no such drops to count.
+    pub fn read(&mut self) -> Option<u64> {
+        if self.sockets.is_empty() {
+            return None;
+        }
         for &fd in &self.sockets {
             let mut stats = [0u32; 3];
             let mut len = std::mem::size_of_val(&stats) as libc::socklen_t;
@@ -74,6 +78,6 @@ impl RingDrops {
                 self.total += u64::from(stats[1]);
             }
         }
-        self.total
+        Some(self.total)
     }
 }

@@ -75,6 +75,8 @@ pub struct RunningPort {
     pub port: Port,
     pub mac: MacAddr,
     pub control_tx: ControlTx,
+    /// Its af_packet sockets, if any; read (and so reset in the kernel) on each look.
+    ring_drops: RefCell<RingDrops>,
 }
 
 /// A launched worker, as the control thread sees it.
@@ -103,8 +105,6 @@ pub struct Runtime {
     pool: Mempool,
     /// Mbufs out of the pool once every port had started (see `mbufs_at_exit`).
     mbufs_held_by_drivers: u32,
-    /// Each port's af_packet sockets; read (and so reset in the kernel) on each look.
-    ring_drops: RefCell<Vec<RingDrops>>,
 }
 
 impl Runtime {
@@ -131,22 +131,6 @@ impl Runtime {
         // drivers took to fill their receive rings.
         let mbufs_held_by_drivers = pool.in_use();
         let (publisher, readers) = rcu::cell(Arc::new(snapshot), config.worker_count());
-        let ring_drops = config
-            .ports
-            .iter()
-            .map(|p| match kernel_interface(&p.device) {
-                Some(iface) => {
-                    let drops = RingDrops::find(iface);
-                    log::info!(
-                        "port {}: {} packet socket(s) on {iface}, their ring drops counted",
-                        p.name,
-                        drops.sockets()
-                    );
-                    drops
-                }
-                None => RingDrops::default(),
-            })
-            .collect();
         let mut runtime = Runtime {
             handles: Vec::new(),
             workers: Vec::new(),
@@ -156,7 +140,6 @@ impl Runtime {
             ports,
             pool,
             mbufs_held_by_drivers,
-            ring_drops: RefCell::new(ring_drops),
         };
         runtime.launch_workers(config, flows, readers, injects, stop)?;
         Ok(runtime)
@@ -294,15 +277,13 @@ impl Dataplane for Runtime {
     }
 
     fn port_stats(&self) -> Vec<PortReading> {
-        let mut rings = self.ring_drops.borrow_mut();
         self.ports
             .iter()
-            .zip(rings.iter_mut())
-            .map(|(p, ring)| PortReading {
+            .map(|p| PortReading {
                 name: p.name.clone(),
                 mac: p.mac,
                 stats: p.port.stats().ok(),
-                ring_drops: (ring.sockets() > 0).then(|| ring.read()),
+                ring_drops: p.ring_drops.borrow_mut().read(),
             })
             .collect()
     }
@@ -367,11 +348,25 @@ fn start_port(p: &config::PortConfig, pool: &Mempool) -> Result<(RunningPort, In
         p.queues,
         control_tx.describe()
     );
+    // The driver has its packet sockets open once the port is up.
+    let ring_drops = match kernel_interface(&p.device) {
+        Some(iface) => {
+            let drops = RingDrops::find(iface);
+            log::info!(
+                "port {}: {} packet socket(s) on {iface}, their ring drops counted",
+                p.name,
+                drops.sockets()
+            );
+            drops
+        }
+        None => RingDrops::default(),
+    };
     let running = RunningPort {
         name: p.name.clone(),
         port,
         mac,
         control_tx,
+        ring_drops: RefCell::new(ring_drops),
     };
     Ok((running, inject))
 }
