@@ -218,14 +218,16 @@ pub fn targets_table(targets: &[TargetView]) -> String {
             vec![
                 t.service.clone(),
                 t.address.to_string(),
-                match &t.mac_conflict {
-                    None => format!("{} ({})", t.mac.as_deref().unwrap_or("-"), t.mac_source),
-                    Some(other) => format!(
-                        "{} ({}, CONFLICT: {other} answers too)",
-                        t.mac.as_deref().unwrap_or("-"),
-                        t.mac_source
-                    ),
-                },
+                format!(
+                    "{} ({}{})",
+                    t.mac.as_deref().unwrap_or("-"),
+                    t.mac_source,
+                    t.mac_conflict
+                        .as_ref()
+                        .map_or_else(String::new, |other| format!(
+                            ", CONFLICT: {other} answers too"
+                        ))
+                ),
                 t.state.clone(),
                 t.weight.to_string(),
                 probe,
@@ -303,25 +305,29 @@ pub fn stats_table(stats: &StatsView) -> String {
     out
 }
 
+/// "name=count" for every count above zero, or "none".
+fn counts(by_name: &BTreeMap<String, u64>) -> String {
+    let listed: Vec<String> = by_name
+        .iter()
+        .filter(|(_, &n)| n > 0)
+        .map(|(name, n)| format!("{name}={n}"))
+        .collect();
+    if listed.is_empty() {
+        "none".to_owned()
+    } else {
+        listed.join(" ")
+    }
+}
+
 /// Under the table: each worker's drops by reason, the ports' counters, the mempool.
 fn stats_footer(stats: &StatsView) -> String {
     let mut out = String::new();
     for w in &stats.workers {
-        let reasons: Vec<String> = w
-            .drops
-            .iter()
-            .filter(|(_, &n)| n > 0)
-            .map(|(r, n)| format!("{r}={n}"))
-            .collect();
         let _ = writeln!(
             out,
             "lcore {} drops by reason: {}",
             w.lcore,
-            if reasons.is_empty() {
-                "none".to_owned()
-            } else {
-                reasons.join(" ")
-            }
+            counts(&w.drops)
         );
     }
     for p in &stats.ports {
@@ -346,19 +352,10 @@ fn stats_footer(stats: &StatsView) -> String {
         stats.mempool_in_use, stats.mempool_size
     );
     let arp = &stats.arp;
-    let ignored: Vec<String> = arp
-        .ignored
-        .iter()
-        .map(|(why, n)| format!("{why}={n}"))
-        .collect();
     let _ = writeln!(
         out,
         "ARP from the segment: ignored {}, conflicts {}, claims on our addresses {}",
-        if ignored.is_empty() {
-            "none".to_owned()
-        } else {
-            ignored.join(" ")
-        },
+        counts(&arp.ignored),
         arp.conflicts,
         arp.address_claims
     );

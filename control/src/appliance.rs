@@ -115,7 +115,11 @@ impl Appliance {
         let now = Instant::now();
         let mut heard = Vec::new();
         self.punted += dp.take_punts(&mut |frame| heard.extend(arp_sender(frame)));
-        let ours = dp.port_macs();
+        let ours = if heard.is_empty() {
+            Vec::new()
+        } else {
+            dp.port_macs()
+        };
         for (operation, addr, mac) in heard {
             changed |= self.arp_heard(operation, addr, mac, &ours, now);
         }
@@ -145,10 +149,8 @@ impl Appliance {
         ours: &[MacAddr],
         now: Instant,
     ) -> bool {
-        let book = &mut self.arp;
-        let ours_addr = addr == self.config.appliance.address
-            || self.config.services.iter().any(|s| s.vip == addr);
-        if ours_addr {
+        if self.own_addresses().contains(&addr) {
+            let book = &mut self.arp;
             if !ours.contains(&mac) {
                 book.address_claims += 1;
                 if book.logged.starts((addr, "claim"), now) {
@@ -162,6 +164,7 @@ impl Appliance {
         if operation != ArpOperation::Reply {
             return false;
         }
+        let book = &mut self.arp;
         match self.neighbors.heard(addr, mac, ours, now) {
             Heard::Changed => {
                 log::info!("target {addr} is at {mac} (learned by ARP)");
@@ -208,12 +211,17 @@ impl Appliance {
     }
 
     /// Gratuitous ARP (announcements) for the real address and every VIP.
-    pub fn announce(&self, dp: &dyn Dataplane) {
+    /// The real address and every VIP, once each.
+    fn own_addresses(&self) -> Vec<Ipv4Addr> {
         let mut addrs = vec![self.config.appliance.address];
         addrs.extend(self.config.services.iter().map(|s| s.vip));
         addrs.sort();
         addrs.dedup();
-        for addr in addrs {
+        addrs
+    }
+
+    pub fn announce(&self, dp: &dyn Dataplane) {
+        for addr in self.own_addresses() {
             Self::send_arp(dp, "a gratuitous ARP", &|mac| {
                 ArpRepr::gratuitous(mac, addr).frame(MacAddr::BROADCAST)
             });
