@@ -13,6 +13,7 @@ pub mod health;
 pub mod kernel_port;
 pub mod metrics;
 pub mod neighbors;
+pub mod poller;
 pub mod port_lock;
 pub mod preflight;
 pub mod report;

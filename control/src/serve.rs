@@ -4,11 +4,10 @@
 //! open, and past it the one idle the longest is closed. Serves the control socket
 //! (one JSON line each way) and the metrics listener (HTTP/1.x GET).
 
-use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
-use rustix::event::Timespec;
+use crate::poller::{Interest, Poller};
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -76,7 +75,7 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// own at its next wake-up.
 const STOP_PATIENCE: Duration = Duration::from_millis(200);
 const READ_CHUNK: usize = 4096;
-const LISTENER: u64 = 0;
+const LISTENER: usize = 0;
 
 impl Server {
     /// Serves `listener` (already non-blocking) with `protocol` on a thread `name`.
@@ -89,17 +88,11 @@ impl Server {
         let stop = Arc::new(AtomicBool::new(false));
         let mut state = State::new(listener, protocol, limits)?;
         let flag = Arc::clone(&stop);
-        let label = name.to_owned();
         let thread = std::thread::Builder::new()
             .name(name.to_owned())
             .spawn(move || {
-                // Events hold a raw pointer's room and are not Send: made here.
-                let mut events = Vec::with_capacity(64);
                 while !flag.load(Ordering::Relaxed) {
-                    if let Err(e) = state.turn(&mut events) {
-                        log::warn!("{label}: {e}");
-                        std::thread::sleep(STOP_POLL);
-                    }
+                    state.turn();
                 }
             })?;
         Ok(Server {
@@ -138,51 +131,33 @@ struct State<L: Listener, P> {
     listener: L,
     protocol: P,
     limits: Limits,
-    epoll: OwnedFd,
-    connections: HashMap<u64, Connection<L::Stream>>,
-    next_key: u64,
+    poller: Poller,
+    connections: HashMap<usize, Connection<L::Stream>>,
+    next_key: usize,
 }
 
 impl<L: Listener, P: Protocol> State<L, P> {
     fn new(listener: L, protocol: P, limits: Limits) -> std::io::Result<Self> {
-        let epoll = epoll::create(CreateFlags::CLOEXEC)?;
-        epoll::add(
-            &epoll,
-            &listener,
-            EventData::new_u64(LISTENER),
-            EventFlags::IN,
-        )?;
+        let poller = Poller::new()?;
+        poller
+            .watch(&listener, LISTENER, Interest::Readable)
+            .map_err(std::io::Error::from_raw_os_error)?;
         Ok(State {
             listener,
             protocol,
             limits,
-            epoll,
+            poller,
             connections: HashMap::new(),
             next_key: LISTENER + 1,
         })
     }
 
     /// Waits for events (or the next deadline), handles them, closes the late.
-    fn turn(&mut self, events: &mut Vec<epoll::Event>) -> std::io::Result<()> {
+    fn turn(&mut self) {
         let now = Instant::now();
         let next_deadline = self.connections.values().map(|c| c.deadline).min();
         let wait = next_deadline.map_or(STOP_POLL, |d| d.saturating_duration_since(now));
-        let wait = wait.min(STOP_POLL);
-        let timeout = Timespec {
-            tv_sec: 0,
-            tv_nsec: i64::from(wait.subsec_nanos()),
-        };
-        events.clear();
-        match epoll::wait(
-            &self.epoll,
-            rustix::buffer::spare_capacity(events),
-            Some(&timeout),
-        ) {
-            Ok(_) | Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let keys: Vec<u64> = events.iter().map(|e| e.data.u64()).collect();
-        for key in keys {
+        for key in self.poller.wait(wait.min(STOP_POLL)) {
             if key == LISTENER {
                 self.accept_all();
             } else {
@@ -191,7 +166,6 @@ impl<L: Listener, P: Protocol> State<L, P> {
         }
         let now = Instant::now();
         self.connections.retain(|_, c| c.deadline > now);
-        Ok(())
     }
 
     fn accept_all(&mut self) {
@@ -209,14 +183,7 @@ impl<L: Listener, P: Protocol> State<L, P> {
             }
             let key = self.next_key;
             self.next_key += 1;
-            if epoll::add(
-                &self.epoll,
-                &stream,
-                EventData::new_u64(key),
-                EventFlags::IN,
-            )
-            .is_err()
-            {
+            if self.poller.watch(&stream, key, Interest::Readable).is_err() {
                 continue;
             }
             let now = Instant::now();
@@ -247,7 +214,7 @@ impl<L: Listener, P: Protocol> State<L, P> {
 
     /// Reads what there is, asks the protocol, writes what it can; closes the
     /// connection when its response is out or the client is gone.
-    fn progress(&mut self, key: u64) {
+    fn progress(&mut self, key: usize) {
         let Some(c) = self.connections.get_mut(&key) else {
             return;
         };
@@ -276,12 +243,7 @@ impl<L: Listener, P: Protocol> State<L, P> {
                 }
                 Ok(n) => {
                     *sent += n;
-                    let _ = epoll::modify(
-                        &self.epoll,
-                        &c.stream,
-                        EventData::new_u64(key),
-                        EventFlags::OUT,
-                    );
+                    let _ = self.poller.rewatch(&c.stream, key, Interest::Writable);
                 }
                 Err(_) => {
                     self.connections.remove(&key);

@@ -3,7 +3,8 @@
 //! A slow or dead target only ever costs its own probe's timeout.
 
 use super::state::{Failure, Health, HealthTracker, Outcome};
-use super::sys::{self, Interest, Poller, RawErrno, Read};
+use super::sys::{self, RawErrno, Read};
+use crate::poller::{Interest, Poller};
 use config::{Probe, ProbeKind};
 use std::ffi::CString;
 use std::io;

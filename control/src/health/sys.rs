@@ -1,11 +1,9 @@
-//! The prober's system calls, behind one wall: an epoll set keyed by prober slot, a
+//! The prober's system calls, behind one wall (its epoll set is `crate::poller`): a
 //! non-blocking TCP connect from a chosen address and interface, sending and reading
 //! on it, a pidfd for an exec check, and closing dsrlb's descriptors across exec.
 //! Safe calls through rustix; the two it has no wrapper for (SO_BINDTODEVICE and
 //! close_range) are the only unsafe code here, each with its reason.
 
-use rustix::event::epoll::{self, CreateFlags, EventData, EventFlags};
-use rustix::event::Timespec;
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use std::ffi::CString;
@@ -13,10 +11,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
-use std::time::Duration;
 
-/// An errno, as probe failures carry it.
-pub type RawErrno = i32;
+pub use crate::poller::RawErrno;
 
 fn raw(e: Errno) -> RawErrno {
     e.raw_os_error()
@@ -25,64 +21,6 @@ fn raw(e: Errno) -> RawErrno {
 /// Errors of the connect itself: refused and timed out have names of their own.
 pub const REFUSED: RawErrno = Errno::CONNREFUSED.raw_os_error();
 pub const TIMED_OUT: RawErrno = Errno::TIMEDOUT.raw_os_error();
-
-/// An epoll set whose events carry the prober slot they are for.
-pub struct Poller {
-    epoll: OwnedFd,
-    events: Vec<epoll::Event>,
-}
-
-/// What a slot waits for.
-#[derive(Debug, Clone, Copy)]
-pub enum Interest {
-    /// A connect to complete.
-    Writable,
-    /// A response, or a child's exit (its pidfd).
-    Readable,
-}
-
-impl Interest {
-    fn flags(self) -> EventFlags {
-        match self {
-            Interest::Writable => EventFlags::OUT,
-            Interest::Readable => EventFlags::IN,
-        }
-    }
-}
-
-impl Poller {
-    pub fn new() -> std::io::Result<Poller> {
-        Ok(Poller {
-            epoll: epoll::create(CreateFlags::CLOEXEC)?,
-            events: Vec::with_capacity(256),
-        })
-    }
-
-    /// Adds `fd` for `slot`. Closing the fd takes it out of the set again.
-    pub fn watch(&self, fd: impl AsFd, slot: usize, interest: Interest) -> Result<(), RawErrno> {
-        let data = EventData::new_u64(slot as u64);
-        epoll::add(&self.epoll, fd, data, interest.flags()).map_err(raw)
-    }
-
-    /// Changes what `fd`, already in the set for `slot`, is watched for.
-    pub fn rewatch(&self, fd: impl AsFd, slot: usize, interest: Interest) -> Result<(), RawErrno> {
-        let data = EventData::new_u64(slot as u64);
-        epoll::modify(&self.epoll, fd, data, interest.flags()).map_err(raw)
-    }
-
-    /// Waits up to `timeout` for events; the slots they are for.
-    pub fn wait(&mut self, timeout: Duration) -> Vec<usize> {
-        let timeout = Timespec {
-            tv_sec: timeout.as_secs().try_into().unwrap_or(i64::MAX),
-            tv_nsec: timeout.subsec_nanos().into(),
-        };
-        self.events.clear();
-        let buffer = rustix::buffer::spare_capacity(&mut self.events);
-        // EINTR and the like: no events this time; the prober's deadlines still hold.
-        let _ = epoll::wait(&self.epoll, buffer, Some(&timeout));
-        self.events.iter().map(|e| e.data.u64() as usize).collect()
-    }
-}
 
 /// A non-blocking TCP socket to `to`, leaving from `from` and `interface` if given,
 /// its connect under way (or done).
