@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
   libdpdk-dev dpdk dpdk-dev   # DPDK 22.11: headers, libraries, PMDs, dpdk-testpmd
   libclang-dev clang          # bindgen
+  g++                         # libfuzzer-sys builds libFuzzer (scripts/fuzz.sh)
   pkg-config                  # finds DPDK's flags
   libpcap-dev                 # the net_pcap PMD's library
   tcpdump iproute2 ethtool curl python3 procps   # the namespace lab and the demo

@@ -509,94 +509,15 @@ fn serving_changes(before: &[bool], after: &[bool]) -> Vec<(usize, bool)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::{PortReading, RunningWorker};
+    use crate::stand_in::{StandIn, PORT_MAC};
     use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
     use dataplane::wire::IpProtocol;
-    use std::cell::RefCell;
     use std::path::Path;
 
-    const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
     const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
     const T1: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 11);
     const T2: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 12);
     const T2_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0c]);
-
-    /// The dataplane as the control state sees it, without DPDK: what it published,
-    /// sent and is given to take as punts.
-    struct StandIn {
-        snapshot: Arc<Snapshot>,
-        published: usize,
-        sent: RefCell<Vec<Vec<u8>>>,
-        punts: Vec<Vec<u8>>,
-        workers: Vec<RunningWorker>,
-    }
-
-    impl StandIn {
-        fn new(snapshot: Snapshot) -> StandIn {
-            StandIn {
-                snapshot: Arc::new(snapshot),
-                published: 0,
-                sent: RefCell::new(Vec::new()),
-                punts: Vec::new(),
-                workers: Vec::new(),
-            }
-        }
-
-        /// (operation, sender address, target address) of each ARP frame sent.
-        fn arp_sent(&self) -> Vec<(ArpOperation, Ipv4Addr, Ipv4Addr)> {
-            self.sent
-                .borrow()
-                .iter()
-                .filter_map(|f| {
-                    let (op, sender, _) = arp_sender(f)?;
-                    let target: [u8; 4] = f.get(38..42)?.try_into().ok()?;
-                    Some((op, sender, Ipv4Addr::from(target)))
-                })
-                .collect()
-        }
-
-        fn target_mac(&self, addr: Ipv4Addr) -> Option<MacAddr> {
-            let t = self.snapshot.targets().iter().find(|t| t.addr == addr)?;
-            t.usable.then_some(t.mac)
-        }
-    }
-
-    impl Dataplane for StandIn {
-        fn snapshot(&self) -> Arc<Snapshot> {
-            Arc::clone(&self.snapshot)
-        }
-        fn publish(&mut self, next: Arc<Snapshot>) -> bool {
-            self.snapshot = next;
-            self.published += 1;
-            true
-        }
-        fn workers(&self) -> &[RunningWorker] {
-            &self.workers
-        }
-        fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Frame) -> Vec<(String, bool)> {
-            self.sent.borrow_mut().push(build(PORT_MAC).to_vec());
-            vec![("data".to_owned(), true)]
-        }
-        fn take_punts(&mut self, each: &mut dyn FnMut(&[u8])) -> u64 {
-            let punts = std::mem::take(&mut self.punts);
-            punts.iter().for_each(|f| each(f));
-            punts.len() as u64
-        }
-        fn port_stats(&self) -> Vec<PortReading> {
-            vec![PortReading {
-                name: "data".to_owned(),
-                mac: PORT_MAC,
-                stats: None,
-                ring_drops: None,
-            }]
-        }
-        fn mbufs_in_use(&self) -> u32 {
-            0
-        }
-        fn port_macs(&self) -> Vec<MacAddr> {
-            vec![PORT_MAC]
-        }
-    }
 
     const CONFIG: &str = r#"
 [appliance]

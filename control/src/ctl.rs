@@ -104,8 +104,14 @@ const CONTROL_LIMITS: Limits = Limits {
 };
 
 /// One JSON request line in, one JSON reply line out.
-struct ControlProtocol {
+pub struct ControlProtocol {
     asker: Asker,
+}
+
+impl ControlProtocol {
+    pub fn new(asker: Asker) -> ControlProtocol {
+        ControlProtocol { asker }
+    }
 }
 
 impl Protocol for ControlProtocol {

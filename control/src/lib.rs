@@ -22,4 +22,6 @@ pub mod run;
 pub mod runtime;
 pub mod serve;
 pub mod spec;
+#[cfg(any(test, feature = "fixtures"))]
+pub mod stand_in;
 mod views;

@@ -340,7 +340,7 @@ impl MetricsServer {
 }
 
 /// HTTP/1.x, parsed by httparse: GET /metrics (any query) gets the exposition.
-struct MetricsHttp {
+pub struct MetricsHttp {
     asker: Asker,
 }
 
@@ -380,6 +380,10 @@ fn too_large() -> Response {
 }
 
 impl MetricsHttp {
+    pub fn new(asker: Asker) -> MetricsHttp {
+        MetricsHttp { asker }
+    }
+
     fn respond(&self, method: &str, path: &str) -> Response {
         match (method, path) {
             ("GET", "/metrics") => match self.asker.ask(Request::Metrics) {

@@ -7,7 +7,7 @@ use crate::kernel_port;
 use crate::metrics::MetricsServer;
 use crate::port_lock::{self, PortLocks};
 use crate::report;
-use crate::runtime::{self, Runtime};
+use crate::runtime::{self, Dataplane, Runtime};
 use crate::spec::flow_table_config;
 use crate::views;
 use config::Config;
@@ -133,7 +133,7 @@ fn start(
 }
 
 /// A request from the control socket or the metrics listener.
-fn answer(appliance: &mut Appliance, runtime: &mut Runtime, request: Request) -> Reply {
+pub fn answer(appliance: &mut Appliance, runtime: &mut dyn Dataplane, request: Request) -> Reply {
     match request {
         Request::ShowServers => Reply::Servers(views::servers(appliance, runtime)),
         Request::ShowTargets => Reply::Targets(views::targets(appliance, runtime)),

@@ -1,0 +1,93 @@
+//! The dataplane as the control state sees it, without DPDK: what it published and
+//! sent, and the frames it is given to hand over as punts. The control state's tests
+//! and the fuzz targets (fuzz/) drive `Appliance` against it.
+
+use crate::runtime::{Dataplane, Frame, PortReading, RunningWorker};
+use dataplane::forward::arp_sender;
+use dataplane::snapshot::Snapshot;
+use dataplane::wire::{ArpOperation, MacAddr};
+use std::cell::RefCell;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+/// The stand-in's one port.
+pub const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
+
+pub struct StandIn {
+    pub snapshot: Arc<Snapshot>,
+    /// Snapshots published so far.
+    pub published: usize,
+    /// Every frame sent, in order.
+    pub sent: RefCell<Vec<Vec<u8>>>,
+    /// Frames the next `take_punts` hands over.
+    pub punts: Vec<Vec<u8>>,
+    workers: Vec<RunningWorker>,
+}
+
+impl StandIn {
+    pub fn new(snapshot: Snapshot) -> StandIn {
+        StandIn {
+            snapshot: Arc::new(snapshot),
+            published: 0,
+            sent: RefCell::new(Vec::new()),
+            punts: Vec::new(),
+            workers: Vec::new(),
+        }
+    }
+
+    /// (operation, sender address, target address) of each ARP frame sent.
+    pub fn arp_sent(&self) -> Vec<(ArpOperation, Ipv4Addr, Ipv4Addr)> {
+        self.sent
+            .borrow()
+            .iter()
+            .filter_map(|f| {
+                let (op, sender, _) = arp_sender(f)?;
+                let target: [u8; 4] = f.get(38..42)?.try_into().ok()?;
+                Some((op, sender, Ipv4Addr::from(target)))
+            })
+            .collect()
+    }
+
+    /// The MAC the published snapshot forwards to `addr` with, if it may.
+    pub fn target_mac(&self, addr: Ipv4Addr) -> Option<MacAddr> {
+        let t = self.snapshot.targets().iter().find(|t| t.addr == addr)?;
+        t.usable.then_some(t.mac)
+    }
+}
+
+impl Dataplane for StandIn {
+    fn snapshot(&self) -> Arc<Snapshot> {
+        Arc::clone(&self.snapshot)
+    }
+    fn publish(&mut self, next: Arc<Snapshot>) -> bool {
+        self.snapshot = next;
+        self.published += 1;
+        true
+    }
+    fn workers(&self) -> &[RunningWorker] {
+        &self.workers
+    }
+    fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Frame) -> Vec<(String, bool)> {
+        self.sent.borrow_mut().push(build(PORT_MAC).to_vec());
+        vec![("data".to_owned(), true)]
+    }
+    fn take_punts(&mut self, each: &mut dyn FnMut(&[u8])) -> u64 {
+        let punts = std::mem::take(&mut self.punts);
+        punts.iter().for_each(|f| each(f));
+        punts.len() as u64
+    }
+    fn port_stats(&self) -> Vec<PortReading> {
+        vec![PortReading {
+            name: "data".to_owned(),
+            mac: PORT_MAC,
+            stats: None,
+            ring_drops: None,
+        }]
+    }
+    fn mbufs_in_use(&self) -> u32 {
+        0
+    }
+    fn port_macs(&self) -> Vec<MacAddr> {
+        vec![PORT_MAC]
+    }
+}

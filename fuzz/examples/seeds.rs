@@ -1,0 +1,169 @@
+//! Writes the seed corpora (fuzz/corpus/TARGET/seed-*) from the test fixtures: the
+//! frames the decide tests are made of, the example configs, the control requests
+//! `dsrlb` sends and the requests a Prometheus scraper makes.
+//!   cargo run --manifest-path fuzz/Cargo.toml --example seeds -- fuzz/corpus
+#![allow(clippy::unwrap_used)]
+
+use dataplane::craft::*;
+use dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
+use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
+use dsrlb_fuzz::{encode, target_mac, OTHER_VIP, PORT_MAC, REAL, VIP};
+use std::net::Ipv4Addr;
+use std::path::Path;
+
+const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 0x01]);
+const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
+
+fn main() {
+    let root = std::env::args().nth(1).expect("usage: seeds CORPUS_DIR");
+    let root = Path::new(&root);
+    let frames = frames();
+    write(root, "wire", frames.iter().map(|(_, f)| f.clone()));
+    write(root, "decide", decide_sequences(&frames).into_iter());
+    let configs = ["demo", "dsrlb", "lab"]
+        .map(|name| std::fs::read(format!("config/examples/{name}.toml")).unwrap());
+    let appliance = dsrlb_fuzz::APPLIANCE_CONFIG.as_bytes().to_vec();
+    write(root, "config", configs.into_iter().chain([appliance]));
+    write(root, "control_request", lines(CONTROL_REQUESTS));
+    write(root, "metrics_http", lines(HTTP_REQUESTS));
+}
+
+fn write(root: &Path, target: &str, seeds: impl Iterator<Item = Vec<u8>>) {
+    let dir = root.join(target);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (i, seed) in seeds.enumerate() {
+        std::fs::write(dir.join(format!("seed-{i:02}")), seed).unwrap();
+    }
+}
+
+/// One frame of each kind the decision tells apart, padded as a NIC delivers them.
+fn frames() -> Vec<(&'static str, Vec<u8>)> {
+    let to_vip = |port, flags| tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 40000), (VIP, port), flags);
+    let udp = udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 5353), (VIP, 53), b"query");
+    let echo = icmp_echo(IcmpMessage::EchoRequest, 7, 1, b"ping");
+    let arp = |op, wanted| {
+        arp_frame(
+            MacAddr::BROADCAST,
+            op,
+            (CLIENT_MAC, CLIENT),
+            (MacAddr::ZERO, wanted),
+        )
+    };
+    let reply = arp_frame(
+        PORT_MAC,
+        ArpOperation::Reply,
+        (target_mac(11), Ipv4Addr::new(10, 99, 0, 11)),
+        (PORT_MAC, REAL),
+    );
+    [
+        ("tcp syn", to_vip(80, FLAG_SYN)),
+        ("tcp ack", to_vip(80, FLAG_ACK)),
+        ("tcp fin", to_vip(80, FLAG_FIN | FLAG_ACK)),
+        ("tcp rst", to_vip(80, FLAG_RST)),
+        (
+            "tcp data",
+            tcp_data_frame(
+                PORT_MAC,
+                CLIENT_MAC,
+                (CLIENT, 40000),
+                (VIP, 80),
+                FLAG_ACK,
+                b"GET / HTTP/1.1\r\n\r\n",
+            ),
+        ),
+        ("tcp other port", to_vip(81, FLAG_SYN)),
+        (
+            "tcp down vip",
+            tcp_frame(
+                PORT_MAC,
+                CLIENT_MAC,
+                (CLIENT, 40000),
+                (OTHER_VIP, 443),
+                FLAG_SYN,
+            ),
+        ),
+        ("udp", udp.clone()),
+        ("vlan udp", vlan_tagged(&udp, 100)),
+        (
+            "echo to vip",
+            ethernet(
+                PORT_MAC,
+                CLIENT_MAC,
+                EtherType::Ipv4,
+                &ipv4(CLIENT, VIP, IpProtocol::Icmp, &echo),
+            ),
+        ),
+        ("arp for vip", arp(ArpOperation::Request, VIP)),
+        ("arp for real", arp(ArpOperation::Request, REAL)),
+        ("arp reply", reply),
+        (
+            "gratuitous claim",
+            arp_frame(
+                MacAddr::BROADCAST,
+                ArpOperation::Request,
+                (CLIENT_MAC, VIP),
+                (MacAddr::ZERO, VIP),
+            ),
+        ),
+    ]
+    .into_iter()
+    .map(|(name, frame)| (name, padded(frame)))
+    .collect()
+}
+
+/// Each frame alone, then flows as they go: a connection begun and carried on,
+/// one seen mid-stream, across a health change (step 0xff), and past its timeout.
+fn decide_sequences(frames: &[(&str, Vec<u8>)]) -> Vec<Vec<u8>> {
+    let of = |name: &str| frames.iter().find(|(n, _)| *n == name).unwrap().1.clone();
+    let alone = frames.iter().map(|(_, f)| encode(&[(0, f.clone())]));
+    let sequences = vec![
+        encode(&[
+            (0, of("tcp syn")),
+            (1, of("tcp ack")),
+            (0, of("tcp data")),
+            (0, of("tcp data")),
+            (1, of("tcp fin")),
+        ]),
+        encode(&[
+            (0, of("tcp data")),
+            (0, of("tcp data")),
+            (0xff, of("tcp data")),
+            (2, of("tcp ack")),
+        ]),
+        encode(&[
+            (0, of("tcp syn")),
+            (0xff, of("tcp ack")),
+            (200, of("tcp ack")),
+            (0, of("tcp rst")),
+        ]),
+        encode(&[
+            (0, of("udp")),
+            (0, of("udp")),
+            (0, of("vlan udp")),
+            (250, of("udp")),
+        ]),
+    ];
+    alone.chain(sequences).collect()
+}
+
+fn lines(texts: &'static [&'static str]) -> impl Iterator<Item = Vec<u8>> {
+    texts.iter().map(|t| t.as_bytes().to_vec())
+}
+
+const CONTROL_REQUESTS: &[&str] = &[
+    "{\"command\":\"show_servers\"}\n",
+    "{\"command\":\"show_targets\"}\n",
+    "{\"command\":\"show_stats\"}\n",
+    "{\"command\":\"metrics\"}\n",
+    "{\"command\":\"reload\"}\n",
+    "{\"command\":\"target\",\"address\":\"10.99.0.11\",\"action\":\"drain\"}\n",
+    "{\"command\":\"target\",\"address\":\"10.99.0.12\",\"action\":\"disable\"}\n",
+    "{\"command\":\"target\",\"address\":\"10.99.0.12\",\"action\":\"enable\"}\n",
+];
+
+const HTTP_REQUESTS: &[&str] = &[
+    "GET /metrics HTTP/1.1\r\nHost: 10.99.1.2:9100\r\nAccept: text/plain;version=0.0.4\r\nUser-Agent: Prometheus/2.45.0\r\n\r\n",
+    "GET /metrics?x=1 HTTP/1.0\r\n\r\n",
+    "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+];
