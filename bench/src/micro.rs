@@ -1,9 +1,13 @@
 //! `dsrlb-micro`: control-plane and per-packet figures on plain buffers (no DPDK):
 //! Maglev build time, flow-table memory per million flows, and decide() per packet
-//! for 1 to 1M flows (the last cache-hostile). Medians of repeated runs; prints
+//! for 1 to 1M flows (the last cache-hostile), and the control loop's longest pause
+//! during a reload that builds large tables. Medians of repeated runs; prints
 //! figures and a JSON line, asserts nothing.
 
 use clap::Parser;
+use control::api::Reply;
+use control::appliance::{Appliance, TICK};
+use control::stand_in::StandIn;
 use dataplane::craft::tcp_frame;
 use dataplane::flow::{FlowTable, FlowTableConfig};
 use dataplane::forward::{decide, Verdict};
@@ -13,7 +17,7 @@ use dataplane::wire::tcp::FLAG_ACK;
 use dataplane::wire::{IpProtocol, MacAddr};
 use std::hint::black_box;
 use std::net::Ipv4Addr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Parser, Debug)]
 #[command(about = "dsrlb micro-benchmarks: Maglev build, flow-table memory, decide() per packet")]
@@ -127,6 +131,47 @@ fn rebuild_ms(reps: usize) -> (f64, f64) {
     )
 }
 
+/// A reload that builds `services` new tables of `table_size` slots, by the control
+/// state over the stand-in dataplane: how long it took, how many passes the control
+/// loop (probes, ARP) made meanwhile and its longest pause between two. Before the
+/// tables were built aside, the pause was the whole build.
+fn reload_pause(services: usize, table_size: u32) -> (f64, usize, f64) {
+    let dir = std::env::temp_dir().join(format!("dsrlb-micro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("scratch directory");
+    let path = dir.join("dsrlb.toml");
+    let head = "[appliance]\naddress = \"10.99.0.2\"\n[dataplane]\nworker_lcores = [1]\n[[ports]]\nname = \"data\"\ndevice = \"net_ring0\"\n";
+    let service = |i: usize| {
+        format!(
+            "[[services]]\nvip = \"10.99.{}.{}\"\nport = 80\nprotocol = \"tcp\"\ntargets = [{{ address = \"10.99.0.11\", mac = \"02:00:00:00:00:0b\" }}, {{ address = \"10.99.0.12\", mac = \"02:00:00:00:00:0c\" }}]\n",
+            100 + i / 200,
+            i % 200 + 1
+        )
+    };
+    let all: String = (0..services).map(service).collect();
+    std::fs::write(&path, format!("{head}{all}")).expect("config");
+    let config = config::Config::load(&path).expect("config");
+    let (mut app, snapshot) = Appliance::new(config, path.clone()).expect("appliance");
+    let mut dp = StandIn::new(snapshot);
+    app.tick(&mut dp, Duration::ZERO);
+    let big = format!("[maglev]\ntable_size = {table_size}\n{head}{all}");
+    std::fs::write(&path, big).expect("config");
+    dp.passes.clear();
+    let start = Instant::now();
+    let reply = app.reload_logged(&mut dp);
+    let took = start.elapsed();
+    assert!(matches!(reply, Reply::Done(_)), "{reply:?}");
+    let mut marks = vec![start];
+    marks.extend(&dp.passes);
+    marks.push(start + took);
+    let longest = marks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(took);
+    let _ = std::fs::remove_dir_all(dir);
+    (
+        took.as_secs_f64() * 1e3,
+        dp.passes.len(),
+        longest.as_secs_f64() * 1e3,
+    )
+}
+
 /// ns per decide() over `flows` distinct flows, cycled, table sized 2x the flows.
 fn decide_ns(snap: &Snapshot, flows: usize, packets: usize, reps: usize) -> f64 {
     let frames: Vec<Vec<u8>> = (0..flows)
@@ -212,6 +257,17 @@ fn main() {
         "Snapshot rebuild, 100 services x 16 targets, M = 65537 (median of {reps}): a MAC moved {moved:.2} ms (no table rebuilt), every table touched {touched:.1} ms"
     );
 
+    let (services, table_size) = if args.quick {
+        (10, 65537)
+    } else {
+        (100, 1_048_573)
+    };
+    let (reload_ms, passes, pause_ms) = reload_pause(services, table_size);
+    println!(
+        "Reload building {services} new tables of M = {table_size}: {reload_ms:.0} ms, {passes} control-loop passes meanwhile, longest pause {pause_ms:.1} ms (a pass waits up to {} ms for probe I/O; built in the loop, the pause was the whole reload)",
+        TICK.as_millis()
+    );
+
     let snap = snapshot(16);
     println!("decide() per packet, 64-byte TCP frames, 16 targets (median of {reps} x {packets} packets)");
     let mut decide = Vec::new();
@@ -224,7 +280,7 @@ fn main() {
         decide.push(format!("\"{flows}\":{ns:.2}"));
     }
     println!(
-        "json {{\"maglev_build_ms\":{{{}}},\"flow_table_bytes_per_2e20\":{per_million},\"rebuild_ms\":{{\"mac_moved\":{moved:.3},\"all_tables\":{touched:.2}}},\"decide_ns\":{{{}}}}}",
+        "json {{\"maglev_build_ms\":{{{}}},\"flow_table_bytes_per_2e20\":{per_million},\"rebuild_ms\":{{\"mac_moved\":{moved:.3},\"all_tables\":{touched:.2}}},\"reload_ms\":{reload_ms:.1},\"reload_longest_pause_ms\":{pause_ms:.2},\"decide_ns\":{{{}}}}}",
         maglev.join(","),
         decide.join(",")
     );

@@ -13,7 +13,8 @@ use crate::runtime::{Dataplane, Frame};
 use crate::spec::{snapshot_spec, tracked_targets, AdminStates};
 use config::Config;
 use dataplane::forward::arp_sender;
-use dataplane::snapshot::Snapshot;
+use dataplane::maglev::BuildError;
+use dataplane::snapshot::{Snapshot, SnapshotSpec};
 use dataplane::wire::{ArpOperation, ArpRepr, MacAddr};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -65,7 +66,13 @@ pub struct Appliance {
     /// What ARP from the data segment was refused, contested or claimed.
     pub(crate) arp: ArpBook,
     next_announcement: Instant,
+    /// Something changed that the published tables do not show yet.
+    stale: bool,
 }
+
+/// The longest the control loop waits for probe I/O in a pass, so that punted ARP,
+/// questions and signals are seen within it, and a table build's end too.
+pub const TICK: Duration = Duration::from_millis(10);
 
 impl Appliance {
     /// The control state for `config`, and the first forwarding snapshot: every
@@ -98,6 +105,7 @@ impl Appliance {
             punted: 0,
             arp: ArpBook::default(),
             next_announcement: now,
+            stale: false,
         };
         Ok((appliance, snapshot))
     }
@@ -107,10 +115,18 @@ impl Appliance {
     /// due, and publishes new tables in the same pass if anything changed; announces
     /// the addresses when their interval is up.
     pub fn tick(&mut self, dp: &mut dyn Dataplane, tick: Duration) {
-        let mut changed = false;
-        for change in &self.prober.poll(tick) {
+        self.keep_up(dp, tick);
+        if self.stale {
+            self.republish(dp);
+        }
+    }
+
+    /// `tick` but for publishing: probes, ARP and announcements. What changes the
+    /// tables marks them stale. Also runs while tables are built (`build_aside`).
+    fn keep_up(&mut self, dp: &mut dyn Dataplane, wait: Duration) {
+        for change in &self.prober.poll(wait) {
             log_health_change(&self.prober, change);
-            changed = true;
+            self.stale = true;
         }
         let now = Instant::now();
         let mut heard = Vec::new();
@@ -121,21 +137,49 @@ impl Appliance {
             dp.port_macs()
         };
         for (operation, addr, mac) in heard {
-            changed |= self.arp_heard(operation, addr, mac, &ours, now);
+            self.stale |= self.arp_heard(operation, addr, mac, &ours, now);
         }
         let (due, forgot) = self.neighbors.due_requests(now);
-        changed |= forgot;
+        self.stale |= forgot;
         for target in due {
             self.resolve(dp, target);
-        }
-        if changed {
-            self.republish(dp);
         }
         if now >= self.next_announcement {
             self.announce(dp);
             let interval = u64::from(self.config.arp.garp_interval_secs);
             self.next_announcement = now + Duration::from_secs(interval);
         }
+    }
+
+    /// Builds the tables for `spec` on a thread of its own while the control loop
+    /// keeps up with probes and ARP (a large service's Maglev table takes seconds to
+    /// fill); what changes meanwhile marks the tables stale again. Builds here if no
+    /// thread can be started.
+    fn build_aside(
+        &mut self,
+        dp: &mut dyn Dataplane,
+        spec: &SnapshotSpec,
+        previous: &Snapshot,
+    ) -> Result<Snapshot, BuildError> {
+        std::thread::scope(|scope| {
+            let build = || Snapshot::build(spec, Some(previous));
+            let job = match std::thread::Builder::new()
+                .name("dsrlb-tables".into())
+                .spawn_scoped(scope, build)
+            {
+                Ok(job) => job,
+                Err(e) => {
+                    log::warn!("cannot start a thread to build the tables ({e}); building them in the control loop");
+                    return build();
+                }
+            };
+            while !job.is_finished() {
+                self.keep_up(dp, TICK);
+            }
+            // A panic in the build is the control thread's, as if it had built here.
+            job.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// An ARP frame a worker punted: a claim on one of dsrlb's addresses by another
@@ -241,6 +285,7 @@ impl Appliance {
 
     /// Rebuilds the forwarding tables from the config and what is known now.
     fn republish(&mut self, dp: &mut dyn Dataplane) {
+        self.stale = false;
         let current = dp.snapshot();
         let spec = snapshot_spec(
             &self.config,
@@ -248,7 +293,7 @@ impl Appliance {
             |service, addr| self.health_of(service, addr).is_usable(),
             &self.admin,
         );
-        match Snapshot::build(&spec, Some(&current)) {
+        match self.build_aside(dp, &spec, &current) {
             Ok(next) => {
                 drop(current);
                 self.publish(dp, next);
@@ -304,9 +349,6 @@ impl Appliance {
         let (mut prober, probed) =
             build_prober(&next).map_err(|e| format!("starting the health prober: {e}"))?;
         prober.carry_over(&self.prober);
-        let mut neighbors = self.neighbors.clone();
-        neighbors.set_timing(ArpTiming::from(&next.arp));
-        neighbors.track(tracked_targets(&next), Instant::now());
         let mut admin = self.admin.clone();
         admin.retain(|addr, _| {
             next.services
@@ -315,12 +357,20 @@ impl Appliance {
         });
         let spec = snapshot_spec(
             &next,
-            &neighbors,
+            &self.neighbors_for(&next),
             |service, addr| health_in(&prober, &probed, service, addr).is_usable(),
             &admin,
         );
-        let snapshot = Snapshot::build(&spec, Some(&dp.snapshot()))
+        let current = dp.snapshot();
+        let snapshot = self
+            .build_aside(dp, &spec, &current)
             .map_err(|e| format!("{path}: cannot build the forwarding tables: {e}"))?;
+        drop(current);
+        // Probes and ARP went on under the running config while the tables were
+        // built: take what they found. If it changes the tables, they are stale and
+        // the next tick rebuilds them.
+        prober.carry_over(&self.prober);
+        let neighbors = self.neighbors_for(&next);
         let summary = describe_changes(&self.config, &next);
         self.config = next;
         self.prober = prober;
@@ -333,6 +383,14 @@ impl Appliance {
         // New VIPs are announced now, not at the next interval.
         self.announce(dp);
         Ok(format!("{path}: reloaded ({summary})"))
+    }
+
+    /// The targets' MACs as known now, tracked and timed as `next` says.
+    fn neighbors_for(&self, next: &Config) -> Neighbors {
+        let mut neighbors = self.neighbors.clone();
+        neighbors.set_timing(ArpTiming::from(&next.arp));
+        neighbors.track(tracked_targets(next), Instant::now());
+        neighbors
     }
 
     /// `dsrlb reload` and SIGHUP: logs the outcome either way.
@@ -684,6 +742,32 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
                 .contains(&(ArpOperation::Request, new_vip, new_vip)),
             "announced at once"
         );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn arp_goes_on_while_a_reload_builds_large_tables() {
+        let dir = scratch("reload-aside");
+        let (mut app, mut dp) = started(&dir);
+        app.tick(&mut dp, Duration::ZERO);
+        let t1_mac = MacAddr([2, 0, 0, 0, 0, 0x0b]);
+        // T1 answers the request of the first pass while the reload builds two tables
+        // of a million slots each (far longer than starting the thread that builds).
+        dp.punts.push(t1_reply(t1_mac));
+        let second = "[[services]]\nvip = \"10.99.0.101\"\nport = 53\nprotocol = \"udp\"\ntargets = [{ address = \"10.99.0.11\" }, { address = \"10.99.0.12\", mac = \"02:00:00:00:00:0c\" }]\n";
+        let big = format!("[maglev]\ntable_size = 1048573\n{CONFIG}{second}");
+        std::fs::write(&app.config_path, big).unwrap();
+        let reply = app.reload_logged(&mut dp);
+        assert!(matches!(reply, Reply::Done(_)), "{reply:?}");
+        assert_eq!(app.punted, 1, "the reply was taken during the reload");
+        assert_eq!(dp.snapshot.services()[0].table().len(), 1048573);
+        assert_eq!(
+            dp.target_mac(T1),
+            None,
+            "the reload's tables were specified before T1 answered"
+        );
+        app.tick(&mut dp, Duration::ZERO);
+        assert_eq!(dp.target_mac(T1), Some(t1_mac), "learned, so republished");
         let _ = std::fs::remove_dir_all(dir);
     }
 

@@ -1,7 +1,7 @@
 //! `dsrlb run`: start everything in order, run the control loop, stop in reverse.
 
 use crate::api::{self, Reply, Request};
-use crate::appliance::Appliance;
+use crate::appliance::{Appliance, TICK};
 use crate::ctl::{self, ControlSocket, Question};
 use crate::kernel_port;
 use crate::metrics::MetricsServer;
@@ -17,9 +17,6 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// The control loop's tick.
-const TICK: Duration = Duration::from_millis(10);
 
 /// Set by SIGHUP; the control loop reloads at its next tick.
 static RELOAD_REQUESTED: AtomicBool = AtomicBool::new(false);

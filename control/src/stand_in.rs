@@ -9,6 +9,7 @@ use dataplane::wire::{ArpOperation, MacAddr};
 use std::cell::RefCell;
 use std::net::Ipv4Addr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The stand-in's one port.
 pub const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
@@ -21,6 +22,8 @@ pub struct StandIn {
     pub sent: RefCell<Vec<Vec<u8>>>,
     /// Frames the next `take_punts` hands over.
     pub punts: Vec<Vec<u8>>,
+    /// When each `take_punts` was called: once a pass of the control loop.
+    pub passes: Vec<Instant>,
     workers: Vec<RunningWorker>,
 }
 
@@ -31,6 +34,7 @@ impl StandIn {
             published: 0,
             sent: RefCell::new(Vec::new()),
             punts: Vec::new(),
+            passes: Vec::new(),
             workers: Vec::new(),
         }
     }
@@ -72,6 +76,7 @@ impl Dataplane for StandIn {
         vec![("data".to_owned(), true)]
     }
     fn take_punts(&mut self, each: &mut dyn FnMut(&[u8])) -> u64 {
+        self.passes.push(Instant::now());
         let punts = std::mem::take(&mut self.punts);
         punts.iter().for_each(|f| each(f));
         punts.len() as u64
