@@ -157,7 +157,7 @@ const PORT_METRICS: &[Metric<PortView>] = &[
     (
         "dsrlb_port_rx_missed_packets_total",
         "counter",
-        "Frames the driver dropped for lack of room in its rx ring (af_packet's driver never counts them: see ring_drops).",
+        "Frames the driver dropped for lack of room in its rx ring (af_packet's driver never counts them, af_xdp's not when the socket's ring is full: see ring_drops).",
         |p| p.rx_missed,
     ),
     ("dsrlb_port_rx_errors_total", "counter", "Receive errors the driver counted.", |p| p.rx_errors),
@@ -166,7 +166,7 @@ const PORT_METRICS: &[Metric<PortView>] = &[
     (
         "dsrlb_port_ring_drops_total",
         "counter",
-        "Frames the kernel dropped because the port's af_packet ring was full (0 for a port without packet sockets).",
+        "Frames the kernel dropped because the rx ring of the port's af_packet or af_xdp sockets was full (0 for a port without such sockets).",
         |p| p.ring_drops.unwrap_or(0),
     ),
 ];

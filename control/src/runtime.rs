@@ -6,7 +6,7 @@
 
 use crate::eal_args::eal_args;
 use crate::kernel_port::kernel_interface;
-use crate::ring_drops::RingDrops;
+use crate::ring_drops::{self, RingDrops};
 use config::Config;
 use crossbeam::queue::ArrayQueue;
 use dataplane::control_tx::ControlTx;
@@ -312,6 +312,8 @@ fn start_port(p: &config::PortConfig, pool: &Mempool) -> Result<(RunningPort, In
         tx_ring_size: p.tx_ring_size,
         promiscuous: p.promiscuous,
     };
+    // The af_xdp driver opens its XDP sockets as the port starts.
+    let xdp_before = ring_drops::xdp_sockets();
     port.configure_and_start(&port_config, pool)
         .map_err(|e| e.to_string())?;
     let mac = match p.mac {
@@ -348,14 +350,14 @@ fn start_port(p: &config::PortConfig, pool: &Mempool) -> Result<(RunningPort, In
         p.queues,
         control_tx.describe()
     );
-    // The driver has its packet sockets open once the port is up.
+    // The driver has its packet or XDP sockets open once the port is up.
     let ring_drops = match kernel_interface(&p.device) {
         Some(iface) => {
-            let drops = RingDrops::find(iface);
+            let drops = RingDrops::find(iface, &xdp_before);
+            let (packet, xdp) = drops.sockets();
             log::info!(
-                "port {}: {} packet socket(s) on {iface}, their ring drops counted",
-                p.name,
-                drops.sockets()
+                "port {}: {packet} packet and {xdp} XDP socket(s) on {iface}, their ring drops counted",
+                p.name
             );
             drops
         }

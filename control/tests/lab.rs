@@ -474,6 +474,7 @@ fn af_xdp_port_forwards_and_accounts_for_its_mbufs_at_exit() {
         assert_eq!(tally.failed, 0, "{mode}: {}", tally.raw);
         assert_eq!(tally.t1 + tally.t2, 100, "{mode}: {}", tally.raw);
     }
+    assert_stopped_dsrlb_drops_are_counted(&dsrlb, Path::new("/run/dsrlb/lab.sock"));
 
     run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
     let status = dsrlb.wait().unwrap();
@@ -1226,6 +1227,51 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
 }
 
 /// dsrlb's resident memory, from /proc.
+/// Drops are visible where they happen: with dsrlb stopped (SIGSTOP) its port's
+/// ring (af_packet or af_xdp) fills and the kernel drops the rest, which show stats
+/// reports once it runs again; every frame that reached data0 is either received or
+/// counted as dropped, by the ring or by the driver (missed).
+fn assert_stopped_dsrlb_drops_are_counted(dsrlb: &Child, socket: &Path) {
+    let data0_rx = || -> u64 {
+        run(&mut in_ns(
+            "dsr-lb",
+            &["cat", "/sys/class/net/data0/statistics/rx_packets"],
+        ))
+        .trim()
+        .parse()
+        .unwrap()
+    };
+    let port = |stats: &serde_json::Value| {
+        let ring = stats["ports"][0]["ring_drops"]
+            .as_u64()
+            .expect("ring_drops for a port with kernel sockets");
+        let missed = stats["ports"][0]["rx_missed"].as_u64().unwrap_or(0);
+        (
+            stats["workers"][0]["rx_packets"].as_u64().unwrap(),
+            ring,
+            missed,
+        )
+    };
+    let (rx0, ring0, missed0) = port(&show_json(socket, "stats"));
+    let arrived0 = data0_rx();
+    run(Command::new("kill").args(["-STOP", &dsrlb.id().to_string()]));
+    forge(&["syn-flood", "10.99.0.100", "80", "1", "100000"]);
+    run(Command::new("kill").args(["-CONT", &dsrlb.id().to_string()]));
+    std::thread::sleep(Duration::from_millis(500));
+    let arrived = data0_rx() - arrived0;
+    let stats = show_json(socket, "stats");
+    let (rx, ring, missed) = port(&stats);
+    let (received, dropped, missed) = (rx - rx0, ring - ring0, missed - missed0);
+    println!("stopped: {arrived} arrived at data0, {received} received, {dropped} ring drops, {missed} missed");
+    assert!(dropped > 0, "{stats}");
+    assert!(
+        received + dropped + missed + 100 >= arrived,
+        "{arrived} arrived, {received} + {dropped} + {missed}: {stats}"
+    );
+    let table = ctl(socket, &["show", "stats"]).1;
+    assert!(table.contains(&format!("ring_drops {ring}")), "{table}");
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
@@ -1291,43 +1337,7 @@ fn a_syn_flood_leaves_memory_bounded_and_an_established_stream_intact() {
     let after = client("http", 50);
     assert_eq!(after.failed, 0, "{}", after.raw);
 
-    // Drops are visible where they happen: with dsrlb stopped (SIGSTOP) its
-    // af_packet ring fills and the kernel drops the rest, which show stats reports
-    // once it runs again; every frame that reached data0 is either received or
-    // counted as dropped.
-    let data0_rx = || -> u64 {
-        run(&mut in_ns(
-            "dsr-lb",
-            &["cat", "/sys/class/net/data0/statistics/rx_packets"],
-        ))
-        .trim()
-        .parse()
-        .unwrap()
-    };
-    let port = |stats: &serde_json::Value| {
-        let ring = stats["ports"][0]["ring_drops"]
-            .as_u64()
-            .expect("ring_drops for af_packet");
-        (stats["workers"][0]["rx_packets"].as_u64().unwrap(), ring)
-    };
-    let (rx0, ring0) = port(&show_json(socket, "stats"));
-    let arrived0 = data0_rx();
-    run(Command::new("kill").args(["-STOP", &dsrlb.id().to_string()]));
-    forge(&["syn-flood", "10.99.0.100", "80", "1", "100000"]);
-    run(Command::new("kill").args(["-CONT", &dsrlb.id().to_string()]));
-    std::thread::sleep(Duration::from_millis(500));
-    let arrived = data0_rx() - arrived0;
-    let stats = show_json(socket, "stats");
-    let (rx, ring) = port(&stats);
-    let (received, dropped) = (rx - rx0, ring - ring0);
-    println!("stopped: {arrived} arrived at data0, {received} received, {dropped} ring drops");
-    assert!(dropped > 0, "{stats}");
-    assert!(
-        received + dropped + 100 >= arrived,
-        "{arrived} arrived, {received} + {dropped}: {stats}"
-    );
-    let table = ctl(socket, &["show", "stats"]).1;
-    assert!(table.contains(&format!("ring_drops {ring}")), "{table}");
+    assert_stopped_dsrlb_drops_are_counted(&dsrlb, socket);
 
     run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
     assert!(dsrlb.wait().unwrap().success());
