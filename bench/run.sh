@@ -148,6 +148,7 @@ idle_sleep_max_us = 0
 [[ports]]
 name = "bench"
 device = "net_pcap0,rx_pcap=$1,infinite_rx=1"
+mtu = 366   # 64-byte frames in 512-byte mbufs: 512 - 128 headroom - 18
 mac = "$PORT_MAC"
 [flows]
 capacity = $(( $3 * 2 > 4096 ? $3 * 2 : 4096 ))

@@ -478,3 +478,70 @@ fn table_memory_is_bounded_naming_the_key() {
     assert!(Config::from_toml(&big(60, ""), "fits").is_ok());
     assert!(Config::from_toml(&big(100, "max_table_memory_mb = 2048"), "raised").is_ok());
 }
+
+#[test]
+fn the_pool_covers_rings_caches_and_queues_and_frames_fit_an_mbuf() {
+    let c = Config::from_toml(MINIMAL, "t").unwrap();
+    // One queue of 1024 rx, two tx queues (the worker's and the control thread's),
+    // caches of 256 x 1.5 for the worker and the main lcore, two bursts, the punt
+    // queue and one port's inject queue.
+    let budget = c.mbuf_budget();
+    assert_eq!(
+        (
+            budget.rx,
+            budget.tx,
+            budget.caches,
+            budget.bursts,
+            budget.control
+        ),
+        (1024, 2048, 768, 64, 1024 + 256)
+    );
+    assert!(u64::from(c.dataplane.mbufs) >= budget.total());
+    let four_queues = "device = \"net_ring0\"\nqueues = 4\nrx_ring_size = 4096";
+    let lcores = "worker_lcores = [1, 2, 3, 4]\nmbufs = 16383";
+    let text = MINIMAL
+        .replace("device = \"net_ring0\"", four_queues)
+        .replace("worker_lcores = [1]", lcores);
+    let err = Config::from_toml(&text, "t").expect_err("4 x 4096 rx alone is 16384");
+    let hit = err.errors.iter().find(|e| e.key == "dataplane.mbufs");
+    let hit = hit.unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        hit.message.contains("rx rings 16384 + tx rings 5120"),
+        "{hit}"
+    );
+    assert_each_edit_fails_at_its_key(
+        MINIMAL,
+        &[
+            (
+                "jumbo frames in 2 KiB mbufs",
+                "device = \"net_ring0\"",
+                "device = \"net_ring0\"\nmtu = 9000",
+                "ports[0].mtu",
+                "raise dataplane.mbuf_data_room to at least 9146",
+            ),
+            (
+                "an MTU no device has",
+                "device = \"net_ring0\"",
+                "device = \"net_ring0\"\nmtu = 60",
+                "ports[0].mtu",
+                "outside 68..=9600",
+            ),
+            (
+                "a CPU list of the wrong length",
+                "worker_lcores = [1]",
+                "worker_lcores = [1]\nworker_cpus = [1, 1]",
+                "dataplane.worker_cpus",
+                "2 CPUs for 1 worker lcores",
+            ),
+        ],
+    );
+    let jumbo = MINIMAL.replace(
+        "worker_lcores = [1]",
+        "worker_lcores = [1]\nmbuf_data_room = 9146",
+    );
+    let jumbo = jumbo.replace(
+        "device = \"net_ring0\"",
+        "device = \"net_ring0\"\nmtu = 9000",
+    );
+    Config::from_toml(&jumbo, "t").expect("9000 + 18 + 128 fits");
+}

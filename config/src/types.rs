@@ -14,6 +14,17 @@ pub const MAX_QUEUES: u16 = 16;
 pub const MAX_TARGETS: usize = 65534;
 /// Services have counter slots in every worker (dataplane::snapshot::MAX_SERVICE_SLOTS).
 pub const MAX_SERVICES: usize = 4096;
+/// Frames a worker takes from its rx queue at once (the dataplane's burst).
+pub const BURST_SIZE: usize = 32;
+/// Mbufs the workers may have punted to the control thread and it has not taken yet.
+pub const PUNT_QUEUE: usize = 1024;
+/// Mbufs of the control thread's frames waiting for a port's first worker to send
+/// them, where the port has no tx queue to spare for the control thread.
+pub const INJECT_QUEUE: usize = 256;
+/// DPDK's headroom before a frame in every mbuf (RTE_PKTMBUF_HEADROOM).
+pub const MBUF_HEADROOM: u16 = 128;
+/// What a frame adds to the MTU: the Ethernet header and one 802.1Q tag.
+pub const FRAME_OVERHEAD: u16 = 14 + 4;
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -82,6 +93,10 @@ pub struct Dataplane {
     /// One lcore per worker; there is one worker per rx queue of every port, in port
     /// order, so this list is as long as the sum of `ports[*].queues`.
     pub worker_lcores: Vec<u32>,
+    /// The CPU each worker lcore runs on, in the order of `worker_lcores`; empty:
+    /// lcore N on CPU N (the main lcore always runs on the CPU of its number).
+    /// Workers may share a CPU (a lab on two CPUs), relying on the idle back-off.
+    pub worker_cpus: Vec<u32>,
     /// false runs EAL with --no-huge (tests, demos on vdevs); production wants true.
     pub hugepages: bool,
     /// Memory for EAL in MiB when `hugepages = false`.
@@ -107,6 +122,7 @@ impl Default for Dataplane {
         Dataplane {
             main_lcore: 0,
             worker_lcores: vec![1],
+            worker_cpus: Vec::new(),
             hugepages: true,
             memory_mb: 512,
             mbufs: 16383,
@@ -136,6 +152,11 @@ pub struct PortConfig {
     pub tx_ring_size: u16,
     #[serde(default)]
     pub promiscuous: bool,
+    /// Set on the device at start: the largest IP packet taken and sent. Its frame
+    /// (plus 18 bytes: Ethernet and a VLAN tag) must fit an mbuf
+    /// (`dataplane.mbuf_data_room` less the 128-byte headroom).
+    #[serde(default = "mtu")]
+    pub mtu: u16,
     /// The MAC dsrlb uses as this port's own, instead of the device's (a vdev's is
     /// made up; two appliances may share one). Where the driver cannot take it, the
     /// port is put in promiscuous mode.
@@ -151,10 +172,20 @@ fn ring_size() -> u16 {
     1024
 }
 
+fn mtu() -> u16 {
+    1500
+}
+
 impl PortConfig {
     /// Whether `device` names a PCI device rather than a vdev.
     pub fn is_pci(&self) -> bool {
         is_pci_address(&self.device)
+    }
+
+    /// Rx queues, and tx queues: one a worker and one for the control thread (at
+    /// most: where the device has room for it).
+    pub fn queue_pairs(&self) -> (u64, u64) {
+        (u64::from(self.queues), u64::from(self.queues) + 1)
     }
 
     /// The name DPDK gives the device's port: the PCI address, or the vdev's name
@@ -454,5 +485,55 @@ impl Config {
     /// Total rx queues, i.e. workers.
     pub fn worker_count(&self) -> usize {
         self.ports.iter().map(|p| usize::from(p.queues)).sum()
+    }
+
+    /// The mbufs that can be out of the pool at once.
+    pub fn mbuf_budget(&self) -> MbufBudget {
+        let d = &self.dataplane;
+        let (mut rx, mut tx) = (0, 0);
+        for port in &self.ports {
+            let (rx_queues, tx_queues) = port.queue_pairs();
+            rx += rx_queues * u64::from(port.rx_ring_size);
+            tx += tx_queues * u64::from(port.tx_ring_size);
+        }
+        let workers = self.worker_count() as u64;
+        MbufBudget {
+            rx,
+            tx,
+            // DPDK lets a cache grow to 1.5 times its size before it flushes.
+            caches: (workers + 1) * (u64::from(d.mbuf_cache) * 3).div_ceil(2),
+            // A burst being decided and one waiting to be sent.
+            bursts: workers * 2 * BURST_SIZE as u64,
+            control: (PUNT_QUEUE + self.ports.len() * INJECT_QUEUE) as u64,
+        }
+    }
+}
+
+/// What the mbuf pool must cover so that nothing starves: every rx and tx ring full,
+/// every lcore's cache full, the workers' bursts in flight and the control thread's
+/// queues full. Fewer, and a full punt queue or a slow tx ring leaves an rx ring
+/// without mbufs to refill it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MbufBudget {
+    pub rx: u64,
+    pub tx: u64,
+    pub caches: u64,
+    pub bursts: u64,
+    pub control: u64,
+}
+
+impl MbufBudget {
+    pub fn total(&self) -> u64 {
+        self.rx + self.tx + self.caches + self.bursts + self.control
+    }
+}
+
+impl fmt::Display for MbufBudget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rx rings {} + tx rings {} + lcore caches {} + bursts {} + control queues {}",
+            self.rx, self.tx, self.caches, self.bursts, self.control
+        )
     }
 }

@@ -60,6 +60,7 @@ impl Config {
             }
             port.problems(&key, p);
         }
+        self.mbuf_problems(p);
         let lcores = self.dataplane.worker_lcores.len();
         if !self.ports.is_empty() && self.worker_count() != lcores {
             p.at(
@@ -69,6 +70,38 @@ impl Config {
                     self.worker_count()
                 ),
             );
+        }
+    }
+
+    /// The pool covers what the ports and queues can hold, and each port's frames fit
+    /// an mbuf.
+    fn mbuf_problems(&self, p: &mut Problems) {
+        let d = &self.dataplane;
+        let budget = self.mbuf_budget();
+        if u64::from(d.mbufs) < budget.total() {
+            p.at(
+                "dataplane.mbufs",
+                format!(
+                    "{} mbufs are too few for the ports and queues configured: {} can be out at once ({budget}); raise it or lower ports[].queues, rx_ring_size, tx_ring_size or dataplane.mbuf_cache",
+                    d.mbufs,
+                    budget.total()
+                ),
+            );
+        }
+        let room = d.mbuf_data_room.saturating_sub(MBUF_HEADROOM);
+        for (i, port) in self.ports.iter().enumerate() {
+            let frame = u32::from(port.mtu) + u32::from(FRAME_OVERHEAD);
+            if frame > u32::from(room) {
+                p.at(
+                    format!("ports[{i}].mtu"),
+                    format!(
+                        "{}-byte frames (MTU {} + {FRAME_OVERHEAD}) do not fit an mbuf's {room} bytes: lower it or raise dataplane.mbuf_data_room to at least {}",
+                        frame,
+                        port.mtu,
+                        frame + u32::from(MBUF_HEADROOM)
+                    ),
+                );
+            }
         }
     }
 
@@ -182,6 +215,16 @@ impl Dataplane {
                 p.at(&key, format!("lcore {lcore} is beyond DPDK's 128"));
             }
         }
+        if !self.worker_cpus.is_empty() && self.worker_cpus.len() != self.worker_lcores.len() {
+            p.at(
+                "dataplane.worker_cpus",
+                format!(
+                    "{} CPUs for {} worker lcores: one each, or none (lcore N on CPU N)",
+                    self.worker_cpus.len(),
+                    self.worker_lcores.len()
+                ),
+            );
+        }
         if self.main_lcore >= 128 {
             p.at(
                 "dataplane.main_lcore",
@@ -206,6 +249,9 @@ impl PortConfig {
         }
         if let Some(mac) = self.mac.filter(|m| !m.is_unicast()) {
             p.at(key("mac"), format!("{mac} is not a unicast MAC"));
+        }
+        if !(68..=9600).contains(&self.mtu) {
+            p.at(key("mtu"), format!("{} is outside 68..=9600", self.mtu));
         }
         if self.queues == 0 || self.queues > MAX_QUEUES {
             p.at(

@@ -4,20 +4,8 @@ use config::Config;
 
 pub fn eal_args(config: &Config) -> Vec<String> {
     let d = &config.dataplane;
-    let mut lcores = vec![d.main_lcore];
-    lcores.extend(&d.worker_lcores);
-    let list = lcores
-        .iter()
-        .map(u32::to_string)
-        .collect::<Vec<_>>()
-        .join(",");
-    let mut args = vec![
-        "-l".to_owned(),
-        list,
-        "--main-lcore".to_owned(),
-        d.main_lcore.to_string(),
-        format!("--file-prefix={}", d.file_prefix),
-    ];
+    let mut args = lcore_args(d);
+    args.extend([format!("--file-prefix={}", d.file_prefix)]);
     if d.hugepages {
         // Nothing left in /dev/hugepages or /var/run/dpdk when dsrlb exits.
         args.push("--in-memory".to_owned());
@@ -41,6 +29,38 @@ pub fn eal_args(config: &Config) -> Vec<String> {
     }
     args.extend(d.eal_args.iter().cloned());
     args
+}
+
+/// `-l` with the lcores, each on the CPU of its number; with `worker_cpus`,
+/// `--lcores` placing each worker lcore on its CPU (several may share one).
+fn lcore_args(d: &config::Dataplane) -> Vec<String> {
+    let list = if d.worker_cpus.is_empty() {
+        std::iter::once(d.main_lcore)
+            .chain(d.worker_lcores.iter().copied())
+            .map(|lcore| lcore.to_string())
+            .collect::<Vec<_>>()
+    } else {
+        std::iter::once((d.main_lcore, d.main_lcore))
+            .chain(
+                d.worker_lcores
+                    .iter()
+                    .copied()
+                    .zip(d.worker_cpus.iter().copied()),
+            )
+            .map(|(lcore, cpu)| format!("{lcore}@{cpu}"))
+            .collect()
+    };
+    let flag = if d.worker_cpus.is_empty() {
+        "-l"
+    } else {
+        "--lcores"
+    };
+    vec![
+        flag.to_owned(),
+        list.join(","),
+        "--main-lcore".to_owned(),
+        d.main_lcore.to_string(),
+    ]
 }
 
 #[cfg(test)]
@@ -98,5 +118,12 @@ mod tests {
                 "--log-level=*:debug"
             ]
         );
+    }
+
+    #[test]
+    fn workers_placed_on_cpus_share_them() {
+        let text = "[appliance]\naddress = \"10.99.0.2\"\n[dataplane]\nworker_lcores = [1, 2]\nworker_cpus = [1, 1]\n[[ports]]\nname = \"p\"\ndevice = \"net_ring0\"\nqueues = 2\n";
+        let args = eal_args(&Config::from_toml(text, "t").unwrap());
+        assert_eq!(args[..4], ["--lcores", "0@0,1@1,2@1", "--main-lcore", "0"]);
     }
 }

@@ -17,7 +17,7 @@ const MAX_PCAP_BYTES: u64 = 1 << 30;
 /// Everything `config` asks of its devices that cannot work, by key.
 pub fn check(config: &Config, source: &Path) -> Result<(), ConfigError> {
     let mut errors = Vec::new();
-    let mut replayed = 0usize;
+    let mut replayed = 0u64;
     let mut files = Vec::new();
     for (i, port) in config.ports.iter().enumerate() {
         let key = || format!("ports[{i}].device");
@@ -38,7 +38,7 @@ pub fn check(config: &Config, source: &Path) -> Result<(), ConfigError> {
         for file in infinite_rx_files(&port.device).into_iter().filter(fit) {
             match std::fs::File::open(file).and_then(dataplane::pcap::count) {
                 Ok(frames) => {
-                    replayed += frames;
+                    replayed += frames as u64;
                     files.push(format!("{file} ({frames} frames)"));
                 }
                 Err(e) => errors.push(KeyError {
@@ -54,14 +54,18 @@ pub fn check(config: &Config, source: &Path) -> Result<(), ConfigError> {
             message,
         });
     }
-    let mbufs = config.dataplane.mbufs as usize;
-    if replayed >= mbufs {
+    let mbufs = u64::from(config.dataplane.mbufs);
+    let budget = config.mbuf_budget();
+    if replayed > 0 && mbufs < replayed + budget.total() {
         errors.push(KeyError {
             key: "dataplane.mbufs".into(),
             message: format!(
                 "{mbufs} mbufs cannot hold the {replayed} frames that infinite_rx keeps \
-                 in mbufs ({}) and leave room for traffic: give more than {replayed}",
-                files.join(", ")
+                 in mbufs ({}) as well as the {} the ports and queues may hold: give at \
+                 least {}",
+                files.join(", "),
+                budget.total(),
+                replayed + budget.total()
             ),
         });
     }

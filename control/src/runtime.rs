@@ -10,7 +10,9 @@ use crate::ring_drops::{self, RingDrops};
 use config::Config;
 use crossbeam::queue::ArrayQueue;
 use dataplane::control_tx::ControlTx;
-use dataplane::dpdk::{launch, Eal, LcoreJoin, Mbuf, Mempool, Port, PortConfig, PortStats};
+use dataplane::dpdk::{
+    launch, Eal, LcoreJoin, Mbuf, Mempool, Port, PortConfig, PortStats, RssOffer,
+};
 use dataplane::flow::{FlowTable, FlowTableConfig};
 use dataplane::rcu;
 use dataplane::snapshot::Snapshot;
@@ -22,10 +24,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Frames the workers may queue for the control thread before punts are dropped.
-const PUNT_QUEUE: usize = 4096;
-/// Frames the control thread may queue for a worker to send.
-const INJECT_QUEUE: usize = 1024;
+// The punt and inject queues' sizes are config's (PUNT_QUEUE, INJECT_QUEUE): the
+// mbuf budget that `dsrlb check` enforces counts them.
+use config::{INJECT_QUEUE, PUNT_QUEUE};
 /// How long publishing a snapshot may wait for the workers to let go of the old one.
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(1);
 
@@ -311,11 +312,14 @@ fn start_port(p: &config::PortConfig, pool: &Mempool) -> Result<(RunningPort, In
         rx_ring_size: p.rx_ring_size,
         tx_ring_size: p.tx_ring_size,
         promiscuous: p.promiscuous,
+        mtu: p.mtu,
     };
     // The af_xdp driver opens its XDP sockets as the port starts.
     let xdp_before = ring_drops::xdp_sockets();
-    port.configure_and_start(&port_config, pool)
-        .map_err(|e| e.to_string())?;
+    let rss = port
+        .configure_and_start(&port_config, pool)
+        .map_err(|e| format!("{e} (ports[].queues, ports[].mtu of port {})", p.name))?;
+    log_rss(&p.name, p.queues, &rss);
     let mac = match p.mac {
         Some(m) => {
             let mac = MacAddr(m.0);
@@ -371,6 +375,34 @@ fn start_port(p: &config::PortConfig, pool: &Mempool) -> Result<(RunningPort, In
         ring_drops: RefCell::new(ring_drops),
     };
     Ok((running, inject))
+}
+
+/// What the device offers for spreading flows over its rx queues, and what dsrlb
+/// took: a worker sees every frame of a flow only if the hash covers its ports.
+fn log_rss(port: &str, queues: u16, rss: &RssOffer) {
+    let (offered, _) = RssOffer::names(rss.offered);
+    log::info!(
+        "port {port}: device offers RSS on [{}] ({} hash types in all), a {}-entry redirection table, a {}-byte key, {} rx queues",
+        offered.join(" "),
+        rss.offered.count_ones(),
+        rss.reta_size,
+        rss.hash_key_size,
+        rss.max_rx_queues
+    );
+    if queues < 2 {
+        return;
+    }
+    let (used, missing) = RssOffer::names(rss.granted);
+    log::info!(
+        "port {port}: {queues} rx queues, RSS on [{}]",
+        used.join(" ")
+    );
+    if !missing.is_empty() {
+        log::warn!(
+            "port {port}: the device cannot hash on [{}]: such flows are spread by addresses only, or not at all",
+            missing.join(" ")
+        );
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]

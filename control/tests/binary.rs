@@ -4,7 +4,7 @@
 
 mod common;
 
-use dataplane::craft::{arp_frame, tcp_frame, udp_frame};
+use dataplane::craft::{arp_frame, tcp_data_frame, tcp_frame, udp_frame};
 use dataplane::dpdk::BURST_SIZE;
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use dataplane::wire::{ArpOperation, MacAddr};
@@ -36,7 +36,7 @@ address = "10.99.0.2"
 worker_lcores = [1]
 hugepages = false
 memory_mb = 128
-mbufs = 4095
+mbufs = 8191
 file_prefix = "{prefix}"
 [control]
 socket = "{dir}/dsrlb.sock"
@@ -155,8 +155,13 @@ struct Running {
 }
 
 fn start_and_replay(dir: &Path, prefix: &str, frames: usize) -> Running {
+    start_and_replay_config(dir, &config(dir, prefix), frames)
+}
+
+/// `start_and_replay` with the config `text`.
+fn start_and_replay_config(dir: &Path, text: &str, frames: usize) -> Running {
     let conf = dir.join("dsrlb.toml");
-    std::fs::write(&conf, config(dir, prefix)).unwrap();
+    std::fs::write(&conf, text).unwrap();
     let mut child = Command::new(DSRLB)
         .args(["run", "--stats-interval", "1", "--config"])
         .arg(&conf)
@@ -349,6 +354,44 @@ fn run_forwards_on_a_pcap_vdev_and_stops_cleanly_on_sigint_and_sigterm() {
         );
         std::fs::remove_dir_all(&dir).ok();
     }
+}
+
+#[test]
+fn jumbo_frames_are_forwarded_whole_on_a_9000_byte_mtu() {
+    let prefix = "binjumbo";
+    let dir = workdir(prefix);
+    let payload = vec![0x5a; 9000 - 40];
+    let frames: Vec<Vec<u8>> = (0..20u16)
+        .map(|p| {
+            let client = (CLIENT, 30_000 + p);
+            tcp_data_frame(PORT_MAC, CLIENT_MAC, client, (VIP, 80), FLAG_ACK, &payload)
+        })
+        .collect();
+    assert_eq!(frames[0].len(), 14 + 9000);
+    dataplane::pcap::write(std::fs::File::create(dir.join("in.pcap")).unwrap(), &frames).unwrap();
+    // 9000 + 18 + 128 headroom fit 9216-byte mbufs; 8191 of them need more EAL memory.
+    let conf = config(&dir, prefix)
+        .replace("memory_mb = 128", "memory_mb = 256\nmbuf_data_room = 9216")
+        .replace(
+            "mac = \"02:00:00:00:00:02\"",
+            "mac = \"02:00:00:00:00:02\"\nmtu = 9000",
+        );
+    let (status, output, _) = stop(start_and_replay_config(&dir, &conf, frames.len()), "-INT");
+    assert!(status.success(), "{output}");
+    assert!(output.contains("forwarded 20 "), "{output}");
+    let recorded =
+        dataplane::pcap::read(std::fs::File::open(dir.join("out.pcap")).unwrap()).unwrap();
+    let sent: Vec<&Vec<u8>> = recorded
+        .iter()
+        .filter(|f| f[12..14] != [0x08, 0x06])
+        .collect();
+    assert_eq!(sent.len(), 20);
+    for (out, sent_in) in sent.iter().zip(&frames) {
+        let dst = MacAddr::from_bytes(&out[0..6]);
+        assert!(dst == T11 || dst == T12, "to {dst}");
+        assert_eq!(out[12..], sent_in[12..], "whole, only the MACs changed");
+    }
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]
@@ -669,21 +712,21 @@ fn a_pcap_replay_larger_than_the_mbuf_pool_is_refused_naming_the_key() {
         ),
         &format!("rx_pcap={}/big.pcap,infinite_rx=1", dir.display()),
     );
-    assert!(conf.contains("infinite_rx=1") && conf.contains("mbufs = 4095"));
+    assert!(conf.contains("infinite_rx=1") && conf.contains("mbufs = 8191"));
     std::fs::write(dir.join("dsrlb.toml"), &conf).unwrap();
     for command in ["check", "run"] {
         let out = dsrlb_on(command, &dir.join("dsrlb.toml"));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{command}: {stderr}");
         assert!(
-            stderr.contains("dataplane.mbufs: 4095 mbufs cannot hold the 5000 frames"),
+            stderr.contains("dataplane.mbufs: 8191 mbufs cannot hold the 5000 frames"),
             "{command}: {stderr}"
         );
         assert!(!stderr.contains("starting EAL"), "{command}: {stderr}");
     }
     std::fs::write(
         dir.join("dsrlb.toml"),
-        conf.replace("mbufs = 4095", "mbufs = 8191"),
+        conf.replace("mbufs = 8191", "mbufs = 16383"),
     )
     .unwrap();
     let out = dsrlb_on("check", &dir.join("dsrlb.toml"));

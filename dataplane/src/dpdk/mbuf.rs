@@ -1,8 +1,8 @@
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
 
-/// Frames per rx/tx burst.
-pub const BURST_SIZE: usize = 32;
+/// Frames per rx/tx burst: declared with the mbuf budget it enters (config).
+pub use config::BURST_SIZE;
 
 /// One owned packet buffer (single segment). Dropping it frees it.
 #[derive(Debug)]

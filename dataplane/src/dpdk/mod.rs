@@ -17,7 +17,7 @@ pub use eal::Eal;
 pub use lcore::{launch, LcoreJoin};
 pub use mbuf::{Mbuf, MbufBurst, NoRoom, BURST_SIZE};
 pub use mempool::Mempool;
-pub use port::{Port, PortConfig, PortStats};
+pub use port::{Port, PortConfig, PortStats, RssOffer};
 pub use ring::MbufRing;
 
 use std::fmt;

@@ -9,6 +9,8 @@ pub struct PortConfig {
     pub rx_ring_size: u16,
     pub tx_ring_size: u16,
     pub promiscuous: bool,
+    /// Set on the device: the largest IP packet taken and sent.
+    pub mtu: u16,
 }
 
 impl Default for PortConfig {
@@ -19,7 +21,59 @@ impl Default for PortConfig {
             rx_ring_size: 1024,
             tx_ring_size: 1024,
             promiscuous: false,
+            mtu: 1500,
         }
+    }
+}
+
+/// What a device offers for spreading flows over rx queues, and what dsrlb took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RssOffer {
+    /// RTE_ETH_RSS_* hash types: the device's, and those asked for that it has (none
+    /// with one rx queue).
+    pub offered: u64,
+    pub granted: u64,
+    /// Entries of the redirection table (0: the device has none).
+    pub reta_size: u16,
+    pub hash_key_size: u8,
+    pub max_rx_queues: u16,
+}
+
+/// What dsrlb asks to hash on, by name: the 4-tuple of TCP and UDP over IPv4 and IPv6
+/// (the device hashes other IP frames by addresses).
+pub const RSS_WANTED: [(&str, u64); 6] = [
+    ("tcp4", dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV4_TCP as u64),
+    ("udp4", dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV4_UDP as u64),
+    ("ipv4", dpdk_sys::RTE_ETH_RSS_IPV4 as u64),
+    ("tcp6", dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV6_TCP as u64),
+    ("udp6", dpdk_sys::RTE_ETH_RSS_NONFRAG_IPV6_UDP as u64),
+    ("ipv6", dpdk_sys::RTE_ETH_RSS_IPV6 as u64),
+];
+
+impl RssOffer {
+    fn new(rx_queues: u16, info: &dpdk_sys::rte_eth_dev_info) -> RssOffer {
+        let wanted = u64::from(
+            dpdk_sys::RTE_ETH_RSS_IP | dpdk_sys::RTE_ETH_RSS_TCP | dpdk_sys::RTE_ETH_RSS_UDP,
+        );
+        RssOffer {
+            offered: info.flow_type_rss_offloads,
+            granted: if rx_queues > 1 {
+                wanted & info.flow_type_rss_offloads
+            } else {
+                0
+            },
+            reta_size: info.reta_size,
+            hash_key_size: info.hash_key_size,
+            max_rx_queues: info.max_rx_queues,
+        }
+    }
+
+    /// The names of `RSS_WANTED` that `types` has, and of those it lacks.
+    pub fn names(types: u64) -> (Vec<&'static str>, Vec<&'static str>) {
+        let (has, lacks): (Vec<_>, Vec<_>) =
+            RSS_WANTED.iter().partition(|(_, bit)| types & bit != 0);
+        let names = |v: Vec<&(&'static str, u64)>| v.into_iter().map(|(n, _)| *n).collect();
+        (names(has), names(lacks))
     }
 }
 
@@ -129,34 +183,21 @@ impl Port {
     }
 
     /// Configures queues (RSS over IP/TCP/UDP when there is more than one rx queue)
-    /// and starts the port.
-    pub fn configure_and_start(&mut self, config: &PortConfig, pool: &Mempool) -> Result<()> {
+    /// and the MTU, and starts the port; says what the device offers for RSS.
+    pub fn configure_and_start(&mut self, config: &PortConfig, pool: &Mempool) -> Result<RssOffer> {
         let port = self.id;
         let mut info: dpdk_sys::rte_eth_dev_info = Default::default();
         // SAFETY: valid port and out pointer.
         check(|| format!("rte_eth_dev_info_get(port {port})"), unsafe {
             dpdk_sys::rte_eth_dev_info_get(port, &mut info)
         })?;
-        if config.rx_queues > info.max_rx_queues || config.tx_queues > info.max_tx_queues {
-            return Err(Error::new(
-                format!(
-                    "port {} supports {} rx / {} tx queues, {} rx / {} tx asked",
-                    self.name,
-                    info.max_rx_queues,
-                    info.max_tx_queues,
-                    config.rx_queues,
-                    config.tx_queues
-                ),
-                22,
-            ));
-        }
+        self.refuse_beyond(config, &info)?;
+        let rss = RssOffer::new(config.rx_queues, &info);
         let mut conf: dpdk_sys::rte_eth_conf = Default::default();
+        conf.rxmode.mtu = u32::from(config.mtu);
         if config.rx_queues > 1 {
             conf.rxmode.mq_mode = dpdk_sys::rte_eth_rx_mq_mode_RTE_ETH_MQ_RX_RSS;
-            let wanted = u64::from(
-                dpdk_sys::RTE_ETH_RSS_IP | dpdk_sys::RTE_ETH_RSS_TCP | dpdk_sys::RTE_ETH_RSS_UDP,
-            );
-            conf.rx_adv_conf.rss_conf.rss_hf = wanted & info.flow_type_rss_offloads;
+            conf.rx_adv_conf.rss_conf.rss_hf = rss.granted;
         }
         // SAFETY: valid port and config.
         check(
@@ -165,6 +206,7 @@ impl Port {
                 dpdk_sys::rte_eth_dev_configure(port, config.rx_queues, config.tx_queues, &conf)
             },
         )?;
+        self.set_mtu(config.mtu)?;
         let socket = self.socket().max(0) as u32;
         for q in 0..config.rx_queues {
             // SAFETY: valid port, queue and pool; default queue config.
@@ -211,7 +253,49 @@ impl Port {
                 unsafe { dpdk_sys::rte_eth_promiscuous_enable(port) },
             )?;
         }
+        Ok(rss)
+    }
+
+    /// Refuses more queues, or a larger MTU, than the device has.
+    fn refuse_beyond(&self, config: &PortConfig, info: &dpdk_sys::rte_eth_dev_info) -> Result<()> {
+        if config.rx_queues > info.max_rx_queues || config.tx_queues > info.max_tx_queues {
+            return Err(Error::new(
+                format!(
+                    "port {} supports {} rx / {} tx queues, {} rx / {} tx asked",
+                    self.name,
+                    info.max_rx_queues,
+                    info.max_tx_queues,
+                    config.rx_queues,
+                    config.tx_queues
+                ),
+                22,
+            ));
+        }
+        if config.mtu > info.max_mtu || config.mtu < info.min_mtu {
+            return Err(Error::new(
+                format!(
+                    "port {}: MTU {} is outside the device's {}..={}",
+                    self.name, config.mtu, info.min_mtu, info.max_mtu
+                ),
+                22,
+            ));
+        }
         Ok(())
+    }
+
+    /// Sets the MTU where the driver has the setting (af_packet sets its interface's;
+    /// net_ring has none, and nothing to set).
+    fn set_mtu(&self, mtu: u16) -> Result<()> {
+        // SAFETY: valid, configured port.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_set_mtu(self.id, mtu) };
+        if ret == -libc::ENOTSUP {
+            return Ok(());
+        }
+        check(
+            || format!("rte_eth_dev_set_mtu(port {}, {mtu})", self.name),
+            ret,
+        )
+        .map(drop)
     }
 
     pub fn mac_addr(&self) -> Result<MacAddr> {
