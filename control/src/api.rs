@@ -131,8 +131,8 @@ pub struct PortView {
     pub rx_errors: u64,
     pub tx_errors: u64,
     pub rx_no_mbuf: u64,
-    /// Frames the kernel dropped because the port's af_packet ring was full (none
-    /// for a port without packet sockets).
+    /// Frames the kernel dropped because the rx ring of the port's af_packet or
+    /// af_xdp sockets was full (none for a port without such sockets).
     #[serde(default)]
     pub ring_drops: Option<u64>,
 }

@@ -1226,7 +1226,198 @@ fn operations_show_metrics_reload_and_sigterm_under_load() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// dsrlb's resident memory, from /proc.
+/// lab.toml with two rx queues on data0 (net_af_packet qpairs=2: the kernel's fanout
+/// hash spreads flows over the queues as RSS would) and a worker each, both on CPU 1.
+fn two_queue_config(dir: &Path) -> PathBuf {
+    let lab_toml = std::fs::read_to_string(repo().join("config/examples/lab.toml")).unwrap();
+    let two = lab_toml
+        .replace(
+            "device = \"net_af_packet0,iface=data0\"",
+            "device = \"net_af_packet0,iface=data0,qpairs=2\"\nqueues = 2",
+        )
+        .replace(
+            "worker_lcores = [1]",
+            "worker_lcores = [1, 2]\nworker_cpus = [1, 1]",
+        );
+    assert!(
+        two.contains("qpairs=2") && two.contains("worker_cpus"),
+        "lab.toml changed"
+    );
+    let conf = dir.join("lab-2q.toml");
+    std::fs::write(&conf, &two).unwrap();
+    conf
+}
+
+/// Each worker's counter `name`, in worker order.
+fn per_worker(stats: &serde_json::Value, name: &str) -> Vec<u64> {
+    let workers = stats["workers"].as_array().unwrap();
+    workers.iter().map(|w| w[name].as_u64().unwrap()).collect()
+}
+
+/// The workers' rx and tx summed, and the port's, from one `show stats` (retried
+/// while a frame is counted by one and not yet by the other).
+fn workers_and_port_totals(socket: &Path) -> ((u64, u64), (u64, u64)) {
+    let mut last = ((0, 0), (0, 0));
+    for _ in 0..5 {
+        let stats = show_json(socket, "stats");
+        let sum = |name| per_worker(&stats, name).iter().sum::<u64>();
+        let port = &stats["ports"][0];
+        let port = (
+            port["rx_packets"].as_u64().unwrap(),
+            port["tx_packets"].as_u64().unwrap(),
+        );
+        last = ((sum("rx_packets"), sum("tx_packets")), port);
+        if last.0 == last.1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    last
+}
+
+#[test]
+#[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
+fn two_workers_on_two_queues_share_the_flows_and_operate_as_one() {
+    let _lab = lab_lock();
+    lab("up");
+    let mut cleanup = Cleanup {
+        children: Vec::new(),
+    };
+    let dir = std::env::temp_dir().join(format!("dsrlb-2q-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let socket = Path::new("/run/dsrlb/lab.sock");
+    let (mut dsrlb, lines, log_reader) = start_dsrlb_with(&two_queue_config(&dir));
+    wait_for_logs(
+        &lines,
+        &[
+            ("worker on lcore 1: port data queue 0", 1),
+            ("worker on lcore 2: port data queue 1", 1),
+            ("learned by ARP", 2),
+            ("has a usable target again", 2),
+        ],
+        STARTUP_DEADLINE,
+    );
+
+    // 400 new flows: each worker takes at least a quarter, and each flow is recorded
+    // by one worker only (a flow split over both would be recorded twice).
+    let before = show_json(socket, "stats");
+    let tally = client("http", 400);
+    assert_eq!(
+        (tally.failed, tally.t1 + tally.t2),
+        (0, 400),
+        "{}",
+        tally.raw
+    );
+    let after = show_json(socket, "stats");
+    let delta = |name| -> Vec<u64> {
+        let (b, a) = (per_worker(&before, name), per_worker(&after, name));
+        a.iter().zip(&b).map(|(a, b)| a - b).collect()
+    };
+    let (recorded, forwarded) = (delta("flows_inserted"), delta("forwarded"));
+    println!("400 flows: recorded per worker {recorded:?}, frames forwarded {forwarded:?}");
+    assert_eq!(recorded.iter().sum::<u64>(), 400, "{after}");
+    assert!(recorded.iter().all(|&n| n >= 100), "{recorded:?}");
+    assert!(forwarded.iter().all(|&n| n >= 100 * 4), "{forwarded:?}");
+
+    // The workers' counters add up to the port's, in show stats and in the metrics.
+    let (workers, port) = workers_and_port_totals(socket);
+    assert_eq!(workers, port, "workers' (rx, tx) against the port's");
+    let samples = scrape();
+    let rx_workers = sum_of(&samples, "dsrlb_worker_rx_packets_total");
+    let rx_port = sum_of(&samples, "dsrlb_port_rx_packets_total");
+    assert!(
+        (rx_workers - rx_port).abs() <= 2.0 && rx_workers >= workers.0 as f64,
+        "metrics: workers rx {rx_workers}, port rx {rx_port}"
+    );
+
+    // A health change, a drain and a reload, each seen by both workers.
+    let new_flows_to = |count| {
+        let tally = client("http", count);
+        assert_eq!(tally.failed, 0, "{}", tally.raw);
+        (tally.t1, tally.t2)
+    };
+    lab_service("t1", "stop");
+    wait_for_logs(&lines, &[(T1_DOWN, 1)], TRANSITION_DEADLINE);
+    assert_eq!(new_flows_to(100), (0, 100), "t1 down: every new flow to t2");
+    lab_service("t1", "start");
+    wait_for_logs(&lines, &[(T1_UP, 1)], TRANSITION_DEADLINE);
+    let (code, _, err) = ctl(socket, &["target", "10.99.0.12", "drain"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        new_flows_to(100),
+        (100, 0),
+        "t2 drained: every new flow to t1"
+    );
+    let (code, _, err) = ctl(socket, &["target", "10.99.0.12", "enable"]);
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = ctl(socket, &["reload"]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (t1, t2) = new_flows_to(100);
+    assert!(t1 > 0 && t2 > 0, "after reload: {t1} / {t2}");
+    let mid = show_json(socket, "stats");
+    let moved: Vec<u64> = (per_worker(&mid, "flows_inserted").iter())
+        .zip(per_worker(&after, "flows_inserted"))
+        .map(|(m, a)| m - a)
+        .collect();
+    assert!(
+        moved.iter().all(|&n| n > 0),
+        "both workers took new flows: {moved:?}"
+    );
+
+    // SIGTERM under load on both workers: exit 0 within 2 s.
+    let flood = in_ns(
+        "dsr-client",
+        &[
+            "python3",
+            "-c",
+            "import socket, time\n\
+             socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(16)]\n\
+             end = time.time() + 6\n\
+             n = 0\n\
+             while time.time() < end and n < 2000000:\n\
+             \x20   socks[n % 16].sendto(b'x' * 18, ('10.99.0.100', 5353))\n\
+             \x20   n += 1\n",
+        ],
+    )
+    .spawn()
+    .unwrap();
+    cleanup.children.push(flood);
+    std::thread::sleep(Duration::from_secs(1));
+    let rx_before = per_worker(&show_json(socket, "stats"), "rx_packets");
+    std::thread::sleep(Duration::from_millis(300));
+    let rx_loaded = per_worker(&show_json(socket, "stats"), "rx_packets");
+    assert!(
+        rx_loaded.iter().zip(&rx_before).all(|(l, b)| l - b > 100),
+        "both workers under load: {rx_before:?} -> {rx_loaded:?}"
+    );
+    let sent_at = Instant::now();
+    run(Command::new("kill").args(["-TERM", &dsrlb.id().to_string()]));
+    let status = loop {
+        if let Some(status) = dsrlb.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent_at.elapsed() < Duration::from_secs(10),
+            "dsrlb did not stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let stopped_in = sent_at.elapsed();
+    let log = log_reader.join().unwrap();
+    println!("two workers stopped in {stopped_in:?} under load");
+    assert!(status.success(), "exit {status:?}\n{log}");
+    assert!(
+        stopped_in < Duration::from_secs(2),
+        "stopped in {stopped_in:?}"
+    );
+    assert!(
+        log.contains("EAL cleaned up") && !log.contains("mbufs still in use"),
+        "{log}"
+    );
+    drop(cleanup.children.drain(..));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Drops are visible where they happen: with dsrlb stopped (SIGSTOP) its port's
 /// ring (af_packet or af_xdp) fills and the kernel drops the rest, which show stats
 /// reports once it runs again; every frame that reached data0 is either received or
@@ -1272,6 +1463,7 @@ fn assert_stopped_dsrlb_drops_are_counted(dsrlb: &Child, socket: &Path) {
     assert!(table.contains(&format!("ring_drops {ring}")), "{table}");
 }
 
+/// dsrlb's resident memory, from /proc.
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap()
