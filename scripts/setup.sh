@@ -13,6 +13,7 @@ PACKAGES=(
   systemd                     # systemd-analyze checks scripts/dsrlb.service
   linux-perf                  # the benchmark's PMD share (its smoke run is a test)
   pen nftables                # the benchmark's lab peer and its packet sinks (a test)
+  driverctl                   # bind-nic.sh --persist (its dry run is a test)
 )
 
 need_root() {
