@@ -380,6 +380,12 @@ fn start_port(p: &config::PortConfig, pool: &Mempool) -> Result<(RunningPort, In
 /// What the device offers for spreading flows over its rx queues, and what dsrlb
 /// took: a worker sees every frame of a flow only if the hash covers its ports.
 fn log_rss(port: &str, queues: u16, rss: &RssOffer) {
+    if rss.offered == 0 {
+        log::info!(
+            "port {port}: {queues} rx queue(s); the device has no RSS to configure: its driver spreads frames itself (net_af_packet's qpairs: the kernel's fanout hash) or keeps one queue"
+        );
+        return;
+    }
     let (offered, _) = RssOffer::names(rss.offered);
     log::info!(
         "port {port}: device offers RSS on [{}] ({} hash types in all), a {}-entry redirection table, a {}-byte key, {} rx queues",
@@ -399,7 +405,7 @@ fn log_rss(port: &str, queues: u16, rss: &RssOffer) {
     );
     if !missing.is_empty() {
         log::warn!(
-            "port {port}: the device cannot hash on [{}]: such flows are spread by addresses only, or not at all",
+            "port {port}: the device cannot hash on [{}]: such flows are spread by addresses only, or stay on one queue",
             missing.join(" ")
         );
     }

@@ -395,6 +395,37 @@ fn jumbo_frames_are_forwarded_whole_on_a_9000_byte_mtu() {
 }
 
 #[test]
+fn more_queues_than_the_device_has_are_refused_naming_the_key() {
+    let prefix = "binqueues";
+    let dir = workdir(prefix);
+    dataplane::pcap::write(
+        std::fs::File::create(dir.join("in.pcap")).unwrap(),
+        &client_frames(),
+    )
+    .unwrap();
+    // net_pcap has one rx queue per rx_pcap file: one here.
+    let conf = config(&dir, prefix)
+        .replace(
+            "worker_lcores = [1]",
+            "worker_lcores = [1, 2]\nworker_cpus = [1, 1]",
+        )
+        .replace(
+            "mac = \"02:00:00:00:00:02\"",
+            "mac = \"02:00:00:00:00:02\"\nqueues = 2",
+        );
+    std::fs::write(dir.join("dsrlb.toml"), conf).unwrap();
+    let out = dsrlb_on("run", &dir.join("dsrlb.toml"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("supports 1 rx / 1 tx queues, 2 rx / 2 tx asked")
+            && err.contains("ports[].queues"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
 fn show_target_and_reload_through_the_control_socket() {
     let prefix = "binops";
     let dir = workdir(prefix);

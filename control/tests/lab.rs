@@ -1292,6 +1292,7 @@ fn two_workers_on_two_queues_share_the_flows_and_operate_as_one() {
         &[
             ("worker on lcore 1: port data queue 0", 1),
             ("worker on lcore 2: port data queue 1", 1),
+            ("2 rx queue(s); the device has no RSS to configure", 1),
             ("learned by ARP", 2),
             ("has a usable target again", 2),
         ],
