@@ -11,16 +11,28 @@
 #   target-setup.sh VIP [VIP...]            apply now
 #   target-setup.sh VIP [VIP...] --persist  apply now and at every boot
 #   target-setup.sh VIP [VIP...] --undo     remove the VIPs (and the persisted files)
+#   target-setup.sh VIP [VIP...] --check [--port PORT[/udp]]
+#       checks, changing nothing, what dsrlb's doctor sees from the other side: the
+#       VIP on lo, arp_ignore and arp_announce, rp_filter, and a listener on the VIP
+#       (on PORT if given); prints ok/FAIL a line, exits 1 if anything fails.
 set -euo pipefail
 
-usage() { echo "usage: $0 VIP [VIP...] [--persist | --undo]" >&2; exit 2; }
+usage() { echo "usage: $0 VIP [VIP...] [--persist | --undo | --check [--port PORT[/udp]]]" >&2; exit 2; }
 
 vips=()
 mode=apply
+port=""
+want_port=0
 for arg in "$@"; do
+  if [ "$want_port" = 1 ]; then
+    [[ "$arg" =~ ^[0-9]{1,5}(/(tcp|udp))?$ ]] || { echo "target-setup.sh: --port wants PORT or PORT/udp, not '$arg'" >&2; exit 2; }
+    port=$arg; want_port=0; continue
+  fi
   case "$arg" in
     --persist) mode=persist ;;
     --undo) mode=undo ;;
+    --check) mode=check ;;
+    --port) want_port=1 ;;
     -h|--help) usage ;;
     *)
       if [[ ! "$arg" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]]; then
@@ -32,8 +44,9 @@ for arg in "$@"; do
       vips+=("$arg") ;;
   esac
 done
-[ "${#vips[@]}" -gt 0 ] || usage
-[ "$(id -u)" = 0 ] || { echo "target-setup.sh: run as root" >&2; exit 1; }
+[ "${#vips[@]}" -gt 0 ] && [ "$want_port" = 0 ] || usage
+[ -z "$port" ] || [ "$mode" = check ] || usage
+[ "$mode" = check ] || [ "$(id -u)" = 0 ] || { echo "target-setup.sh: run as root" >&2; exit 1; }
 
 # DSRLB_TARGET_ROOT prefixes the files --persist writes (tests write into a temp dir).
 ROOT=${DSRLB_TARGET_ROOT:-}
@@ -103,7 +116,59 @@ undo() {
   rm -f "$SYSCTL_FILE"
 }
 
+# The value the kernel uses for an interface: the larger of conf/all and conf/IF.
+effective() { # KEY IFACE
+  local a i
+  a=$(sysctl -n "net.ipv4.conf.all.$1")
+  i=$(sysctl -n "net.ipv4.conf.$2.$1" 2>/dev/null || echo 0)
+  echo $(( a > i ? a : i ))
+}
+
+failed=0
+verdict() { # ok|FAIL TEXT
+  echo "$1: $2"
+  [ "$1" = ok ] || failed=1
+}
+
+check() {
+  local ifaces vip iface v proto=tcp p=${port%/*}
+  [[ $port == */udp ]] && proto=udp
+  ifaces=$(ip -o -4 addr show | awk '$2 != "lo" {print $2}' | sort -u)
+  for vip in "${vips[@]}"; do
+    if ip -4 addr show dev lo | grep -q " $vip/32 "; then verdict ok "$vip on lo"
+    else verdict FAIL "$vip is not on lo: the target drops every frame dsrlb forwards to it (ip addr add $vip/32 dev lo, or $0 $vip)"; fi
+  done
+  for iface in $ifaces; do
+    v=$(effective arp_ignore "$iface")
+    if [ "$v" = 1 ] || [ "$v" = 2 ]; then verdict ok "arp_ignore $v on $iface"
+    else verdict FAIL "arp_ignore $v on $iface: the target answers ARP for the VIP there and clients may bypass dsrlb (sysctl -w net.ipv4.conf.all.arp_ignore=1)"; fi
+    v=$(effective arp_announce "$iface")
+    if [ "$v" = 2 ]; then verdict ok "arp_announce 2 on $iface"
+    else verdict FAIL "arp_announce $v on $iface: its ARP requests may announce the VIP (sysctl -w net.ipv4.conf.all.arp_announce=2)"; fi
+    v=$(effective rp_filter "$iface")
+    if [ "$v" = 1 ]; then verdict FAIL "rp_filter 1 (strict) on $iface: frames to the VIP whose source is routed out of another interface are dropped (sysctl -w net.ipv4.conf.all.rp_filter=2 net.ipv4.conf.$iface.rp_filter=2)"
+    else verdict ok "rp_filter $v on $iface"; fi
+  done
+  for vip in "${vips[@]}"; do check_listener "$vip" "$proto" "$p"; done
+}
+
+check_listener() { # VIP tcp|udp PORT(or empty)
+  local vip=$1 proto=$2 p=$3 flags=-Hltn local_col sockets
+  [ "$proto" = udp ] && flags=-Hlun
+  sockets=$(ss "$flags" | awk '{print $4}')
+  local match="^($vip|0\.0\.0\.0|\*|\[::\]|\[::ffff:$vip\]):${p:-[0-9]+}$"
+  if grep -Eq "$match" <<<"$sockets"; then
+    verdict ok "a $proto listener on $vip:${p:-*} (or on every address)"
+  elif [ -n "$p" ] && grep -Eq ":$p$" <<<"$sockets"; then
+    local_col=$(grep -E ":$p$" <<<"$sockets" | paste -sd, -)
+    verdict FAIL "$proto port $p listens on $local_col only, not on $vip: bind the service to $vip or 0.0.0.0"
+  else
+    verdict FAIL "no $proto listener on $vip${p:+:$p}"
+  fi
+}
+
 case "$mode" in
+  check) check; exit "$failed" ;;
   apply) apply ;;
   persist) apply; persist ;;
   undo) undo ;;

@@ -545,3 +545,43 @@ fn the_pool_covers_rings_caches_and_queues_and_frames_fit_an_mbuf() {
     );
     Config::from_toml(&jumbo, "t").expect("9000 + 18 + 128 fits");
 }
+
+#[test]
+fn dsr_check_has_defaults_and_its_errors_name_the_key() {
+    let with = MINIMAL.replace("protocol = \"tcp\"", "protocol = \"tcp\"\ndsr_check = {}");
+    let c = Config::from_toml(&with, "t").unwrap();
+    assert_eq!(c.services[0].dsr_check, Some(DsrCheck::default()));
+    assert_each_edit_fails_at_its_key(
+        &with,
+        &[
+            (
+                "a payload that does not fit a minimum frame",
+                "dsr_check = {}",
+                "dsr_check = { payload = \"0123456789abcdefghij\" }",
+                "services[0].dsr_check.payload",
+                "20 bytes, at most 18",
+            ),
+            (
+                "a timeout as long as the interval",
+                "dsr_check = {}",
+                "dsr_check = { interval_ms = 500, timeout_ms = 500 }",
+                "services[0].dsr_check.timeout_ms",
+                "below interval_ms (500)",
+            ),
+            (
+                "an every-port service without a port to probe",
+                "port = 80",
+                "port = 0",
+                "services[0].dsr_check.port",
+                "needed: the service listens on every port",
+            ),
+            (
+                "fall 0",
+                "dsr_check = {}",
+                "dsr_check = { fall = 0 }",
+                "services[0].dsr_check.fall",
+                "outside 1..=100",
+            ),
+        ],
+    );
+}

@@ -431,8 +431,60 @@ pub struct Service {
     /// How targets are probed; none = every target counts as healthy.
     #[serde(default)]
     pub health: Option<Probe>,
+    /// The DSR doctor's in-path probe (to the VIP through the target's MAC, as a
+    /// client's frame goes) as a health check too: a target that fails it leaves
+    /// the table. Without it the doctor still probes and shows what it finds.
+    #[serde(default)]
+    pub dsr_check: Option<DsrCheck>,
     #[serde(default)]
     pub targets: Vec<Target>,
+}
+
+/// The in-path probe as a health check. Every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DsrCheck {
+    /// The port probed; default: the service's (needed for an every-port service).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// What a UDP probe carries, at most DSR_PAYLOAD_MAX bytes: something the
+    /// service answers.
+    #[serde(default = "default_dsr_payload")]
+    pub payload: String,
+    #[serde(default = "default_dsr_interval_ms")]
+    pub interval_ms: u32,
+    #[serde(default = "default_dsr_timeout_ms")]
+    pub timeout_ms: u32,
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    #[serde(default = "default_rise")]
+    pub fall: u32,
+}
+
+/// The most a UDP in-path probe carries: it is sent in a minimum-size frame.
+pub const DSR_PAYLOAD_MAX: usize = 18;
+
+impl Default for DsrCheck {
+    fn default() -> Self {
+        DsrCheck {
+            port: None,
+            payload: default_dsr_payload(),
+            interval_ms: default_dsr_interval_ms(),
+            timeout_ms: default_dsr_timeout_ms(),
+            rise: default_rise(),
+            fall: default_rise(),
+        }
+    }
+}
+
+fn default_dsr_payload() -> String {
+    "dsrlb-doctor".to_owned()
+}
+fn default_dsr_interval_ms() -> u32 {
+    1000
+}
+fn default_dsr_timeout_ms() -> u32 {
+    500
 }
 
 impl Service {

@@ -334,6 +334,46 @@ impl Arp {
     }
 }
 
+impl DsrCheck {
+    fn problems(&self, key: &str, service_port: u16, p: &mut Problems) {
+        if self.port.is_none() && service_port == 0 {
+            p.at(
+                format!("{key}.port"),
+                "needed: the service listens on every port",
+            );
+        }
+        if self.port == Some(0) {
+            p.at(format!("{key}.port"), "0 is not a port to probe");
+        }
+        if self.payload.len() > DSR_PAYLOAD_MAX {
+            p.at(
+                format!("{key}.payload"),
+                format!("{} bytes, at most {DSR_PAYLOAD_MAX}", self.payload.len()),
+            );
+        }
+        if !(100..=60_000).contains(&self.interval_ms) {
+            p.at(
+                format!("{key}.interval_ms"),
+                format!("{} is outside 100..=60000", self.interval_ms),
+            );
+        }
+        if self.timeout_ms == 0 || self.timeout_ms >= self.interval_ms {
+            p.at(
+                format!("{key}.timeout_ms"),
+                format!(
+                    "{} must be above 0 and below interval_ms ({})",
+                    self.timeout_ms, self.interval_ms
+                ),
+            );
+        }
+        for (field, n) in [("rise", self.rise), ("fall", self.fall)] {
+            if !(1..=100).contains(&n) {
+                p.at(format!("{key}.{field}"), format!("{n} is outside 1..=100"));
+            }
+        }
+    }
+}
+
 impl Service {
     fn problems(&self, i: usize, appliance: Ipv4Addr, p: &mut Problems) {
         let key = |field: &str| format!("services[{i}].{field}");
@@ -354,6 +394,9 @@ impl Service {
                     "needed: the service listens on every port",
                 );
             }
+        }
+        if let Some(check) = &self.dsr_check {
+            check.problems(&key("dsr_check"), self.port, p);
         }
         let mut addresses = HashMap::new();
         for (t, target) in self.targets.iter().enumerate() {

@@ -2,6 +2,7 @@
 //! reload` ask the running appliance, and what it answers. One JSON object per line
 //! each way. The same views feed the tables, `--json` and the Prometheus metrics.
 
+use crate::doctor::PathFinding;
 use dataplane::counters::{CounterSpec, COUNTERS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,6 +22,8 @@ pub enum Request {
     Reload,
     /// Prometheus text (the metrics listener asks this way too).
     Metrics,
+    /// What the DSR doctor found for every target.
+    Doctor,
 }
 
 /// What an operator can do to a target, in every service that lists it.
@@ -44,7 +47,104 @@ pub enum Reply {
     /// Done; what was done.
     Done(String),
     Metrics(String),
+    Doctor(DoctorView),
     Error(String),
+}
+
+/// `dsrlb doctor`: per service and target, what the in-path probe, ARP and the
+/// management probe say.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorView {
+    pub targets: Vec<DoctorTarget>,
+    /// Hosts other than dsrlb that answered ARP for a VIP lately.
+    pub arp_flux: Vec<FluxView>,
+    pub probes_sent: u64,
+    pub answers: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DoctorTarget {
+    pub service: String,
+    pub target: Ipv4Addr,
+    /// The MAC dsrlb forwards to ("-" unresolved).
+    pub mac: String,
+    pub vip: Ipv4Addr,
+    pub port: u16,
+    pub path: PathFinding,
+    pub path_for_secs: u64,
+    /// From the in-path probe: None until it has an answer or a timeout.
+    pub vip_on_loopback: Option<bool>,
+    pub listening_on_vip: Option<bool>,
+    pub answers_arp_for_vip: bool,
+    /// The management probe's verdict (up, down, unknown, not probed).
+    pub management_probe: String,
+    /// With `dsr_check`: whether the target passes it.
+    pub dsr_check: Option<bool>,
+    /// What to do, in words; empty when all is well.
+    pub advice: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FluxView {
+    pub vip: Ipv4Addr,
+    pub mac: String,
+    /// The target at that MAC, if it is one.
+    pub target: Option<Ipv4Addr>,
+    pub answers: u64,
+}
+
+/// `dsrlb doctor` as a table and advice lines.
+pub fn doctor_table(view: &DoctorView) -> String {
+    let yes_no = |b: Option<bool>| match b {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "?",
+    };
+    let mut out = format!(
+        "{:<15} {:<34} {:<18} {:<10} {:<8} {:<12} {:<8} {}\n",
+        "TARGET", "SERVICE", "MAC", "VIP ON LO", "LISTENS", "ARP FOR VIP", "MGMT", "DSR_CHECK"
+    );
+    for t in &view.targets {
+        out += &format!(
+            "{:<15} {:<34} {:<18} {:<10} {:<8} {:<12} {:<8} {}\n",
+            t.target.to_string(),
+            t.service,
+            t.mac,
+            yes_no(t.vip_on_loopback),
+            yes_no(t.listening_on_vip),
+            if t.answers_arp_for_vip {
+                "ANSWERS"
+            } else {
+                "no"
+            },
+            t.management_probe,
+            t.dsr_check
+                .map_or("-", |up| if up { "pass" } else { "FAIL" })
+        );
+    }
+    let advice: Vec<String> = (view.targets.iter())
+        .flat_map(|t| {
+            t.advice
+                .iter()
+                .map(move |a| format!("  {} in {}: {a}", t.target, t.service))
+        })
+        .collect();
+    if advice.is_empty() {
+        out += "every target is set up for DSR\n";
+    } else {
+        out += &advice.join("\n");
+        out += "\n";
+    }
+    for f in &view.arp_flux {
+        let host = f
+            .target
+            .map_or_else(|| f.mac.clone(), |t| format!("{t} ({})", f.mac));
+        out += &format!(
+            "  ARP flux: {host} answered ARP for {} ({} times)\n",
+            f.vip, f.answers
+        );
+    }
+    out
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +173,7 @@ pub struct TargetView {
     /// "static", "arp" or "unresolved".
     pub mac_source: String,
     /// What the dataplane does with it: "up", "down", "unknown" (not probed yet; takes
-    /// traffic), "drain", "disabled", "no-mac".
+    /// traffic), "drain", "disabled", "no-mac", "dsr-down" (failed its dsr_check).
     pub state: String,
     /// The health checks' verdict alone: "up", "down", "unknown", "unprobed".
     pub health: String,

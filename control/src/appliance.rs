@@ -6,6 +6,7 @@
 
 use crate::accounting::{Accounting, Totals};
 use crate::api::{AdminAction, Reply};
+use crate::doctor::Doctor;
 use crate::episodes::Episodes;
 use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
 use crate::neighbors::{ArpTiming, Heard, Ignored, Neighbors};
@@ -65,6 +66,8 @@ pub struct Appliance {
     pub(crate) punted: u64,
     /// What ARP from the data segment was refused, contested or claimed.
     pub(crate) arp: ArpBook,
+    /// The in-path probes and who answers ARP for the VIPs.
+    pub(crate) doctor: Doctor,
     next_announcement: Instant,
     /// Something changed that the published tables do not show yet.
     stale: bool,
@@ -90,6 +93,7 @@ impl Appliance {
         // Before any worker counts: every target starts at zero.
         let mut accounting = Accounting::default();
         accounting.observe(&snapshot, &Totals(&[]));
+        let doctor = Doctor::new(&config, now);
         let appliance = Appliance {
             serving: serving(&snapshot),
             config,
@@ -104,6 +108,7 @@ impl Appliance {
             reloads_refused: 0,
             punted: 0,
             arp: ArpBook::default(),
+            doctor,
             next_announcement: now,
             stale: false,
         };
@@ -129,8 +134,11 @@ impl Appliance {
             self.stale = true;
         }
         let now = Instant::now();
-        let mut heard = Vec::new();
-        self.punted += dp.take_punts(&mut |frame| heard.extend(arp_sender(frame)));
+        let (mut heard, mut answers) = (Vec::new(), Vec::new());
+        self.punted += dp.take_punts(&mut |frame| match arp_sender(frame) {
+            Some(arp) => heard.push(arp),
+            None => answers.push(frame.to_vec()),
+        });
         let ours = if heard.is_empty() {
             Vec::new()
         } else {
@@ -144,6 +152,12 @@ impl Appliance {
         for target in due {
             self.resolve(dp, target);
         }
+        let send = &mut |build: &dyn Fn(MacAddr) -> Frame| Self::send_arp(dp, "a DSR probe", build);
+        for frame in &answers {
+            self.stale |= self.doctor.answer(frame, now, send);
+        }
+        let neighbors = &self.neighbors;
+        self.stale |= self.doctor.tick(now, &|addr| neighbors.mac(addr), send);
         if now >= self.next_announcement {
             self.announce(dp);
             let interval = u64::from(self.config.arp.garp_interval_secs);
@@ -194,14 +208,8 @@ impl Appliance {
         now: Instant,
     ) -> bool {
         if self.own_addresses().contains(&addr) {
-            let book = &mut self.arp;
             if !ours.contains(&mac) {
-                book.address_claims += 1;
-                if book.logged.starts((addr, "claim"), now) {
-                    log::warn!(
-                        "another host ({mac}) claims {addr}, an address of dsrlb's, by ARP: a duplicate address or a second balancer on the segment; further claims are counted (dsrlb_arp_address_claims_total)"
-                    );
-                }
+                self.address_claimed(addr, mac, now);
             }
             return false;
         }
@@ -245,6 +253,33 @@ impl Appliance {
         }
     }
 
+    /// Another host said by ARP that `addr`, an address of dsrlb's, is at `mac`:
+    /// counted, logged once an episode, and for a VIP kept by the doctor (ARP flux).
+    fn address_claimed(&mut self, addr: Ipv4Addr, mac: MacAddr, now: Instant) {
+        let book = &mut self.arp;
+        book.address_claims += 1;
+        let is_vip = addr != self.config.appliance.address;
+        if is_vip {
+            self.doctor.flux_seen(addr, mac, now);
+        }
+        if !book.logged.starts((addr, "claim"), now) {
+            return;
+        }
+        let host = self
+            .neighbors
+            .holder_of(mac)
+            .map_or_else(|| mac.to_string(), |t| format!("target {t} ({mac})"));
+        if is_vip {
+            log::warn!(
+                "ARP flux: {host} answers ARP for the VIP {addr}, so clients may reach it without dsrlb; on that host: sysctl net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 (scripts/target-setup.sh {addr}); further answers are counted (dsrlb_arp_address_claims_total)"
+            );
+        } else {
+            log::warn!(
+                "another host ({host}) claims {addr}, an address of dsrlb's, by ARP: a duplicate address or a second balancer on the segment; further claims are counted (dsrlb_arp_address_claims_total)"
+            );
+        }
+    }
+
     /// Sends an ARP frame `build` makes from each port's MAC on every port.
     fn send_arp(dp: &dyn Dataplane, what: &str, build: &dyn Fn(MacAddr) -> Frame) {
         for (port, sent) in dp.send_on_every_port(build) {
@@ -264,10 +299,19 @@ impl Appliance {
         addrs
     }
 
+    /// Gratuitous ARP for every address of dsrlb's, then "who has VIP?" from the
+    /// real address for each VIP: any answer comes from a host that answers ARP for
+    /// it (ARP flux), which the doctor names.
     pub fn announce(&self, dp: &dyn Dataplane) {
         for addr in self.own_addresses() {
             Self::send_arp(dp, "a gratuitous ARP", &|mac| {
                 ArpRepr::gratuitous(mac, addr).frame(MacAddr::BROADCAST)
+            });
+        }
+        let real = self.config.appliance.address;
+        for vip in self.own_addresses().into_iter().filter(|a| *a != real) {
+            Self::send_arp(dp, "an ARP question for a VIP", &|mac| {
+                ArpRepr::request((mac, real), vip).frame(MacAddr::BROADCAST)
             });
         }
     }
@@ -290,7 +334,9 @@ impl Appliance {
         let spec = snapshot_spec(
             &self.config,
             &self.neighbors,
-            |service, addr| self.health_of(service, addr).is_usable(),
+            |service, addr| {
+                self.health_of(service, addr).is_usable() && self.doctor.passes(service, addr)
+            },
             &self.admin,
         );
         match self.build_aside(dp, &spec, &current) {
@@ -355,10 +401,15 @@ impl Appliance {
                 .iter()
                 .any(|s| s.targets.iter().any(|t| t.address == *addr))
         });
+        let mut doctor = Doctor::new(&next, Instant::now());
+        doctor.carry_over(&self.doctor);
         let spec = snapshot_spec(
             &next,
             &self.neighbors_for(&next),
-            |service, addr| health_in(&prober, &probed, service, addr).is_usable(),
+            |service, addr| {
+                health_in(&prober, &probed, service, addr).is_usable()
+                    && doctor.passes(service, addr)
+            },
             &admin,
         );
         let current = dp.snapshot();
@@ -370,6 +421,7 @@ impl Appliance {
         // built: take what they found. If it changes the tables, they are stale and
         // the next tick rebuilds them.
         prober.carry_over(&self.prober);
+        doctor.carry_over(&self.doctor);
         let neighbors = self.neighbors_for(&next);
         let summary = describe_changes(&self.config, &next);
         self.config = next;
@@ -377,6 +429,7 @@ impl Appliance {
         self.probed = probed;
         self.neighbors = neighbors;
         self.admin = admin;
+        self.doctor = doctor;
         // Indices follow the new config: report every service without a target anew.
         self.serving = vec![true; self.config.services.len()];
         self.publish(dp, snapshot);

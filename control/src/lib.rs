@@ -7,6 +7,7 @@ pub mod accounting;
 pub mod api;
 pub mod appliance;
 pub mod ctl;
+pub mod doctor;
 pub mod eal_args;
 pub mod episodes;
 pub mod health;

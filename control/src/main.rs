@@ -64,6 +64,16 @@ enum Command {
         #[command(flatten)]
         connect: Connect,
     },
+    /// What the DSR doctor found for each target, through the data path itself: the
+    /// VIP on its loopback, the service listening on the VIP, ARP answered for the
+    /// VIP (ARP flux), its MAC and management probe; and what to do about it.
+    Doctor {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
     /// Validate a configuration file and print it resolved (defaults filled in).
     /// Exits 1 and lists every error, each with its key, if the file is invalid.
     Check {
@@ -136,10 +146,12 @@ fn client(connect: &Connect, request: Request, json: bool) -> ExitCode {
         (Reply::Servers(s), false) => api::servers_table(s),
         (Reply::Targets(t), false) => api::targets_table(t),
         (Reply::Stats(s), false) => api::stats_table(s),
+        (Reply::Doctor(d), false) => api::doctor_table(d),
         (Reply::Done(text), false) | (Reply::Metrics(text), false) => format!("{text}\n"),
         (Reply::Servers(s), true) => to_json(s),
         (Reply::Targets(t), true) => to_json(t),
         (Reply::Stats(s), true) => to_json(s),
+        (Reply::Doctor(d), true) => to_json(d),
         (other, true) => to_json(other),
     };
     print!("{printed}");
@@ -183,6 +195,7 @@ fn main() -> ExitCode {
             connect,
         } => client(&connect, Request::Target { address, action }, false),
         Command::Reload { connect } => client(&connect, Request::Reload, false),
+        Command::Doctor { json, connect } => client(&connect, Request::Doctor, json),
         Command::Check { config } => match load_checked(&config) {
             Ok(c) => {
                 print!("{}", c.to_toml());

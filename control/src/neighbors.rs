@@ -160,6 +160,14 @@ impl Neighbors {
             .and_then(|n| n.mac.map(|_| n.source))
     }
 
+    /// The target whose MAC is `mac`, if one is known at it.
+    pub fn holder_of(&self, mac: MacAddr) -> Option<Ipv4Addr> {
+        self.entries
+            .iter()
+            .find(|(_, e)| e.mac == Some(mac))
+            .map(|(addr, _)| *addr)
+    }
+
     pub fn mac(&self, addr: Ipv4Addr) -> Option<MacAddr> {
         self.entries.get(&addr).and_then(|n| n.mac)
     }

@@ -142,6 +142,7 @@ pub fn answer(appliance: &mut Appliance, runtime: &mut dyn Dataplane, request: R
         }
         Request::Target { address, action } => appliance.set_admin(runtime, address, action),
         Request::Reload => appliance.reload_logged(runtime),
+        Request::Doctor => Reply::Doctor(views::doctor(appliance)),
     }
 }
 

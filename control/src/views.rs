@@ -3,9 +3,11 @@
 
 use crate::accounting::Totals;
 use crate::api::{
-    AdminAction, ArpView, PortView, ProbeView, ServerView, StatsView, TargetView, WorkerView,
+    AdminAction, ArpView, DoctorTarget, DoctorView, FluxView, PortView, ProbeView, ServerView,
+    StatsView, TargetView, WorkerView,
 };
 use crate::appliance::Appliance;
+use crate::doctor::PathFinding;
 use crate::health::Health;
 use crate::neighbors::MacSource;
 use crate::runtime::Dataplane;
@@ -74,6 +76,7 @@ fn target_view(
         (Some(AdminAction::Disable), _, _) => "disabled",
         (_, None, _) => "no-mac",
         (_, _, Health::Down) => "down",
+        _ if !app.doctor.passes(si, addr) => "dsr-down",
         (Some(AdminAction::Drain), _, _) => "drain",
         (_, _, Health::Unknown) if probed => "unknown",
         _ => "up",
@@ -235,5 +238,83 @@ pub(crate) fn stats(app: &Appliance, dp: &dyn Dataplane) -> StatsView {
             conflicts: app.arp.conflicts,
             address_claims: app.arp.address_claims,
         },
+    }
+}
+
+/// `dsrlb doctor`: each target's in-path finding, whether it answers ARP for its
+/// VIP, its MAC and management probe, and what to do about what is wrong.
+pub(crate) fn doctor(app: &Appliance) -> DoctorView {
+    let now = std::time::Instant::now();
+    let doctor = &app.doctor;
+    let real = app.config.appliance.address;
+    let targets = doctor
+        .paths(now)
+        .into_iter()
+        .map(|p| {
+            let service = app.config.services.iter().position(|s| s.label() == p.service);
+            let probed = service
+                .and_then(|si| app.config.services.get(si).map(|s| (si, s.health.is_some())));
+            let management_probe = match probed {
+                Some((si, true)) => app.health_of(si, p.target).to_string(),
+                _ => "none".to_owned(),
+            };
+            let mac = app.neighbors.mac(p.target);
+            let answers_arp_for_vip = mac
+                .is_some_and(|m| doctor.flux_for(p.vip, now).iter().any(|(f, _)| *f == m));
+            let (vip_on_loopback, listening_on_vip) = match p.finding {
+                PathFinding::Answers => (Some(true), Some(true)),
+                PathFinding::Refused => (Some(true), Some(false)),
+                PathFinding::Silent => (Some(false), None),
+                PathFinding::Unknown => (None, None),
+            };
+            let mut advice = Vec::new();
+            if !matches!(p.finding, PathFinding::Answers) {
+                advice.push(p.finding.explain(p.vip, p.port, real));
+            }
+            if answers_arp_for_vip {
+                advice.push(format!(
+                    "answers ARP for {}: set net.ipv4.conf.all.arp_ignore=1 and arp_announce=2 on it (scripts/target-setup.sh {})",
+                    p.vip, p.vip
+                ));
+            }
+            DoctorTarget {
+                service: p.service,
+                target: p.target,
+                mac: mac.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+                vip: p.vip,
+                port: p.port,
+                path: p.finding,
+                path_for_secs: p.for_secs,
+                vip_on_loopback,
+                listening_on_vip,
+                answers_arp_for_vip,
+                management_probe,
+                dsr_check: p.check_passes,
+                advice,
+            }
+        })
+        .collect();
+    let mut vips: Vec<_> = app.config.services.iter().map(|s| s.vip).collect();
+    vips.sort();
+    vips.dedup();
+    let arp_flux = vips
+        .into_iter()
+        .flat_map(|vip| {
+            doctor
+                .flux_for(vip, now)
+                .into_iter()
+                .map(move |(mac, answers)| FluxView {
+                    vip,
+                    mac: mac.to_string(),
+                    target: app.neighbors.holder_of(mac),
+                    answers,
+                })
+        })
+        .collect();
+    DoctorView {
+        targets,
+        arp_flux,
+        probes_sent: doctor.probes_sent,
+        answers: doctor.answers,
     }
 }

@@ -48,16 +48,6 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, payload: &[u8]) -> 
     bytes
 }
 
-fn pseudo_header_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, l4: &[u8]) -> u16 {
-    let mut buf = Vec::with_capacity(12 + l4.len());
-    buf.extend_from_slice(&src.octets());
-    buf.extend_from_slice(&dst.octets());
-    buf.extend_from_slice(&[0, u8::from(proto)]);
-    buf.extend_from_slice(&(l4.len() as u16).to_be_bytes());
-    buf.extend_from_slice(l4);
-    checksum::checksum(&buf)
-}
-
 /// TCP segment with a valid checksum.
 pub fn tcp(
     src: Ipv4Addr,
@@ -79,7 +69,7 @@ pub fn tcp(
         seg.set_window(64240);
     }
     bytes[tcp::MIN_HEADER_LEN..].copy_from_slice(payload);
-    let sum = pseudo_header_checksum(src, dst, IpProtocol::Tcp, &bytes);
+    let sum = checksum::transport(src, dst, IpProtocol::Tcp.into(), &bytes);
     TcpPacket::new_unchecked(&mut bytes[..]).set_checksum(sum);
     bytes
 }
@@ -95,7 +85,7 @@ pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, src_port: u16, dst_port: u16, payload: 
         dgram.set_len(len as u16);
     }
     bytes[udp::HEADER_LEN..].copy_from_slice(payload);
-    let sum = pseudo_header_checksum(src, dst, IpProtocol::Udp, &bytes);
+    let sum = checksum::transport(src, dst, IpProtocol::Udp.into(), &bytes);
     UdpPacket::new_unchecked(&mut bytes[..]).set_checksum(if sum == 0 { 0xffff } else { sum });
     bytes
 }

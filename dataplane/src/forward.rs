@@ -26,7 +26,15 @@ pub enum PuntKind {
     /// A gratuitous ARP from another MAC for one of dsrlb's addresses: the control
     /// thread warns that another host claims it.
     AddressClaim,
+    /// TCP or UDP to the real address on a `PROBE_PORTS` port, or an ICMP destination
+    /// unreachable to it: a target answering the DSR doctor's in-path probe.
+    ProbeAnswer,
 }
+
+/// Source ports of the DSR doctor's in-path probes, sent from the real address
+/// (control's doctor): answers to the real address on these ports are punted; nothing
+/// else uses them, and nothing to the real address is forwarded.
+pub const PROBE_PORTS: std::ops::RangeInclusive<u16> = 61000..=61999;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
@@ -530,9 +538,13 @@ fn decide_ipv4(
             let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
             (udp.src_port(), udp.dst_port(), FlowState::Udp)
         }
+        IpProtocol::Tcp | IpProtocol::Udp => return probe_answer(proto, ip.payload()),
         IpProtocol::Icmp => {
             let icmp =
                 IcmpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
+            if !to_vip && icmp.msg_type() == IcmpMessage::DestinationUnreachable {
+                return Ok(Verdict::Punt(PuntKind::ProbeAnswer));
+            }
             if icmp.msg_type() != IcmpMessage::EchoRequest {
                 return Err(if to_vip {
                     DropReason::IcmpNotEcho
@@ -570,6 +582,21 @@ fn decide_ipv4(
             },
         },
     )
+}
+
+/// TCP or UDP to the real address: an answer to the doctor's probe if it is to one
+/// of its ports, else dropped.
+fn probe_answer(proto: IpProtocol, l4: &[u8]) -> Result<Verdict, DropReason> {
+    let dst_port = match proto {
+        IpProtocol::Tcp => TcpPacket::new_checked(l4).map(|t| t.dst_port()),
+        _ => UdpPacket::new_checked(l4).map(|u| u.dst_port()),
+    }
+    .map_err(|_| DropReason::BadL4Header)?;
+    if PROBE_PORTS.contains(&dst_port) {
+        Ok(Verdict::Punt(PuntKind::ProbeAnswer))
+    } else {
+        Err(DropReason::ToRealAddress)
+    }
 }
 
 /// Where `forward` sent a frame.

@@ -217,6 +217,45 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
             output: Output::Unchanged,
         },
         Case {
+            what: "a target's SYN-ACK to the doctor's probe port on the real address",
+            input: tcp_frame(
+                PORT_MAC,
+                OTHER_MAC,
+                (VIP, 80),
+                (REAL, 61000),
+                FLAG_SYN | FLAG_ACK,
+            ),
+            verdict: Verdict::Punt(PuntKind::ProbeAnswer),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "UDP to the real address on the last probe port",
+            input: udp_frame(PORT_MAC, OTHER_MAC, (VIP, 5353), (REAL, 61999), b"t1"),
+            verdict: Verdict::Punt(PuntKind::ProbeAnswer),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "UDP to the real address just past the probe ports",
+            input: udp_frame(PORT_MAC, OTHER_MAC, (VIP, 5353), (REAL, 62000), b"t1"),
+            verdict: Verdict::Drop(DropReason::ToRealAddress),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ICMP destination unreachable to the real address",
+            input: ethernet(
+                PORT_MAC,
+                OTHER_MAC,
+                EtherType::Ipv4,
+                &ipv4(VIP, REAL, IpProtocol::Icmp, &{
+                    let mut m = icmp_echo(IcmpMessage::EchoRequest, 0, 0, &[0; 28]);
+                    m[0] = 3;
+                    m
+                }),
+            ),
+            verdict: Verdict::Punt(PuntKind::ProbeAnswer),
+            output: Output::Unchanged,
+        },
+        Case {
             what: "frame shorter than an Ethernet header",
             input: syn[..10].to_vec(),
             verdict: Verdict::Drop(DropReason::Truncated),

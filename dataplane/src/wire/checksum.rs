@@ -24,6 +24,17 @@ pub fn update(checksum: u16, old: u16, new: u16) -> u16 {
     !fold(acc)
 }
 
+/// The checksum of a TCP or UDP segment `l4` (its checksum field zero) from `src` to
+/// `dst`: over the IPv4 pseudo-header and the segment.
+pub fn transport(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, protocol: u8, l4: &[u8]) -> u16 {
+    let mut pseudo = [0u8; 12];
+    pseudo[..4].copy_from_slice(&src.octets());
+    pseudo[4..8].copy_from_slice(&dst.octets());
+    pseudo[9] = protocol;
+    pseudo[10..].copy_from_slice(&(l4.len() as u16).to_be_bytes());
+    !fold(u32::from(sum(&pseudo)) + u32::from(sum(l4)))
+}
+
 fn fold(mut acc: u32) -> u16 {
     while acc > 0xffff {
         acc = (acc & 0xffff) + (acc >> 16);

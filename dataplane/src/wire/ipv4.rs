@@ -191,6 +191,38 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// An IPv4 header dsrlb builds: no options, DF set, checksum filled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    pub src_addr: std::net::Ipv4Addr,
+    pub dst_addr: std::net::Ipv4Addr,
+    pub protocol: IpProtocol,
+    /// Bytes after the header.
+    pub payload_len: usize,
+    pub ttl: u8,
+}
+
+impl Ipv4Repr {
+    /// Header and payload.
+    pub fn buffer_len(&self) -> usize {
+        MIN_HEADER_LEN + self.payload_len
+    }
+
+    /// Writes the header; the packet's buffer is at least `buffer_len` bytes.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, packet: &mut Ipv4Packet<T>) {
+        packet.set_version_and_header_len(MIN_HEADER_LEN as u8);
+        packet.set_dscp_ecn(0);
+        packet.set_total_len(self.buffer_len() as u16);
+        packet.set_ident(0);
+        packet.set_flags_and_offset(true, false, 0);
+        packet.set_ttl(self.ttl);
+        packet.set_protocol(self.protocol);
+        packet.set_src_addr(self.src_addr);
+        packet.set_dst_addr(self.dst_addr);
+        packet.fill_checksum();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

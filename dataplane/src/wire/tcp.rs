@@ -139,6 +139,36 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpPacket<T> {
     }
 }
 
+/// A TCP header without options that dsrlb builds (the DSR doctor's probes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpRepr {
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub seq_number: u32,
+    pub ack_number: u32,
+    pub flags: u8,
+    pub window: u16,
+}
+
+impl TcpRepr {
+    /// Writes the header over the start of `segment` and fills the checksum over the
+    /// whole of it (header and whatever payload follows), from `src` to `dst`.
+    pub fn emit(&self, segment: &mut [u8], src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr) {
+        let mut tcp = TcpPacket::new_unchecked(&mut *segment);
+        tcp.set_src_port(self.src_port);
+        tcp.set_dst_port(self.dst_port);
+        tcp.set_seq_number(self.seq_number);
+        tcp.set_ack_number(self.ack_number);
+        tcp.set_header_len(MIN_HEADER_LEN as u8);
+        tcp.set_flags(self.flags);
+        tcp.set_window(self.window);
+        tcp.set_checksum(0);
+        write_u16(segment, field::URGENT, 0);
+        let sum = super::checksum::transport(src, dst, 6, segment);
+        TcpPacket::new_unchecked(segment).set_checksum(sum);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

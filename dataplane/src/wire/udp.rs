@@ -85,6 +85,29 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> UdpPacket<T> {
     }
 }
 
+/// A UDP header dsrlb builds (the DSR doctor's probes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpRepr {
+    pub src_port: u16,
+    pub dst_port: u16,
+}
+
+impl UdpRepr {
+    /// Writes the header over the start of `datagram` (header and payload, all of it
+    /// the datagram) and fills the checksum, from `src` to `dst`.
+    pub fn emit(&self, datagram: &mut [u8], src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr) {
+        let len = datagram.len() as u16;
+        let mut udp = UdpPacket::new_unchecked(&mut *datagram);
+        udp.set_src_port(self.src_port);
+        udp.set_dst_port(self.dst_port);
+        udp.set_len(len);
+        udp.set_checksum(0);
+        let sum = super::checksum::transport(src, dst, 17, datagram);
+        // 0 means "no checksum" in UDP: a computed 0 is sent as its complement.
+        UdpPacket::new_unchecked(datagram).set_checksum(if sum == 0 { 0xffff } else { sum });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
