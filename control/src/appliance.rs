@@ -271,7 +271,7 @@ impl Appliance {
             .map_or_else(|| mac.to_string(), |t| format!("target {t} ({mac})"));
         if is_vip {
             log::warn!(
-                "ARP flux: {host} answers ARP for the VIP {addr}, so clients may reach it without dsrlb; on that host: sysctl net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 (scripts/target-setup.sh {addr}); further answers are counted (dsrlb_arp_address_claims_total)"
+                "ARP flux: {host} claims {addr}, a VIP of dsrlb's, by ARP (answering or announcing it), so clients may reach it without dsrlb; on that host: sysctl net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 (scripts/target-setup.sh {addr}); further claims are counted (dsrlb_arp_address_claims_total)"
             );
         } else {
             log::warn!(

@@ -231,10 +231,11 @@ impl Doctor {
             if slot.port == 0 || now < slot.next_at {
                 continue;
             }
-            slot.next_at = now + slot.interval;
+            // Without a MAC, probed at the first tick that has one.
             let Some(target_mac) = mac_of(slot.target) else {
                 continue;
             };
+            slot.next_at = now + slot.interval;
             self.rng ^= self.rng << 13;
             self.rng ^= self.rng >> 7;
             self.rng ^= self.rng << 17;

@@ -268,7 +268,7 @@ pub(crate) fn doctor(app: &Appliance) -> DoctorView {
                 PathFinding::Unknown => (None, None),
             };
             let mut advice = Vec::new();
-            if !matches!(p.finding, PathFinding::Answers) {
+            if matches!(p.finding, PathFinding::Refused | PathFinding::Silent) {
                 advice.push(p.finding.explain(p.vip, p.port, real));
             }
             if answers_arp_for_vip {

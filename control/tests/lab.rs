@@ -1419,6 +1419,273 @@ fn two_workers_on_two_queues_share_the_flows_and_operate_as_one() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `dsrlb doctor --json`: the row of `target` in the web service.
+fn doctor_web(socket: &Path, target: &str) -> serde_json::Value {
+    let (code, out, err) = ctl(socket, &["doctor", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let view: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let row = view["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["target"] == target && t["service"].as_str().unwrap().starts_with("web"));
+    let mut row = row
+        .unwrap_or_else(|| panic!("no {target} in {view}"))
+        .clone();
+    row["arp_flux"] = view["arp_flux"].clone();
+    row
+}
+
+/// Polls the doctor until `want` holds for `target`'s web row, or panics after 10 s.
+fn doctor_until(
+    socket: &Path,
+    target: &str,
+    what: &str,
+    want: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let row = doctor_web(socket, target);
+        if want(&row) {
+            return row;
+        }
+        assert!(Instant::now() < deadline, "{target}: never {what}: {row}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// scripts/target-setup.sh 10.99.0.100 --check --port 80 on `ns`: (exit code, output).
+fn target_check(ns: &str) -> (i32, String) {
+    let script = repo().join("scripts/target-setup.sh");
+    let out = in_ns(
+        ns,
+        &[
+            script.to_str().unwrap(),
+            "10.99.0.100",
+            "--check",
+            "--port",
+            "80",
+        ],
+    )
+    .output()
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+fn healthy(row: &serde_json::Value) -> bool {
+    row["vip_on_loopback"] == true
+        && row["listening_on_vip"] == true
+        && row["answers_arp_for_vip"] == false
+        && row["dsr_check"] == true
+}
+
+#[test]
+#[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
+fn the_doctor_names_each_way_a_target_is_set_up_wrong() {
+    let _lab = lab_lock();
+    lab("up");
+    let mut cleanup = Cleanup {
+        children: Vec::new(),
+    };
+    let dir = std::env::temp_dir().join(format!("dsrlb-doctor-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let lab_toml = std::fs::read_to_string(repo().join("config/examples/lab.toml")).unwrap();
+    let probe = "health = { kind = \"http\", path = \"/\", interval_ms = 500, timeout_ms = 300, rise = 2, fall = 2 }";
+    assert!(lab_toml.contains(probe), "lab.toml's web probe changed");
+    let conf = dir.join("doctor.toml");
+    let with_check = format!("{probe}\ndsr_check = {{ interval_ms = 500, timeout_ms = 300 }}");
+    std::fs::write(&conf, lab_toml.replace(probe, &with_check)).unwrap();
+    let socket = Path::new("/run/dsrlb/lab.sock");
+    let (mut dsrlb, lines, log_reader) = start_dsrlb_with(&conf);
+    wait_for_logs(
+        &lines,
+        &[("learned by ARP", 2), ("has a usable target again", 2)],
+        STARTUP_DEADLINE,
+    );
+    for (t, ns) in [("10.99.0.11", "dsr-t1"), ("10.99.0.12", "dsr-t2")] {
+        doctor_until(socket, t, "healthy", healthy);
+        let (code, out) = target_check(ns);
+        assert_eq!(code, 0, "{ns}: {out}");
+    }
+    let (_, table, _) = ctl(socket, &["doctor"]);
+    println!("{table}");
+    assert!(table.contains("every target is set up for DSR"), "{table}");
+
+    // 1. The VIP gone from t1's loopback: silence; with dsr_check t1 leaves the table
+    // while its management HTTP check still passes.
+    run(&mut in_ns(
+        "dsr-t1",
+        &["ip", "addr", "del", "10.99.0.100/32", "dev", "lo"],
+    ));
+    let row = doctor_until(socket, "10.99.0.11", "silent", |r| r["dsr_check"] == false);
+    assert_eq!(
+        (&row["vip_on_loopback"], &row["management_probe"]),
+        (&false.into(), &"up".into()),
+        "{row}"
+    );
+    assert!(
+        row["advice"][0]
+            .as_str()
+            .unwrap()
+            .contains("not on its loopback"),
+        "{row}"
+    );
+    let targets = show_json(socket, "targets");
+    assert_eq!(
+        target_row(&targets, WEB, "10.99.0.11")["state"],
+        "dsr-down",
+        "{targets}"
+    );
+    let tally = client("http", 50);
+    assert_eq!(
+        (tally.failed, tally.t1),
+        (0, 0),
+        "new flows go to t2 only: {}",
+        tally.raw
+    );
+    let (code, out) = target_check("dsr-t1");
+    assert!(
+        code == 1 && out.contains("FAIL: 10.99.0.100 is not on lo"),
+        "{out}"
+    );
+    run(&mut in_ns(
+        "dsr-t1",
+        &["ip", "addr", "add", "10.99.0.100/32", "dev", "lo"],
+    ));
+    doctor_until(socket, "10.99.0.11", "healthy again", healthy);
+
+    // 2. arp_ignore back to 0 on t2: it answers dsrlb's "who has the VIP?", named.
+    let arp_ignore = |value: &str| {
+        for key in ["all", "eth0"] {
+            run(&mut in_ns(
+                "dsr-t2",
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{key}.arp_ignore={value}"),
+                ],
+            ));
+        }
+    };
+    arp_ignore("0");
+    let row = doctor_until(socket, "10.99.0.12", "answering ARP", |r| {
+        r["answers_arp_for_vip"] == true
+    });
+    assert!(
+        row["arp_flux"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["target"] == "10.99.0.12"),
+        "{row}"
+    );
+    let (code, out) = target_check("dsr-t2");
+    assert!(
+        code == 1 && out.contains("FAIL: arp_ignore 0 on eth0"),
+        "{out}"
+    );
+    arp_ignore("1");
+    run(&mut in_ns(
+        "dsr-client",
+        &["ip", "neigh", "flush", "10.99.0.100"],
+    ));
+    doctor_until(socket, "10.99.0.12", "quiet on ARP", healthy);
+
+    // 3. t1's HTTP server bound to its own address, not the VIP: RST.
+    lab_service("t1", "stop");
+    let own = in_ns(
+        "dsr-t1",
+        &["python3", "-m", "http.server", "--bind", "10.99.0.11", "80"],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    // Killed below; by the cleanup if the test fails before.
+    cleanup.children.push(own);
+    let row = doctor_until(socket, "10.99.0.11", "refused", |r| {
+        r["listening_on_vip"] == false
+    });
+    assert_eq!(row["vip_on_loopback"], true, "{row}");
+    assert!(
+        row["advice"][0]
+            .as_str()
+            .unwrap()
+            .contains("nothing listens on 10.99.0.100:80"),
+        "{row}"
+    );
+    let (code, out) = target_check("dsr-t1");
+    assert!(
+        code == 1 && out.contains("listens on 10.99.0.11:80 only"),
+        "{out}"
+    );
+    let mut own = cleanup.children.pop().unwrap();
+    let _ = own.kill();
+    let _ = own.wait();
+    lab_service("t1", "start");
+    doctor_until(socket, "10.99.0.11", "healthy again", healthy);
+
+    // 4. Strict rp_filter on t1, whose route to the real address now leaves by its
+    // management interface: the frames from 10.99.0.2 arriving on eth0 are dropped.
+    let rp_filter = |value: &str| {
+        for key in ["all", "eth0"] {
+            run(&mut in_ns(
+                "dsr-t1",
+                &[
+                    "sysctl",
+                    "-qw",
+                    &format!("net.ipv4.conf.{key}.rp_filter={value}"),
+                ],
+            ));
+        }
+    };
+    let route = ["10.99.0.2/32", "via", "10.99.1.2", "dev", "mgmt0"];
+    rp_filter("1");
+    run(&mut in_ns(
+        "dsr-t1",
+        &[&["ip", "route", "add"][..], &route].concat(),
+    ));
+    let row = doctor_until(socket, "10.99.0.11", "silent", |r| r["dsr_check"] == false);
+    assert!(
+        row["advice"][0].as_str().unwrap().contains("rp_filter"),
+        "{row}"
+    );
+    let (code, out) = target_check("dsr-t1");
+    assert!(
+        code == 1 && out.contains("FAIL: rp_filter 1 (strict) on eth0"),
+        "{out}"
+    );
+    run(&mut in_ns(
+        "dsr-t1",
+        &[&["ip", "route", "del"][..], &route].concat(),
+    ));
+    rp_filter("0");
+    doctor_until(socket, "10.99.0.11", "healthy again", healthy);
+    let tally = client("http", 100);
+    assert!(
+        tally.failed == 0 && tally.t1 > 0 && tally.t2 > 0,
+        "{}",
+        tally.raw
+    );
+
+    run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
+    assert!(dsrlb.wait().unwrap().success());
+    let log = log_reader.join().unwrap();
+    assert!(
+        log.contains("ARP flux: target 10.99.0.12 (02:99:00:00:00:0c) claims 10.99.0.100"),
+        "{log}"
+    );
+    assert!(
+        log.contains("dsr_check down") && log.contains("dsr_check up"),
+        "{log}"
+    );
+    drop(cleanup.children.drain(..));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Drops are visible where they happen: with dsrlb stopped (SIGSTOP) its port's
 /// ring (af_packet or af_xdp) fills and the kernel drops the rest, which show stats
 /// reports once it runs again; every frame that reached data0 is either received or
