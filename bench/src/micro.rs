@@ -64,6 +64,7 @@ fn snapshot(targets: usize) -> Snapshot {
     Snapshot::build(
         &SnapshotSpec {
             real_addr: Ipv4Addr::new(10, 99, 0, 2),
+            answers_vip_arp: true,
             seed: 0,
             table_size: 65537,
             services: vec![ServiceSpec {
@@ -104,6 +105,7 @@ fn hundred_services(seed: u64, mac_last: u8) -> SnapshotSpec {
         .collect();
     SnapshotSpec {
         real_addr: Ipv4Addr::new(10, 99, 0, 2),
+        answers_vip_arp: true,
         seed,
         table_size: 65537,
         services,

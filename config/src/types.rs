@@ -46,8 +46,72 @@ pub struct Config {
     pub control: Control,
     #[serde(default)]
     pub metrics: Metrics,
+    /// Scale-out: BIRD announces the VIPs by BGP while dsrlb is ready to serve them.
+    #[serde(default)]
+    pub bgp: Option<Bgp>,
     #[serde(default)]
     pub services: Vec<Service>,
+}
+
+/// Scale-out behind an ECMP router: BIRD 2, in the management namespace, announces
+/// each VIP/32 with `next_hop` (the real address) while dsrlb is ready to serve it.
+/// dsrlb writes BIRD's configuration (`dsrlb bird-config`) and drives it through its
+/// control socket; in this mode dsrlb answers no ARP for the VIPs (the router routes
+/// them to the real address).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bgp {
+    pub local_as: u32,
+    pub peer_as: u32,
+    /// The router's address on the management network.
+    pub peer_address: Ipv4Addr,
+    /// This appliance's address on the management network: the session's source.
+    pub local_address: Ipv4Addr,
+    /// BGP router id; default: `local_address`.
+    #[serde(default)]
+    pub router_id: Option<Ipv4Addr>,
+    /// Next hop announced with every VIP; default: `appliance.address`.
+    #[serde(default)]
+    pub next_hop: Option<Ipv4Addr>,
+    #[serde(default = "default_hold_time")]
+    pub hold_time_secs: u16,
+    /// BFD on the session, so a silent box death withdraws in about
+    /// interval x multiplier rather than the hold time.
+    #[serde(default = "yes")]
+    pub bfd: bool,
+    #[serde(default = "default_bfd_interval")]
+    pub bfd_interval_ms: u32,
+    #[serde(default = "default_bfd_multiplier")]
+    pub bfd_multiplier: u32,
+    /// BIRD's control socket.
+    #[serde(default = "default_bird_socket")]
+    pub bird_socket: PathBuf,
+    /// The tap device dsrlb holds open while it runs; the VIPs' routes point at it, so
+    /// they go when dsrlb goes, however it ends.
+    #[serde(default = "default_tap")]
+    pub tap: String,
+    /// Start drained: nothing announced until `dsrlb ha undrain`.
+    #[serde(default)]
+    pub drain: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_hold_time() -> u16 {
+    3
+}
+fn default_bfd_interval() -> u32 {
+    100
+}
+fn default_bfd_multiplier() -> u32 {
+    3
+}
+fn default_bird_socket() -> PathBuf {
+    PathBuf::from("/run/dsrlb/bird.ctl")
+}
+fn default_tap() -> String {
+    "dsrlb-vips".to_owned()
 }
 
 /// Where `dsrlb show`, `dsrlb target` and `dsrlb reload` reach the running appliance.
@@ -534,6 +598,12 @@ fn default_weight() -> u32 {
 }
 
 impl Config {
+    /// Whether dsrlb answers ARP for the VIPs and announces them by gratuitous ARP:
+    /// not when BIRD announces them by BGP.
+    pub fn announces_vips(&self) -> bool {
+        self.bgp.is_none()
+    }
+
     /// Total rx queues, i.e. workers.
     pub fn worker_count(&self) -> usize {
         self.ports.iter().map(|p| usize::from(p.queues)).sum()

@@ -36,6 +36,9 @@ impl Config {
         self.table_memory_problems(&mut p);
         self.health.problems(&mut p);
         self.appliance.problems(&mut p);
+        if let Some(bgp) = &self.bgp {
+            bgp.problems(self.appliance.address, &mut p);
+        }
         p.0
     }
 
@@ -330,6 +333,80 @@ impl Arp {
                     format!("{value} is outside {}..={}", range.start(), range.end()),
                 );
             }
+        }
+    }
+}
+
+impl Bgp {
+    fn problems(&self, real: Ipv4Addr, p: &mut Problems) {
+        for (key, asn) in [
+            ("bgp.local_as", self.local_as),
+            ("bgp.peer_as", self.peer_as),
+        ] {
+            if asn == 0 || asn == 23456 || asn == u32::MAX {
+                p.at(key, format!("{asn} is not an AS number a session can use"));
+            }
+        }
+        for (key, addr) in [
+            ("bgp.peer_address", Some(self.peer_address)),
+            ("bgp.local_address", Some(self.local_address)),
+            ("bgp.router_id", self.router_id),
+            ("bgp.next_hop", self.next_hop),
+        ] {
+            if addr.is_some_and(|a| !is_unicast(a)) {
+                p.at(
+                    key,
+                    format!("{} is not a unicast address", addr.unwrap_or(real)),
+                );
+            }
+        }
+        if self.local_address == real {
+            p.at(
+                "bgp.local_address",
+                "is the appliance's real address: the session runs on the management network",
+            );
+        }
+        if self.peer_address == self.local_address {
+            p.at("bgp.peer_address", "is bgp.local_address");
+        }
+        if !(3..=65535).contains(&self.hold_time_secs) {
+            p.at(
+                "bgp.hold_time_secs",
+                format!(
+                    "{} is outside 3..=65535 (BGP's minimum is 3)",
+                    self.hold_time_secs
+                ),
+            );
+        }
+        if !(10..=10_000).contains(&self.bfd_interval_ms) {
+            p.at(
+                "bgp.bfd_interval_ms",
+                format!("{} is outside 10..=10000", self.bfd_interval_ms),
+            );
+        }
+        if !(1..=255).contains(&self.bfd_multiplier) {
+            p.at(
+                "bgp.bfd_multiplier",
+                format!("{} is outside 1..=255", self.bfd_multiplier),
+            );
+        }
+        let tap_ok = !self.tap.is_empty()
+            && self.tap.len() < 16
+            && self
+                .tap
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !tap_ok {
+            p.at(
+                "bgp.tap",
+                format!(
+                    "`{}` is not an interface name (1-15 of letters, digits, - _ .)",
+                    self.tap
+                ),
+            );
+        }
+        if !self.bird_socket.is_absolute() {
+            p.at("bgp.bird_socket", "must be an absolute path");
         }
     }
 }

@@ -155,6 +155,7 @@ mod tests {
     fn spec(targets: &[u8]) -> SnapshotSpec {
         SnapshotSpec {
             real_addr: Ipv4Addr::new(10, 0, 0, 2),
+            answers_vip_arp: true,
             seed: 0,
             table_size: 251,
             services: vec![ServiceSpec {

@@ -24,6 +24,70 @@ pub enum Request {
     Metrics,
     /// What the DSR doctor found for every target.
     Doctor,
+    /// The appliance's part in a group: status, or drain / undrain.
+    Ha {
+        action: HaAction,
+    },
+}
+
+/// `dsrlb ha ACTION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum HaAction {
+    /// Mode, drain, and each VIP: announced or withdrawn, since when, why.
+    Status,
+    /// Withdraw every VIP (flows already here keep flowing while the router still
+    /// sends them); lasts until undrain or a restart (then bgp.drain decides).
+    Drain,
+    /// Announce again every VIP that is ready.
+    Undrain,
+}
+
+/// `dsrlb ha status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HaView {
+    /// "bgp", or "single" (no group: dsrlb answers ARP for its VIPs itself).
+    pub mode: String,
+    pub drained: bool,
+    pub tap: Option<String>,
+    pub bird_error: Option<String>,
+    pub vips: Vec<crate::announcer::VipAnnouncement>,
+}
+
+/// `dsrlb ha status` as text.
+pub fn ha_table(view: &HaView) -> String {
+    let mut out = format!(
+        "mode {}{}{}\n",
+        view.mode,
+        if view.drained { ", drained" } else { "" },
+        view.tap
+            .as_ref()
+            .map_or_else(String::new, |t| format!(", routes via tap {t}"))
+    );
+    if let Some(e) = &view.bird_error {
+        out += &format!("BIRD: {e}\n");
+    }
+    if !view.vips.is_empty() {
+        out += &format!(
+            "{:<16} {:<10} {:<10} {:<8} {}\n",
+            "VIP", "STATE", "BIRD", "FOR", "WHY"
+        );
+    }
+    for v in &view.vips {
+        out += &format!(
+            "{:<16} {:<10} {:<10} {:<8} {}\n",
+            v.vip.to_string(),
+            if v.announced {
+                "announced"
+            } else {
+                "withdrawn"
+            },
+            if v.confirmed { "told" } else { "not yet" },
+            format!("{}s", v.for_secs),
+            v.why
+        );
+    }
+    out
 }
 
 /// What an operator can do to a target, in every service that lists it.
@@ -48,6 +112,7 @@ pub enum Reply {
     Done(String),
     Metrics(String),
     Doctor(DoctorView),
+    Ha(HaView),
     Error(String),
 }
 

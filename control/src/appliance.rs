@@ -5,7 +5,8 @@
 //! so it is tested against a stand-in.
 
 use crate::accounting::{Accounting, Totals};
-use crate::api::{AdminAction, Reply};
+use crate::announcer::Announcer;
+use crate::api::{AdminAction, HaAction, HaView, Reply};
 use crate::doctor::Doctor;
 use crate::episodes::Episodes;
 use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
@@ -68,6 +69,8 @@ pub struct Appliance {
     pub(crate) arp: ArpBook,
     /// The in-path probes and who answers ARP for the VIPs.
     pub(crate) doctor: Doctor,
+    /// BGP scale-out: the VIPs' announcements through BIRD (`start_announcing`).
+    pub(crate) announcer: Option<Announcer>,
     next_announcement: Instant,
     /// Something changed that the published tables do not show yet.
     stale: bool,
@@ -109,6 +112,7 @@ impl Appliance {
             punted: 0,
             arp: ArpBook::default(),
             doctor,
+            announcer: None,
             next_announcement: now,
             stale: false,
         };
@@ -124,6 +128,41 @@ impl Appliance {
         if self.stale {
             self.republish(dp);
         }
+        self.update_announcements(dp);
+    }
+
+    /// With [bgp]: once the dataplane forwards, the tap and BIRD's VIPs, announced
+    /// from the next pass on as they are ready.
+    pub fn start_announcing(&mut self) -> Result<(), String> {
+        if let Some(bgp) = &self.config.bgp {
+            let vips = crate::bird::vips(&self.config);
+            self.announcer = Some(Announcer::start(bgp, &vips, Instant::now())?);
+        }
+        Ok(())
+    }
+
+    /// Each VIP announced while dsrlb can serve it: every port's link up and a usable
+    /// target in one of its services.
+    fn update_announcements(&mut self, dp: &dyn Dataplane) {
+        let Some(announcer) = &mut self.announcer else {
+            return;
+        };
+        let links_up = dp.links_up();
+        let config = &self.config;
+        let serving = &self.serving;
+        let why_not = |vip: Ipv4Addr| -> Option<String> {
+            if !links_up {
+                return Some("a port's link is down".to_owned());
+            }
+            let mut services = config
+                .services
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| s.vip == vip);
+            let any = services.any(|(si, _)| serving.get(si).copied().unwrap_or(false));
+            (!any).then(|| "no service of it has a usable target".to_owned())
+        };
+        announcer.update(&why_not, Instant::now());
     }
 
     /// `tick` but for publishing: probes, ARP and announcements. What changes the
@@ -303,6 +342,14 @@ impl Appliance {
     /// real address for each VIP: any answer comes from a host that answers ARP for
     /// it (ARP flux), which the doctor names.
     pub fn announce(&self, dp: &dyn Dataplane) {
+        if !self.config.announces_vips() {
+            // The router routes the VIPs to the real address: only it is announced.
+            let real = self.config.appliance.address;
+            Self::send_arp(dp, "a gratuitous ARP", &|mac| {
+                ArpRepr::gratuitous(mac, real).frame(MacAddr::BROADCAST)
+            });
+            return;
+        }
         for addr in self.own_addresses() {
             Self::send_arp(dp, "a gratuitous ARP", &|mac| {
                 ArpRepr::gratuitous(mac, addr).frame(MacAddr::BROADCAST)
@@ -430,6 +477,9 @@ impl Appliance {
         self.neighbors = neighbors;
         self.admin = admin;
         self.doctor = doctor;
+        if let Some(announcer) = &mut self.announcer {
+            announcer.set_vips(&crate::bird::vips(&self.config), Instant::now());
+        }
         // Indices follow the new config: report every service without a target anew.
         self.serving = vec![true; self.config.services.len()];
         self.publish(dp, snapshot);
@@ -460,6 +510,44 @@ impl Appliance {
                 Reply::Error(format!("reload refused, the running config stays: {e}"))
             }
         }
+    }
+
+    /// `dsrlb ha status|drain|undrain`.
+    pub fn ha(&mut self, dp: &dyn Dataplane, action: HaAction) -> Reply {
+        let Some(announcer) = &mut self.announcer else {
+            return match action {
+                HaAction::Status => Reply::Ha(HaView {
+                    mode: "single".to_owned(),
+                    drained: false,
+                    tap: None,
+                    bird_error: None,
+                    vips: Vec::new(),
+                }),
+                _ => Reply::Error("not in a group: the config has no [bgp] section".to_owned()),
+            };
+        };
+        match action {
+            HaAction::Status => {}
+            HaAction::Drain | HaAction::Undrain => {
+                let drain = action == HaAction::Drain;
+                log::info!(
+                    "bgp: {} by the operator",
+                    if drain { "drained" } else { "undrained" }
+                );
+                announcer.set_drained(drain);
+                self.update_announcements(dp);
+            }
+        }
+        let Some(announcer) = &self.announcer else {
+            return Reply::Error("internal: the announcer went away".to_owned());
+        };
+        Reply::Ha(HaView {
+            mode: "bgp".to_owned(),
+            drained: announcer.drained(),
+            tap: Some(announcer.tap_name().to_owned()),
+            bird_error: announcer.bird_error().map(str::to_owned),
+            vips: announcer.view(Instant::now()),
+        })
     }
 
     /// `dsrlb target ADDRESS drain|enable|disable`.
@@ -834,6 +922,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
         Snapshot::build(
             &SnapshotSpec {
                 real_addr: Ipv4Addr::new(10, 0, 0, 2),
+                answers_vip_arp: true,
                 seed: 0,
                 table_size: 251,
                 services: vec![

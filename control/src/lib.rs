@@ -4,8 +4,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod accounting;
+pub mod announcer;
 pub mod api;
 pub mod appliance;
+pub mod bird;
 pub mod ctl;
 pub mod doctor;
 pub mod eal_args;
@@ -25,4 +27,5 @@ pub mod serve;
 pub mod spec;
 #[cfg(any(test, feature = "fixtures"))]
 pub mod stand_in;
+pub mod tap;
 mod views;

@@ -1,7 +1,7 @@
 //! `dsrlb`: a DPDK Layer-4 load balancer that does Direct Server Return by MAC rewrite.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
-use control::api::{self, AdminAction, Reply, Request};
+use control::api::{self, AdminAction, HaAction, Reply, Request};
 use control::{ctl, run};
 
 use clap::{Parser, Subcommand};
@@ -73,6 +73,24 @@ enum Command {
         json: bool,
         #[command(flatten)]
         connect: Connect,
+    },
+    /// The appliance in a group (BGP scale-out): `status`; `drain` withdraws every
+    /// VIP, `undrain` announces again those that are ready.
+    Ha {
+        #[arg(value_enum)]
+        action: HaAction,
+        /// Print JSON instead of a table (status).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
+    /// Print the BIRD 2 configuration for the config's [bgp] section (one static
+    /// protocol a VIP, the session to the router, BFD), for bird -c.
+    BirdConfig {
+        /// The TOML configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
     },
     /// Validate a configuration file and print it resolved (defaults filled in).
     /// Exits 1 and lists every error, each with its key, if the file is invalid.
@@ -147,6 +165,8 @@ fn client(connect: &Connect, request: Request, json: bool) -> ExitCode {
         (Reply::Targets(t), false) => api::targets_table(t),
         (Reply::Stats(s), false) => api::stats_table(s),
         (Reply::Doctor(d), false) => api::doctor_table(d),
+        (Reply::Ha(h), false) => api::ha_table(h),
+        (Reply::Ha(h), true) => to_json(h),
         (Reply::Done(text), false) | (Reply::Metrics(text), false) => format!("{text}\n"),
         (Reply::Servers(s), true) => to_json(s),
         (Reply::Targets(t), true) => to_json(t),
@@ -196,6 +216,27 @@ fn main() -> ExitCode {
         } => client(&connect, Request::Target { address, action }, false),
         Command::Reload { connect } => client(&connect, Request::Reload, false),
         Command::Doctor { json, connect } => client(&connect, Request::Doctor, json),
+        Command::Ha {
+            action,
+            json,
+            connect,
+        } => client(&connect, Request::Ha { action }, json),
+        Command::BirdConfig { config } => match config::Config::load(&config) {
+            Ok(c) => match control::bird::config_text(&c, &config) {
+                Some(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                None => {
+                    eprintln!("{}: no [bgp] section", config.display());
+                    ExitCode::from(1)
+                }
+            },
+            Err(e) => {
+                eprint!("{e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Check { config } => match load_checked(&config) {
             Ok(c) => {
                 print!("{}", c.to_toml());

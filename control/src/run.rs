@@ -143,6 +143,7 @@ pub fn answer(appliance: &mut Appliance, runtime: &mut dyn Dataplane, request: R
         Request::Target { address, action } => appliance.set_admin(runtime, address, action),
         Request::Reload => appliance.reload_logged(runtime),
         Request::Doctor => Reply::Doctor(views::doctor(appliance)),
+        Request::Ha { action } => appliance.ha(runtime, action),
     }
 }
 
@@ -159,6 +160,11 @@ fn serve(
         appliance.config.services.len(),
         appliance.prober.len()
     );
+    if let Err(e) = appliance.start_announcing() {
+        log::error!("{e}");
+        let _ = runtime.stop_workers();
+        return ExitCode::from(1);
+    }
     let mut last_report = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         // Waits here (for probe I/O or a tick), so that what is learned is published

@@ -52,6 +52,8 @@ pub trait Dataplane {
     fn mbufs_in_use(&self) -> u32;
     /// The ports' MACs.
     fn port_macs(&self) -> Vec<MacAddr>;
+    /// Whether every port's link is up.
+    fn links_up(&self) -> bool;
 }
 
 /// The queue through which a port's first worker sends the control thread's frames,
@@ -295,6 +297,10 @@ impl Dataplane for Runtime {
 
     fn port_macs(&self) -> Vec<MacAddr> {
         self.ports.iter().map(|p| p.mac).collect()
+    }
+
+    fn links_up(&self) -> bool {
+        self.ports.iter().all(|p| p.port.link_up())
     }
 }
 

@@ -26,6 +26,7 @@ pub fn snapshot_spec(
 ) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: config.appliance.address,
+        answers_vip_arp: config.announces_vips(),
         seed: config.maglev.seed,
         table_size: config.maglev.table_size,
         services: config

@@ -696,6 +696,14 @@ fn decide_arp(
                 return Err(DropReason::ArpNotForUs);
             }
             let request = ArpRepr::parse(&arp);
+            if request.sender_protocol_addr != wanted
+                && wanted != snapshot.real_addr
+                && !snapshot.answers_vip_arp
+            {
+                // A router routes the VIPs to the real address (BGP scale-out), or
+                // this appliance is a pair's standby: the VIPs are not its to answer.
+                return Err(DropReason::ArpNotForUs);
+            }
             if request.sender_protocol_addr == wanted {
                 // Someone announcing our address (gratuitous ARP): not a question;
                 // the control thread warns of another host claiming it.

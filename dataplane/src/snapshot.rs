@@ -40,6 +40,9 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotSpec {
     pub real_addr: Ipv4Addr,
+    /// Whether dsrlb answers ARP for the VIPs: not when a router routes them to its
+    /// real address (BGP scale-out) or while it is the standby of a pair.
+    pub answers_vip_arp: bool,
     pub seed: u64,
     pub table_size: u32,
     pub services: Vec<ServiceSpec>,
@@ -128,6 +131,7 @@ pub struct Snapshot {
     /// without holding on to it (see `SameFlowRun::carry_over`).
     epoch: u64,
     pub real_addr: Ipv4Addr,
+    pub answers_vip_arp: bool,
     pub seed: u64,
     table_size: u32,
     /// Sorted by key.
@@ -253,6 +257,7 @@ impl Snapshot {
             generation: previous.map_or(1, |p| p.generation + 1),
             epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
             real_addr: spec.real_addr,
+            answers_vip_arp: spec.answers_vip_arp,
             seed: spec.seed,
             table_size: spec.table_size,
             services,
@@ -331,6 +336,7 @@ mod tests {
     fn spec(targets: Vec<TargetSpec>) -> SnapshotSpec {
         SnapshotSpec {
             real_addr: Ipv4Addr::new(10, 99, 0, 2),
+            answers_vip_arp: true,
             seed: 0,
             table_size: 251,
             services: vec![

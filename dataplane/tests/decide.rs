@@ -44,6 +44,7 @@ fn service(vip: Ipv4Addr, proto: IpProtocol, port: u16, targets: Vec<TargetSpec>
 fn spec(services: Vec<ServiceSpec>) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: REAL,
+        answers_vip_arp: true,
         seed: 42,
         table_size: 65537,
         services,

@@ -70,6 +70,7 @@ fn spec(targets: &[u8], down: &[u8]) -> SnapshotSpec {
         .collect::<Vec<_>>();
     SnapshotSpec {
         real_addr: REAL,
+        answers_vip_arp: true,
         seed: 1,
         table_size: 65537,
         services: vec![

@@ -84,6 +84,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
     ];
     let spec = SnapshotSpec {
         real_addr: REAL,
+        answers_vip_arp: true,
         seed: 42,
         table_size: 251,
         services: vec![

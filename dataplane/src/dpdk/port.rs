@@ -171,6 +171,15 @@ impl Port {
         unsafe { dpdk_sys::rte_eth_dev_socket_id(self.id) }
     }
 
+    /// Whether the link is up, as the driver says now (without waiting). A driver
+    /// that cannot tell counts as up.
+    pub fn link_up(&self) -> bool {
+        let mut link: dpdk_sys::rte_eth_link = Default::default();
+        // SAFETY: valid port and out pointer.
+        let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.id, &mut link) };
+        ret != 0 || link.link_status() != 0
+    }
+
     /// The most rx and tx queues the device offers.
     pub fn max_queues(&self) -> Result<(u16, u16)> {
         let mut info: dpdk_sys::rte_eth_dev_info = Default::default();
