@@ -14,6 +14,7 @@ PACKAGES=(
   linux-perf                  # the benchmark's PMD share (its smoke run is a test)
   pen nftables                # the benchmark's lab peer and its packet sinks (a test)
   driverctl                   # bind-nic.sh --persist (its dry run is a test)
+  bird2                       # BGP scale-out: dsrlb drives BIRD 2 (a lab test runs it)
 )
 
 need_root() {

@@ -83,7 +83,7 @@ fn session(bgp: &Bgp) -> String {
         String::new()
     };
     format!(
-        "{bfd}protocol bgp router {{\n  local {} as {};\n  neighbor {} as {};\n  hold time {};\n  keepalive time {};\n  connect retry time 1;\n  error wait time 1, 5;\n  bfd {};\n  ipv4 {{\n    import none;\n    export filter dsrlb_vips;\n  }};\n}}\n",
+        "{bfd}protocol bgp uplink {{\n  local {} as {};\n  neighbor {} as {};\n  hold time {};\n  keepalive time {};\n  connect retry time 1;\n  error wait time 1, 5;\n  bfd {};\n  ipv4 {{\n    import none;\n    export filter dsrlb_vips;\n  }};\n}}\n",
         bgp.local_address,
         bgp.local_as,
         bgp.peer_address,
@@ -201,6 +201,27 @@ targets = [{ address = "10.99.0.12" }]
         );
         let no_bgp = Config::from_toml(&CONFIG.replace("[bgp]", "[x]"), "t");
         assert!(no_bgp.is_err(), "unknown section refused");
+    }
+
+    #[test]
+    fn bird_itself_parses_what_is_written() {
+        let config = Config::from_toml(CONFIG, "t").unwrap();
+        let text = config_text(&config, Path::new("dsrlb.toml")).unwrap();
+        let file = std::env::temp_dir().join(format!("dsrlb-bird-{}.conf", std::process::id()));
+        std::fs::write(&file, &text).unwrap();
+        // bird2 is one of scripts/setup.sh's packages.
+        let out = std::process::Command::new("bird")
+            .arg("-p")
+            .arg("-c")
+            .arg(&file)
+            .output();
+        std::fs::remove_file(&file).ok();
+        let out = out.expect("bird (Debian's bird2) runs");
+        assert!(
+            out.status.success(),
+            "{}\n{text}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     #[test]

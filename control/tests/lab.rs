@@ -1692,6 +1692,199 @@ fn the_doctor_names_each_way_a_target_is_set_up_wrong() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// `birdc -s SOCKET show route NET` in dsr-lb: whether BIRD has the route.
+fn bird_has_route(socket: &Path, net: &str) -> bool {
+    let out = in_ns(
+        "dsr-lb",
+        &[
+            "birdc",
+            "-s",
+            socket.to_str().unwrap(),
+            "show",
+            "route",
+            net,
+        ],
+    )
+    .output()
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout).contains(&format!("{net} "))
+}
+
+/// Polls BIRD until it has (or has not) the route, within `limit`: how long it took.
+fn bird_until(socket: &Path, net: &str, present: bool, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while bird_has_route(socket, net) != present {
+        let waited = start.elapsed();
+        assert!(
+            waited < limit,
+            "{net} still {} in BIRD after {waited:?}",
+            if present { "absent" } else { "present" }
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    start.elapsed()
+}
+
+#[test]
+#[ignore = "needs root, bird2 and the namespace lab: scripts/test.sh runs it"]
+fn bird_announces_each_vip_only_while_dsrlb_can_serve_it() {
+    let _lab = lab_lock();
+    lab("up");
+    let mut cleanup = Cleanup {
+        children: Vec::new(),
+    };
+    let dir = std::env::temp_dir().join(format!("dsrlb-bgp-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bird_socket = dir.join("bird.ctl");
+    // lab.toml, with a second VIP served by t1 alone, in BGP mode. No router here:
+    // BIRD's own table shows what it would announce (the session stays down).
+    let lab_toml = std::fs::read_to_string(repo().join("config/examples/lab.toml")).unwrap();
+    let bgp = format!(
+        "[bgp]\nlocal_as = 65001\npeer_as = 65000\npeer_address = \"10.99.1.254\"\nlocal_address = \"10.99.1.2\"\nbfd = false\nbird_socket = \"{}\"\n\n[[services]]\nname = \"solo\"\nvip = \"10.99.0.101\"\nport = 80\nprotocol = \"tcp\"\nhealth = {{ kind = \"http\", path = \"/\", interval_ms = 500, timeout_ms = 300, rise = 2, fall = 2 }}\ntargets = [{{ address = \"10.99.0.11\", probe_address = \"10.99.1.11\" }}]\n\n[[services]]",
+        bird_socket.display()
+    );
+    let conf = dir.join("bgp.toml");
+    std::fs::write(&conf, lab_toml.replacen("[[services]]", &bgp, 1)).unwrap();
+    let bird_conf = dir.join("bird.conf");
+    let out = Command::new(DSRLB)
+        .args(["bird-config", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::write(&bird_conf, &out.stdout).unwrap();
+    let bird = in_ns(
+        "dsr-lb",
+        &[
+            "bird",
+            "-f",
+            "-c",
+            bird_conf.to_str().unwrap(),
+            "-s",
+            bird_socket.to_str().unwrap(),
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .unwrap();
+    cleanup.children.push(bird);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !bird_socket.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "BIRD did not start: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (vip, solo) = ("10.99.0.100/32", "10.99.0.101/32");
+    assert!(
+        !bird_has_route(&bird_socket, vip),
+        "nothing before dsrlb enables it"
+    );
+
+    // Announced once dsrlb serves each VIP, within a second of being ready.
+    let (mut dsrlb, lines, log_reader) = start_dsrlb_with(&conf);
+    wait_for_logs(
+        &lines,
+        &[("has a usable target again", 3)],
+        STARTUP_DEADLINE,
+    );
+    let announced_in = bird_until(&bird_socket, solo, true, Duration::from_secs(1));
+    bird_until(&bird_socket, vip, true, Duration::from_secs(1));
+    println!("ready -> in BIRD's table: {announced_in:?}");
+    let socket = Path::new("/run/dsrlb/lab.sock");
+    let (_, status, _) = ctl(socket, &["ha", "status"]);
+    assert!(
+        status.contains("mode bgp") && status.contains("10.99.0.101      announced"),
+        "{status}"
+    );
+    // dsrlb answers no ARP for the VIPs in this mode (the router routes them).
+    let arp_drops = || -> u64 {
+        let stats = show_json(socket, "stats");
+        let workers = stats["workers"].as_array().unwrap().clone();
+        workers
+            .iter()
+            .map(|w| w["drops"]["arp_not_for_us"].as_u64().unwrap())
+            .sum()
+    };
+    let before = arp_drops();
+    let curl = in_ns(
+        "dsr-client",
+        &["curl", "-s", "-m", "2", "http://10.99.0.100/"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(
+        curl.status.code(),
+        Some(28),
+        "no ARP answer for the VIP: the client times out"
+    );
+    assert!(arp_drops() > before, "its ARP question seen and dropped");
+
+    // The only target of 10.99.0.101 goes down: withdrawn in the pass that sees it;
+    // 10.99.0.100 stays (its UDP service still has targets... and so does web).
+    lab_service("t1", "stop");
+    wait_for_logs(
+        &lines,
+        &[(
+            "withdrawing 10.99.0.101: no service of it has a usable target",
+            1,
+        )],
+        TRANSITION_DEADLINE,
+    );
+    let withdrawn_in = bird_until(&bird_socket, solo, false, Duration::from_millis(500));
+    assert!(bird_has_route(&bird_socket, vip));
+    lab_service("t1", "start");
+    wait_for_logs(
+        &lines,
+        &[("announcing 10.99.0.101: ready to serve it", 1)],
+        TRANSITION_DEADLINE,
+    );
+    bird_until(&bird_socket, solo, true, Duration::from_millis(500));
+
+    // Drain and undrain.
+    let (code, out, err) = ctl(socket, &["ha", "drain"]);
+    assert_eq!(code, 0, "{out}{err}");
+    bird_until(&bird_socket, vip, false, Duration::from_millis(500));
+    bird_until(&bird_socket, solo, false, Duration::from_millis(500));
+    ctl(socket, &["ha", "undrain"]);
+    bird_until(&bird_socket, vip, true, Duration::from_millis(500));
+
+    // kill -9: the tap goes with dsrlb, and BIRD withdraws without its help.
+    run(Command::new("kill").args(["-KILL", &dsrlb.id().to_string()]));
+    let killed = Instant::now();
+    let _ = dsrlb.wait();
+    bird_until(&bird_socket, vip, false, Duration::from_secs(1));
+    let gone_in = killed.elapsed();
+    assert!(!bird_has_route(&bird_socket, solo));
+    drop(log_reader);
+    println!(
+        "withdrawn after the health change: {withdrawn_in:?} (polled); after kill -9: {gone_in:?}"
+    );
+
+    // Restarted: nothing before it is ready, all back once it is.
+    let (mut dsrlb, lines, log_reader) = start_dsrlb_with(&conf);
+    wait_for_logs(
+        &lines,
+        &[("has a usable target again", 3)],
+        STARTUP_DEADLINE,
+    );
+    bird_until(&bird_socket, vip, true, Duration::from_secs(1));
+    run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
+    assert!(dsrlb.wait().unwrap().success());
+    bird_until(&bird_socket, vip, false, Duration::from_secs(1));
+    let log = log_reader.join().unwrap();
+    assert!(log.contains("bgp: tap dsrlb-vips up"), "{log}");
+    drop(cleanup.children.drain(..));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
 /// Drops are visible where they happen: with dsrlb stopped (SIGSTOP) its port's
 /// ring (af_packet or af_xdp) fills and the kernel drops the rest, which show stats
 /// reports once it runs again; every frame that reached data0 is either received or
