@@ -28,6 +28,91 @@ pub enum Request {
     Ha {
         action: HaAction,
     },
+    /// A digest of every service's Maglev table and what it was built from.
+    ShowDigest,
+    /// The target the appliance would choose for flows, and why: one flow, or
+    /// `random` flows (from `seed`) from anywhere to the service.
+    WhichTarget {
+        vip: Ipv4Addr,
+        port: u16,
+        protocol: config::Protocol,
+        flows: FlowsAsked,
+    },
+}
+
+/// The flows `which-target` asks about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowsAsked {
+    One {
+        src: Ipv4Addr,
+        sport: u16,
+    },
+    /// At most WHICH_RANDOM_MAX.
+    Random {
+        count: u32,
+        seed: u64,
+    },
+}
+
+/// The most random flows one `which-target` answers.
+pub const WHICH_RANDOM_MAX: u32 = 100_000;
+
+/// `dsrlb show digest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestView {
+    /// Of every service's digest, in config order.
+    pub digest: String,
+    pub services: Vec<ServiceDigest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceDigest {
+    pub service: String,
+    pub seed: u64,
+    pub table_size: usize,
+    /// The targets that may take new flows (in the table).
+    pub targets: Vec<Ipv4Addr>,
+    pub digest: String,
+}
+
+/// One flow's choice, as `which-target` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Choice {
+    pub src: Ipv4Addr,
+    pub sport: u16,
+    /// None: dropped (no such service, or no usable target).
+    pub target: Option<Ipv4Addr>,
+    /// "maglev slot N", "no service", "no usable target".
+    pub why: String,
+}
+
+pub fn digest_table(view: &DigestView) -> String {
+    let mut out = format!("digest {}\n", view.digest);
+    for s in &view.services {
+        let targets: Vec<String> = s.targets.iter().map(Ipv4Addr::to_string).collect();
+        out += &format!(
+            "  {} {}  seed {} table {} targets [{}]\n",
+            s.digest,
+            s.service,
+            s.seed,
+            s.table_size,
+            targets.join(" ")
+        );
+    }
+    out
+}
+
+pub fn choices_table(choices: &[Choice]) -> String {
+    choices
+        .iter()
+        .map(|c| {
+            let to = c
+                .target
+                .map_or_else(|| "drop".to_owned(), |t| t.to_string());
+            format!("{}:{} -> {to} ({})\n", c.src, c.sport, c.why)
+        })
+        .collect()
 }
 
 /// `dsrlb ha ACTION`.
@@ -113,6 +198,8 @@ pub enum Reply {
     Metrics(String),
     Doctor(DoctorView),
     Ha(HaView),
+    Digest(DigestView),
+    Choices(Vec<Choice>),
     Error(String),
 }
 

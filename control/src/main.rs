@@ -85,6 +85,30 @@ enum Command {
         #[command(flatten)]
         connect: Connect,
     },
+    /// The target the running appliance would choose for a new flow to a service,
+    /// and why (its Maglev slot); or for --random N flows drawn from --seed (the
+    /// same flows on every appliance, to compare them).
+    WhichTarget {
+        #[arg(long)]
+        vip: std::net::Ipv4Addr,
+        #[arg(long)]
+        port: u16,
+        #[arg(long, value_enum)]
+        proto: Proto,
+        /// The client's address and port.
+        #[arg(long, required_unless_present = "random")]
+        src: Option<std::net::Ipv4Addr>,
+        #[arg(long, required_unless_present = "random")]
+        sport: Option<u16>,
+        #[arg(long, conflicts_with_all = ["src", "sport"])]
+        random: Option<u32>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        connect: Connect,
+    },
     /// Print the BIRD 2 configuration for the config's [bgp] section (one static
     /// protocol a VIP, the session to the router, BFD), for bird -c.
     BirdConfig {
@@ -102,6 +126,12 @@ enum Command {
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Proto {
+    Tcp,
+    Udp,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum ShowWhat {
     /// Each service: VIP, port, protocol, targets up/total, packets, bytes, drops.
     Servers,
@@ -109,6 +139,9 @@ enum ShowWhat {
     Targets,
     /// Each worker: rx/tx, drops by reason, flow table, guard; ports; mempool.
     Stats,
+    /// A digest of each service's Maglev table, its seed and targets: equal on
+    /// appliances that choose alike.
+    Digest,
 }
 
 /// Where the running dsrlb listens. Exit status of the client commands: 0 done,
@@ -166,6 +199,10 @@ fn client(connect: &Connect, request: Request, json: bool) -> ExitCode {
         (Reply::Stats(s), false) => api::stats_table(s),
         (Reply::Doctor(d), false) => api::doctor_table(d),
         (Reply::Ha(h), false) => api::ha_table(h),
+        (Reply::Digest(d), false) => api::digest_table(d),
+        (Reply::Choices(c), false) => api::choices_table(c),
+        (Reply::Digest(d), true) => to_json(d),
+        (Reply::Choices(c), true) => to_json(c),
         (Reply::Ha(h), true) => to_json(h),
         (Reply::Done(text), false) | (Reply::Metrics(text), false) => format!("{text}\n"),
         (Reply::Servers(s), true) => to_json(s),
@@ -206,6 +243,7 @@ fn main() -> ExitCode {
                 ShowWhat::Servers => Request::ShowServers,
                 ShowWhat::Targets => Request::ShowTargets,
                 ShowWhat::Stats => Request::ShowStats,
+                ShowWhat::Digest => Request::ShowDigest,
             };
             client(&connect, request, json)
         }
@@ -221,6 +259,37 @@ fn main() -> ExitCode {
             json,
             connect,
         } => client(&connect, Request::Ha { action }, json),
+        Command::WhichTarget {
+            vip,
+            port,
+            proto,
+            src,
+            sport,
+            random,
+            seed,
+            json,
+            connect,
+        } => {
+            let flows = match (random, src, sport) {
+                (Some(count), _, _) => api::FlowsAsked::Random { count, seed },
+                (None, Some(src), Some(sport)) => api::FlowsAsked::One { src, sport },
+                _ => {
+                    eprintln!("dsrlb: give --src and --sport, or --random N");
+                    return ExitCode::from(2);
+                }
+            };
+            let protocol = match proto {
+                Proto::Tcp => config::Protocol::Tcp,
+                Proto::Udp => config::Protocol::Udp,
+            };
+            let request = Request::WhichTarget {
+                vip,
+                port,
+                protocol,
+                flows,
+            };
+            client(&connect, request, json)
+        }
         Command::BirdConfig { config } => match config::Config::load(&config) {
             Ok(c) => match control::bird::config_text(&c, &config) {
                 Some(text) => {

@@ -1,7 +1,9 @@
 //! Prometheus text exposition (format 0.0.4) of the same views `dsrlb show` prints,
 //! and the small HTTP listener that serves it on the management address.
 
-use crate::api::{ArpView, PortView, Request, ServerView, StatsView, TargetView, WorkerView};
+use crate::api::{
+    ArpView, DigestView, PortView, Request, ServerView, StatsView, TargetView, WorkerView,
+};
 use crate::ctl::Asker;
 use crate::serve::{Limits, Protocol, Server, Turn};
 use dataplane::counters::COUNTERS;
@@ -176,13 +178,21 @@ fn port_labels(p: &PortView) -> Vec<(&'static str, String)> {
 }
 
 /// The states `dsrlb_target_state` has a sample for, one of them 1.
-const TARGET_STATES: [&str; 6] = ["up", "down", "unknown", "drain", "disabled", "no-mac"];
+const TARGET_STATES: [&str; 7] = [
+    "up", "down", "unknown", "drain", "disabled", "no-mac", "dsr-down",
+];
 
 /// The whole exposition: the appliance, then per service, per target and per worker
 /// (every counter of `dataplane::counters`), then the mempool.
-pub fn render(servers: &[ServerView], targets: &[TargetView], stats: &StatsView) -> String {
+pub fn render(
+    servers: &[ServerView],
+    targets: &[TargetView],
+    stats: &StatsView,
+    digest: &DigestView,
+) -> String {
     let mut out = String::new();
     appliance(&mut out, stats);
+    digests(&mut out, digest);
     families(&mut out, servers, service_labels, SERVICE_METRICS);
     families(&mut out, targets, target_labels, TARGET_METRICS);
     target_states(&mut out, targets);
@@ -226,6 +236,18 @@ fn appliance(out: &mut String, stats: &StatsView) {
     let mut reloads = Family::start(out, name, "counter", "Configuration reloads, by result.");
     reloads.sample(name, &[("result", "applied")], stats.reloads);
     reloads.sample(name, &[("result", "refused")], stats.reloads_failed);
+}
+
+/// Each service's table digest (`dsrlb show digest`), its low 53 bits (exact as a
+/// float): equal on appliances that choose alike.
+fn digests(out: &mut String, view: &DigestView) {
+    let name = "dsrlb_maglev_digest";
+    let help = "Low 53 bits of the service's Maglev table digest (dsrlb show digest); equal on appliances that choose alike.";
+    let mut family = Family::start(out, name, "gauge", help);
+    for s in &view.services {
+        let value = u64::from_str_radix(&s.digest, 16).unwrap_or(0) & ((1 << 53) - 1);
+        family.sample(name, &[("service", s.service.as_str())], value);
+    }
 }
 
 /// ARP from the data segment that dsrlb did not simply believe.
@@ -576,7 +598,11 @@ mod tests {
             drops: 0,
             active_flows: 1,
         };
-        let text = render(&[server], &[], &stats());
+        let digest = DigestView {
+            digest: "0".to_owned(),
+            services: Vec::new(),
+        };
+        let text = render(&[server], &[], &stats(), &digest);
         let mut typed = std::collections::HashMap::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {

@@ -138,12 +138,21 @@ pub fn answer(appliance: &mut Appliance, runtime: &mut dyn Dataplane, request: R
         Request::Metrics => {
             let (servers, targets) = views::servers_and_targets(appliance, runtime);
             let stats = views::stats(appliance, runtime);
-            Reply::Metrics(crate::metrics::render(&servers, &targets, &stats))
+            let digest = views::digest(appliance, runtime);
+            Reply::Metrics(crate::metrics::render(&servers, &targets, &stats, &digest))
         }
         Request::Target { address, action } => appliance.set_admin(runtime, address, action),
         Request::Reload => appliance.reload_logged(runtime),
         Request::Doctor => Reply::Doctor(views::doctor(appliance)),
         Request::Ha { action } => appliance.ha(runtime, action),
+        Request::ShowDigest => Reply::Digest(views::digest(appliance, runtime)),
+        Request::WhichTarget {
+            vip,
+            port,
+            protocol,
+            flows,
+        } => views::choices(runtime, vip, port, protocol, &flows)
+            .map_or_else(Reply::Error, Reply::Choices),
     }
 }
 

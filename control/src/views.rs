@@ -3,8 +3,9 @@
 
 use crate::accounting::Totals;
 use crate::api::{
-    AdminAction, ArpView, DoctorTarget, DoctorView, FluxView, PortView, ProbeView, ServerView,
-    StatsView, TargetView, WorkerView,
+    AdminAction, ArpView, Choice, DigestView, DoctorTarget, DoctorView, FlowsAsked, FluxView,
+    PortView, ProbeView, ServerView, ServiceDigest, StatsView, TargetView, WorkerView,
+    WHICH_RANDOM_MAX,
 };
 use crate::appliance::Appliance;
 use crate::doctor::PathFinding;
@@ -13,7 +14,10 @@ use crate::neighbors::MacSource;
 use crate::runtime::Dataplane;
 use dataplane::counters::COUNTERS;
 use dataplane::forward::DropReason;
+use dataplane::hash::flow_hash;
 use dataplane::snapshot::{Service, Snapshot};
+use dataplane::wire::IpProtocol;
+use std::net::Ipv4Addr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The snapshot's service for each config service, by config index.
@@ -317,4 +321,112 @@ pub(crate) fn doctor(app: &Appliance) -> DoctorView {
         probes_sent: doctor.probes_sent,
         answers: doctor.answers,
     }
+}
+
+/// `dsrlb show digest`: each service's table digest (`Snapshot::digest`) and what
+/// it was built from, and one digest of them all.
+pub(crate) fn digest(app: &Appliance, dp: &dyn Dataplane) -> DigestView {
+    let snapshot = dp.snapshot();
+    let services = services_by_index(app, &snapshot);
+    let mut all = Vec::new();
+    let services = (app.config.services.iter().zip(services))
+        .filter_map(|(config, service)| {
+            let service = service?;
+            let digest = snapshot.digest(service);
+            all.extend_from_slice(&digest.to_be_bytes());
+            let mut targets: Vec<_> = (service.table().slots().iter())
+                .filter_map(|&slot| snapshot.target(slot).map(|t| t.addr))
+                .collect();
+            targets.sort();
+            targets.dedup();
+            Some(ServiceDigest {
+                service: config.label(),
+                seed: snapshot.seed,
+                table_size: service.table().len(),
+                targets,
+                digest: format!("{digest:016x}"),
+            })
+        })
+        .collect();
+    DigestView {
+        digest: format!("{:016x}", fnv1a(&all)),
+        services,
+    }
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `dsrlb which-target`: the target each flow would get as a new flow, and why.
+pub(crate) fn choices(
+    dp: &dyn Dataplane,
+    vip: Ipv4Addr,
+    port: u16,
+    protocol: config::Protocol,
+    flows: &FlowsAsked,
+) -> Result<Vec<Choice>, String> {
+    let snapshot = dp.snapshot();
+    let proto = match protocol {
+        config::Protocol::Tcp => IpProtocol::Tcp,
+        config::Protocol::Udp => IpProtocol::Udp,
+    };
+    let asked: Vec<(Ipv4Addr, u16)> = match *flows {
+        FlowsAsked::One { src, sport } => vec![(src, sport)],
+        FlowsAsked::Random { count, .. } if count > WHICH_RANDOM_MAX => {
+            return Err(format!(
+                "at most {WHICH_RANDOM_MAX} random flows, not {count}"
+            ));
+        }
+        FlowsAsked::Random { count, seed } => random_flows(count, seed),
+    };
+    let service = snapshot.service(u32::from(vip), u8::from(proto), port);
+    Ok(asked
+        .into_iter()
+        .map(|(src, sport)| {
+            let (target, why) = match service {
+                None => (None, "no service".to_owned()),
+                Some(service) => {
+                    let hash = flow_hash(
+                        u32::from(src),
+                        u32::from(vip),
+                        sport,
+                        port,
+                        proto.into(),
+                        snapshot.seed,
+                    );
+                    let picked = service.pick(hash, snapshot.targets());
+                    match picked.and_then(|p| snapshot.usable_target(p)) {
+                        Some(t) => (
+                            Some(t.addr),
+                            format!("maglev slot {}", service.table().slot_of(hash)),
+                        ),
+                        None => (None, "no usable target".to_owned()),
+                    }
+                }
+            };
+            Choice {
+                src,
+                sport,
+                target,
+                why,
+            }
+        })
+        .collect())
+}
+
+/// `count` flows from addresses and ports drawn from `seed` (xorshift): the same
+/// flows on every appliance.
+fn random_flows(count: u32, seed: u64) -> Vec<(Ipv4Addr, u16)> {
+    let mut x = seed ^ 0x9e37_79b9_7f4a_7c15;
+    (0..count)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (Ipv4Addr::from((x >> 32) as u32), (x as u16).max(1))
+        })
+        .collect()
 }

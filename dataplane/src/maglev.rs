@@ -156,9 +156,14 @@ impl MaglevTable {
     /// Uses the hash's high bits (multiply-shift range reduction, no division).
     #[inline(always)]
     pub fn lookup(&self, hash: u64) -> Option<u16> {
+        self.slots.get(self.slot_of(hash)).copied()
+    }
+
+    /// The table slot a flow hash falls in (the table has at least one slot).
+    #[inline(always)]
+    pub fn slot_of(&self, hash: u64) -> usize {
         let len = self.slots.len() as u64;
-        let slot = ((u128::from(hash >> 32) * u128::from(len)) >> 32) as usize;
-        self.slots.get(slot).copied()
+        ((u128::from(hash >> 32) * u128::from(len)) >> 32) as usize
     }
 
     /// The same table with every index `i` replaced by `map[i]` (indices into the

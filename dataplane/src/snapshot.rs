@@ -285,6 +285,34 @@ impl Snapshot {
         self.epoch
     }
 
+    /// What `service`'s choices depend on, in 64 bits: the seed, the table size,
+    /// the candidates (identity, weight) and every Maglev slot's target address.
+    /// Two appliances with the same config and the same view of their targets have
+    /// the same digest, and choose the same target for every new flow.
+    pub fn digest(&self, service: &Service) -> u64 {
+        // FNV-1a: small, stable across builds and machines (not for security).
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut eat = |bytes: &[u8]| {
+            for &b in bytes {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        };
+        eat(&self.seed.to_be_bytes());
+        eat(&self.table_size.to_be_bytes());
+        for c in &service.candidates {
+            eat(&c.identity.to_be_bytes());
+            eat(&c.weight.to_be_bytes());
+        }
+        for &slot in service.table.slots() {
+            let addr = self
+                .targets
+                .get(usize::from(slot))
+                .map_or(0, |t| u32::from(t.addr));
+            eat(&addr.to_be_bytes());
+        }
+        h
+    }
+
     #[inline(always)]
     pub fn is_vip(&self, addr: u32) -> bool {
         self.vips.binary_search(&addr).is_ok()
@@ -357,6 +385,37 @@ mod tests {
     }
 
     const VIP: u32 = 0x0a63_0064;
+
+    #[test]
+    fn the_digest_is_the_same_wherever_the_tables_are_the_same() {
+        let digests = |snap: &Snapshot| -> Vec<u64> {
+            snap.services().iter().map(|s| snap.digest(s)).collect()
+        };
+        let two = spec(vec![target(11, true), target(12, true)]);
+        let here = Snapshot::build(&two, None).unwrap();
+        let there = Snapshot::build(&two, None).unwrap();
+        assert_eq!(
+            digests(&here),
+            digests(&there),
+            "two appliances, one config"
+        );
+        // Built over a previous snapshot with other slots: the same choices.
+        let one = Snapshot::build(&spec(vec![target(12, true)]), None).unwrap();
+        let after = Snapshot::build(&two, Some(&one)).unwrap();
+        assert_eq!(digests(&after), digests(&here));
+        let down = Snapshot::build(&spec(vec![target(11, true), target(12, false)]), None).unwrap();
+        assert_ne!(
+            digests(&down),
+            digests(&here),
+            "a target down changes the choices"
+        );
+        let mut seeded = two.clone();
+        seeded.seed = 7;
+        assert_ne!(
+            digests(&Snapshot::build(&seeded, None).unwrap()),
+            digests(&here)
+        );
+    }
 
     #[test]
     fn a_rebuild_keeps_every_table_its_change_does_not_touch() {
