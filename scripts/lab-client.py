@@ -8,6 +8,12 @@ which target answered. Prints JSON: {"answers": {"t1": n, ...}, "failed": n}.
       one long-lived HTTP stream that lands on target t2 (new source ports are tried
       until one does); prints {"target", "lines", "ok", "error"}: ok means every line
       "t2 0" .. "t2 N-1" arrived in order and the stream ended cleanly.
+  lab-client.py streams --count 200 --secs 15 --ms 100
+      that many long-lived streams at once, a line every 100 ms each; once all are
+      open, prints "streaming N" on stderr; at the end {"streams", "complete",
+      "resets", "errors", "longest_gap_ms", "targets"}: complete means every line
+      arrived in order and the stream ended cleanly; longest_gap_ms, the longest wait
+      between two lines of any stream (the line interval when nothing stalls).
 """
 import argparse
 import errno
@@ -95,9 +101,78 @@ def stream(args):
     print()
 
 
+def one_stream(args, out, index, opened):
+    """Opens a stream, then reads it to its end: its lines' times, or its error."""
+    port = args.port or 80
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.settimeout(10)
+    record = {"lines": 0, "gap": 0.0, "error": None, "target": None, "complete": False}
+    out[index] = record
+    try:
+        s.bind((args.src, 0))
+        s.connect((args.vip, port))
+        s.sendall(b"GET /stream?secs=%d&ms=%d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % (args.secs, args.ms))
+        opened.release()
+        f = s.makefile("rb")
+        status = f.readline()
+        while f.readline() not in (b"\r\n", b""):
+            pass
+        last = time.monotonic()
+        expected = args.secs * 1000 // args.ms
+        while True:
+            size = int(f.readline(), 16)
+            if size == 0:
+                break
+            name, number = f.read(size).decode().split()
+            f.readline()
+            now = time.monotonic()
+            record["gap"] = max(record["gap"], now - last)
+            last = now
+            if int(number) != record["lines"]:
+                raise ValueError(f"line {number} after {record['lines']}")
+            record["target"] = name
+            record["lines"] += 1
+        record["complete"] = status.startswith(b"HTTP/1.1 200") and record["lines"] == expected
+    except (OSError, ValueError) as e:
+        record["error"] = repr(e)
+        opened.release()
+    finally:
+        s.close()
+
+
+def streams(args):
+    import threading
+    out = [None] * args.count
+    opened = threading.Semaphore(0)
+    threads = [threading.Thread(target=one_stream, args=(args, out, i, opened)) for i in range(args.count)]
+    for t in threads:
+        t.start()
+    for _ in threads:
+        opened.acquire()
+    print(f"streaming {args.count}", file=sys.stderr, flush=True)
+    for t in threads:
+        t.join()
+    errors = [r["error"] for r in out if r["error"]]
+    resets = sum("Reset" in e or "ECONNRESET" in e for e in errors)
+    targets = {}
+    for r in out:
+        if r["target"]:
+            targets[r["target"]] = targets.get(r["target"], 0) + 1
+    json.dump({
+        "streams": args.count,
+        "complete": sum(r["complete"] for r in out),
+        "resets": resets,
+        "errors": errors[:5],
+        "longest_gap_ms": round(max(r["gap"] for r in out) * 1000),
+        "targets": targets,
+    }, sys.stdout)
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["http", "udp", "stream"])
+    ap.add_argument("mode", choices=["http", "udp", "stream", "streams"])
+    ap.add_argument("--ms", type=int, default=100)
     ap.add_argument("--want", default="t2")
     ap.add_argument("--secs", type=int, default=25)
     ap.add_argument("--vip", default="10.99.0.100")
@@ -108,6 +183,8 @@ def main():
     args = ap.parse_args()
     if args.mode == "stream":
         return stream(args)
+    if args.mode == "streams":
+        return streams(args)
     port = args.port or (80 if args.mode == "http" else 5353)
     sport = random.randrange(20000, 60000 - 2 * args.count)
     answers, failed, errors = {}, 0, []

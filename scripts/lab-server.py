@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """A lab target's service, answering with the target's name: HTTP on --http
-(GET / -> name; GET /stream?secs=N -> "name i" once a second for N s, chunked), or a
+(GET / -> name; GET /stream?secs=N[&ms=M] -> "name i" once a second, or every M ms,
+for N s, chunked), or a
 UDP echo on each --udp address (any datagram -> name). Runs until killed."""
 import argparse
 import os
@@ -55,16 +56,19 @@ def serve_http(name, address):
         def do_GET(self):
             url = urlparse(self.path)
             if url.path == "/stream":
-                secs = int(parse_qs(url.query).get("secs", ["20"])[0])
+                query = parse_qs(url.query)
+                secs = int(query.get("secs", ["20"])[0])
+                # One line every `ms` milliseconds (default a second) for `secs` s.
+                ms = max(10, int(query.get("ms", ["1000"])[0]))
                 self.send_response(200)
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Transfer-Encoding", "chunked")
                 self.end_headers()
-                for i in range(secs):
+                for i in range(secs * 1000 // ms):
                     line = b"%s %d\n" % (name, i)
                     self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                     self.wfile.flush()
-                    time.sleep(1)
+                    time.sleep(ms / 1000)
                 self.wfile.write(b"0\r\n\r\n")
                 return
             body = name + b"\n"

@@ -11,14 +11,31 @@
 #     dsr-lb 10.99.1.2, dsr-t1 10.99.1.11, dsr-t2 10.99.1.12   (all on mgmt0)
 #   targets run HTTP on :80 and a UDP echo on VIP:5353, each answering its name.
 #
+#   lab.sh up --scale-out   instead: two appliances behind a BGP/ECMP router (below)
 #   lab.sh up       build it (rebuilds from scratch if any part exists)
 #   lab.sh down     remove it (also a half-built one), killing what runs inside
 #   lab.sh status   what exists and whether the services answer
 #   lab.sh service t1|t2 http|udp stop|start   stop or start one target's service
+#
+# Scale-out (up --scale-out): clients reach the VIP through a router that spreads
+# flows over two appliances by ECMP, each announcing the VIP by BGP from BIRD in its
+# own namespace (next hop: its real address on the data segment):
+#   client segment 10.99.2.0/24 (br-client): dsr-client eth0 10.99.2.1 (default
+#     route via the router), dsr-rtr cl0 10.99.2.254
+#   data segment 10.99.0.0/24 (br-data): dsr-rtr d0 10.99.0.254; dsr-lb1 data0
+#     (dsrlb, real address 10.99.0.2, 02:99:00:00:00:02); dsr-lb2 data0 (10.99.0.3,
+#     02:99:00:00:00:03); t1 10.99.0.11 and t2 10.99.0.12 as above, default route via
+#     the router, so replies go client-ward through it and never through dsrlb
+#   management 10.99.1.0/24 (br-mgmt): dsr-rtr 10.99.1.254 (BIRD, AS 65000, merge
+#     paths on, BFD), dsr-lb1 10.99.1.2, dsr-lb2 10.99.1.3 (BIRD, AS 65001, config
+#     written by dsrlb bird-config from config/examples/scale-out-lb1.toml / -lb2.toml;
+#     DSRLB=path picks the dsrlb binary, default target/release/dsrlb), targets.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 NAMESPACES=(dsr-client dsr-lb dsr-t1 dsr-t2 dsr-sw)
+SCALE_OUT=(dsr-client dsr-rtr dsr-lb1 dsr-lb2 dsr-t1 dsr-t2 dsr-sw)
+ALL_NAMESPACES=(dsr-client dsr-lb dsr-rtr dsr-lb1 dsr-lb2 dsr-t1 dsr-t2 dsr-sw)
 RUN=/run/dsrlb-lab
 VIP=10.99.0.100
 
@@ -31,7 +48,7 @@ down() {
   for pidfile in "$RUN"/*.pid; do
     [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
   done
-  for ns in "${NAMESPACES[@]}"; do
+  for ns in "${ALL_NAMESPACES[@]}"; do
     if ip netns list | grep -qw "^$ns"; then
       local pids
       pids=$(ip netns pids "$ns" 2>/dev/null || true)
@@ -65,19 +82,38 @@ offloads_off() {
   nsx "$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null 2>&1 || true
 }
 
-up() {
+# Fresh namespaces, each with lo up and IPv6 off.
+namespaces() {
   down
   mkdir -p "$RUN"
-  for ns in "${NAMESPACES[@]}"; do
+  for ns in "$@"; do
     ip netns add "$ns"
     nsx "$ns" ip link set lo up
     quiet_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
     quiet_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
   done
-  # The balancer's kernel sees every frame dsrlb sees: it must not route them.
-  quiet_sysctl dsr-lb net.ipv4.ip_forward 0
   quiet_sysctl dsr-sw net.bridge.bridge-nf-call-iptables 0
   quiet_sysctl dsr-sw net.bridge.bridge-nf-call-arptables 0
+}
+
+# The targets on the data and management segments, VIP on lo, services running.
+targets() {
+  local i=1
+  for t in t1 t2; do
+    local last=$((10 + i))
+    nsx "dsr-$t" ip addr add "10.99.0.$last/24" dev eth0
+    nsx "dsr-$t" ip addr add "10.99.1.$last/24" dev mgmt0
+    nsx "dsr-$t" "$HERE/target-setup.sh" "$VIP"
+    service "$t" http start
+    service "$t" udp start
+    i=$((i + 1))
+  done
+}
+
+up() {
+  namespaces "${NAMESPACES[@]}"
+  # The balancer's kernel sees every frame dsrlb sees: it must not route them.
+  quiet_sysctl dsr-lb net.ipv4.ip_forward 0
 
   for br in br-data br-mgmt; do
     ip -n dsr-sw link add "$br" type bridge stp_state 0 mcast_snooping 0
@@ -107,17 +143,100 @@ up() {
   nsx dsr-lb "$HERE/data-port.sh" data0 >/dev/null
   nsx dsr-client ip addr add 10.99.0.1/24 dev eth0
   nsx dsr-lb ip addr add 10.99.1.2/24 dev mgmt0
-  local i=1
-  for t in t1 t2; do
-    local last=$((10 + i))
-    nsx "dsr-$t" ip addr add "10.99.0.$last/24" dev eth0
-    nsx "dsr-$t" ip addr add "10.99.1.$last/24" dev mgmt0
-    nsx "dsr-$t" "$HERE/target-setup.sh" "$VIP"
-    service "$t" http start
-    service "$t" udp start
-    i=$((i + 1))
-  done
+  targets
   echo "lab up: client 10.99.0.1, dsrlb's port data0 in dsr-lb (real address 10.99.0.2), targets t1 10.99.0.11 and t2 10.99.0.12, VIP $VIP"
+}
+
+# The router's BIRD: a session to each appliance, ECMP into the kernel, BFD.
+router_bird() {
+  cat > "$RUN/bird-rtr.conf" <<CONF
+log stderr all;
+router id 10.99.1.254;
+protocol device { scan time 10; }
+protocol kernel {
+  ipv4 { import none; export all; };
+  merge paths on;
+}
+protocol bfd {
+  interface "m0" { min rx interval 100 ms; min tx interval 100 ms; multiplier 3; };
+}
+template bgp appliance {
+  local 10.99.1.254 as 65000;
+  hold time 3;
+  keepalive time 1;
+  connect retry time 1;
+  error wait time 1, 5;
+  bfd on;
+  ipv4 { import all; export none; };
+}
+protocol bgp lb1 from appliance { neighbor 10.99.1.2 as 65001; }
+protocol bgp lb2 from appliance { neighbor 10.99.1.3 as 65001; }
+CONF
+  nsx dsr-rtr bird -c "$RUN/bird-rtr.conf" -s "$RUN/bird-rtr.ctl" -P "$RUN/bird-rtr.pid"
+}
+
+# An appliance's BIRD, configured by dsrlb from its own config file.
+appliance_bird() {
+  local lb=$1 dsrlb=${DSRLB:-$HERE/../target/release/dsrlb}
+  [ -x "$dsrlb" ] || { echo "lab.sh: no dsrlb at $dsrlb (cargo build --release, or DSRLB=path)" >&2; exit 1; }
+  "$dsrlb" bird-config --config "$HERE/../config/examples/scale-out-$lb.toml" > "$RUN/bird-$lb.conf"
+  nsx "dsr-$lb" bird -c "$RUN/bird-$lb.conf" -s "$RUN/bird-$lb.ctl" -P "$RUN/bird-$lb.pid"
+}
+
+up_scale_out() {
+  namespaces "${SCALE_OUT[@]}"
+  for br in br-data br-mgmt br-client; do
+    ip -n dsr-sw link add "$br" type bridge stp_state 0 mcast_snooping 0
+    ip -n dsr-sw link set "$br" up
+  done
+  link dsr-client eth0  c-client br-client 02:99:02:00:00:01
+  link dsr-rtr    cl0   c-rtr    br-client 02:99:02:00:00:fe
+  link dsr-rtr    d0    d-rtr    br-data   02:99:00:00:00:fe
+  link dsr-lb1    data0 d-lb1    br-data   02:99:00:00:00:02
+  link dsr-lb2    data0 d-lb2    br-data   02:99:00:00:00:03
+  link dsr-t1     eth0  d-t1     br-data   02:99:00:00:00:0b
+  link dsr-t2     eth0  d-t2     br-data   02:99:00:00:00:0c
+  link dsr-rtr    m0    m-rtr    br-mgmt   02:99:01:00:00:fe
+  link dsr-lb1    mgmt0 m-lb1    br-mgmt   02:99:01:00:00:02
+  link dsr-lb2    mgmt0 m-lb2    br-mgmt   02:99:01:00:00:03
+  link dsr-t1     mgmt0 m-t1     br-mgmt   02:99:01:00:00:0b
+  link dsr-t2     mgmt0 m-t2     br-mgmt   02:99:01:00:00:0c
+  # Every frame on the data and client segments carries a full checksum (the router
+  # forwards client frames whose checksums the veth would leave unfinished).
+  for pair in "dsr-client eth0 c-client" "dsr-rtr cl0 c-rtr" "dsr-rtr d0 d-rtr" "dsr-lb1 data0 d-lb1" \
+              "dsr-lb2 data0 d-lb2" "dsr-t1 eth0 d-t1" "dsr-t2 eth0 d-t2"; do
+    set -- $pair
+    offloads_off "$1" "$2"
+    offloads_off dsr-sw "$3"
+  done
+  for entry in "02:99:00:00:00:fe d-rtr" "02:99:00:00:00:02 d-lb1" "02:99:00:00:00:03 d-lb2" \
+               "02:99:00:00:00:0b d-t1" "02:99:00:00:00:0c d-t2"; do
+    set -- $entry
+    bridge -n dsr-sw fdb replace "$1" dev "$2" master static
+  done
+  nsx dsr-client ip addr add 10.99.2.1/24 dev eth0
+  nsx dsr-client ip route add default via 10.99.2.254
+  nsx dsr-rtr ip addr add 10.99.2.254/24 dev cl0
+  nsx dsr-rtr ip addr add 10.99.0.254/24 dev d0
+  nsx dsr-rtr ip addr add 10.99.1.254/24 dev m0
+  quiet_sysctl dsr-rtr net.ipv4.ip_forward 1
+  quiet_sysctl dsr-rtr net.ipv4.fib_multipath_hash_policy 1
+  quiet_sysctl dsr-rtr net.ipv4.conf.all.rp_filter 0
+  quiet_sysctl dsr-rtr net.ipv4.conf.default.rp_filter 0
+  for lb in lb1 lb2; do
+    quiet_sysctl "dsr-$lb" net.ipv4.ip_forward 0
+    nsx "dsr-$lb" "$HERE/data-port.sh" data0 >/dev/null
+  done
+  nsx dsr-lb1 ip addr add 10.99.1.2/24 dev mgmt0
+  nsx dsr-lb2 ip addr add 10.99.1.3/24 dev mgmt0
+  targets
+  for t in t1 t2; do nsx "dsr-$t" ip route add default via 10.99.0.254; done
+  # A second VIP, 10.99.0.101, that t1 alone serves (scale-out-lb*.toml's "solo").
+  nsx dsr-t1 "$HERE/target-setup.sh" 10.99.0.101
+  router_bird
+  appliance_bird lb1
+  appliance_bird lb2
+  echo "lab up (scale-out): client 10.99.2.1 -> router 10.99.2.254 -> ECMP over dsr-lb1 (10.99.0.2) and dsr-lb2 (10.99.0.3) -> t1 10.99.0.11, t2 10.99.0.12; VIP $VIP"
 }
 
 # service T http|udp start|stop: one target's HTTP server (:80 on every address) or
@@ -148,7 +267,7 @@ service() {
       for _ in $(seq 1 50); do [ -s "$pidfile" ] && break; sleep 0.05; done
       if [ "$svc" = http ]; then
         for _ in $(seq 1 50); do
-          nsx dsr-lb curl -s -m 1 "http://10.99.1.1${t#t}/" >/dev/null 2>&1 && return 0
+          nsx "dsr-$t" curl -s -m 1 "http://10.99.1.1${t#t}/" >/dev/null 2>&1 && return 0
           sleep 0.1
         done
         echo "lab.sh: $t's HTTP server does not answer" >&2; cat "$RUN/$t-$svc.log" >&2; exit 1
@@ -179,7 +298,7 @@ status() {
 
 [ "$(id -u)" = 0 ] || { echo "lab.sh: run as root" >&2; exit 1; }
 case "${1:-}" in
-  up) up ;;
+  up) if [ "${2:-}" = --scale-out ]; then up_scale_out; else up; fi ;;
   down) down; echo "lab down" ;;
   status) status ;;
   service) [ $# -eq 4 ] || { echo "usage: $0 service t1|t2 http|udp stop|start" >&2; exit 2; }; service "$2" "$3" "$4" ;;

@@ -611,8 +611,20 @@ fn start_dsrlb_with(
     mpsc::Receiver<String>,
     std::thread::JoinHandle<String>,
 ) {
+    start_dsrlb_in("dsr-lb", config)
+}
+
+/// dsrlb with `config` in namespace `ns`.
+fn start_dsrlb_in(
+    ns: &str,
+    config: &Path,
+) -> (
+    Child,
+    mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
     let mut dsrlb = in_ns(
-        "dsr-lb",
+        ns,
         &[
             DSRLB,
             "run",
@@ -1883,6 +1895,220 @@ fn bird_announces_each_vip_only_while_dsrlb_can_serve_it() {
     assert!(log.contains("bgp: tap dsrlb-vips up"), "{log}");
     drop(cleanup.children.drain(..));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The router's route to `vip`: its next hops (address, device).
+fn router_next_hops(vip: &str) -> Vec<(String, String)> {
+    let out = run(&mut in_ns("dsr-rtr", &["ip", "route", "show", vip]));
+    out.lines()
+        .filter_map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let via = w.iter().position(|x| *x == "via")?;
+            let dev = w.iter().position(|x| *x == "dev")?;
+            Some((w.get(via + 1)?.to_string(), w.get(dev + 1)?.to_string()))
+        })
+        .collect()
+}
+
+/// Polls the router until `vip` has exactly `want` next hops; how long it took.
+fn router_until(vip: &str, want: usize, limit: Duration) -> Duration {
+    let start = Instant::now();
+    while router_next_hops(vip).len() != want {
+        let waited = start.elapsed();
+        assert!(
+            waited < limit,
+            "{vip}: {:?} after {waited:?}, want {want}",
+            router_next_hops(vip)
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    start.elapsed()
+}
+
+/// The scale-out lab's appliance `lb` (lb1 or lb2): its config and control socket.
+fn appliance(lb: &str) -> (PathBuf, PathBuf) {
+    (
+        repo().join(format!("config/examples/scale-out-{lb}.toml")),
+        PathBuf::from(format!("/run/dsrlb/{lb}.sock")),
+    )
+}
+
+fn flows_recorded(socket: &Path) -> u64 {
+    per_worker(&show_json(socket, "stats"), "flows_inserted")
+        .iter()
+        .sum()
+}
+
+#[test]
+#[ignore = "needs root, bird2 and the namespace lab: scripts/test.sh runs it"]
+fn scale_out_behind_ecmp_keeps_every_flow_on_its_target() {
+    let _lab = lab_lock();
+    run(Command::new(repo().join("scripts/lab.sh"))
+        .args(["up", "--scale-out"])
+        .env("DSRLB", DSRLB));
+    let mut cleanup = Cleanup {
+        children: Vec::new(),
+    };
+    let start = |lb: &str| start_dsrlb_in(&format!("dsr-{lb}"), &appliance(lb).0);
+    let (lb1, lines1, log1) = start("lb1");
+    let (lb2, lines2, log2) = start("lb2");
+    for lines in [&lines1, &lines2] {
+        wait_for_logs(
+            lines,
+            &[
+                ("bgp: announcing 10.99.0.100", 1),
+                ("bgp: announcing 10.99.0.101", 1),
+            ],
+            STARTUP_DEADLINE,
+        );
+    }
+    router_until("10.99.0.100", 2, Duration::from_secs(10));
+    let hops = router_next_hops("10.99.0.100");
+    assert_eq!(
+        hops,
+        [
+            ("10.99.0.2".to_owned(), "d0".to_owned()),
+            ("10.99.0.3".to_owned(), "d0".to_owned())
+        ],
+        "both appliances, on the data segment"
+    );
+    let (sock1, sock2) = (appliance("lb1").1, appliance("lb2").1);
+
+    // 1000 new flows, spread by the router's ECMP: half each, within 10 %.
+    let before = (flows_recorded(&sock1), flows_recorded(&sock2));
+    let tally = client_with(&["http", "--src", "10.99.2.1", "--count", "1000"]);
+    assert_eq!(
+        (tally.failed, tally.t1 + tally.t2),
+        (0, 1000),
+        "{}",
+        tally.raw
+    );
+    let split = (
+        flows_recorded(&sock1) - before.0,
+        flows_recorded(&sock2) - before.1,
+    );
+    println!("1000 flows over the appliances: {split:?}");
+    assert_eq!(split.0 + split.1, 1000);
+    assert!((400..=600).contains(&split.0), "{split:?}");
+
+    // The same tables, and the same target for 10,000 random flows.
+    let digest = |sock: &Path| show_json(sock, "digest")["digest"].clone();
+    assert_eq!(digest(&sock1), digest(&sock2));
+    let which = |sock: &Path| {
+        let args = [
+            "which-target",
+            "--vip",
+            "10.99.0.100",
+            "--port",
+            "80",
+            "--proto",
+            "tcp",
+        ];
+        let (code, out, err) = ctl(
+            sock,
+            &[&args[..], &["--random", "10000", "--json"]].concat(),
+        );
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let (choices1, choices2) = (which(&sock1), which(&sock2));
+    assert_eq!(choices1.matches("\"src\"").count(), 10_000);
+    assert!(
+        choices1 == choices2,
+        "which-target differs between the appliances"
+    );
+
+    // 200 long-lived connections; lb1 killed, then back: no connection reset.
+    let script = repo().join("scripts/lab-client.py");
+    let streams_args = [
+        "streams",
+        "--src",
+        "10.99.2.1",
+        "--count",
+        "200",
+        "--secs",
+        "16",
+        "--ms",
+        "100",
+    ];
+    let mut streams = in_ns(
+        "dsr-client",
+        &[&["python3", script.to_str().unwrap()][..], &streams_args].concat(),
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut first = String::new();
+    BufReader::new(streams.stderr.as_mut().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("streaming 200"), "{first}");
+    std::thread::sleep(Duration::from_secs(2));
+    let mut lb1 = lb1;
+    run(Command::new("kill").args(["-KILL", &lb1.id().to_string()]));
+    let withdrawn = router_until("10.99.0.100", 1, Duration::from_millis(500));
+    let _ = lb1.wait();
+    drop((lines1, log1));
+    assert_eq!(router_next_hops("10.99.0.100")[0].0, "10.99.0.3");
+    std::thread::sleep(Duration::from_secs(3));
+    let (lb1, lines1, log1) = start("lb1");
+    wait_for_logs(
+        &lines1,
+        &[("bgp: announcing 10.99.0.100: ready to serve it", 1)],
+        STARTUP_DEADLINE,
+    );
+    let announced = router_until("10.99.0.100", 2, Duration::from_secs(1));
+    let out = streams.wait_with_output().unwrap();
+    let verdict: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    println!(
+        "kill -9 of lb1: next hop withdrawn at the router in {withdrawn:?}; lb1 back: announced {announced:?} after ready; streams {verdict}"
+    );
+    assert_eq!(
+        (verdict["complete"].as_u64(), verdict["resets"].as_u64()),
+        (Some(200), Some(0)),
+        "{verdict}"
+    );
+
+    // A VIP whose only target goes down: each appliance withdraws it in the pass
+    // that sees the health change (the two probe t1 on schedules of their own).
+    lab_service("t1", "stop");
+    let health_change = "target 10.99.0.11 of solo (10.99.0.101:80/tcp): up -> down";
+    for (lines, hop) in [(&lines1, "10.99.0.2"), (&lines2, "10.99.0.3")] {
+        wait_for_logs(lines, &[(health_change, 1)], TRANSITION_DEADLINE);
+        let seen = Instant::now();
+        while router_next_hops("10.99.0.101")
+            .iter()
+            .any(|(via, _)| via == hop)
+        {
+            assert!(
+                seen.elapsed() < Duration::from_secs(1),
+                "{hop} still a next hop of 10.99.0.101"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        let gone = seen.elapsed();
+        println!(
+            "10.99.0.101 via {hop} left the router {gone:?} after its appliance logged t1 down"
+        );
+        assert!(gone < Duration::from_millis(100), "{gone:?}");
+    }
+    router_until("10.99.0.101", 0, Duration::from_secs(1));
+    lab_service("t1", "start");
+    router_until("10.99.0.101", 2, Duration::from_secs(5));
+
+    for (mut dsrlb, log) in [(lb1, log1), (lb2, log2)] {
+        run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
+        assert!(dsrlb.wait().unwrap().success());
+        let log = log.join().unwrap();
+        let errors: Vec<&str> = (log.lines())
+            .filter(|l| l.contains(" ERROR ") && !l.contains("has no usable target"))
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    router_until("10.99.0.100", 0, Duration::from_secs(1));
+    drop(lines2);
+    drop(cleanup.children.drain(..));
 }
 
 /// Drops are visible where they happen: with dsrlb stopped (SIGSTOP) its port's
