@@ -147,8 +147,10 @@ up() {
   echo "lab up: client 10.99.0.1, dsrlb's port data0 in dsr-lb (real address 10.99.0.2), targets t1 10.99.0.11 and t2 10.99.0.12, VIP $VIP"
 }
 
-# The router's BIRD: a session to each appliance, ECMP into the kernel, BFD.
+# The router's BIRD: a session to each appliance, ECMP into the kernel, BFD (unless
+# ROUTER_BFD=off: a silent appliance is then noticed after the hold time).
 router_bird() {
+  local bfd=${ROUTER_BFD:-on}
   cat > "$RUN/bird-rtr.conf" <<CONF
 log stderr all;
 router id 10.99.1.254;
@@ -166,7 +168,7 @@ template bgp appliance {
   keepalive time 1;
   connect retry time 1;
   error wait time 1, 5;
-  bfd on;
+  bfd $bfd;
   ipv4 { import all; export none; };
 }
 protocol bgp lb1 from appliance { neighbor 10.99.1.2 as 65001; }
