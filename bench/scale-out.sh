@@ -54,6 +54,7 @@ lab_up on
 kill_ms=() back_ms=() silent_ms=()
 for _ in $(seq 1 "$REPS"); do
   t0=$(ms); kill -9 "$(cat "$WORK/lb2.pid")"; until_lb2 no 5; kill_ms+=($(( $(ms) - t0 )))
+  { wait "$(cat "$WORK/lb2.pid")"; } 2>/dev/null || true
   sleep 1
   n=$(grep -c 'announcing 10.99.0.100' "$WORK/lb2.log" || true)
   start lb2; ready=$(wait_announced lb2 "$n"); until_lb2 yes 5; back_ms+=($(( $(ms) - ready )))

@@ -4,6 +4,8 @@
 # requests to the VIP from the client namespace, shows both targets answering, proves
 # the replies bypassed dsrlb, prints dsrlb's counters, and tears everything down
 # (also on Ctrl-C or failure). Needs root (Debian 12).
+#   scripts/demo.sh --scale-out   instead: two appliances behind a BGP/ECMP router,
+#   one killed with SIGKILL while long downloads run (see scale_out below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -19,8 +21,59 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Two appliances announce the VIP by BGP (BIRD); the router spreads flows over both;
+# one is killed while downloads run: its route is withdrawn, the downloads finish.
+scale_out() {
+  scripts/lab.sh up --scale-out
+  for lb in lb1 lb2; do
+    ip netns exec "dsr-$lb" target/release/dsrlb run --config "config/examples/scale-out-$lb.toml" \
+      --stats-interval 0 > "$DEMO/$lb.out" 2> "$DEMO/$lb.log" &
+    pids+=($!)
+  done
+  local lb1=${pids[0]}
+  for _ in $(seq 1 100); do
+    [ "$(ip -n dsr-rtr route show 10.99.0.100 | grep -c nexthop)" = 2 ] && break
+    sleep 0.1
+  done
+  for lb in lb1 lb2; do
+    echo "== dsrlb ha status (dsr-$lb)"
+    target/release/dsrlb ha status --config "config/examples/scale-out-$lb.toml" | sed 's/^/  /'
+  done
+  echo "== the router's route to the VIP: ip -n dsr-rtr route show 10.99.0.100"
+  ip -n dsr-rtr route show 10.99.0.100 | sed 's/^/  /'
+  echo "== 200 HTTP requests from the client (10.99.2.1): who answered"
+  printf '  %s\n' "$(ip netns exec dsr-client python3 scripts/lab-client.py http --src 10.99.2.1 --count 200)"
+  for lb in lb1 lb2; do
+    printf '  dsr-%s forwarded: %s frames\n' "$lb" "$(target/release/dsrlb show stats --json \
+      --config "config/examples/scale-out-$lb.toml" | python3 -c 'import json,sys; print(sum(w["forwarded"] for w in json.load(sys.stdin)["workers"]))')"
+  done
+  echo "== both appliances choose alike: dsrlb show digest"
+  for lb in lb1 lb2; do
+    printf '  dsr-%s %s\n' "$lb" "$(target/release/dsrlb show digest --config "config/examples/scale-out-$lb.toml" | head -1)"
+  done
+  echo "== 20 downloads (a line every 100 ms for 8 s each); dsr-lb1's dsrlb killed with SIGKILL after 2 s"
+  ip netns exec dsr-client python3 scripts/lab-client.py streams --src 10.99.2.1 --count 20 --secs 8 --ms 100 \
+    > "$DEMO/streams.json" 2>/dev/null &
+  local downloads=$!
+  sleep 2
+  kill -KILL "$lb1"
+  local t0 t1
+  t0=$(date +%s%N)
+  while ip -n dsr-rtr route show 10.99.0.100 | grep -q 10.99.0.2; do sleep 0.005; done
+  t1=$(date +%s%N)
+  { wait "$lb1"; } 2>/dev/null || true
+  echo "  the router dropped dsr-lb1's next hop $(( (t1 - t0) / 1000000 )) ms after the kill:"
+  ip -n dsr-rtr route show 10.99.0.100 | sed 's/^/    /'
+  wait "$downloads"
+  echo "  downloads: $(cat "$DEMO/streams.json")"
+}
+
 scripts/setup.sh
 cargo build --release -p control
+if [ "${1:-}" = --scale-out ]; then
+  scale_out
+  exit 0
+fi
 scripts/lab.sh up
 
 ip netns exec dsr-lb tcpdump -i data0 -U -n -w "$DEMO/lb.pcap" 2>/dev/null & pids+=($!)
