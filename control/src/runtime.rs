@@ -80,6 +80,21 @@ pub struct RunningPort {
     pub control_tx: ControlTx,
     /// Its af_packet sockets, if any; read (and so reset in the kernel) on each look.
     ring_drops: RefCell<RingDrops>,
+    /// The kernel interface under an af_packet or af_xdp port: its drivers report
+    /// the link as up whatever the interface does, so the kernel is asked.
+    kernel_iface: Option<String>,
+}
+
+impl RunningPort {
+    /// Whether the link is up: the kernel interface's operational state for a port
+    /// over one, else the driver's link status.
+    fn link_up(&self) -> bool {
+        match &self.kernel_iface {
+            Some(iface) => std::fs::read_to_string(format!("/sys/class/net/{iface}/operstate"))
+                .is_ok_and(|state| matches!(state.trim(), "up" | "unknown")),
+            None => self.port.link_up(),
+        }
+    }
 }
 
 /// A launched worker, as the control thread sees it.
@@ -300,7 +315,7 @@ impl Dataplane for Runtime {
     }
 
     fn links_up(&self) -> bool {
-        self.ports.iter().all(|p| p.port.link_up())
+        self.ports.iter().all(RunningPort::link_up)
     }
 }
 
@@ -379,6 +394,7 @@ fn start_port(p: &config::PortConfig, pool: &Mempool) -> Result<(RunningPort, In
         mac,
         control_tx,
         ring_drops: RefCell::new(ring_drops),
+        kernel_iface: kernel_interface(&p.device).map(str::to_owned),
     };
     Ok((running, inject))
 }

@@ -2097,6 +2097,23 @@ fn scale_out_behind_ecmp_keeps_every_flow_on_its_target() {
     lab_service("t1", "start");
     router_until("10.99.0.101", 2, Duration::from_secs(5));
 
+    // lb2's data port loses its link: withdrawn until it is back.
+    let data0 = |state: &str| {
+        run(&mut in_ns(
+            "dsr-lb2",
+            &["ip", "link", "set", "data0", state],
+        ))
+    };
+    data0("down");
+    wait_for_logs(
+        &lines2,
+        &[("withdrawing 10.99.0.100: a port's link is down", 1)],
+        TRANSITION_DEADLINE,
+    );
+    router_until("10.99.0.100", 1, Duration::from_millis(500));
+    data0("up");
+    router_until("10.99.0.100", 2, Duration::from_secs(2));
+
     for (mut dsrlb, log) in [(lb1, log1), (lb2, log2)] {
         run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
         assert!(dsrlb.wait().unwrap().success());
