@@ -585,3 +585,66 @@ fn dsr_check_has_defaults_and_its_errors_name_the_key() {
         ],
     );
 }
+
+#[test]
+fn bgp_is_checked_naming_the_key_and_fixed_at_start() {
+    let bgp = "[bgp]\nlocal_as = 65001\npeer_as = 65000\npeer_address = \"10.99.1.254\"\nlocal_address = \"10.99.1.2\"\n\n[[services]]";
+    let with = MINIMAL.replacen("[[services]]", bgp, 1);
+    let c = Config::from_toml(&with, "t").unwrap();
+    let b = c.bgp.as_ref().unwrap();
+    assert_eq!(
+        (b.hold_time_secs, b.bfd, b.tap.as_str()),
+        (3, true, "dsrlb-vips")
+    );
+    assert!(
+        !c.announces_vips(),
+        "the router routes the VIPs: no ARP for them"
+    );
+    assert!(Config::from_toml(MINIMAL, "t").unwrap().announces_vips());
+    assert_each_edit_fails_at_its_key(
+        &with,
+        &[
+            (
+                "AS 0",
+                "local_as = 65001",
+                "local_as = 0",
+                "bgp.local_as",
+                "not an AS number",
+            ),
+            (
+                "the session on the data segment",
+                "local_address = \"10.99.1.2\"",
+                "local_address = \"10.99.0.2\"",
+                "bgp.local_address",
+                "is the appliance's real address",
+            ),
+            (
+                "a hold time below BGP's",
+                "peer_as = 65000",
+                "peer_as = 65000\nhold_time_secs = 2",
+                "bgp.hold_time_secs",
+                "outside 3..=65535",
+            ),
+            (
+                "a tap name too long",
+                "peer_as = 65000",
+                "peer_as = 65000\ntap = \"a-name-much-too-long\"",
+                "bgp.tap",
+                "not an interface name",
+            ),
+            (
+                "a relative socket",
+                "peer_as = 65000",
+                "peer_as = 65000\nbird_socket = \"bird.ctl\"",
+                "bgp.bird_socket",
+                "absolute path",
+            ),
+        ],
+    );
+    let mut next = c.clone();
+    next.bgp.as_mut().unwrap().peer_as = 65002;
+    assert!(c
+        .needs_restart_for(&next)
+        .iter()
+        .any(|e| e.key == "bgp.peer_as"));
+}

@@ -187,6 +187,7 @@ mod tests {
             port_name: "p".into(),
             queue: 0,
             stats: Arc::new(WorkerStats::default()),
+            queries: Arc::default(),
         }];
         let totals = Totals(&workers);
         let mut acc = Accounting::default();

@@ -13,7 +13,8 @@ use dataplane::control_tx::ControlTx;
 use dataplane::dpdk::{
     launch, Eal, LcoreJoin, Mbuf, Mempool, Port, PortConfig, PortStats, RssOffer,
 };
-use dataplane::flow::{FlowTable, FlowTableConfig};
+use dataplane::flow::{FlowKey, FlowTable, FlowTableConfig, FlowTarget};
+use dataplane::flow_query::{FlowAsk, FlowQueries};
 use dataplane::rcu;
 use dataplane::snapshot::Snapshot;
 use dataplane::wire::{ethernet, MacAddr};
@@ -54,6 +55,52 @@ pub trait Dataplane {
     fn port_macs(&self) -> Vec<MacAddr>;
     /// Whether every port's link is up.
     fn links_up(&self) -> bool;
+    /// The worker (its lcore) whose flow table holds the flow, and the target it is
+    /// pinned to; None if no table holds it.
+    fn pinned(&self, key: FlowKey, hash: u64) -> Result<Option<(u32, FlowTarget)>, String>;
+}
+
+/// How long the workers may take to answer a question about their flow tables.
+const QUERY_PATIENCE: Duration = Duration::from_millis(500);
+
+/// Asks every worker of `workers` whether its table holds the flow.
+pub fn ask_workers(
+    workers: &[RunningWorker],
+    key: FlowKey,
+    hash: u64,
+) -> Result<Option<(u32, FlowTarget)>, String> {
+    static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    for w in workers {
+        while w.queries.answer().is_some() {}
+        if !w.queries.ask(FlowAsk { id, key, hash }) {
+            return Err(format!(
+                "the worker on lcore {} has too many questions waiting",
+                w.lcore
+            ));
+        }
+    }
+    let deadline = std::time::Instant::now() + QUERY_PATIENCE;
+    let mut waiting: Vec<&RunningWorker> = workers.iter().collect();
+    let mut found = None;
+    while !waiting.is_empty() {
+        waiting.retain(|w| match w.queries.answer() {
+            Some(a) if a.id == id => {
+                found = found.or(a.pinned.map(|t| (w.lcore, t)));
+                false
+            }
+            _ => true,
+        });
+        if std::time::Instant::now() > deadline {
+            let lcores: Vec<String> = waiting.iter().map(|w| w.lcore.to_string()).collect();
+            return Err(format!(
+                "no answer from the worker(s) on lcore {} within {QUERY_PATIENCE:?}",
+                lcores.join(", ")
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    Ok(found)
 }
 
 /// The queue through which a port's first worker sends the control thread's frames,
@@ -103,6 +150,8 @@ pub struct RunningWorker {
     pub port_name: String,
     pub queue: u16,
     pub stats: Arc<WorkerStats>,
+    /// Questions about its flow table (`Dataplane::pinned`).
+    pub queries: Arc<FlowQueries>,
 }
 
 /// Starts DPDK's EAL for `config` (once a process); the Runtime lives inside it.
@@ -197,6 +246,7 @@ impl Runtime {
                 };
                 let flows = FlowTable::new(flow_table);
                 let punt = Arc::clone(&self.punt);
+                let queries = Arc::new(FlowQueries::default());
                 let mut worker = Worker::new(
                     queues,
                     flows,
@@ -204,7 +254,8 @@ impl Runtime {
                     Arc::clone(&stats),
                     punt,
                     idle.clone(),
-                );
+                )
+                .with_queries(Arc::clone(&queries));
                 if let Some(queue) = inject.take() {
                     worker = worker.with_injection(queue);
                 }
@@ -220,6 +271,7 @@ impl Runtime {
                     port_name: p.name.clone(),
                     queue,
                     stats,
+                    queries,
                 });
             }
         }
@@ -316,6 +368,10 @@ impl Dataplane for Runtime {
 
     fn links_up(&self) -> bool {
         self.ports.iter().all(RunningPort::link_up)
+    }
+
+    fn pinned(&self, key: FlowKey, hash: u64) -> Result<Option<(u32, FlowTarget)>, String> {
+        ask_workers(&self.workers, key, hash)
     }
 }
 

@@ -3,6 +3,7 @@
 //! and the fuzz targets (fuzz/) drive `Appliance` against it.
 
 use crate::runtime::{Dataplane, Frame, PortReading, RunningWorker};
+use dataplane::flow::{FlowKey, FlowTarget};
 use dataplane::forward::arp_sender;
 use dataplane::snapshot::Snapshot;
 use dataplane::wire::{ArpOperation, MacAddr};
@@ -97,5 +98,8 @@ impl Dataplane for StandIn {
     }
     fn links_up(&self) -> bool {
         true
+    }
+    fn pinned(&self, key: FlowKey, hash: u64) -> Result<Option<(u32, FlowTarget)>, String> {
+        crate::runtime::ask_workers(&self.workers, key, hash)
     }
 }

@@ -13,6 +13,7 @@ use crate::health::Health;
 use crate::neighbors::MacSource;
 use crate::runtime::Dataplane;
 use dataplane::counters::COUNTERS;
+use dataplane::flow::FlowKey;
 use dataplane::forward::DropReason;
 use dataplane::hash::flow_hash;
 use dataplane::snapshot::{Service, Snapshot};
@@ -383,20 +384,40 @@ pub(crate) fn choices(
         FlowsAsked::Random { count, seed } => random_flows(count, seed),
     };
     let service = snapshot.service(u32::from(vip), u8::from(proto), port);
-    Ok(asked
+    // A random flow is a new one: no table is asked about it.
+    let ask_tables = matches!(flows, FlowsAsked::One { .. });
+    asked
         .into_iter()
         .map(|(src, sport)| {
-            let (target, why) = match service {
-                None => (None, "no service".to_owned()),
-                Some(service) => {
-                    let hash = flow_hash(
-                        u32::from(src),
-                        u32::from(vip),
-                        sport,
-                        port,
-                        proto.into(),
-                        snapshot.seed,
-                    );
+            let Some(service) = service else {
+                return Ok(Choice {
+                    src,
+                    sport,
+                    target: None,
+                    why: "no service".to_owned(),
+                });
+            };
+            let hash = flow_hash(
+                u32::from(src),
+                u32::from(vip),
+                sport,
+                port,
+                proto.into(),
+                snapshot.seed,
+            );
+            let key = FlowKey::new(u32::from(src), sport, port, service.slot);
+            let pinned = if ask_tables {
+                dp.pinned(key, hash)?
+            } else {
+                None
+            };
+            let kept = pinned.and_then(|(lcore, t)| Some((lcore, snapshot.usable_target(t)?)));
+            let (target, why) = match kept {
+                Some((lcore, t)) => (
+                    Some(t.addr),
+                    format!("flow table of the worker on lcore {lcore}"),
+                ),
+                None => {
                     let picked = service.pick(hash, snapshot.targets());
                     match picked.and_then(|p| snapshot.usable_target(p)) {
                         Some(t) => (
@@ -407,14 +428,14 @@ pub(crate) fn choices(
                     }
                 }
             };
-            Choice {
+            Ok(Choice {
                 src,
                 sport,
                 target,
                 why,
-            }
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// `count` flows from addresses and ports drawn from `seed` (xorshift): the same

@@ -1383,6 +1383,52 @@ fn two_workers_on_two_queues_share_the_flows_and_operate_as_one() {
         "both workers took new flows: {moved:?}"
     );
 
+    // which-target finds an open connection in the table of the worker that holds
+    // it, and a flow never seen by Maglev's choice.
+    let mut conn = in_ns(
+        "dsr-client",
+        &[
+            "python3",
+            "-c",
+            "import socket, time\ns = socket.socket()\ns.bind(('10.99.0.1', 45678))\ns.connect(('10.99.0.100', 80))\nprint('open', flush=True)\ntime.sleep(5)",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let mut open = String::new();
+    BufReader::new(conn.stdout.as_mut().unwrap())
+        .read_line(&mut open)
+        .unwrap();
+    assert_eq!(open.trim(), "open");
+    let which = |sport: &str| {
+        let args = [
+            "which-target",
+            "--vip",
+            "10.99.0.100",
+            "--port",
+            "80",
+            "--proto",
+            "tcp",
+        ];
+        let (code, out, err) = ctl(
+            socket,
+            &[&args[..], &["--src", "10.99.0.1", "--sport", sport]].concat(),
+        );
+        assert_eq!(code, 0, "{err}");
+        out
+    };
+    let pinned = which("45678");
+    assert!(
+        pinned.contains("(flow table of the worker on lcore "),
+        "{pinned}"
+    );
+    let fresh = which("45679");
+    assert!(fresh.contains("(maglev slot "), "{fresh}");
+    println!("{pinned}{fresh}");
+    let _ = conn.kill();
+    let _ = conn.wait();
+
     // SIGTERM under load on both workers: exit 0 within 2 s.
     let flood = in_ns(
         "dsr-client",

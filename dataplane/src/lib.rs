@@ -51,6 +51,7 @@ pub mod counters;
 pub mod craft;
 pub mod dpdk;
 pub mod flow;
+pub mod flow_query;
 pub mod forward;
 pub mod hash;
 pub mod maglev;

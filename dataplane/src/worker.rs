@@ -8,6 +8,7 @@
 use crate::counters::{add, CounterCells, Counts};
 use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
+use crate::flow_query::FlowQueries;
 use crate::forward::{decide_outside_run, flow_hash_hint, DropReason, SameFlowRun, Verdict};
 use crate::rcu::Reader;
 use crate::snapshot::{Snapshot, MAX_SERVICE_SLOTS, MAX_TARGET_SLOTS};
@@ -226,6 +227,8 @@ pub struct Worker {
     /// Frames the control thread asks this worker to send, on ports where the
     /// control thread has no tx queue of its own (see `ControlTx`).
     inject: Option<Arc<ArrayQueue<Mbuf>>>,
+    /// The control thread's questions about the flow table (`with_queries`).
+    queries: Option<Arc<FlowQueries>>,
     clock: Clock,
     idle: IdleBackoff,
     walk: FlowWalk,
@@ -398,6 +401,7 @@ impl Worker {
             stats,
             punt,
             inject: None,
+            queries: None,
             clock: Clock::new(),
             idle,
             walk: FlowWalk::new(),
@@ -415,6 +419,12 @@ impl Worker {
     /// Makes this worker also send what the control thread queues on `inject`.
     pub fn with_injection(mut self, inject: Arc<ArrayQueue<Mbuf>>) -> Self {
         self.inject = Some(inject);
+        self
+    }
+
+    /// Makes this worker answer the control thread's questions about its flow table.
+    pub fn with_queries(mut self, queries: Arc<FlowQueries>) -> Self {
+        self.queries = Some(queries);
         self
     }
 
@@ -466,10 +476,14 @@ impl Worker {
             walk,
             lookahead,
             run,
+            queries,
             ..
         } = self;
         if let Some(inject) = inject {
             send_injected(inject, queues, stats);
+        }
+        if let Some(queries) = queries {
+            queries.serve(flows, || clock.now_ms());
         }
         let mut rx = MbufBurst::new();
         let received = if receive {
