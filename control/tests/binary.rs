@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{ctl, follow_log, service, show_json as json, wait_for_logs, Started, DSRLB};
+use common::{
+    ctl, follow_log, service, show_json as json, stop_timed, wait_for_logs, Started, DSRLB,
+};
 
 const PORT_MAC: MacAddr = MacAddr([0x02, 0, 0, 0, 0, 0x02]);
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 1]);
@@ -193,22 +195,7 @@ fn start_and_replay_config(dir: &Path, text: &str, frames: usize) -> Running {
 
 fn stop(mut running: Running, signal: &str) -> (std::process::ExitStatus, String, Duration) {
     let child = &mut running.child.0;
-    let sent_at = Instant::now();
-    Command::new("kill")
-        .args([signal, &child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            sent_at.elapsed() < Duration::from_secs(10),
-            "dsrlb did not stop within 10 s of {signal}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let stopped_in = sent_at.elapsed();
+    let (status, stopped_in) = stop_timed(child, signal);
     let stdout = std::io::read_to_string(child.stdout.take().unwrap()).unwrap();
     let stderr = running.reader.join().unwrap();
     (status, format!("{stdout}\n{stderr}"), stopped_in)

@@ -92,3 +92,23 @@ impl Drop for Started {
         }
     }
 }
+
+/// Sends `signal` (e.g. "-TERM") to dsrlb and waits for it to exit: its status and
+/// how long it took. Panics if it is still running 10 s later.
+pub fn stop_timed(dsrlb: &mut Child, signal: &str) -> (std::process::ExitStatus, Duration) {
+    let sent_at = Instant::now();
+    Command::new("kill")
+        .args([signal, &dsrlb.id().to_string()])
+        .status()
+        .unwrap();
+    loop {
+        if let Some(status) = dsrlb.try_wait().unwrap() {
+            return (status, sent_at.elapsed());
+        }
+        assert!(
+            sent_at.elapsed() < Duration::from_secs(10),
+            "dsrlb did not stop within 10 s of {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
