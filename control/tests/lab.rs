@@ -418,18 +418,23 @@ fn dsr_through_dsrlb_in_the_namespace_lab() {
         forwarded, sent_to_vip,
         "dsrlb forwarded {forwarded}, the client sent {sent_to_vip}\n{report}"
     );
-    // The ARP questions for its addresses that reached dsrlb's port: the client's for
-    // the VIP, and the targets' for the real address (they answer the doctor's
-    // in-path probes there).
-    let arp_questions = lb_frames
+    // Its ARP questions were answered, and little else: besides the client's
+    // questions for the VIP, each target asks for the real address (by unicast, when
+    // its entry for it goes stale, ~5 s after the doctor's first probe), which the
+    // client's capture cannot see (nor, it turned out, the one in dsr-lb): at most
+    // two a target in the few seconds dsrlb runs here.
+    let client_questions = client_frames
         .iter()
         .filter(|f| {
-            let asked = f.bytes.get(38..42);
-            matches!(arp_sender(&f.bytes), Some((ArpOperation::Request, s, m)) if m != LB_MAC && Some(&s.octets()[..]) != asked)
-                && (asked == Some(&VIP.octets()[..]) || asked == Some(&REAL.octets()[..]))
+            matches!(arp_sender(&f.bytes), Some((ArpOperation::Request, s, _)) if s == CLIENT)
+                && f.bytes.get(38..42) == Some(&VIP.octets()[..])
         })
         .count() as u64;
-    assert_eq!(counter(&report, "replied"), arp_questions, "{report}");
+    let replied = counter(&report, "replied");
+    assert!(
+        (client_questions..=client_questions + 4).contains(&replied),
+        "replied {replied}, the client asked {client_questions} times\n{report}"
+    );
     assert_eq!(counter(&report, "tx_dropped"), 0, "{report}");
 
     drop(cleanup.children.drain(..));
