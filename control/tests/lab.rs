@@ -69,6 +69,13 @@ impl Drop for Cleanup {
             let _ = Command::new("kill")
                 .args(["-INT", &c.id().to_string()])
                 .status();
+            // SIGINT, then SIGKILL for one that does not end in 5 s: a test that
+            // failed must end, not wait on what it started.
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
             let _ = c.wait();
         }
         let _ = Command::new(repo().join("scripts/lab.sh"))
@@ -1651,6 +1658,15 @@ fn the_doctor_names_each_way_a_target_is_set_up_wrong() {
     .unwrap();
     // Killed below; by the cleanup if the test fails before.
     cleanup.children.push(own);
+    // Listening before anything is asked: until then the VIP refuses too.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !run(&mut in_ns("dsr-t1", &["ss", "-Hltn"])).contains("10.99.0.11:80 ") {
+        assert!(
+            Instant::now() < deadline,
+            "the HTTP server on 10.99.0.11 did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let row = doctor_until(socket, "10.99.0.11", "refused", |r| {
         r["listening_on_vip"] == false
     });
