@@ -598,6 +598,14 @@ fn default_weight() -> u32 {
 }
 
 impl Config {
+    /// The VIPs of the services, once each, sorted.
+    pub fn vips(&self) -> Vec<Ipv4Addr> {
+        let mut vips: Vec<Ipv4Addr> = self.services.iter().map(|s| s.vip).collect();
+        vips.sort();
+        vips.dedup();
+        vips
+    }
+
     /// Whether dsrlb answers ARP for the VIPs and announces them by gratuitous ARP:
     /// not when BIRD announces them by BGP.
     pub fn announces_vips(&self) -> bool {

@@ -135,7 +135,7 @@ impl Appliance {
     /// from the next pass on as they are ready.
     pub fn start_announcing(&mut self) -> Result<(), String> {
         if let Some(bgp) = &self.config.bgp {
-            let vips = crate::bird::vips(&self.config);
+            let vips = self.config.vips();
             self.announcer = Some(Announcer::start(bgp, &vips, Instant::now())?);
         }
         Ok(())
@@ -331,10 +331,11 @@ impl Appliance {
     /// Gratuitous ARP (announcements) for the real address and every VIP.
     /// The real address and every VIP, once each.
     fn own_addresses(&self) -> Vec<Ipv4Addr> {
-        let mut addrs = vec![self.config.appliance.address];
-        addrs.extend(self.config.services.iter().map(|s| s.vip));
-        addrs.sort();
-        addrs.dedup();
+        let mut addrs = self.config.vips();
+        let real = self.config.appliance.address;
+        if let Err(at) = addrs.binary_search(&real) {
+            addrs.insert(at, real);
+        }
         addrs
     }
 
@@ -356,7 +357,7 @@ impl Appliance {
             });
         }
         let real = self.config.appliance.address;
-        for vip in self.own_addresses().into_iter().filter(|a| *a != real) {
+        for vip in self.config.vips() {
             Self::send_arp(dp, "an ARP question for a VIP", &|mac| {
                 ArpRepr::request((mac, real), vip).frame(MacAddr::BROADCAST)
             });
@@ -478,7 +479,7 @@ impl Appliance {
         self.admin = admin;
         self.doctor = doctor;
         if let Some(announcer) = &mut self.announcer {
-            announcer.set_vips(&crate::bird::vips(&self.config), Instant::now());
+            announcer.set_vips(&self.config.vips(), Instant::now());
         }
         // Indices follow the new config: report every service without a target anew.
         self.serving = vec![true; self.config.services.len()];

@@ -27,19 +27,11 @@ pub fn protocol(vip: Ipv4Addr) -> String {
     format!("vip_{a}_{b}_{c}_{d}")
 }
 
-/// The VIPs of the config, once each, sorted.
-pub fn vips(config: &Config) -> Vec<Ipv4Addr> {
-    let mut vips: Vec<Ipv4Addr> = config.services.iter().map(|s| s.vip).collect();
-    vips.sort();
-    vips.dedup();
-    vips
-}
-
 /// bird.conf for `config`'s [bgp] section; None without one. `source` names the file
 /// it came from, in the header.
 pub fn config_text(config: &Config, source: &Path) -> Option<String> {
     let bgp = config.bgp.as_ref()?;
-    let vips = vips(config);
+    let vips = config.vips();
     let next_hop = bgp.next_hop.unwrap_or(config.appliance.address);
     let mut out = format!(
         "# Written by `dsrlb bird-config --config {}`: edit that file, not this one.\n\

@@ -15,7 +15,7 @@ use crate::runtime::Dataplane;
 use dataplane::counters::COUNTERS;
 use dataplane::flow::FlowKey;
 use dataplane::forward::DropReason;
-use dataplane::hash::flow_hash;
+use dataplane::hash::{flow_hash, Fnv1a};
 use dataplane::snapshot::{Service, Snapshot};
 use dataplane::wire::IpProtocol;
 use std::net::Ipv4Addr;
@@ -299,11 +299,7 @@ pub(crate) fn doctor(app: &Appliance) -> DoctorView {
             }
         })
         .collect();
-    let mut vips: Vec<_> = app.config.services.iter().map(|s| s.vip).collect();
-    vips.sort();
-    vips.dedup();
-    let arp_flux = vips
-        .into_iter()
+    let arp_flux = (app.config.vips().into_iter())
         .flat_map(|vip| {
             doctor
                 .flux_for(vip, now)
@@ -329,12 +325,12 @@ pub(crate) fn doctor(app: &Appliance) -> DoctorView {
 pub(crate) fn digest(app: &Appliance, dp: &dyn Dataplane) -> DigestView {
     let snapshot = dp.snapshot();
     let services = services_by_index(app, &snapshot);
-    let mut all = Vec::new();
+    let mut all = Fnv1a::default();
     let services = (app.config.services.iter().zip(services))
         .filter_map(|(config, service)| {
             let service = service?;
             let digest = snapshot.digest(service);
-            all.extend_from_slice(&digest.to_be_bytes());
+            all.eat(&digest.to_be_bytes());
             let mut targets: Vec<_> = (service.table().slots().iter())
                 .filter_map(|&slot| snapshot.target(slot).map(|t| t.addr))
                 .collect();
@@ -350,15 +346,9 @@ pub(crate) fn digest(app: &Appliance, dp: &dyn Dataplane) -> DigestView {
         })
         .collect();
     DigestView {
-        digest: format!("{:016x}", fnv1a(&all)),
+        digest: format!("{:016x}", all.finish()),
         services,
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// `dsrlb which-target`: the target each flow would get as a new flow, and why.

@@ -71,6 +71,29 @@ pub fn bytes_hash(data: &[u8], seed: u64) -> u64 {
     mix64(h ^ mix64(seed))
 }
 
+/// FNV-1a, 64 bits: a digest that is the same on every machine and build (tables
+/// compared across appliances), not a hash for lookups and not for security.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1a(u64);
+
+impl Default for Fnv1a {
+    fn default() -> Self {
+        Fnv1a(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a {
+    pub fn eat(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    pub fn finish(self) -> u64 {
+        self.0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

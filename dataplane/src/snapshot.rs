@@ -290,27 +290,21 @@ impl Snapshot {
     /// Two appliances with the same config and the same view of their targets have
     /// the same digest, and choose the same target for every new flow.
     pub fn digest(&self, service: &Service) -> u64 {
-        // FNV-1a: small, stable across builds and machines (not for security).
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        let mut eat = |bytes: &[u8]| {
-            for &b in bytes {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-            }
-        };
-        eat(&self.seed.to_be_bytes());
-        eat(&self.table_size.to_be_bytes());
+        let mut h = crate::hash::Fnv1a::default();
+        h.eat(&self.seed.to_be_bytes());
+        h.eat(&self.table_size.to_be_bytes());
         for c in &service.candidates {
-            eat(&c.identity.to_be_bytes());
-            eat(&c.weight.to_be_bytes());
+            h.eat(&c.identity.to_be_bytes());
+            h.eat(&c.weight.to_be_bytes());
         }
         for &slot in service.table.slots() {
             let addr = self
                 .targets
                 .get(usize::from(slot))
                 .map_or(0, |t| u32::from(t.addr));
-            eat(&addr.to_be_bytes());
+            h.eat(&addr.to_be_bytes());
         }
-        h
+        h.finish()
     }
 
     #[inline(always)]
