@@ -12,7 +12,7 @@ use dataplane::craft::tcp_frame;
 use dataplane::flow::{FlowTable, FlowTableConfig};
 use dataplane::forward::{decide, Verdict};
 use dataplane::maglev::{MaglevTable, MaglevTarget};
-use dataplane::snapshot::{ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
 use dataplane::wire::tcp::FLAG_ACK;
 use dataplane::wire::{IpProtocol, MacAddr};
 use std::hint::black_box;
@@ -64,7 +64,7 @@ fn snapshot(targets: usize) -> Snapshot {
     Snapshot::build(
         &SnapshotSpec {
             real_addr: Ipv4Addr::new(10, 99, 0, 2),
-            answers_vip_arp: true,
+            arp_answers: ArpAnswers::Every,
             seed: 0,
             table_size: 65537,
             services: vec![ServiceSpec {
@@ -105,7 +105,7 @@ fn hundred_services(seed: u64, mac_last: u8) -> SnapshotSpec {
         .collect();
     SnapshotSpec {
         real_addr: Ipv4Addr::new(10, 99, 0, 2),
-        answers_vip_arp: true,
+        arp_answers: ArpAnswers::Every,
         seed,
         table_size: 65537,
         services,

@@ -4,7 +4,15 @@ use crate::{Config, KeyError};
 
 /// Sections whose every key is fixed at start (EAL, ports, workers, their flow
 /// tables, the sockets dsrlb listens on): a reload that changes one is refused.
-const RESTART_KEYS: [&str; 6] = ["dataplane", "ports", "flows", "control", "metrics", "bgp"];
+const RESTART_KEYS: [&str; 7] = [
+    "dataplane",
+    "ports",
+    "flows",
+    "control",
+    "metrics",
+    "bgp",
+    "ha",
+];
 
 impl Config {
     /// What a reload from `self` to `next` would change that only a restart can: one

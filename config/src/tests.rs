@@ -596,11 +596,6 @@ fn bgp_is_checked_naming_the_key_and_fixed_at_start() {
         (b.hold_time_secs, b.bfd, b.tap.as_str()),
         (3, true, "dsrlb-vips")
     );
-    assert!(
-        !c.announces_vips(),
-        "the router routes the VIPs: no ARP for them"
-    );
-    assert!(Config::from_toml(MINIMAL, "t").unwrap().announces_vips());
     assert_each_edit_fails_at_its_key(
         &with,
         &[
@@ -647,4 +642,95 @@ fn bgp_is_checked_naming_the_key_and_fixed_at_start() {
         .needs_restart_for(&next)
         .iter()
         .any(|e| e.key == "bgp.peer_as"));
+}
+
+#[test]
+fn ha_is_checked_naming_the_key_and_fixed_at_start() {
+    let ha = "[ha]\ninterface = \"mgmt0\"\nlocal_address = \"10.99.1.2\"\npeer_address = \"10.99.1.3\"\naddress = \"10.99.1.10\"\nvirtual_router_id = 51\npriority = 150\n\n[[services]]";
+    let with = MINIMAL.replacen("[[services]]", ha, 1);
+    let c = Config::from_toml(&with, "t").unwrap();
+    let h = c.ha.as_ref().unwrap();
+    assert_eq!(
+        (
+            h.advert_interval_ms,
+            h.preempt,
+            h.garp_burst,
+            h.tap.as_str()
+        ),
+        (100, true, 3, "dsrlb-ha")
+    );
+    assert_each_edit_fails_at_its_key(
+        &with,
+        &[
+            (
+                "VRRP on the data segment",
+                "local_address = \"10.99.1.2\"",
+                "local_address = \"10.99.0.2\"",
+                "ha.local_address",
+                "is the appliance's real address",
+            ),
+            (
+                "the peer is this appliance",
+                "peer_address = \"10.99.1.3\"",
+                "peer_address = \"10.99.1.2\"",
+                "ha.peer_address",
+                "is ha.local_address",
+            ),
+            (
+                "the floating address is the peer's",
+                "address = \"10.99.1.10\"",
+                "address = \"10.99.1.3\"",
+                "ha.address",
+                "must differ",
+            ),
+            (
+                "VRID 0",
+                "virtual_router_id = 51",
+                "virtual_router_id = 0",
+                "ha.virtual_router_id",
+                "outside 1..=255",
+            ),
+            (
+                "the address owner's priority",
+                "priority = 150",
+                "priority = 255",
+                "ha.priority",
+                "outside 1..=254",
+            ),
+            (
+                "an interval VRRP cannot carry",
+                "priority = 150",
+                "priority = 150\nadvert_interval_ms = 105",
+                "ha.advert_interval_ms",
+                "multiple of 10",
+            ),
+            (
+                "a relative FIFO",
+                "priority = 150",
+                "priority = 150\nnotify_fifo = \"ka.fifo\"",
+                "ha.notify_fifo",
+                "absolute path",
+            ),
+            (
+                "no interface",
+                "interface = \"mgmt0\"",
+                "interface = \"\"",
+                "ha.interface",
+                "not an interface name",
+            ),
+            (
+                "both a pair and BGP",
+                "[ha]",
+                "[bgp]\nlocal_as = 65001\npeer_as = 65000\npeer_address = \"10.99.1.254\"\nlocal_address = \"10.99.1.2\"\n\n[ha]",
+                "ha",
+                "not both",
+            ),
+        ],
+    );
+    let mut next = c.clone();
+    next.ha.as_mut().unwrap().priority = 100;
+    assert!(c
+        .needs_restart_for(&next)
+        .iter()
+        .any(|e| e.key == "ha.priority"));
 }

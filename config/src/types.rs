@@ -49,8 +49,78 @@ pub struct Config {
     /// Scale-out: BIRD announces the VIPs by BGP while dsrlb is ready to serve them.
     #[serde(default)]
     pub bgp: Option<Bgp>,
+    /// An active/standby pair: keepalived elects, dsrlb follows.
+    #[serde(default)]
+    pub ha: Option<Ha>,
     #[serde(default)]
     pub services: Vec<Service>,
+}
+
+/// An active/standby pair on one segment: keepalived (VRRP version 3, unicast, on the
+/// management interface) elects the active appliance; dsrlb follows its state through
+/// keepalived's notify FIFO. The active answers ARP for the VIPs and the shared real
+/// address and announces them by gratuitous ARP; the standby stays silent for them but
+/// keeps its target MACs and health current. dsrlb writes keepalived's configuration
+/// (`dsrlb keepalived-config`) and tells it, through a track file, when it cannot
+/// serve; keepalived tracks a tap dsrlb holds, so a dead dsrlb yields at once.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ha {
+    /// The management interface VRRP runs on (never a data port).
+    pub interface: String,
+    /// This appliance's address on it: VRRP's unicast source.
+    pub local_address: Ipv4Addr,
+    /// The peer's address on it.
+    pub peer_address: Ipv4Addr,
+    /// A management address that follows the active appliance (VRRP version 3 needs
+    /// one address to advertise; keepalived puts it on `interface` while active).
+    pub address: Ipv4Addr,
+    /// VRRP's virtual router id, the same on both and unique on the network.
+    pub virtual_router_id: u8,
+    /// The higher is active when both are healthy.
+    pub priority: u8,
+    #[serde(default = "default_advert_interval")]
+    pub advert_interval_ms: u32,
+    /// true: the higher priority takes the VIPs back when it is healthy again; false:
+    /// the active stays active until it fails (fewer moves, no fail-back).
+    #[serde(default = "yes")]
+    pub preempt: bool,
+    /// Lowered by this while some VIP (not all) has no usable target, so that a peer
+    /// that can serve them takes over (with `preempt`). Serving none yields at once.
+    #[serde(default = "default_degraded_penalty")]
+    pub degraded_penalty: u8,
+    /// Gratuitous ARPs for each address when this appliance becomes active, 100 ms
+    /// apart (then every `arp.garp_interval_secs`).
+    #[serde(default = "default_garp_burst")]
+    pub garp_burst: u8,
+    /// keepalived's `vrrp_notify_fifo`: dsrlb reads the elected state from it.
+    #[serde(default = "default_notify_fifo")]
+    pub notify_fifo: PathBuf,
+    /// The file dsrlb writes its health to, which keepalived tracks (`track_file`).
+    #[serde(default = "default_track_file")]
+    pub track_file: PathBuf,
+    /// The tap dsrlb holds while it runs, which keepalived tracks (`track_interface`).
+    #[serde(default = "default_ha_tap")]
+    pub tap: String,
+}
+
+fn default_advert_interval() -> u32 {
+    100
+}
+fn default_degraded_penalty() -> u8 {
+    50
+}
+fn default_garp_burst() -> u8 {
+    3
+}
+fn default_notify_fifo() -> PathBuf {
+    PathBuf::from("/run/dsrlb/keepalived.fifo")
+}
+fn default_track_file() -> PathBuf {
+    PathBuf::from("/run/dsrlb/ha-health")
+}
+fn default_ha_tap() -> String {
+    "dsrlb-ha".to_owned()
 }
 
 /// Scale-out behind an ECMP router: BIRD 2, in the management namespace, announces
@@ -604,12 +674,6 @@ impl Config {
         vips.sort();
         vips.dedup();
         vips
-    }
-
-    /// Whether dsrlb answers ARP for the VIPs and announces them by gratuitous ARP:
-    /// not when BIRD announces them by BGP.
-    pub fn announces_vips(&self) -> bool {
-        self.bgp.is_none()
     }
 
     /// Total rx queues, i.e. workers.

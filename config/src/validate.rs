@@ -39,6 +39,15 @@ impl Config {
         if let Some(bgp) = &self.bgp {
             bgp.problems(self.appliance.address, &mut p);
         }
+        if let Some(ha) = &self.ha {
+            ha.problems(self.appliance.address, &mut p);
+            if self.bgp.is_some() {
+                p.at(
+                    "ha",
+                    "an appliance is in a pair ([ha]) or behind a router ([bgp]), not both",
+                );
+            }
+        }
         p.0
     }
 
@@ -390,23 +399,100 @@ impl Bgp {
                 format!("{} is outside 1..=255", self.bfd_multiplier),
             );
         }
-        let tap_ok = !self.tap.is_empty()
-            && self.tap.len() < 16
-            && self
-                .tap
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
-        if !tap_ok {
+        interface_name_problems("bgp.tap", &self.tap, p);
+        if !self.bird_socket.is_absolute() {
+            p.at("bgp.bird_socket", "must be an absolute path");
+        }
+    }
+}
+
+fn interface_name_problems(key: &str, name: &str, p: &mut Problems) {
+    let ok = !name.is_empty()
+        && name.len() < 16
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    if !ok {
+        p.at(
+            key,
+            format!("`{name}` is not an interface name (1-15 of letters, digits, - _ .)"),
+        );
+    }
+}
+
+impl Ha {
+    fn problems(&self, real: Ipv4Addr, p: &mut Problems) {
+        interface_name_problems("ha.interface", &self.interface, p);
+        interface_name_problems("ha.tap", &self.tap, p);
+        for (key, addr) in [
+            ("ha.local_address", self.local_address),
+            ("ha.peer_address", self.peer_address),
+            ("ha.address", self.address),
+        ] {
+            if !is_unicast(addr) {
+                p.at(key, format!("{addr} is not a unicast address"));
+            } else if addr == real {
+                p.at(
+                    key,
+                    "is the appliance's real address: VRRP runs on the management network",
+                );
+            }
+        }
+        if self.peer_address == self.local_address {
+            p.at("ha.peer_address", "is ha.local_address");
+        }
+        if self.address == self.local_address || self.address == self.peer_address {
             p.at(
-                "bgp.tap",
+                "ha.address",
+                "must differ from both appliances' own addresses",
+            );
+        }
+        if self.virtual_router_id == 0 {
+            p.at("ha.virtual_router_id", "0 is outside 1..=255");
+        }
+        if !(1..=254).contains(&self.priority) {
+            p.at(
+                "ha.priority",
                 format!(
-                    "`{}` is not an interface name (1-15 of letters, digits, - _ .)",
-                    self.tap
+                    "{} is outside 1..=254 (255 is VRRP's address owner)",
+                    self.priority
                 ),
             );
         }
-        if !self.bird_socket.is_absolute() {
-            p.at("bgp.bird_socket", "must be an absolute path");
+        // VRRP version 3 counts the interval in centiseconds, 12 bits of them.
+        if !(10..=40_950).contains(&self.advert_interval_ms)
+            || !self.advert_interval_ms.is_multiple_of(10)
+        {
+            p.at(
+                "ha.advert_interval_ms",
+                format!(
+                    "{} is not a multiple of 10 within 10..=40950 (VRRP counts centiseconds)",
+                    self.advert_interval_ms
+                ),
+            );
+        }
+        if !(1..=253).contains(&self.degraded_penalty) {
+            p.at(
+                "ha.degraded_penalty",
+                format!("{} is outside 1..=253", self.degraded_penalty),
+            );
+        }
+        if !(1..=20).contains(&self.garp_burst) {
+            p.at(
+                "ha.garp_burst",
+                format!("{} is outside 1..=20", self.garp_burst),
+            );
+        }
+        for (key, path) in [
+            ("ha.notify_fifo", &self.notify_fifo),
+            ("ha.track_file", &self.track_file),
+        ] {
+            if !path.is_absolute() || path.file_name().is_none() {
+                p.at(key, "must be an absolute path to a file");
+            }
+        }
+        if self.notify_fifo == self.track_file {
+            p.at("ha.track_file", "is ha.notify_fifo");
         }
     }
 }

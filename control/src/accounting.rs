@@ -145,7 +145,7 @@ impl Accounting {
 mod tests {
     use super::*;
     use crate::runtime::RunningWorker;
-    use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
+    use dataplane::snapshot::{ArpAnswers, ServiceSpec, SnapshotSpec, TargetSpec};
     use dataplane::wire::{IpProtocol, MacAddr};
     use dataplane::worker::WorkerStats;
     use std::net::Ipv4Addr;
@@ -155,7 +155,7 @@ mod tests {
     fn spec(targets: &[u8]) -> SnapshotSpec {
         SnapshotSpec {
             real_addr: Ipv4Addr::new(10, 0, 0, 2),
-            answers_vip_arp: true,
+            arp_answers: ArpAnswers::Every,
             seed: 0,
             table_size: 251,
             services: vec![ServiceSpec {

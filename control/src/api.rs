@@ -131,12 +131,15 @@ pub enum HaAction {
 /// `dsrlb ha status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HaView {
-    /// "bgp", or "single" (no group: dsrlb answers ARP for its VIPs itself).
+    /// "bgp", "pair", or "single" (no group: dsrlb answers ARP for its VIPs itself).
     pub mode: String,
     pub drained: bool,
     pub tap: Option<String>,
     pub bird_error: Option<String>,
     pub vips: Vec<crate::announcer::VipAnnouncement>,
+    /// The pair's side of it (mode "pair").
+    #[serde(default)]
+    pub pair: Option<crate::pair::PairView>,
 }
 
 /// `dsrlb ha status` as text.
@@ -145,12 +148,17 @@ pub fn ha_table(view: &HaView) -> String {
         "mode {}{}{}\n",
         view.mode,
         if view.drained { ", drained" } else { "" },
-        view.tap
-            .as_ref()
-            .map_or_else(String::new, |t| format!(", routes via tap {t}"))
+        match (&view.tap, view.pair.is_some()) {
+            (Some(t), false) => format!(", routes via tap {t}"),
+            (Some(t), true) => format!(", keepalived tracks tap {t}"),
+            (None, _) => String::new(),
+        }
     );
     if let Some(e) = &view.bird_error {
         out += &format!("BIRD: {e}\n");
+    }
+    if let Some(pair) = &view.pair {
+        out += &pair.text();
     }
     if !view.vips.is_empty() {
         out += &format!(

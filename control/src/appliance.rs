@@ -11,8 +11,9 @@ use crate::doctor::Doctor;
 use crate::episodes::Episodes;
 use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
 use crate::neighbors::{ArpTiming, Heard, Ignored, Neighbors};
+use crate::pair::{Fitness, Pair, Role, DRAINED, STOPPING};
 use crate::runtime::{Dataplane, Frame};
-use crate::spec::{snapshot_spec, tracked_targets, AdminStates};
+use crate::spec::{arp_answers, snapshot_spec, tracked_targets, AdminStates};
 use config::Config;
 use dataplane::forward::arp_sender;
 use dataplane::maglev::BuildError;
@@ -33,6 +34,8 @@ pub struct ArpBook {
     pub conflicts: u64,
     /// ARP frames from other MACs for dsrlb's own addresses.
     pub address_claims: u64,
+    /// The same, heard while a pair's standby: its peer announcing them, as it should.
+    pub peer_announcements: u64,
     /// Which (address, kind) has been logged in its current episode.
     logged: Episodes<(Ipv4Addr, &'static str)>,
 }
@@ -43,6 +46,7 @@ impl Default for ArpBook {
             ignored: BTreeMap::new(),
             conflicts: 0,
             address_claims: 0,
+            peer_announcements: 0,
             logged: Episodes::new(Duration::from_secs(60)),
         }
     }
@@ -71,7 +75,13 @@ pub struct Appliance {
     pub(crate) doctor: Doctor,
     /// BGP scale-out: the VIPs' announcements through BIRD (`start_announcing`).
     pub(crate) announcer: Option<Announcer>,
+    /// An active/standby pair: keepalived's election, followed (`start_announcing`).
+    pub(crate) pair: Option<Pair>,
     next_announcement: Instant,
+    /// Gratuitous ARPs still to send quickly after becoming active.
+    garp_burst_left: u8,
+    /// Became active since the last tick: the burst is due once the tables say so.
+    took_over: bool,
     /// Something changed that the published tables do not show yet.
     stale: bool,
 }
@@ -79,6 +89,15 @@ pub struct Appliance {
 /// The longest the control loop waits for probe I/O in a pass, so that punted ARP,
 /// questions and signals are seen within it, and a table build's end too.
 pub const TICK: Duration = Duration::from_millis(10);
+
+/// The longest a stopping active waits for its peer to take the VIPs.
+const HAND_OVER_PATIENCE: Duration = Duration::from_secs(1);
+
+/// After a takeover, how long the DSR doctor waits before it probes again.
+const DOCTOR_SETTLE: Duration = Duration::from_secs(1);
+
+/// Between the gratuitous ARPs of a takeover's burst.
+const GARP_BURST_GAP: Duration = Duration::from_millis(100);
 
 impl Appliance {
     /// The control state for `config`, and the first forwarding snapshot: every
@@ -90,7 +109,9 @@ impl Appliance {
         let (prober, probed) =
             build_prober(&config).map_err(|e| format!("starting the health prober: {e}"))?;
         let admin = AdminStates::new();
-        let spec = snapshot_spec(&config, &neighbors, |_, _| true, &admin);
+        // In a pair, standby until keepalived says otherwise.
+        let arp = arp_answers(&config, false);
+        let spec = snapshot_spec(&config, &neighbors, |_, _| true, &admin, arp);
         let snapshot = Snapshot::build(&spec, None)
             .map_err(|e| format!("building the forwarding tables: {e}"))?;
         // Before any worker counts: every target starts at zero.
@@ -113,7 +134,10 @@ impl Appliance {
             arp: ArpBook::default(),
             doctor,
             announcer: None,
+            pair: None,
             next_announcement: now,
+            garp_burst_left: 0,
+            took_over: false,
             stale: false,
         };
         Ok((appliance, snapshot))
@@ -128,39 +152,105 @@ impl Appliance {
         if self.stale {
             self.republish(dp);
         }
+        if std::mem::take(&mut self.took_over) {
+            // ARP answered first (just published), then announced: the burst.
+            self.garp_burst_left = self.config.ha.as_ref().map_or(0, |ha| ha.garp_burst);
+            self.next_announcement = Instant::now();
+            self.announce_when_due(dp);
+        }
         self.update_announcements(dp);
     }
 
     /// With [bgp]: once the dataplane forwards, the tap and BIRD's VIPs, announced
-    /// from the next pass on as they are ready.
+    /// from the next pass on as they are ready. With [ha]: the track file, the notify
+    /// FIFO and the tap keepalived follows; standby until it says MASTER.
     pub fn start_announcing(&mut self) -> Result<(), String> {
         if let Some(bgp) = &self.config.bgp {
             let vips = self.config.vips();
             self.announcer = Some(Announcer::start(bgp, &vips, Instant::now())?);
         }
+        if let Some(ha) = &self.config.ha {
+            self.pair = Some(Pair::start(ha, Instant::now())?);
+        }
         Ok(())
+    }
+
+    /// A graceful stop of a pair's active: tells keepalived it cannot serve, and keeps
+    /// forwarding until the peer announces the VIPs (or HAND_OVER_PATIENCE passes),
+    /// so that frames in between are not lost. How long it took, if it was active.
+    pub fn hand_over(&mut self, dp: &mut dyn Dataplane) -> Option<Duration> {
+        let pair = self.pair.as_mut()?;
+        if pair.role() != Role::Active {
+            return None;
+        }
+        let start = Instant::now();
+        pair.hold(Some(STOPPING));
+        pair.set_fitness(Fitness::Serving);
+        let heard = self.arp.peer_announcements;
+        while start.elapsed() < HAND_OVER_PATIENCE {
+            self.tick(dp, TICK);
+            if !self.is_active() && self.arp.peer_announcements > heard {
+                break;
+            }
+        }
+        let took = start.elapsed();
+        log::info!("ha: handed over in {took:?} (stopping)");
+        Some(took)
+    }
+
+    /// Whether this appliance answers for the VIPs: alone, or a pair's active.
+    fn is_active(&self) -> bool {
+        self.pair.as_ref().is_none_or(|p| p.role() == Role::Active)
+    }
+
+    /// Takes keepalived's news: a role change makes the tables stale (what ARP is
+    /// answered); becoming active also calls for the announcement burst, which
+    /// `tick` sends once the tables answer ARP.
+    fn follow_election(&mut self) {
+        let Some(pair) = &mut self.pair else {
+            return;
+        };
+        match pair.poll(Instant::now()) {
+            None => {}
+            Some(Role::Active) => {
+                self.stale = true;
+                self.took_over = true;
+                // The targets answer the real address at the peer's MAC until the
+                // burst of gratuitous ARPs has moved them.
+                self.doctor.defer(Instant::now() + DOCTOR_SETTLE);
+            }
+            Some(Role::Standby) => {
+                self.stale = true;
+                self.took_over = false;
+                // Its answers would reach the peer: nothing in flight counts.
+                self.doctor.pause();
+            }
+        }
     }
 
     /// Each VIP announced while dsrlb can serve it: every port's link up and a usable
     /// target in one of its services.
     fn update_announcements(&mut self, dp: &dyn Dataplane) {
+        if let Some(pair) = &mut self.pair {
+            pair.set_fitness(fitness(
+                &self.config,
+                &self.serving,
+                dp,
+                self.prober.any_unknown(),
+            ));
+        }
         let Some(announcer) = &mut self.announcer else {
             return;
         };
-        let links_up = dp.links_up();
+        let links_up = dp.links_up() && dp.workers_running();
         let config = &self.config;
         let serving = &self.serving;
         let why_not = |vip: Ipv4Addr| -> Option<String> {
             if !links_up {
-                return Some("a port's link is down".to_owned());
+                return Some("a port's link is down, or a worker stopped".to_owned());
             }
-            let mut services = config
-                .services
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.vip == vip);
-            let any = services.any(|(si, _)| serving.get(si).copied().unwrap_or(false));
-            (!any).then(|| "no service of it has a usable target".to_owned())
+            (!vip_served(config, serving, vip))
+                .then(|| "no service of it has a usable target".to_owned())
         };
         announcer.update(&why_not, Instant::now());
     }
@@ -172,6 +262,7 @@ impl Appliance {
             log_health_change(&self.prober, change);
             self.stale = true;
         }
+        self.follow_election();
         let now = Instant::now();
         let (mut heard, mut answers) = (Vec::new(), Vec::new());
         self.punted += dp.take_punts(&mut |frame| match arp_sender(frame) {
@@ -196,12 +287,29 @@ impl Appliance {
             self.stale |= self.doctor.answer(frame, now, send);
         }
         let neighbors = &self.neighbors;
-        self.stale |= self.doctor.tick(now, &|addr| neighbors.mac(addr), send);
-        if now >= self.next_announcement {
-            self.announce(dp);
-            let interval = u64::from(self.config.arp.garp_interval_secs);
-            self.next_announcement = now + Duration::from_secs(interval);
+        if self.is_active() {
+            // A standby's probes would be answered to its peer, which holds the
+            // real address: its verdicts wait until it is active.
+            self.stale |= self.doctor.tick(now, &|addr| neighbors.mac(addr), send);
         }
+        self.announce_when_due(dp);
+    }
+
+    /// Announces when due: every garp_interval_secs, and GARP_BURST_GAP apart while a
+    /// burst after a takeover lasts.
+    fn announce_when_due(&mut self, dp: &dyn Dataplane) {
+        let now = Instant::now();
+        if now < self.next_announcement {
+            return;
+        }
+        self.announce(dp);
+        self.next_announcement = if self.garp_burst_left > 1 {
+            self.garp_burst_left -= 1;
+            now + GARP_BURST_GAP
+        } else {
+            self.garp_burst_left = 0;
+            now + Duration::from_secs(u64::from(self.config.arp.garp_interval_secs))
+        };
     }
 
     /// Builds the tables for `spec` on a thread of its own while the control loop
@@ -295,6 +403,13 @@ impl Appliance {
     /// Another host said by ARP that `addr`, an address of dsrlb's, is at `mac`:
     /// counted, logged once an episode, and for a VIP kept by the doctor (ARP flux).
     fn address_claimed(&mut self, addr: Ipv4Addr, mac: MacAddr, now: Instant) {
+        let is_target = self.neighbors.holder_of(mac).is_some();
+        if let Some(pair) = self.pair.as_mut().filter(|_| !is_target) {
+            if pair.claim_is_peers(mac, now) {
+                self.arp.peer_announcements += 1;
+                return;
+            }
+        }
         let book = &mut self.arp;
         book.address_claims += 1;
         let is_vip = addr != self.config.appliance.address;
@@ -343,7 +458,11 @@ impl Appliance {
     /// real address for each VIP: any answer comes from a host that answers ARP for
     /// it (ARP flux), which the doctor names.
     pub fn announce(&self, dp: &dyn Dataplane) {
-        if !self.config.announces_vips() {
+        if !self.is_active() {
+            // The peer holds the VIPs and the shared real address.
+            return;
+        }
+        if self.config.bgp.is_some() {
             // The router routes the VIPs to the real address: only it is announced.
             let real = self.config.appliance.address;
             Self::send_arp(dp, "a gratuitous ARP", &|mac| {
@@ -365,7 +484,14 @@ impl Appliance {
     }
 
     fn resolve(&self, dp: &dyn Dataplane, target: Ipv4Addr) {
-        let real = self.config.appliance.address;
+        // In a pair the real address is shared: asked from it, a target would point
+        // its entry for it at whichever appliance asked last. An ARP probe (from
+        // 0.0.0.0) is answered to the asker's MAC and changes no entry.
+        let real = if self.config.ha.is_some() {
+            Ipv4Addr::UNSPECIFIED
+        } else {
+            self.config.appliance.address
+        };
         Self::send_arp(dp, "an ARP request", &|mac| {
             ArpRepr::request((mac, real), target).frame(MacAddr::BROADCAST)
         });
@@ -386,6 +512,7 @@ impl Appliance {
                 self.health_of(service, addr).is_usable() && self.doctor.passes(service, addr)
             },
             &self.admin,
+            arp_answers(&self.config, self.is_active()),
         );
         match self.build_aside(dp, &spec, &current) {
             Ok(next) => {
@@ -459,6 +586,7 @@ impl Appliance {
                     && doctor.passes(service, addr)
             },
             &admin,
+            arp_answers(&next, self.is_active()),
         );
         let current = dp.snapshot();
         let snapshot = self
@@ -513,41 +641,40 @@ impl Appliance {
         }
     }
 
-    /// `dsrlb ha status|drain|undrain`.
+    /// `dsrlb ha status|drain|undrain` (and `dsrlb show ha`).
     pub fn ha(&mut self, dp: &dyn Dataplane, action: HaAction) -> Reply {
-        let Some(announcer) = &mut self.announcer else {
-            return match action {
-                HaAction::Status => Reply::Ha(HaView {
-                    mode: "single".to_owned(),
-                    drained: false,
-                    tap: None,
-                    bird_error: None,
-                    vips: Vec::new(),
-                }),
-                _ => Reply::Error("not in a group: the config has no [bgp] section".to_owned()),
-            };
-        };
-        match action {
-            HaAction::Status => {}
-            HaAction::Drain | HaAction::Undrain => {
-                let drain = action == HaAction::Drain;
-                log::info!(
-                    "bgp: {} by the operator",
-                    if drain { "drained" } else { "undrained" }
-                );
+        if action != HaAction::Status {
+            let drain = action == HaAction::Drain;
+            let verb = if drain { "drained" } else { "undrained" };
+            if let Some(pair) = &mut self.pair {
+                log::info!("ha: {verb} by the operator");
+                pair.hold(drain.then_some(DRAINED));
+            } else if let Some(announcer) = &mut self.announcer {
+                log::info!("bgp: {verb} by the operator");
                 announcer.set_drained(drain);
-                self.update_announcements(dp);
+            } else {
+                return Reply::Error(
+                    "not in a group: the config has no [bgp] or [ha] section".to_owned(),
+                );
             }
+            self.update_announcements(dp);
         }
-        let Some(announcer) = &self.announcer else {
-            return Reply::Error("internal: the announcer went away".to_owned());
-        };
+        let now = Instant::now();
+        let announcer = self.announcer.as_ref();
+        let pair = self.pair.as_ref();
         Reply::Ha(HaView {
-            mode: "bgp".to_owned(),
-            drained: announcer.drained(),
-            tap: Some(announcer.tap_name().to_owned()),
-            bird_error: announcer.bird_error().map(str::to_owned),
-            vips: announcer.view(Instant::now()),
+            mode: match (announcer, pair) {
+                (Some(_), _) => "bgp",
+                (None, Some(_)) => "pair",
+                (None, None) => "single",
+            }
+            .to_owned(),
+            drained: announcer.is_some_and(Announcer::drained) || pair.is_some_and(Pair::drained),
+            tap: (announcer.map(|a| a.tap_name().to_owned()))
+                .or_else(|| pair.map(|p| p.view(now).tap)),
+            bird_error: announcer.and_then(|a| a.bird_error().map(str::to_owned)),
+            vips: announcer.map_or_else(Vec::new, |a| a.view(now)),
+            pair: pair.map(|p| p.view(now)),
         })
     }
 
@@ -684,6 +811,36 @@ fn describe_changes(before: &Config, after: &Config) -> String {
     text
 }
 
+/// Whether this appliance can serve, for keepalived: nothing while a port's link is
+/// down, a worker stopped, a first health check is pending or no VIP has a usable
+/// target; less while some VIP has none.
+fn fitness(config: &Config, serving: &[bool], dp: &dyn Dataplane, probing: bool) -> Fitness {
+    if !dp.links_up() {
+        return Fitness::Unfit("a port's link is down".to_owned());
+    }
+    if !dp.workers_running() {
+        return Fitness::Unfit("a worker stopped".to_owned());
+    }
+    if probing {
+        return Fitness::Unfit("first health checks pending".to_owned());
+    }
+    let unserved: Vec<String> = (config.vips().into_iter())
+        .filter(|&vip| !vip_served(config, serving, vip))
+        .map(|vip| vip.to_string())
+        .collect();
+    match unserved.len() {
+        0 => Fitness::Serving,
+        n if n == config.vips().len() => Fitness::Unfit("no VIP has a usable target".to_owned()),
+        _ => Fitness::Degraded(format!("no usable target for {}", unserved.join(", "))),
+    }
+}
+
+/// Whether a service of `vip` has a usable target (`serving` as `serving` gives it).
+fn vip_served(config: &Config, serving: &[bool], vip: Ipv4Addr) -> bool {
+    (config.services.iter().enumerate())
+        .any(|(si, s)| s.vip == vip && serving.get(si).copied().unwrap_or(false))
+}
+
 /// Per service (in config order): whether any target may take new flows.
 fn serving(snapshot: &Snapshot) -> Vec<bool> {
     let mut serving = vec![false; snapshot.services().len()];
@@ -710,7 +867,7 @@ fn serving_changes(before: &[bool], after: &[bool]) -> Vec<(usize, bool)> {
 mod tests {
     use super::*;
     use crate::stand_in::{StandIn, PORT_MAC};
-    use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
+    use dataplane::snapshot::{ArpAnswers, ServiceSpec, SnapshotSpec, TargetSpec};
     use dataplane::wire::IpProtocol;
     use std::path::Path;
 
@@ -747,6 +904,43 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
 
     fn scratch(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("dsrlb-appliance-{name}-{}", std::process::id()))
+    }
+
+    #[test]
+    fn fitness_says_unfit_degraded_or_serving() {
+        let two_vips = format!(
+            "{CONFIG}[[services]]\nvip = \"10.99.0.101\"\nport = 80\nprotocol = \"tcp\"\ntargets = [{{ address = \"10.99.0.13\" }}]\n"
+        );
+        let config = Config::from_toml(&two_vips, "t").unwrap();
+        let (_, snapshot) = Appliance::new(config.clone(), PathBuf::new()).unwrap();
+        let mut dp = StandIn::new(snapshot);
+        let unfit = |why: &str| Fitness::Unfit(why.to_owned());
+        assert_eq!(
+            fitness(&config, &[true, true], &dp, false),
+            Fitness::Serving
+        );
+        assert_eq!(
+            fitness(&config, &[true, false], &dp, false),
+            Fitness::Degraded("no usable target for 10.99.0.101".to_owned())
+        );
+        assert_eq!(
+            fitness(&config, &[false, false], &dp, false),
+            unfit("no VIP has a usable target")
+        );
+        assert_eq!(
+            fitness(&config, &[true, true], &dp, true),
+            unfit("first health checks pending")
+        );
+        dp.workers_running = false;
+        assert_eq!(
+            fitness(&config, &[true, true], &dp, false),
+            unfit("a worker stopped")
+        );
+        dp.links_up = false;
+        assert_eq!(
+            fitness(&config, &[true, true], &dp, false),
+            unfit("a port's link is down")
+        );
     }
 
     #[test]
@@ -923,7 +1117,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
         Snapshot::build(
             &SnapshotSpec {
                 real_addr: Ipv4Addr::new(10, 0, 0, 2),
-                answers_vip_arp: true,
+                arp_answers: ArpAnswers::Every,
                 seed: 0,
                 table_size: 251,
                 services: vec![

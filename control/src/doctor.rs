@@ -204,6 +204,22 @@ impl Doctor {
         self.flux = old.flux.clone();
     }
 
+    /// Forgets the probes in flight (their answers go elsewhere now: a pair's
+    /// standby); findings stay, and probing resumes where `tick` is called again.
+    pub fn pause(&mut self) {
+        for slot in &mut self.slots {
+            slot.sent = None;
+        }
+    }
+
+    /// Forgets the probes in flight and sends none before `until`.
+    pub fn defer(&mut self, until: Instant) {
+        self.pause();
+        for slot in &mut self.slots {
+            slot.next_at = slot.next_at.max(until);
+        }
+    }
+
     /// Whether the target may take flows of the service as far as the doctor knows:
     /// false only where `dsr_check` has taken it out.
     pub fn passes(&self, service: usize, target: Ipv4Addr) -> bool {

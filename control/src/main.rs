@@ -5,7 +5,7 @@ use control::api::{self, AdminAction, HaAction, Reply, Request};
 use control::{ctl, run};
 
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -74,8 +74,9 @@ enum Command {
         #[command(flatten)]
         connect: Connect,
     },
-    /// The appliance in a group (BGP scale-out): `status`; `drain` withdraws every
-    /// VIP, `undrain` announces again those that are ready.
+    /// The appliance in a group (BGP scale-out, or an active/standby pair): `status`;
+    /// `drain` withdraws every VIP (in a pair: hands the VIPs to the peer), `undrain`
+    /// announces again those that are ready (in a pair: may serve again).
     Ha {
         #[arg(value_enum)]
         action: HaAction,
@@ -116,6 +117,13 @@ enum Command {
         #[arg(short, long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the keepalived configuration for the config's [ha] section (VRRP version
+    /// 3, unicast, the notify FIFO, dsrlb's tap and track file), for keepalived -f.
+    KeepalivedConfig {
+        /// The TOML configuration file.
+        #[arg(short, long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Validate a configuration file and print it resolved (defaults filled in).
     /// Exits 1 and lists every error, each with its key, if the file is invalid.
     Check {
@@ -142,6 +150,9 @@ enum ShowWhat {
     /// A digest of each service's Maglev table, its seed and targets: equal on
     /// appliances that choose alike.
     Digest,
+    /// The appliance's part in a group: in a pair its role, since when, transitions
+    /// and why; behind BGP each VIP's announcement (as `dsrlb ha status`).
+    Ha,
 }
 
 /// Where the running dsrlb listens. Exit status of the client commands: 0 done,
@@ -244,6 +255,9 @@ fn main() -> ExitCode {
                 ShowWhat::Targets => Request::ShowTargets,
                 ShowWhat::Stats => Request::ShowStats,
                 ShowWhat::Digest => Request::ShowDigest,
+                ShowWhat::Ha => Request::Ha {
+                    action: HaAction::Status,
+                },
             };
             client(&connect, request, json)
         }
@@ -290,22 +304,12 @@ fn main() -> ExitCode {
             };
             client(&connect, request, json)
         }
-        Command::BirdConfig { config } => match config::Config::load(&config) {
-            Ok(c) => match control::bird::config_text(&c, &config) {
-                Some(text) => {
-                    print!("{text}");
-                    ExitCode::SUCCESS
-                }
-                None => {
-                    eprintln!("{}: no [bgp] section", config.display());
-                    ExitCode::from(1)
-                }
-            },
-            Err(e) => {
-                eprint!("{e}");
-                ExitCode::from(1)
-            }
-        },
+        Command::BirdConfig { config } => {
+            print_written(&config, "[bgp]", control::bird::config_text)
+        }
+        Command::KeepalivedConfig { config } => {
+            print_written(&config, "[ha]", control::keepalived::config_text)
+        }
         Command::Check { config } => match load_checked(&config) {
             Ok(c) => {
                 print!("{}", c.to_toml());
@@ -327,6 +331,31 @@ fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
+    }
+}
+
+/// Prints what `write` makes of the config at `path` (another daemon's configuration);
+/// exits 1 if the config is invalid or lacks `section`.
+fn print_written(
+    path: &Path,
+    section: &str,
+    write: fn(&config::Config, &Path) -> Option<String>,
+) -> ExitCode {
+    match config::Config::load(path) {
+        Ok(c) => match write(&c, path) {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("{}: no {section} section", path.display());
+                ExitCode::from(1)
+            }
+        },
+        Err(e) => {
+            eprint!("{e}");
+            ExitCode::from(1)
+        }
     }
 }
 

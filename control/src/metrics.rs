@@ -5,6 +5,7 @@ use crate::api::{
     ArpView, DigestView, PortView, Request, ServerView, StatsView, TargetView, WorkerView,
 };
 use crate::ctl::Asker;
+use crate::pair::{PairView, Role};
 use crate::serve::{Limits, Protocol, Server, Turn};
 use dataplane::counters::COUNTERS;
 use std::fmt::Write as _;
@@ -189,10 +190,14 @@ pub fn render(
     targets: &[TargetView],
     stats: &StatsView,
     digest: &DigestView,
+    pair: Option<&PairView>,
 ) -> String {
     let mut out = String::new();
     appliance(&mut out, stats);
     digests(&mut out, digest);
+    if let Some(pair) = pair {
+        pair_role(&mut out, pair);
+    }
     families(&mut out, servers, service_labels, SERVICE_METRICS);
     families(&mut out, targets, target_labels, TARGET_METRICS);
     target_states(&mut out, targets);
@@ -248,6 +253,17 @@ fn digests(out: &mut String, view: &DigestView) {
         let value = u64::from_str_radix(&s.digest, 16).unwrap_or(0) & ((1 << 53) - 1);
         family.sample(name, &[("service", s.service.as_str())], value);
     }
+}
+
+/// A pair's role (`dsrlb show ha`): 1 while active, and the changes so far.
+fn pair_role(out: &mut String, pair: &PairView) {
+    let name = "dsrlb_ha_active";
+    let help =
+        "1 while this appliance is its pair's active (keepalived says MASTER), 0 while standby.";
+    Family::start(out, name, "gauge", help).sample(name, &[], u64::from(pair.role == Role::Active));
+    let name = "dsrlb_ha_transitions_total";
+    let help = "Changes between active and standby since start.";
+    Family::start(out, name, "counter", help).sample(name, &[], pair.transitions);
 }
 
 /// ARP from the data segment that dsrlb did not simply believe.
@@ -602,7 +618,18 @@ mod tests {
             digest: "0".to_owned(),
             services: Vec::new(),
         };
-        let text = render(&[server], &[], &stats(), &digest);
+        let pair = PairView {
+            role: Role::Active,
+            for_secs: 3,
+            transitions: 1,
+            reason: String::new(),
+            keepalived: Some("MASTER".to_owned()),
+            priority: Some(150),
+            health_value: 0,
+            health_why: String::new(),
+            tap: "dsrlb-ha".to_owned(),
+        };
+        let text = render(&[server], &[], &stats(), &digest, Some(&pair));
         let mut typed = std::collections::HashMap::new();
         for line in text.lines() {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
@@ -629,6 +656,8 @@ mod tests {
             "dsrlb_worker_dropped_packets_total{lcore=\"1\",port=\"data\",queue=\"0\",reason=\"no_service\"} 1\n"
         ));
         assert!(text.contains("dsrlb_config_reloads_total{result=\"refused\"} 2\n"));
+        assert!(text.contains("dsrlb_ha_active 1\n"));
+        assert!(text.contains("dsrlb_ha_transitions_total 1\n"));
         assert!(text
             .contains("dsrlb_flow_bucket_full_total{lcore=\"1\",port=\"data\",queue=\"0\"} 3\n"));
         assert!(

@@ -139,7 +139,14 @@ pub fn answer(appliance: &mut Appliance, runtime: &mut dyn Dataplane, request: R
             let (servers, targets) = views::servers_and_targets(appliance, runtime);
             let stats = views::stats(appliance, runtime);
             let digest = views::digest(appliance, runtime);
-            Reply::Metrics(crate::metrics::render(&servers, &targets, &stats, &digest))
+            let pair = appliance.pair.as_ref().map(|p| p.view(Instant::now()));
+            Reply::Metrics(crate::metrics::render(
+                &servers,
+                &targets,
+                &stats,
+                &digest,
+                pair.as_ref(),
+            ))
         }
         Request::Target { address, action } => appliance.set_admin(runtime, address, action),
         Request::Reload => appliance.reload_logged(runtime),
@@ -191,6 +198,7 @@ fn serve(
             last_report = Instant::now();
         }
     }
+    appliance.hand_over(&mut runtime);
     while let Ok((_, reply)) = questions.try_recv() {
         let _ = reply.send(Reply::Error("dsrlb is stopping".into()));
     }

@@ -55,6 +55,8 @@ pub trait Dataplane {
     fn port_macs(&self) -> Vec<MacAddr>;
     /// Whether every port's link is up.
     fn links_up(&self) -> bool;
+    /// Whether every worker still runs its loop.
+    fn workers_running(&self) -> bool;
     /// The worker (its lcore) whose flow table holds the flow, and the target it is
     /// pinned to; None if no table holds it.
     fn pinned(&self, key: FlowKey, hash: u64) -> Result<Option<(u32, FlowTarget)>, String>;
@@ -368,6 +370,10 @@ impl Dataplane for Runtime {
 
     fn links_up(&self) -> bool {
         self.ports.iter().all(RunningPort::link_up)
+    }
+
+    fn workers_running(&self) -> bool {
+        self.handles.iter().all(LcoreJoin::is_running)
     }
 
     fn pinned(&self, key: FlowKey, hash: u64) -> Result<Option<(u32, FlowTarget)>, String> {

@@ -11,8 +11,19 @@ use std::net::Ipv4Addr;
 pub type AdminStates = HashMap<Ipv4Addr, AdminAction>;
 use config::{Config, Protocol};
 use dataplane::flow::FlowTableConfig;
-use dataplane::snapshot::{ServiceSpec, SnapshotSpec, TargetSpec};
+use dataplane::snapshot::{ArpAnswers, ServiceSpec, SnapshotSpec, TargetSpec};
 use dataplane::wire::{IpProtocol, MacAddr};
+
+/// Which of its addresses dsrlb answers ARP for: behind a BGP router only the real
+/// address (the router routes the VIPs to it); in a pair, all while active and none
+/// while standby (the peer holds the VIPs and the shared real address); alone, all.
+pub fn arp_answers(config: &Config, active: bool) -> ArpAnswers {
+    match (&config.bgp, &config.ha) {
+        (Some(_), _) => ArpAnswers::RealAddress,
+        (None, Some(_)) if !active => ArpAnswers::Nothing,
+        _ => ArpAnswers::Every,
+    }
+}
 
 /// The snapshot spec for `config`, with each target's MAC as `neighbors` knows it
 /// (static or resolved; a target without one gets no traffic) and its health as
@@ -23,10 +34,11 @@ pub fn snapshot_spec(
     neighbors: &Neighbors,
     healthy: impl Fn(usize, Ipv4Addr) -> bool,
     admin: &AdminStates,
+    arp_answers: ArpAnswers,
 ) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: config.appliance.address,
-        answers_vip_arp: config.announces_vips(),
+        arp_answers,
         seed: config.maglev.seed,
         table_size: config.maglev.table_size,
         services: config
@@ -92,6 +104,22 @@ mod tests {
     use dataplane::snapshot::Snapshot;
 
     #[test]
+    fn arp_is_answered_for_what_the_appliance_holds() {
+        let base = "[appliance]\naddress = \"10.99.0.2\"\n[[ports]]\nname = \"p\"\ndevice = \"net_ring0\"\n";
+        let bgp = "[bgp]\nlocal_as = 65001\npeer_as = 65000\npeer_address = \"10.99.1.254\"\nlocal_address = \"10.99.1.2\"\n";
+        let ha = "[ha]\ninterface = \"m0\"\nlocal_address = \"10.99.1.2\"\npeer_address = \"10.99.1.3\"\naddress = \"10.99.1.10\"\nvirtual_router_id = 51\npriority = 150\n";
+        let load = |extra: &str| Config::from_toml(&format!("{base}{extra}"), "t").unwrap();
+        for (what, config, active, want) in [
+            ("alone", load(""), false, ArpAnswers::Every),
+            ("behind BGP", load(bgp), true, ArpAnswers::RealAddress),
+            ("a pair's active", load(ha), true, ArpAnswers::Every),
+            ("a pair's standby", load(ha), false, ArpAnswers::Nothing),
+        ] {
+            assert_eq!(arp_answers(&config, active), want, "{what}");
+        }
+    }
+
+    #[test]
     fn config_becomes_a_snapshot() {
         let text = r#"
 [appliance]
@@ -110,7 +138,13 @@ targets = [{ address = "10.99.0.11", mac = "02:00:00:00:00:0b", weight = 7 }, { 
         let config = Config::from_toml(text, "t").unwrap();
         let mut neighbors = Neighbors::new((&config.arp).into());
         neighbors.track(tracked_targets(&config), std::time::Instant::now());
-        let spec = snapshot_spec(&config, &neighbors, |_, _| true, &AdminStates::new());
+        let spec = snapshot_spec(
+            &config,
+            &neighbors,
+            |_, _| true,
+            &AdminStates::new(),
+            ArpAnswers::Every,
+        );
         assert_eq!(spec.real_addr, Ipv4Addr::new(10, 99, 0, 2));
         assert_eq!(spec.services[0].proto, IpProtocol::Udp);
         assert_eq!(
@@ -134,7 +168,7 @@ targets = [{ address = "10.99.0.11", mac = "02:00:00:00:00:0b", weight = 7 }, { 
         let admin: AdminStates = [(t11, AdminAction::Drain), (t12, AdminAction::Disable)]
             .into_iter()
             .collect();
-        let spec = snapshot_spec(&config, &neighbors, |_, _| true, &admin);
+        let spec = snapshot_spec(&config, &neighbors, |_, _| true, &admin, ArpAnswers::Every);
         let targets = &spec.services[0].targets;
         assert_eq!(
             (targets[0].weight, targets[0].healthy),

@@ -25,6 +25,9 @@ pub struct StandIn {
     pub punts: Vec<Vec<u8>>,
     /// When each `take_punts` was called: once a pass of the control loop.
     pub passes: Vec<Instant>,
+    /// What `links_up` and `workers_running` say.
+    pub links_up: bool,
+    pub workers_running: bool,
     workers: Vec<RunningWorker>,
 }
 
@@ -36,6 +39,8 @@ impl StandIn {
             sent: RefCell::new(Vec::new()),
             punts: Vec::new(),
             passes: Vec::new(),
+            links_up: true,
+            workers_running: true,
             workers: Vec::new(),
         }
     }
@@ -97,7 +102,10 @@ impl Dataplane for StandIn {
         vec![PORT_MAC]
     }
     fn links_up(&self) -> bool {
-        true
+        self.links_up
+    }
+    fn workers_running(&self) -> bool {
+        self.workers_running
     }
     fn pinned(&self, key: FlowKey, hash: u64) -> Result<Option<(u32, FlowTarget)>, String> {
         crate::runtime::ask_workers(&self.workers, key, hash)

@@ -697,11 +697,10 @@ fn decide_arp(
             }
             let request = ArpRepr::parse(&arp);
             if request.sender_protocol_addr != wanted
-                && wanted != snapshot.real_addr
-                && !snapshot.answers_vip_arp
+                && !(snapshot.arp_answers).answers(wanted == snapshot.real_addr)
             {
                 // A router routes the VIPs to the real address (BGP scale-out), or
-                // this appliance is a pair's standby: the VIPs are not its to answer.
+                // this appliance is a pair's standby: not its to answer.
                 return Err(DropReason::ArpNotForUs);
             }
             if request.sender_protocol_addr == wanted {

@@ -16,6 +16,29 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
 
+/// Which of dsrlb's addresses it answers ARP for (frames to any of them are
+/// forwarded or answered either way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArpAnswers {
+    /// The real address and every VIP: a lone appliance, or a pair's active.
+    Every,
+    /// The real address only: a router routes the VIPs to it (BGP scale-out).
+    RealAddress,
+    /// None: a pair's standby, whose peer holds the VIPs and the shared real address.
+    Nothing,
+}
+
+impl ArpAnswers {
+    /// Whether an ARP question for one of dsrlb's addresses is answered.
+    pub fn answers(self, is_real_address: bool) -> bool {
+        match self {
+            ArpAnswers::Every => true,
+            ArpAnswers::RealAddress => is_real_address,
+            ArpAnswers::Nothing => false,
+        }
+    }
+}
+
 /// What the control plane knows of one target when it builds a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSpec {
@@ -40,9 +63,8 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotSpec {
     pub real_addr: Ipv4Addr,
-    /// Whether dsrlb answers ARP for the VIPs: not when a router routes them to its
-    /// real address (BGP scale-out) or while it is the standby of a pair.
-    pub answers_vip_arp: bool,
+    /// Which of dsrlb's addresses it answers ARP for.
+    pub arp_answers: ArpAnswers,
     pub seed: u64,
     pub table_size: u32,
     pub services: Vec<ServiceSpec>,
@@ -131,7 +153,7 @@ pub struct Snapshot {
     /// without holding on to it (see `SameFlowRun::carry_over`).
     epoch: u64,
     pub real_addr: Ipv4Addr,
-    pub answers_vip_arp: bool,
+    pub arp_answers: ArpAnswers,
     pub seed: u64,
     table_size: u32,
     /// Sorted by key.
@@ -257,7 +279,7 @@ impl Snapshot {
             generation: previous.map_or(1, |p| p.generation + 1),
             epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
             real_addr: spec.real_addr,
-            answers_vip_arp: spec.answers_vip_arp,
+            arp_answers: spec.arp_answers,
             seed: spec.seed,
             table_size: spec.table_size,
             services,
@@ -358,7 +380,7 @@ mod tests {
     fn spec(targets: Vec<TargetSpec>) -> SnapshotSpec {
         SnapshotSpec {
             real_addr: Ipv4Addr::new(10, 99, 0, 2),
-            answers_vip_arp: true,
+            arp_answers: ArpAnswers::Every,
             seed: 0,
             table_size: 251,
             services: vec![

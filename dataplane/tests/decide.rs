@@ -6,7 +6,7 @@
 use dataplane::craft::*;
 use dataplane::flow::{FlowTable, FlowTableConfig};
 use dataplane::forward::{decide, DropReason, PuntKind, ReplyKind, Verdict};
-use dataplane::snapshot::{ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
 use std::net::Ipv4Addr;
@@ -44,7 +44,7 @@ fn service(vip: Ipv4Addr, proto: IpProtocol, port: u16, targets: Vec<TargetSpec>
 fn spec(services: Vec<ServiceSpec>) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: REAL,
-        answers_vip_arp: true,
+        arp_answers: ArpAnswers::Every,
         seed: 42,
         table_size: 65537,
         services,
@@ -1219,5 +1219,61 @@ fn a_run_is_started_only_where_the_flow_hashed_before_was_the_same() {
         );
         assert_eq!(a, b, "{what}");
         assert_eq!(run.stands(), expected, "after {what}");
+    }
+}
+
+/// Who answers ARP for what: a lone appliance (and a pair's active) for the real
+/// address and the VIPs, one behind a BGP router only for the real address, a pair's
+/// standby for neither. Frames to the VIPs are forwarded in every case.
+#[test]
+fn arp_is_answered_as_the_appliance_role_says() {
+    let answered = |asked: Ipv4Addr| {
+        arp_frame(
+            CLIENT_MAC,
+            ArpOperation::Reply,
+            (PORT_MAC, asked),
+            (CLIENT_MAC, CLIENT),
+        )
+    };
+    let not_ours = Verdict::Drop(DropReason::ArpNotForUs);
+    let reply = Verdict::Reply(ReplyKind::Arp);
+    let claim = arp_frame(
+        MacAddr::BROADCAST,
+        ArpOperation::Request,
+        (OTHER_MAC, VIP),
+        (MacAddr::ZERO, VIP),
+    );
+    for (scope, vip, real) in [
+        (ArpAnswers::Every, Some(reply), Some(reply)),
+        (ArpAnswers::RealAddress, None, Some(reply)),
+        (ArpAnswers::Nothing, None, None),
+    ] {
+        let mut s = spec(vec![service(VIP, IpProtocol::Tcp, 80, vec![target(11)])]);
+        s.arp_answers = scope;
+        let snapshot = Snapshot::build(&s, None).unwrap();
+        for (asked, want) in [(VIP, vip), (REAL, real)] {
+            let mut frame = arp_request_for(asked);
+            let verdict = decide(&mut frame, &snapshot, PORT_MAC, &mut flows(), 1_000);
+            match want {
+                Some(v) => {
+                    assert_eq!(verdict, v, "{scope:?}: ARP for {asked}");
+                    assert_eq!(frame, answered(asked), "{scope:?}: the reply for {asked}");
+                }
+                None => {
+                    assert_eq!(verdict, not_ours, "{scope:?}: ARP for {asked}");
+                    assert_eq!(frame, arp_request_for(asked), "{scope:?}: untouched");
+                }
+            }
+        }
+        // Another host claiming the VIP is news to the control thread in any role.
+        let mut frame = claim.clone();
+        let verdict = decide(&mut frame, &snapshot, PORT_MAC, &mut flows(), 1_000);
+        assert_eq!(verdict, Verdict::Punt(PuntKind::AddressClaim), "{scope:?}");
+        let mut syn = syn_to((VIP, 80));
+        let verdict = decide(&mut syn, &snapshot, PORT_MAC, &mut flows(), 1_000);
+        assert!(
+            matches!(verdict, Verdict::Forward { .. }),
+            "{scope:?}: {verdict:?}"
+        );
     }
 }

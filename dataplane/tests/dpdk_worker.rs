@@ -12,7 +12,7 @@ use dataplane::dpdk::{
 use dataplane::flow::{FlowTable, FlowTableConfig};
 use dataplane::forward::DropReason;
 use dataplane::rcu::{self, Publisher};
-use dataplane::snapshot::{ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
 use dataplane::worker::{IdleBackoff, Worker, WorkerQueues, WorkerStats};
@@ -70,7 +70,7 @@ fn spec(targets: &[u8], down: &[u8]) -> SnapshotSpec {
         .collect::<Vec<_>>();
     SnapshotSpec {
         real_addr: REAL,
-        answers_vip_arp: true,
+        arp_answers: ArpAnswers::Every,
         seed: 1,
         table_size: 65537,
         services: vec![

@@ -7,7 +7,7 @@
 use control::appliance::Appliance;
 use control::ctl::{self, Asker};
 use control::stand_in::StandIn;
-use dataplane::snapshot::{ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
 use dataplane::wire::{IpProtocol, MacAddr};
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
@@ -84,7 +84,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
     ];
     let spec = SnapshotSpec {
         real_addr: REAL,
-        answers_vip_arp: true,
+        arp_answers: ArpAnswers::Every,
         seed: 42,
         table_size: 251,
         services: vec![

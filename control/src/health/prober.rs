@@ -199,6 +199,13 @@ impl Prober {
         self.slots.is_empty()
     }
 
+    /// Whether some target has not had its first result yet.
+    pub fn any_unknown(&self) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.tracker.state() == Health::Unknown)
+    }
+
     pub fn health(&self, index: usize) -> Health {
         self.slots
             .get(index)

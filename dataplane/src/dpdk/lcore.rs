@@ -82,6 +82,13 @@ impl<R> LcoreJoin<R> {
         self.lcore
     }
 
+    /// Whether the closure still runs (false once it returned or panicked).
+    pub fn is_running(&self) -> bool {
+        // SAFETY: reads the state of the lcore we launched on.
+        let state = unsafe { dpdk_sys::rte_eal_get_lcore_state(self.lcore) };
+        !self.joined && state == dpdk_sys::rte_lcore_state_t_RUNNING
+    }
+
     /// Waits for the closure; Err carries a panic's message.
     pub fn join(mut self) -> std::result::Result<R, Error> {
         self.wait()
