@@ -14,6 +14,10 @@ which target answered. Prints JSON: {"answers": {"t1": n, ...}, "failed": n}.
       "resets", "errors", "longest_gap_ms", "targets"}: complete means every line
       arrived in order and the stream ended cleanly; longest_gap_ms, the longest wait
       between two lines of any stream (the line interval when nothing stalls).
+  lab-client.py pings --ms 10 --secs 20
+      a UDP request to VIP:5353 every 10 ms from one socket; once started, prints
+      "pinging every 10 ms" on stderr; at the end {"sent", "answered", "answers",
+      "longest_gap_ms", "gap_began_at_s"}: the longest time between two answers.
 """
 import argparse
 import errno
@@ -140,6 +144,51 @@ def one_stream(args, out, index, opened):
         s.close()
 
 
+def pings(args):
+    """A UDP request to VIP:port every --ms for --secs from one socket: how many were
+    answered, by whom, and the longest time without an answer (from the first)."""
+    import select
+    port = args.port or 5353
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((args.src, 0))
+    s.connect((args.vip, port))
+    s.setblocking(False)
+    start = time.monotonic()
+    next_send, end = start, start + args.secs
+    sent, answers, last, gap, worst_at = 0, {}, None, 0.0, None
+    print(f"pinging every {args.ms} ms", file=sys.stderr, flush=True)
+    while True:
+        now = time.monotonic()
+        if now >= end + 0.2:
+            break
+        if now >= next_send and now < end:
+            try:
+                s.send(b"ping %d" % sent)
+            except OSError:
+                pass
+            sent += 1
+            next_send += args.ms / 1000
+        ready, _, _ = select.select([s], [], [], max(0.0, min(next_send, end + 0.2) - time.monotonic()))
+        while ready:
+            try:
+                who = s.recv(2048).decode().strip()
+            except (BlockingIOError, ConnectionRefusedError):
+                break
+            now = time.monotonic()
+            if last is not None and now - last > gap:
+                gap, worst_at = now - last, last - start
+            last = now
+            answers[who] = answers.get(who, 0) + 1
+    json.dump({
+        "sent": sent,
+        "answered": sum(answers.values()),
+        "answers": answers,
+        "longest_gap_ms": round(gap * 1000),
+        "gap_began_at_s": None if worst_at is None else round(worst_at, 3),
+    }, sys.stdout)
+    print()
+
+
 def streams(args):
     import threading
     out = [None] * args.count
@@ -171,7 +220,7 @@ def streams(args):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["http", "udp", "stream", "streams"])
+    ap.add_argument("mode", choices=["http", "udp", "stream", "streams", "pings"])
     ap.add_argument("--ms", type=int, default=100)
     ap.add_argument("--want", default="t2")
     ap.add_argument("--secs", type=int, default=25)
@@ -185,6 +234,8 @@ def main():
         return stream(args)
     if args.mode == "streams":
         return streams(args)
+    if args.mode == "pings":
+        return pings(args)
     port = args.port or (80 if args.mode == "http" else 5353)
     sport = random.randrange(20000, 60000 - 2 * args.count)
     answers, failed, errors = {}, 0, []

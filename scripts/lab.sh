@@ -12,6 +12,7 @@
 #   targets run HTTP on :80 and a UDP echo on VIP:5353, each answering its name.
 #
 #   lab.sh up --scale-out   instead: two appliances behind a BGP/ECMP router (below)
+#   lab.sh up --ha          instead: an active/standby pair elected by keepalived (below)
 #   lab.sh up       build it (rebuilds from scratch if any part exists)
 #   lab.sh down     remove it (also a half-built one), killing what runs inside
 #   lab.sh status   what exists and whether the services answer
@@ -30,11 +31,20 @@
 #     paths on, BFD), dsr-lb1 10.99.1.2, dsr-lb2 10.99.1.3 (BIRD, AS 65001, config
 #     written by dsrlb bird-config from config/examples/scale-out-lb1.toml / -lb2.toml;
 #     DSRLB=path picks the dsrlb binary, default target/release/dsrlb), targets.
+#
+# Active/standby (up --ha): the data segment as above, with two appliances instead of
+# one, sharing the real address 10.99.0.2 and the VIP: dsr-lb1 data0
+# (02:99:00:00:00:02) and dsr-lb2 data0 (02:99:00:00:00:03), management 10.99.1.2
+# and 10.99.1.3 (mgmt0), keepalived in each (VRRP v3 unicast over management, config
+# written by dsrlb keepalived-config from config/examples/ha-lb1.toml / ha-lb2.toml,
+# the pair's floating management address 10.99.1.10). Each appliance keeps its own
+# MAC; the active's gratuitous ARP moves the client's entry. DSRLB as above.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "$0")" && pwd)
 NAMESPACES=(dsr-client dsr-lb dsr-t1 dsr-t2 dsr-sw)
 SCALE_OUT=(dsr-client dsr-rtr dsr-lb1 dsr-lb2 dsr-t1 dsr-t2 dsr-sw)
+PAIR=(dsr-client dsr-lb1 dsr-lb2 dsr-t1 dsr-t2 dsr-sw)
 ALL_NAMESPACES=(dsr-client dsr-lb dsr-rtr dsr-lb1 dsr-lb2 dsr-t1 dsr-t2 dsr-sw)
 RUN=/run/dsrlb-lab
 VIP=10.99.0.100
@@ -65,6 +75,50 @@ down() {
     fi
   done
   rm -rf "$RUN"
+}
+
+# Bridges (in dsr-sw) for the segments named.
+bridges() {
+  for br in "$@"; do
+    ip -n dsr-sw link add "$br" type bridge stp_state 0 mcast_snooping 0
+    ip -n dsr-sw link set "$br" up
+  done
+}
+
+# The targets' links: eth0 on the data segment, mgmt0 on the management one.
+target_links() {
+  link dsr-t1 eth0  d-t1 br-data 02:99:00:00:00:0b
+  link dsr-t2 eth0  d-t2 br-data 02:99:00:00:00:0c
+  link dsr-t1 mgmt0 m-t1 br-mgmt 02:99:01:00:00:0b
+  link dsr-t2 mgmt0 m-t2 br-mgmt 02:99:01:00:00:0c
+}
+
+# Full checksums at both ends of each "NS IFACE BRIDGE-PORT" link given.
+checksummed() {
+  for pair in "$@"; do
+    set -- $pair
+    offloads_off "$1" "$2"
+    offloads_off dsr-sw "$3"
+  done
+}
+
+# Static FDB entries, each "MAC BRIDGE-PORT": a target that only receives must not
+# age out and get its frames flooded.
+static_fdb() {
+  for entry in "$@"; do
+    set -- $entry
+    bridge -n dsr-sw fdb replace "$1" dev "$2" master static
+  done
+}
+
+# dsr-lb1 and dsr-lb2: the kernel kept off their data0, management 10.99.1.2 and .3.
+two_appliances() {
+  for lb in lb1 lb2; do
+    quiet_sysctl "dsr-$lb" net.ipv4.ip_forward 0
+    nsx "dsr-$lb" "$HERE/data-port.sh" data0 >/dev/null
+  done
+  nsx dsr-lb1 ip addr add 10.99.1.2/24 dev mgmt0
+  nsx dsr-lb2 ip addr add 10.99.1.3/24 dev mgmt0
 }
 
 # veth between a bridge port in dsr-sw and an interface in namespace $ns.
@@ -115,29 +169,15 @@ up() {
   # The balancer's kernel sees every frame dsrlb sees: it must not route them.
   quiet_sysctl dsr-lb net.ipv4.ip_forward 0
 
-  for br in br-data br-mgmt; do
-    ip -n dsr-sw link add "$br" type bridge stp_state 0 mcast_snooping 0
-    ip -n dsr-sw link set "$br" up
-  done
+  bridges br-data br-mgmt
 
   link dsr-client eth0  d-client br-data 02:99:00:00:00:01
   link dsr-lb     data0 d-lb     br-data 02:99:00:00:00:02
-  link dsr-t1     eth0  d-t1     br-data 02:99:00:00:00:0b
-  link dsr-t2     eth0  d-t2     br-data 02:99:00:00:00:0c
   link dsr-lb     mgmt0 m-lb     br-mgmt 02:99:01:00:00:02
-  link dsr-t1     mgmt0 m-t1     br-mgmt 02:99:01:00:00:0b
-  link dsr-t2     mgmt0 m-t2     br-mgmt 02:99:01:00:00:0c
+  target_links
 
-  for pair in "dsr-client eth0 d-client" "dsr-lb data0 d-lb" "dsr-t1 eth0 d-t1" "dsr-t2 eth0 d-t2"; do
-    set -- $pair
-    offloads_off "$1" "$2"
-    offloads_off dsr-sw "$3"
-  done
-  # Static FDB: a target that only receives must not age out and get its frames flooded.
-  for entry in "02:99:00:00:00:01 d-client" "02:99:00:00:00:02 d-lb" "02:99:00:00:00:0b d-t1" "02:99:00:00:00:0c d-t2"; do
-    set -- $entry
-    bridge -n dsr-sw fdb replace "$1" dev "$2" master static
-  done
+  checksummed "dsr-client eth0 d-client" "dsr-lb data0 d-lb" "dsr-t1 eth0 d-t1" "dsr-t2 eth0 d-t2"
+  static_fdb "02:99:00:00:00:01 d-client" "02:99:00:00:00:02 d-lb" "02:99:00:00:00:0b d-t1" "02:99:00:00:00:0c d-t2"
 
   # dsrlb's data port: the kernel in dsr-lb must not answer on the data segment.
   nsx dsr-lb "$HERE/data-port.sh" data0 >/dev/null
@@ -177,45 +217,39 @@ CONF
   nsx dsr-rtr bird -c "$RUN/bird-rtr.conf" -s "$RUN/bird-rtr.ctl" -P "$RUN/bird-rtr.pid"
 }
 
+# The dsrlb binary that writes the daemons' configurations.
+dsrlb_binary() {
+  local dsrlb=${DSRLB:-$HERE/../target/release/dsrlb}
+  [ -x "$dsrlb" ] || { echo "lab.sh: no dsrlb at $dsrlb (cargo build --release, or DSRLB=path)" >&2; exit 1; }
+  echo "$dsrlb"
+}
+
 # An appliance's BIRD, configured by dsrlb from its own config file.
 appliance_bird() {
-  local lb=$1 dsrlb=${DSRLB:-$HERE/../target/release/dsrlb}
-  [ -x "$dsrlb" ] || { echo "lab.sh: no dsrlb at $dsrlb (cargo build --release, or DSRLB=path)" >&2; exit 1; }
+  local lb=$1 dsrlb
+  dsrlb=$(dsrlb_binary)
   "$dsrlb" bird-config --config "$HERE/../config/examples/scale-out-$lb.toml" > "$RUN/bird-$lb.conf"
   nsx "dsr-$lb" bird -c "$RUN/bird-$lb.conf" -s "$RUN/bird-$lb.ctl" -P "$RUN/bird-$lb.pid"
 }
 
 up_scale_out() {
   namespaces "${SCALE_OUT[@]}"
-  for br in br-data br-mgmt br-client; do
-    ip -n dsr-sw link add "$br" type bridge stp_state 0 mcast_snooping 0
-    ip -n dsr-sw link set "$br" up
-  done
+  bridges br-data br-mgmt br-client
   link dsr-client eth0  c-client br-client 02:99:02:00:00:01
   link dsr-rtr    cl0   c-rtr    br-client 02:99:02:00:00:fe
   link dsr-rtr    d0    d-rtr    br-data   02:99:00:00:00:fe
   link dsr-lb1    data0 d-lb1    br-data   02:99:00:00:00:02
   link dsr-lb2    data0 d-lb2    br-data   02:99:00:00:00:03
-  link dsr-t1     eth0  d-t1     br-data   02:99:00:00:00:0b
-  link dsr-t2     eth0  d-t2     br-data   02:99:00:00:00:0c
   link dsr-rtr    m0    m-rtr    br-mgmt   02:99:01:00:00:fe
   link dsr-lb1    mgmt0 m-lb1    br-mgmt   02:99:01:00:00:02
   link dsr-lb2    mgmt0 m-lb2    br-mgmt   02:99:01:00:00:03
-  link dsr-t1     mgmt0 m-t1     br-mgmt   02:99:01:00:00:0b
-  link dsr-t2     mgmt0 m-t2     br-mgmt   02:99:01:00:00:0c
+  target_links
   # Every frame on the data and client segments carries a full checksum (the router
   # forwards client frames whose checksums the veth would leave unfinished).
-  for pair in "dsr-client eth0 c-client" "dsr-rtr cl0 c-rtr" "dsr-rtr d0 d-rtr" "dsr-lb1 data0 d-lb1" \
-              "dsr-lb2 data0 d-lb2" "dsr-t1 eth0 d-t1" "dsr-t2 eth0 d-t2"; do
-    set -- $pair
-    offloads_off "$1" "$2"
-    offloads_off dsr-sw "$3"
-  done
-  for entry in "02:99:00:00:00:fe d-rtr" "02:99:00:00:00:02 d-lb1" "02:99:00:00:00:03 d-lb2" \
-               "02:99:00:00:00:0b d-t1" "02:99:00:00:00:0c d-t2"; do
-    set -- $entry
-    bridge -n dsr-sw fdb replace "$1" dev "$2" master static
-  done
+  checksummed "dsr-client eth0 c-client" "dsr-rtr cl0 c-rtr" "dsr-rtr d0 d-rtr" "dsr-lb1 data0 d-lb1" \
+              "dsr-lb2 data0 d-lb2" "dsr-t1 eth0 d-t1" "dsr-t2 eth0 d-t2"
+  static_fdb "02:99:00:00:00:fe d-rtr" "02:99:00:00:00:02 d-lb1" "02:99:00:00:00:03 d-lb2" \
+               "02:99:00:00:00:0b d-t1" "02:99:00:00:00:0c d-t2"
   nsx dsr-client ip addr add 10.99.2.1/24 dev eth0
   nsx dsr-client ip route add default via 10.99.2.254
   nsx dsr-rtr ip addr add 10.99.2.254/24 dev cl0
@@ -225,12 +259,7 @@ up_scale_out() {
   quiet_sysctl dsr-rtr net.ipv4.fib_multipath_hash_policy 1
   quiet_sysctl dsr-rtr net.ipv4.conf.all.rp_filter 0
   quiet_sysctl dsr-rtr net.ipv4.conf.default.rp_filter 0
-  for lb in lb1 lb2; do
-    quiet_sysctl "dsr-$lb" net.ipv4.ip_forward 0
-    nsx "dsr-$lb" "$HERE/data-port.sh" data0 >/dev/null
-  done
-  nsx dsr-lb1 ip addr add 10.99.1.2/24 dev mgmt0
-  nsx dsr-lb2 ip addr add 10.99.1.3/24 dev mgmt0
+  two_appliances
   targets
   for t in t1 t2; do nsx "dsr-$t" ip route add default via 10.99.0.254; done
   # A second VIP, 10.99.0.101, that t1 alone serves (scale-out-lb*.toml's "solo").
@@ -239,6 +268,54 @@ up_scale_out() {
   appliance_bird lb1
   appliance_bird lb2
   echo "lab up (scale-out): client 10.99.2.1 -> router 10.99.2.254 -> ECMP over dsr-lb1 (10.99.0.2) and dsr-lb2 (10.99.0.3) -> t1 10.99.0.11, t2 10.99.0.12; VIP $VIP"
+}
+
+# keepalived lbN start|stop: an appliance's keepalived (VRRP only), configured by
+# dsrlb from its own config file; its log in $RUN/keepalived-lbN.log.
+keepalived_ctl() {
+  local lb=$1 action=$2 conf="$RUN/keepalived-$1.conf" pidfile="$RUN/keepalived-$1.pid"
+  case "$lb" in lb1|lb2) ;; *) echo "lab.sh: no appliance $lb" >&2; exit 2 ;; esac
+  case "$action" in
+    stop)
+      for f in "$pidfile" "$RUN/keepalived-$lb-vrrp.pid"; do
+        [ -f "$f" ] && kill "$(cat "$f")" 2>/dev/null || true
+      done
+      for _ in $(seq 1 50); do
+        [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null || break
+        sleep 0.05
+      done ;;
+    start)
+      local dsrlb
+      dsrlb=$(dsrlb_binary)
+      "$dsrlb" keepalived-config --config "$HERE/../config/examples/ha-$lb.toml" > "$conf"
+      rm -f "$pidfile" "$RUN/keepalived-$lb-vrrp.pid"
+      nsx "dsr-$lb" setsid keepalived --vrrp -n -l -D -G -f "$conf" -p "$pidfile" \
+        -r "$RUN/keepalived-$lb-vrrp.pid" >> "$RUN/keepalived-$lb.log" 2>&1 < /dev/null &
+      for _ in $(seq 1 50); do [ -s "$RUN/keepalived-$lb-vrrp.pid" ] && return 0; sleep 0.05; done
+      echo "lab.sh: keepalived in dsr-$lb did not start" >&2; cat "$RUN/keepalived-$lb.log" >&2; exit 1 ;;
+    *) echo "lab.sh: keepalived action is start or stop" >&2; exit 2 ;;
+  esac
+}
+
+up_ha() {
+  namespaces "${PAIR[@]}"
+  bridges br-data br-mgmt
+  link dsr-client eth0  d-client br-data 02:99:00:00:00:01
+  link dsr-lb1    data0 d-lb1    br-data 02:99:00:00:00:02
+  link dsr-lb2    data0 d-lb2    br-data 02:99:00:00:00:03
+  link dsr-lb1    mgmt0 m-lb1    br-mgmt 02:99:01:00:00:02
+  link dsr-lb2    mgmt0 m-lb2    br-mgmt 02:99:01:00:00:03
+  target_links
+  checksummed "dsr-client eth0 d-client" "dsr-lb1 data0 d-lb1" "dsr-lb2 data0 d-lb2" \
+              "dsr-t1 eth0 d-t1" "dsr-t2 eth0 d-t2"
+  static_fdb "02:99:00:00:00:01 d-client" "02:99:00:00:00:02 d-lb1" "02:99:00:00:00:03 d-lb2" \
+               "02:99:00:00:00:0b d-t1" "02:99:00:00:00:0c d-t2"
+  nsx dsr-client ip addr add 10.99.0.1/24 dev eth0
+  two_appliances
+  targets
+  keepalived_ctl lb1 start
+  keepalived_ctl lb2 start
+  echo "lab up (ha): client 10.99.0.1 -> VIP $VIP on the active of dsr-lb1 (02:99:00:00:00:02) and dsr-lb2 (02:99:00:00:00:03), real address 10.99.0.2 shared -> t1 10.99.0.11, t2 10.99.0.12; keepalived in each"
 }
 
 # service T http|udp start|stop: one target's HTTP server (:80 on every address) or
@@ -300,9 +377,16 @@ status() {
 
 [ "$(id -u)" = 0 ] || { echo "lab.sh: run as root" >&2; exit 1; }
 case "${1:-}" in
-  up) if [ "${2:-}" = --scale-out ]; then up_scale_out; else up; fi ;;
+  up)
+    case "${2:-}" in
+      --scale-out) up_scale_out ;;
+      --ha) up_ha ;;
+      "") up ;;
+      *) echo "usage: $0 up [--scale-out|--ha]" >&2; exit 2 ;;
+    esac ;;
+  keepalived) [ $# -eq 3 ] || { echo "usage: $0 keepalived lb1|lb2 start|stop" >&2; exit 2; }; keepalived_ctl "$2" "$3" ;;
   down) down; echo "lab down" ;;
   status) status ;;
   service) [ $# -eq 4 ] || { echo "usage: $0 service t1|t2 http|udp stop|start" >&2; exit 2; }; service "$2" "$3" "$4" ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  *) echo "usage: $0 up [--scale-out|--ha]|down|status|service ...|keepalived ..." >&2; exit 2 ;;
 esac

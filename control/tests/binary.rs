@@ -772,3 +772,38 @@ fn a_pcap_replay_larger_than_the_mbuf_pool_is_refused_naming_the_key() {
     );
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// README's translations of Pen's, BalanceNG's and LVS's DSR examples are files
+/// `dsrlb check` accepts; those with a pair give keepalived its configuration.
+#[test]
+fn the_translated_peer_configs_pass_check() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/examples");
+    for (name, vrid) in [
+        ("from-pen", None),
+        ("from-balanceng", Some("virtual_router_id 1")),
+        ("from-lvs", Some("virtual_router_id 51")),
+        ("ha-lb1", Some("virtual_router_id 99")),
+    ] {
+        let path = examples.join(format!("{name}.toml"));
+        let out = dsrlb_on("check", &path);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{name}: {err}");
+        assert!(err.contains("valid"), "{name}: {err}");
+        let out = dsrlb_on("keepalived-config", &path);
+        let text = String::from_utf8_lossy(&out.stdout);
+        match vrid {
+            Some(vrid) => {
+                assert!(out.status.success(), "{name}");
+                assert!(text.lines().any(|l| l.trim() == vrid), "{name}: {text}");
+            }
+            None => {
+                assert_eq!(
+                    out.status.code(),
+                    Some(1),
+                    "{name}: no [ha], no keepalived config"
+                );
+                assert!(String::from_utf8_lossy(&out.stderr).contains("no [ha] section"));
+            }
+        }
+    }
+}

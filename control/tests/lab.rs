@@ -54,6 +54,27 @@ fn in_ns(ns: &str, args: &[&str]) -> Command {
     c
 }
 
+/// A lab test's start: the lab to itself (`lab_lock`), brought up (`lab.sh up` with
+/// `args`, the dsrlb under test writing the daemons' configs), torn down by the
+/// Cleanup however the test ends, and a fresh temporary directory `dsrlb-NAME-PID`.
+fn lab_session(
+    args: &[&str],
+    name: &str,
+) -> (std::sync::MutexGuard<'static, ()>, Cleanup, PathBuf) {
+    let lock = lab_lock();
+    run(Command::new(repo().join("scripts/lab.sh"))
+        .arg("up")
+        .args(args)
+        .env("DSRLB", DSRLB));
+    let dir = std::env::temp_dir().join(format!("dsrlb-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cleanup = Cleanup {
+        children: Vec::new(),
+        dirs: vec![dir.clone()],
+    };
+    (lock, cleanup, dir)
+}
+
 fn lab(verb: &str) {
     run(Command::new(repo().join("scripts/lab.sh")).arg(verb));
 }
@@ -61,6 +82,8 @@ fn lab(verb: &str) {
 /// Tears down whatever the test started, also when an assertion fails.
 struct Cleanup {
     children: Vec<Child>,
+    /// Temporary directories, removed last.
+    dirs: Vec<PathBuf>,
 }
 
 impl Drop for Cleanup {
@@ -81,27 +104,35 @@ impl Drop for Cleanup {
         let _ = Command::new(repo().join("scripts/lab.sh"))
             .arg("down")
             .status();
+        for dir in &self.dirs {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
-/// tcpdump writing every frame of `iface` in `ns` to a pcap file.
-fn capture(ns: &str, iface: &str, file: &Path) -> Child {
-    let mut child = in_ns(ns, &["tcpdump", "-i", iface, "-U", "-n", "-s", "256", "-w"])
-        .arg(file)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Ready once it says it is listening.
+/// `cmd` started, once its first line on stderr, which must contain `says`, is out
+/// (its stdout as `cmd` sets it).
+fn started(cmd: &mut Command, says: &str) -> Child {
+    let mut child = cmd.stderr(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
     BufReader::new(child.stderr.as_mut().unwrap())
         .read_line(&mut line)
         .unwrap();
-    assert!(
-        line.contains("listening"),
-        "tcpdump on {ns}/{iface}: {line}"
-    );
+    assert!(line.contains(says), "{cmd:?}: {line}");
     child
+}
+
+/// tcpdump writing every frame of `iface` in `ns` to a pcap file.
+fn capture(ns: &str, iface: &str, file: &Path) -> Child {
+    capture_only(ns, iface, file, &[])
+}
+
+/// tcpdump writing the frames of `iface` in `ns` that `filter` passes to a pcap
+/// file; running once it listens.
+fn capture_only(ns: &str, iface: &str, file: &Path, filter: &[&str]) -> Child {
+    let mut cmd = in_ns(ns, &["tcpdump", "-i", iface, "-U", "-n", "-s", "256", "-w"]);
+    cmd.arg(file).args(filter).stdout(Stdio::null());
+    started(&mut cmd, "listening")
 }
 
 fn stop(child: &mut Child) {
@@ -211,13 +242,7 @@ fn lab_lock() -> std::sync::MutexGuard<'static, ()> {
 #[test]
 #[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
 fn dsr_through_dsrlb_in_the_namespace_lab() {
-    let _lab = lab_lock();
-    lab("up");
-    let mut cleanup = Cleanup {
-        children: Vec::new(),
-    };
-    let dir = std::env::temp_dir().join(format!("dsrlb-lab-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_lab, mut cleanup, dir) = lab_session(&[], "lab");
     let (client_pcap, lb_pcap) = (dir.join("client.pcap"), dir.join("lb.pcap"));
 
     // Nothing known on the client before dsrlb starts: it must learn the VIP by ARP.
@@ -460,6 +485,7 @@ fn af_xdp_port_forwards_and_accounts_for_its_mbufs_at_exit() {
     // Brings the lab down at the end, pass or fail.
     let _cleanup = Cleanup {
         children: Vec::new(),
+        dirs: Vec::new(),
     };
     let dir = std::env::temp_dir().join(format!("dsrlb-xdp-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -519,6 +545,7 @@ fn lab_up_twice_and_down_after_a_half_built_lab() {
     let _lab = lab_lock();
     let _cleanup = Cleanup {
         children: Vec::new(),
+        dirs: Vec::new(),
     };
     lab("up");
     lab("up");
@@ -685,29 +712,10 @@ fn lab_service(target: &str, action: &str) {
 /// on a flow that landed on t2; running once this returns.
 fn stream_from_t2(secs: u32) -> Child {
     let secs = secs.to_string();
-    let script = repo().join("scripts/lab-client.py");
-    let mut stream = in_ns(
-        "dsr-client",
-        &[
-            "python3",
-            script.to_str().unwrap(),
-            "stream",
-            "--want",
-            "t2",
-            "--secs",
-            &secs,
-        ],
+    client_running(
+        &["stream", "--want", "t2", "--secs", &secs],
+        "streaming from t2",
     )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut first = String::new();
-    BufReader::new(stream.stderr.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.contains("streaming from t2"), "{first}");
-    stream
 }
 
 /// The stream ended with every line, in order, and no reset.
@@ -731,13 +739,7 @@ const TRANSITION_DEADLINE: Duration = Duration::from_secs(5);
 #[test]
 #[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
 fn health_checks_move_new_flows_and_never_break_established_ones() {
-    let _lab = lab_lock();
-    lab("up");
-    let mut cleanup = Cleanup {
-        children: Vec::new(),
-    };
-    let dir = std::env::temp_dir().join(format!("dsrlb-health-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_lab, mut cleanup, dir) = lab_session(&[], "health");
     let (mgmt_pcap, data_pcap) = (dir.join("t1-mgmt.pcap"), dir.join("t1-data.pcap"));
     let mut mgmt_cap = capture("dsr-t1", "mgmt0", &mgmt_pcap);
     let mut data_cap = capture("dsr-t1", "eth0", &data_pcap);
@@ -896,13 +898,7 @@ const ECHO: &str = "echo (10.99.0.100:5353/udp)";
 #[test]
 #[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
 fn operations_show_metrics_reload_and_sigterm_under_load() {
-    let _lab = lab_lock();
-    lab("up");
-    let mut cleanup = Cleanup {
-        children: Vec::new(),
-    };
-    let dir = std::env::temp_dir().join(format!("dsrlb-ops-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_lab, mut cleanup, dir) = lab_session(&[], "ops");
     let socket = dir.join("dsrlb.sock");
     // The lab config, on hugepages (so the exit check below means something), with
     // its own socket, in a file the test can edit for reloads.
@@ -1296,13 +1292,7 @@ fn workers_and_port_totals(socket: &Path) -> ((u64, u64), (u64, u64)) {
 #[test]
 #[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
 fn two_workers_on_two_queues_share_the_flows_and_operate_as_one() {
-    let _lab = lab_lock();
-    lab("up");
-    let mut cleanup = Cleanup {
-        children: Vec::new(),
-    };
-    let dir = std::env::temp_dir().join(format!("dsrlb-2q-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_lab, mut cleanup, dir) = lab_session(&[], "2q");
     let socket = Path::new("/run/dsrlb/lab.sock");
     let (mut dsrlb, lines, log_reader) = start_dsrlb_with(&two_queue_config(&dir));
     wait_for_logs(
@@ -1537,13 +1527,7 @@ fn healthy(row: &serde_json::Value) -> bool {
 #[test]
 #[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
 fn the_doctor_names_each_way_a_target_is_set_up_wrong() {
-    let _lab = lab_lock();
-    lab("up");
-    let mut cleanup = Cleanup {
-        children: Vec::new(),
-    };
-    let dir = std::env::temp_dir().join(format!("dsrlb-doctor-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_lab, mut cleanup, dir) = lab_session(&[], "doctor");
     let lab_toml = std::fs::read_to_string(repo().join("config/examples/lab.toml")).unwrap();
     let probe = "health = { kind = \"http\", path = \"/\", interval_ms = 500, timeout_ms = 300, rise = 2, fall = 2 }";
     assert!(lab_toml.contains(probe), "lab.toml's web probe changed");
@@ -1783,13 +1767,7 @@ fn bird_until(socket: &Path, net: &str, present: bool, limit: Duration) -> Durat
 #[test]
 #[ignore = "needs root, bird2 and the namespace lab: scripts/test.sh runs it"]
 fn bird_announces_each_vip_only_while_dsrlb_can_serve_it() {
-    let _lab = lab_lock();
-    lab("up");
-    let mut cleanup = Cleanup {
-        children: Vec::new(),
-    };
-    let dir = std::env::temp_dir().join(format!("dsrlb-bgp-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let (_lab, mut cleanup, dir) = lab_session(&[], "bgp");
     let bird_socket = dir.join("bird.ctl");
     // lab.toml, with a second VIP served by t1 alone, in BGP mode. No router here:
     // BIRD's own table shows what it would announce (the session stays down).
@@ -1985,13 +1963,7 @@ fn flows_recorded(socket: &Path) -> u64 {
 #[test]
 #[ignore = "needs root, bird2 and the namespace lab: scripts/test.sh runs it"]
 fn scale_out_behind_ecmp_keeps_every_flow_on_its_target() {
-    let _lab = lab_lock();
-    run(Command::new(repo().join("scripts/lab.sh"))
-        .args(["up", "--scale-out"])
-        .env("DSRLB", DSRLB));
-    let mut cleanup = Cleanup {
-        children: Vec::new(),
-    };
+    let (_lab, mut cleanup, _dir) = lab_session(&["--scale-out"], "scale-out");
     let start = |lb: &str| start_dsrlb_in(&format!("dsr-{lb}"), &appliance(lb).0);
     let (lb1, lines1, log1) = start("lb1");
     let (lb2, lines2, log2) = start("lb2");
@@ -2062,31 +2034,20 @@ fn scale_out_behind_ecmp_keeps_every_flow_on_its_target() {
     );
 
     // 200 long-lived connections; lb1 killed, then back: no connection reset.
-    let script = repo().join("scripts/lab-client.py");
-    let streams_args = [
-        "streams",
-        "--src",
-        "10.99.2.1",
-        "--count",
-        "200",
-        "--secs",
-        "16",
-        "--ms",
-        "100",
-    ];
-    let mut streams = in_ns(
-        "dsr-client",
-        &[&["python3", script.to_str().unwrap()][..], &streams_args].concat(),
-    )
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .unwrap();
-    let mut first = String::new();
-    BufReader::new(streams.stderr.as_mut().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert!(first.contains("streaming 200"), "{first}");
+    let streams = client_running(
+        &[
+            "streams",
+            "--src",
+            "10.99.2.1",
+            "--count",
+            "200",
+            "--secs",
+            "16",
+            "--ms",
+            "100",
+        ],
+        "streaming 200",
+    );
     std::thread::sleep(Duration::from_secs(2));
     let mut lb1 = lb1;
     run(Command::new("kill").args(["-KILL", &lb1.id().to_string()]));
@@ -2229,11 +2190,7 @@ fn rss_kib(pid: u32) -> u64 {
 #[test]
 #[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
 fn a_syn_flood_leaves_memory_bounded_and_an_established_stream_intact() {
-    let _lab = lab_lock();
-    lab("up");
-    let mut cleanup = Cleanup {
-        children: Vec::new(),
-    };
+    let (_lab, mut cleanup, _dir) = lab_session(&[], "flood");
     let (mut dsrlb, lines, log_reader) = start_dsrlb();
     wait_for_logs(
         &lines,
@@ -2289,4 +2246,409 @@ fn a_syn_flood_leaves_memory_bounded_and_an_established_stream_intact() {
     let log = log_reader.join().unwrap();
     assert!(log.contains("EAL cleaned up"), "{log}");
     drop(cleanup.children.drain(..));
+}
+
+/// The active/standby lab's appliance `lb` (lb1 or lb2): its config and socket.
+fn pair_member(lb: &str) -> (PathBuf, PathBuf) {
+    (
+        repo().join(format!("config/examples/ha-{lb}.toml")),
+        PathBuf::from(format!("/run/dsrlb/ha-{lb}.sock")),
+    )
+}
+
+const LB1_MAC: MacAddr = LB_MAC;
+const LB2_MAC: MacAddr = MacAddr([0x02, 0x99, 0, 0, 0, 0x03]);
+/// config/examples/ha-lb*.toml's advert_interval_ms.
+const ADVERT_INTERVAL: Duration = Duration::from_millis(100);
+
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+/// Times of the ARP frames from `mac` in the capture that speak for the VIP or the
+/// shared real address (replies, gratuitous ARP): what only an active may send.
+fn arp_claims(file: &Path, mac: MacAddr) -> Vec<(f64, ArpOperation, Ipv4Addr)> {
+    frames(file)
+        .into_iter()
+        .filter_map(|f| {
+            let (op, sender, from) = arp_sender(&f.bytes)?;
+            (from == mac && (sender == VIP || sender == REAL)).then_some((f.at, op, sender))
+        })
+        .collect()
+}
+
+/// The first gratuitous ARP for the VIP from `mac` after `since` (wall clock), and
+/// how long after `since` it went out.
+fn garp_after(file: &Path, mac: MacAddr, since: f64) -> Option<f64> {
+    arp_claims(file, mac)
+        .into_iter()
+        .find(|&(at, op, addr)| at >= since && op == ArpOperation::Request && addr == VIP)
+        .map(|(at, _, _)| at - since)
+}
+
+/// Waits until the capture being written holds a GARP for the VIP from `mac` after
+/// `since`, for up to 3 s; how long after `since` it went out.
+fn wait_for_garp(file: &Path, mac: MacAddr, since: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        if let Some(after) = garp_after(file, mac, since) {
+            return after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no GARP from {mac} after {since}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A lab-client.py mode in the client's namespace, running; once it has said it
+/// started (its first stderr line, which must contain `started`).
+fn client_running(args: &[&str], says: &str) -> Child {
+    let script = repo().join("scripts/lab-client.py");
+    let mut cmd = in_ns(
+        "dsr-client",
+        &[&["python3", script.to_str().unwrap()][..], args].concat(),
+    );
+    cmd.stdout(Stdio::piped());
+    started(&mut cmd, says)
+}
+
+fn verdict(child: Child) -> serde_json::Value {
+    let out = child.wait_with_output().unwrap();
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// Seconds since the epoch of a log line's "[2026-12-07T06:37:25.725Z ..." stamp.
+fn log_time(line: &str) -> Option<f64> {
+    let stamp = line.strip_prefix('[')?.get(..24)?;
+    let num = |r: std::ops::Range<usize>| stamp.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    // Days from the civil date (H. Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let secs = days * 86_400 + num(11..13)? * 3600 + num(14..16)? * 60 + num(17..19)?;
+    Some(secs as f64 + num(20..23)? as f64 / 1000.0)
+}
+
+/// The spans (wall clock) during which an appliance was active, from its logs (one
+/// per run) and when each run ended.
+fn active_spans(runs: &[(String, f64)]) -> Vec<(f64, f64)> {
+    let mut spans = Vec::new();
+    for (log, ended) in runs {
+        let mut since = None;
+        for line in log.lines() {
+            if line.contains("ha: active") {
+                since = log_time(line);
+            } else if line.contains("ha: standby") {
+                if let (Some(from), Some(to)) = (since.take(), log_time(line)) {
+                    spans.push((from, to));
+                }
+            }
+        }
+        if let Some(from) = since {
+            spans.push((from, *ended));
+        }
+    }
+    spans
+}
+
+/// After `what` at `since` (wall clock), with `pings` running: lb2's gratuitous ARP
+/// for the VIP within `within` seconds, and no gap of a second in the UDP stream.
+fn takeover_seen(what: &str, pcap: &Path, since: f64, pings: Child, within: f64) {
+    let garp = wait_for_garp(pcap, LB2_MAC, since);
+    let pinged = verdict(pings);
+    println!(
+        "{what}: lb2's GARP {:.0} ms later; UDP every 10 ms: {pinged}",
+        garp * 1000.0
+    );
+    assert!(garp < within, "{what}: {garp} s");
+    let gap = pinged["longest_gap_ms"].as_u64().unwrap();
+    assert!(gap < 1000, "{what}: {pinged}");
+}
+
+fn keepalived_pids(lb: &str) -> Vec<String> {
+    ["", "-vrrp"]
+        .iter()
+        .filter_map(|s| {
+            std::fs::read_to_string(format!("/run/dsrlb-lab/keepalived-{lb}{s}.pid")).ok()
+        })
+        .map(|p| p.trim().to_owned())
+        .collect()
+}
+
+/// Forgets the log lines read so far: what is waited for next happens after this.
+fn flush(logs: &[&mpsc::Receiver<String>]) {
+    for lines in logs {
+        while lines.try_recv().is_ok() {}
+    }
+}
+
+fn pair_role(socket: &Path) -> String {
+    show_json(socket, "ha")["pair"]["role"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+#[ignore = "needs root, keepalived and the namespace lab: scripts/test.sh runs it"]
+fn an_active_standby_pair_takes_over_in_under_a_second_and_keeps_every_flow() {
+    let (_lab, mut cleanup, dir) = lab_session(&["--ha"], "ha");
+    let (pcap1, pcap2) = (dir.join("lb1.pcap"), dir.join("lb2.pcap"));
+    cleanup
+        .children
+        .push(capture_only("dsr-sw", "d-lb1", &pcap1, &["arp"]));
+    cleanup
+        .children
+        .push(capture_only("dsr-sw", "d-lb2", &pcap2, &["arp"]));
+    let start = |lb: &str| start_dsrlb_in(&format!("dsr-{lb}"), &pair_member(lb).0);
+    let (sock1, sock2) = (pair_member("lb1").1, pair_member("lb2").1);
+    let mut runs1: Vec<(String, f64)> = Vec::new();
+    let (lb1, lines1, log1) = start("lb1");
+    let (lb2, lines2, log2) = start("lb2");
+    wait_for_logs(&lines1, &[("ha: active", 1)], STARTUP_DEADLINE);
+    wait_for_logs(&lines2, &[("ha: ready to serve", 1)], STARTUP_DEADLINE);
+    assert_eq!(
+        (pair_role(&sock1), pair_role(&sock2)),
+        ("active".into(), "standby".into())
+    );
+    let digest = |sock: &Path| show_json(sock, "digest")["digest"].clone();
+    assert_eq!(digest(&sock1), digest(&sock2), "the same tables on both");
+
+    // 30 s of standby: the client asks for the VIP again and again (its entry
+    // flushed), lb1 answers; lb2 says nothing for the VIP or the shared address.
+    let quiet_from = wall_clock();
+    let mut asked = 0;
+    while wall_clock() - quiet_from < 30.0 {
+        run(&mut in_ns(
+            "dsr-client",
+            &["ip", "neigh", "flush", "10.99.0.100"],
+        ));
+        let tally = client("http", 20);
+        assert_eq!(
+            (tally.failed, tally.t1 + tally.t2),
+            (0, 20),
+            "{}",
+            tally.raw
+        );
+        asked += 1;
+        std::thread::sleep(Duration::from_secs(2));
+    }
+    let quiet_to = wall_clock();
+    let from_lb2: Vec<_> = arp_claims(&pcap2, LB2_MAC)
+        .into_iter()
+        .filter(|(at, _, _)| (quiet_from..quiet_to).contains(at))
+        .collect();
+    let replies1 = arp_claims(&pcap1, LB1_MAC)
+        .iter()
+        .filter(|(at, op, a)| {
+            (quiet_from..quiet_to).contains(at) && *op == ArpOperation::Reply && *a == VIP
+        })
+        .count();
+    println!("standby for {:.1} s: {} ARP frames from lb2 for the VIP or 10.99.0.2; lb1 answered {replies1} of {asked} rounds of questions", quiet_to - quiet_from, from_lb2.len());
+    assert!(from_lb2.is_empty(), "{from_lb2:?}");
+    assert!(replies1 >= asked, "lb1 answered {replies1} of {asked}");
+
+    // SIGKILL of the active dsrlb under 200 long-lived connections and a 10 ms UDP
+    // stream: lb2 announces the VIP within 0.5 s, the stream's gap stays under 1 s;
+    // lb1 back: it takes the VIP again (preempt), and every connection goes on.
+    let streams = client_running(
+        &["streams", "--count", "200", "--secs", "18", "--ms", "100"],
+        "streaming 200",
+    );
+    let pings = client_running(&["pings", "--ms", "10", "--secs", "6"], "pinging");
+    std::thread::sleep(Duration::from_secs(2));
+    let mut lb1 = lb1;
+    flush(&[&lines2]);
+    let killed = wall_clock();
+    run(Command::new("kill").args(["-KILL", &lb1.id().to_string()]));
+    let _ = lb1.wait();
+    drop(lines1);
+    runs1.push((log1.join().unwrap(), killed));
+    takeover_seen("kill -9 of the active dsrlb", &pcap2, killed, pings, 0.5);
+    assert_eq!(pair_role(&sock2), "active");
+    let (lb1, lines1, log1) = start("lb1");
+    wait_for_logs(&lines1, &[("ha: active", 1)], STARTUP_DEADLINE);
+    wait_for_logs(&lines2, &[("ha: standby", 1)], TRANSITION_DEADLINE);
+    assert_eq!(
+        digest(&sock1),
+        digest(&sock2),
+        "the same tables after the restart"
+    );
+    let streamed = verdict(streams);
+    println!("200 connections across the takeover and the fail-back: {streamed}");
+    assert_eq!(
+        (streamed["complete"].as_u64(), streamed["resets"].as_u64()),
+        (Some(200), Some(0)),
+        "{streamed}"
+    );
+
+    // SIGKILL of the active keepalived: dsrlb goes standby at its FIFO's end, the
+    // peer's keepalived misses its adverts and takes over.
+    let pings = client_running(&["pings", "--ms", "10", "--secs", "3"], "pinging");
+    std::thread::sleep(Duration::from_secs(1));
+    flush(&[&lines1, &lines2]);
+    let killed = wall_clock();
+    run(Command::new("kill")
+        .arg("-KILL")
+        .args(keepalived_pids("lb1")));
+    takeover_seen(
+        "kill -9 of the active keepalived",
+        &pcap2,
+        killed,
+        pings,
+        0.5,
+    );
+    wait_for_logs(
+        &lines1,
+        &[("keepalived is not running", 1)],
+        TRANSITION_DEADLINE,
+    );
+    run(Command::new(repo().join("scripts/lab.sh"))
+        .args(["keepalived", "lb1", "start"])
+        .env("DSRLB", DSRLB));
+    wait_for_logs(&lines1, &[("ha: active", 1)], STARTUP_DEADLINE);
+    wait_for_logs(
+        &lines2,
+        &[("ha: active", 1), ("ha: standby", 1)],
+        TRANSITION_DEADLINE,
+    );
+
+    // An active whose targets all fail its health checks yields to the healthy peer.
+    // (Dropped, not routed away: the probes are bound to mgmt0, which a blackhole
+    // route does not catch.)
+    let rules = dir.join("drop-probes.nft");
+    std::fs::write(
+        &rules,
+        "table inet dsrlb_lab {\n  chain out {\n    type filter hook output priority 0;\n    \
+         ip daddr { 10.99.1.11, 10.99.1.12 } tcp dport 80 drop\n  }\n}\n",
+    )
+    .unwrap();
+    flush(&[&lines1, &lines2]);
+    run(&mut in_ns(
+        "dsr-lb1",
+        &["nft", "-f", rules.to_str().unwrap()],
+    ));
+    wait_for_logs(
+        &lines1,
+        &[("no VIP has a usable target", 1), ("ha: standby", 1)],
+        TRANSITION_DEADLINE,
+    );
+    wait_for_logs(&lines2, &[("ha: active", 1)], TRANSITION_DEADLINE);
+    let tally = client("http", 20);
+    assert_eq!(
+        (tally.failed, tally.t1 + tally.t2),
+        (0, 20),
+        "served by lb2: {}",
+        tally.raw
+    );
+    flush(&[&lines1, &lines2]);
+    run(&mut in_ns(
+        "dsr-lb1",
+        &["nft", "delete table inet dsrlb_lab"],
+    ));
+    wait_for_logs(&lines1, &[("ha: active", 1)], TRANSITION_DEADLINE);
+    wait_for_logs(&lines2, &[("ha: standby", 1)], TRANSITION_DEADLINE);
+
+    // The operator drains the active: the peer takes over; undrained, it is back.
+    flush(&[&lines1, &lines2]);
+    let (code, out, err) = ctl(&sock1, &["ha", "drain"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("drained"), "{out}");
+    wait_for_logs(
+        &lines1,
+        &[("drained by the operator", 1), ("ha: standby", 1)],
+        TRANSITION_DEADLINE,
+    );
+    wait_for_logs(&lines2, &[("ha: active", 1)], TRANSITION_DEADLINE);
+    flush(&[&lines1, &lines2]);
+    let (code, _, err) = ctl(&sock1, &["ha", "undrain"]);
+    assert_eq!(code, 0, "{err}");
+    wait_for_logs(&lines1, &[("ha: active", 1)], TRANSITION_DEADLINE);
+    wait_for_logs(&lines2, &[("ha: standby", 1)], TRANSITION_DEADLINE);
+    let shown = show_json(&sock1, "ha");
+    assert_eq!(
+        (
+            shown["mode"].as_str(),
+            shown["drained"].as_bool(),
+            shown["pair"]["keepalived"].as_str()
+        ),
+        (Some("pair"), Some(false), Some("MASTER")),
+        "{shown}"
+    );
+    let metrics = run(&mut in_ns(
+        "dsr-lb1",
+        &["curl", "-s", "-m", "3", "http://10.99.1.2:9100/metrics"],
+    ));
+    assert!(metrics.contains("dsrlb_ha_active 1\n"), "{metrics}");
+
+    // A graceful stop of the active hands over within 0.2 s.
+    let mut lb1 = lb1;
+    let pings = client_running(&["pings", "--ms", "10", "--secs", "3"], "pinging");
+    std::thread::sleep(Duration::from_secs(1));
+    let stopped = wall_clock();
+    let (status, _) = stop_timed(&mut lb1, "-TERM");
+    assert!(status.success(), "{status:?}");
+    drop(lines1);
+    let log = log1.join().unwrap();
+    runs1.push((log.clone(), wall_clock()));
+    takeover_seen("SIGTERM of the active", &pcap2, stopped, pings, 0.2);
+    assert!(log.contains("ha: handed over in"), "{log}");
+
+    // Never both active for longer than an advert interval.
+    let mut lb2 = lb2;
+    let (status, _) = stop_timed(&mut lb2, "-TERM");
+    assert!(status.success());
+    drop(lines2);
+    let runs2 = [(log2.join().unwrap(), wall_clock())];
+    let (spans1, spans2) = (active_spans(&runs1), active_spans(&runs2));
+    let mut longest = 0.0f64;
+    for (a0, a1) in &spans1 {
+        for (b0, b1) in &spans2 {
+            longest = longest.max(a1.min(*b1) - a0.max(*b0));
+        }
+    }
+    for (lb, runs) in [("lb1", &runs1[..]), ("lb2", &runs2[..])] {
+        for (log, _) in runs {
+            for line in log
+                .lines()
+                .filter(|l| l.contains("ha: ") || l.contains("ARP flux"))
+            {
+                println!("{lb}: {line}");
+            }
+        }
+    }
+    println!(
+        "active spans: lb1 {spans1:?}, lb2 {spans2:?}; longest overlap {:.0} ms",
+        longest * 1000.0
+    );
+    assert!(
+        spans1.len() >= 5 && spans2.len() >= 4,
+        "{spans1:?} {spans2:?}"
+    );
+    assert!(longest <= ADVERT_INTERVAL.as_secs_f64(), "{longest}");
+    for (log, _) in runs1.iter().chain(&runs2) {
+        let flux: Vec<&str> = log.lines().filter(|l| l.contains("ARP flux")).collect();
+        assert!(
+            flux.is_empty(),
+            "the peer's announcements are no ARP flux: {flux:?}"
+        );
+        let errors: Vec<&str> = (log.lines())
+            .filter(|l| l.contains(" ERROR ") && !l.contains("has no usable target"))
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+    for mut c in cleanup.children.drain(..) {
+        stop(&mut c);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    lab("down");
 }
