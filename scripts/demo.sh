@@ -6,6 +6,8 @@
 # (also on Ctrl-C or failure). Needs root (Debian 12).
 #   scripts/demo.sh --scale-out   instead: two appliances behind a BGP/ECMP router,
 #   one killed with SIGKILL while long downloads run (see scale_out below).
+#   scripts/demo.sh --ha          instead: an active/standby pair (keepalived); the
+#   active killed with SIGKILL during downloads and a 10 ms UDP stream (see pair).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -68,12 +70,78 @@ scale_out() {
   echo "  downloads: $(cat "$DEMO/streams.json")"
 }
 
+# An active/standby pair: keepalived elects, the active answers ARP for the VIP;
+# the active is killed during downloads and a 10 ms UDP stream; the standby takes
+# over by gratuitous ARP; then the first comes back and, with ha.preempt = true,
+# takes the VIP back.
+pair() {
+  DSRLB=target/release/dsrlb scripts/lab.sh up --ha
+  local lb
+  start_member() {
+    ip netns exec "dsr-$1" target/release/dsrlb run --config "config/examples/ha-$1.toml" \
+      --stats-interval 0 > "$DEMO/$1.out" 2>> "$DEMO/$1.log" &
+    pids+=($!)
+  }
+  wait_log() {  # wait_log FILE TEXT COUNT
+    for _ in $(seq 1 300); do
+      [ "$(grep -c "$2" "$1" || true)" -ge "$3" ] && return 0
+      sleep 0.1
+    done
+    echo "demo: no \"$2\" in $1" >&2; cat "$1" >&2; exit 1
+  }
+  start_member lb1
+  local lb1=${pids[-1]}
+  start_member lb2
+  wait_log "$DEMO/lb1.log" 'ha: active' 1
+  wait_log "$DEMO/lb2.log" 'ha: ready to serve' 1
+  for lb in lb1 lb2; do
+    echo "== dsrlb show ha (dsr-$lb)"
+    target/release/dsrlb show ha --config "config/examples/ha-$lb.toml" | sed 's/^/  /'
+  done
+  echo "== both choose alike: dsrlb show digest"
+  for lb in lb1 lb2; do
+    printf '  dsr-%s %s\n' "$lb" "$(target/release/dsrlb show digest --config "config/examples/ha-$lb.toml" | head -1)"
+  done
+  echo "== 200 HTTP requests from the client: who answered"
+  printf '  %s\n' "$(ip netns exec dsr-client python3 scripts/lab-client.py http --count 200)"
+  echo "== the client's neighbour entry for the VIP (dsr-lb1 is 02:99:00:00:00:02)"
+  printf '  %s\n' "$(ip netns exec dsr-client ip neigh show 10.99.0.100)"
+  echo "== 20 downloads (a line every 100 ms for 8 s) and a UDP request every 10 ms; dsr-lb1's dsrlb killed with SIGKILL after 2 s"
+  ip netns exec dsr-client python3 scripts/lab-client.py streams --count 20 --secs 8 --ms 100 \
+    > "$DEMO/streams.json" 2>/dev/null &
+  local downloads=$!
+  ip netns exec dsr-client python3 scripts/lab-client.py pings --ms 10 --secs 5 \
+    > "$DEMO/pings.json" 2>/dev/null &
+  local pings=$!
+  sleep 2
+  kill -KILL "$lb1"
+  { wait "$lb1"; } 2>/dev/null || true
+  wait_log "$DEMO/lb2.log" 'ha: active' 1
+  echo "  dsr-lb2's log:"
+  grep 'ha: active' "$DEMO/lb2.log" | sed 's/^/    /'
+  printf '  the client'"'"'s neighbour entry now: %s\n' "$(ip netns exec dsr-client ip neigh show 10.99.0.100)"
+  wait "$pings"
+  echo "  UDP every 10 ms: $(cat "$DEMO/pings.json")  (longest_gap_ms: the client-visible gap)"
+  wait "$downloads"
+  echo "  downloads: $(cat "$DEMO/streams.json")"
+  echo "== dsr-lb1 back: ha.preempt = true, so it takes the VIP back once its checks pass"
+  start_member lb1
+  wait_log "$DEMO/lb1.log" 'ha: active' 2
+  wait_log "$DEMO/lb2.log" 'ha: standby' 1
+  for lb in lb1 lb2; do
+    printf '  dsr-%s: %s\n' "$lb" "$(target/release/dsrlb show ha --config "config/examples/ha-$lb.toml" | grep '^role')"
+  done
+  printf '  the client'"'"'s neighbour entry: %s\n' "$(ip netns exec dsr-client ip neigh show 10.99.0.100)"
+}
+
 scripts/setup.sh
 cargo build --release -p control
-if [ "${1:-}" = --scale-out ]; then
-  scale_out
-  exit 0
-fi
+case "${1:-}" in
+  --scale-out) scale_out; exit 0 ;;
+  --ha) pair; exit 0 ;;
+  "") ;;
+  *) echo "usage: $0 [--scale-out|--ha]" >&2; exit 2 ;;
+esac
 scripts/lab.sh up
 
 ip netns exec dsr-lb tcpdump -i data0 -U -n -w "$DEMO/lb.pcap" 2>/dev/null & pids+=($!)

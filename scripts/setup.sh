@@ -15,6 +15,7 @@ PACKAGES=(
   pen nftables                # the benchmark's lab peer and its packet sinks (a test)
   driverctl                   # bind-nic.sh --persist (its dry run is a test)
   bird2                       # BGP scale-out: dsrlb drives BIRD 2 (a lab test runs it)
+  keepalived                  # active/standby: keepalived elects (a lab test runs it)
 )
 
 need_root() {
