@@ -2574,6 +2574,26 @@ fn an_active_standby_pair_takes_over_in_under_a_second_and_keeps_every_flow() {
     assert_eq!(code, 0, "{err}");
     wait_for_logs(&lines1, &[("ha: active", 1)], TRANSITION_DEADLINE);
     wait_for_logs(&lines2, &[("ha: standby", 1)], TRANSITION_DEADLINE);
+
+    // The active's data port loses its link: it yields until the link is back.
+    let data0 = |state: &str| {
+        run(&mut in_ns(
+            "dsr-lb1",
+            &["ip", "link", "set", "data0", state],
+        ))
+    };
+    flush(&[&lines1, &lines2]);
+    data0("down");
+    wait_for_logs(
+        &lines1,
+        &[("a port's link is down", 1), ("ha: standby", 1)],
+        TRANSITION_DEADLINE,
+    );
+    wait_for_logs(&lines2, &[("ha: active", 1)], TRANSITION_DEADLINE);
+    flush(&[&lines1, &lines2]);
+    data0("up");
+    wait_for_logs(&lines1, &[("ha: active", 1)], TRANSITION_DEADLINE);
+    wait_for_logs(&lines2, &[("ha: standby", 1)], TRANSITION_DEADLINE);
     let shown = show_json(&sock1, "ha");
     assert_eq!(
         (
