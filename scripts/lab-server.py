@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A lab target's service, answering with the target's name: HTTP on --http
 (GET / -> name; GET /stream?secs=N[&ms=M] -> "name i" once a second, or every M ms,
-for N s, chunked), or a
+for N s, chunked; GET /bytes?n=N -> N bytes, the name first, in full-size segments),
+or a
 UDP echo on each --udp address (any datagram -> name). Runs until killed."""
 import argparse
 import os
@@ -71,7 +72,11 @@ def serve_http(name, address):
                     time.sleep(ms / 1000)
                 self.wfile.write(b"0\r\n\r\n")
                 return
-            body = name + b"\n"
+            if url.path == "/bytes":
+                n = int(parse_qs(url.query).get("n", ["1000000"])[0])
+                body = (name + b"\n" + b"x" * n)[:n]
+            else:
+                body = name + b"\n"
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
             self.send_header("Content-Length", str(len(body)))

@@ -68,6 +68,7 @@ fn snapshot(targets: usize) -> Snapshot {
             seed: 0,
             table_size: 65537,
             services: vec![ServiceSpec {
+                forwards_icmp_errors: true,
                 vip: Ipv4Addr::new(10, 99, 0, 100),
                 proto: IpProtocol::Tcp,
                 port: 80,
@@ -83,6 +84,7 @@ fn snapshot(targets: usize) -> Snapshot {
 fn hundred_services(seed: u64, mac_last: u8) -> SnapshotSpec {
     let services = (0..100u32)
         .map(|s| ServiceSpec {
+            forwards_icmp_errors: true,
             vip: Ipv4Addr::from(0x0a63_0064 + s),
             proto: IpProtocol::Tcp,
             port: 80,

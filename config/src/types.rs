@@ -570,8 +570,21 @@ pub struct Service {
     /// the table. Without it the doctor still probes and shows what it finds.
     #[serde(default)]
     pub dsr_check: Option<DsrCheck>,
+    /// ICMP destination unreachable about the service's flows ("fragmentation
+    /// needed" from a router on the clients' path): to the target that owns the flow,
+    /// which path MTU discovery needs, or dropped.
+    #[serde(default)]
+    pub icmp_errors: IcmpErrors,
     #[serde(default)]
     pub targets: Vec<Target>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IcmpErrors {
+    #[default]
+    Forward,
+    Drop,
 }
 
 /// The in-path probe as a health check. Every field has a default.

@@ -26,11 +26,37 @@ impl Totals<'_> {
             .sum()
     }
 
-    pub fn service_drops(&self, slot: u16) -> u64 {
-        self.0
-            .iter()
-            .map(|w| w.stats.slots.service_drops(slot))
-            .sum()
+    /// The service counters of the service in `slot`.
+    pub fn service(&self, slot: u16) -> ServiceCounts {
+        let mut c = ServiceCounts::default();
+        for w in self.0 {
+            c.drops += w.stats.slots.service_drops(slot);
+            c.icmp_errors += w.stats.slots.service_icmp_errors(slot);
+        }
+        c
+    }
+}
+
+/// What is counted per service besides its targets' traffic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ServiceCounts {
+    /// Packets dropped because no target could take them.
+    pub drops: u64,
+    /// ICMP errors about its flows, forwarded to their targets.
+    pub icmp_errors: u64,
+}
+
+impl ServiceCounts {
+    fn since(self, base: ServiceCounts) -> ServiceCounts {
+        ServiceCounts {
+            drops: self.drops.saturating_sub(base.drops),
+            icmp_errors: self.icmp_errors.saturating_sub(base.icmp_errors),
+        }
+    }
+
+    fn add(&mut self, other: ServiceCounts) {
+        self.drops += other.drops;
+        self.icmp_errors += other.icmp_errors;
     }
 }
 
@@ -64,10 +90,11 @@ struct TargetBase {
 #[derive(Debug, Default)]
 pub struct Accounting {
     targets: HashMap<u16, TargetBase>,
-    services: HashMap<u16, (ServiceKey, u64)>,
+    services: HashMap<u16, (ServiceKey, ServiceCounts)>,
     /// Traffic of targets no longer configured, by the service they were in.
     retired: HashMap<ServiceKey, Traffic>,
-    retired_drops: HashMap<ServiceKey, u64>,
+    /// Counts of services that left a slot, by service (one may come back).
+    retired_counts: HashMap<ServiceKey, ServiceCounts>,
 }
 
 impl Accounting {
@@ -91,11 +118,11 @@ impl Accounting {
                 };
                 targets.insert(slot, base);
             }
-            let drops = match self.services.get(&service.slot) {
+            let base = match self.services.get(&service.slot) {
                 Some(&(key, base)) if key == service.key => base,
-                _ => totals.service_drops(service.slot),
+                _ => totals.service(service.slot),
             };
-            services.insert(service.slot, (service.key, drops));
+            services.insert(service.slot, (service.key, base));
         }
         for (slot, old) in &self.targets {
             if targets.get(slot).map(|b| b.generation) != Some(old.generation) {
@@ -105,8 +132,8 @@ impl Accounting {
         }
         for (slot, &(key, base)) in &self.services {
             if services.get(slot).map(|&(k, _)| k) != Some(key) {
-                let carried = totals.service_drops(*slot).saturating_sub(base);
-                *self.retired_drops.entry(key).or_default() += carried;
+                let carried = totals.service(*slot).since(base);
+                self.retired_counts.entry(key).or_default().add(carried);
             }
         }
         self.targets = targets;
@@ -131,13 +158,16 @@ impl Accounting {
         t
     }
 
-    pub fn service_drops(&self, key: ServiceKey, slot: u16, totals: &Totals) -> u64 {
+    /// The service's counts since it was configured, including earlier stays in
+    /// other slots.
+    pub fn service_counts(&self, key: ServiceKey, slot: u16, totals: &Totals) -> ServiceCounts {
         let base = match self.services.get(&slot) {
             Some(&(k, base)) if k == key => base,
-            _ => 0,
+            _ => ServiceCounts::default(),
         };
-        totals.service_drops(slot).saturating_sub(base)
-            + self.retired_drops.get(&key).copied().unwrap_or(0)
+        let mut counts = totals.service(slot).since(base);
+        counts.add(self.retired_counts.get(&key).copied().unwrap_or_default());
+        counts
     }
 }
 
@@ -159,6 +189,7 @@ mod tests {
             seed: 0,
             table_size: 251,
             services: vec![ServiceSpec {
+                forwards_icmp_errors: true,
                 vip: Ipv4Addr::new(10, 0, 0, 100),
                 proto: IpProtocol::Tcp,
                 port: 80,

@@ -322,6 +322,10 @@ pub struct ServerView {
     pub bytes: u64,
     /// Packets dropped because no target could take them.
     pub drops: u64,
+    /// ICMP errors about its flows (fragmentation needed...) forwarded to their
+    /// targets.
+    #[serde(default)]
+    pub icmp_errors: u64,
     pub active_flows: u64,
 }
 
@@ -663,6 +667,7 @@ mod tests {
             packets: 1234,
             bytes: 99999,
             drops: 0,
+            icmp_errors: 0,
             active_flows: 3,
         };
         let any = ServerView {

@@ -1122,12 +1122,14 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
                 table_size: 251,
                 services: vec![
                     ServiceSpec {
+                        forwards_icmp_errors: true,
                         vip: Ipv4Addr::new(10, 0, 0, 200),
                         proto: IpProtocol::Tcp,
                         port: 80,
                         targets: vec![target(11, healthy[0])],
                     },
                     ServiceSpec {
+                        forwards_icmp_errors: true,
                         vip: Ipv4Addr::new(10, 0, 0, 100),
                         proto: IpProtocol::Tcp,
                         port: 80,

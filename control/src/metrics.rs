@@ -96,6 +96,12 @@ const SERVICE_METRICS: &[Metric<ServerView>] = &[
         |s| s.drops,
     ),
     (
+        "dsrlb_service_icmp_errors_total",
+        "counter",
+        "ICMP errors about the service's flows (fragmentation needed...) forwarded to their targets.",
+        |s| s.icmp_errors,
+    ),
+    (
         "dsrlb_service_targets",
         "gauge",
         "Targets configured for the service.",
@@ -612,6 +618,7 @@ mod tests {
             packets: 7,
             bytes: 420,
             drops: 0,
+            icmp_errors: 0,
             active_flows: 1,
         };
         let digest = DigestView {

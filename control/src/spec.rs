@@ -46,6 +46,7 @@ pub fn snapshot_spec(
             .iter()
             .enumerate()
             .map(|(si, s)| ServiceSpec {
+                forwards_icmp_errors: s.icmp_errors == config::IcmpErrors::Forward,
                 vip: s.vip,
                 proto: match s.protocol {
                     Protocol::Tcp => IpProtocol::Tcp,

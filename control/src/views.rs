@@ -151,12 +151,12 @@ pub(crate) fn servers_and_targets(
         .zip(&services)
         .zip(&targets)
         .map(|((s, in_snapshot), mine)| {
-            let (traffic, drops) = match in_snapshot {
+            let (traffic, counts) = match in_snapshot {
                 Some(service) => (
                     app.accounting
                         .service(service.key, &service.target_slots, &totals),
                     app.accounting
-                        .service_drops(service.key, service.slot, &totals),
+                        .service_counts(service.key, service.slot, &totals),
                 ),
                 None => Default::default(),
             };
@@ -173,7 +173,8 @@ pub(crate) fn servers_and_targets(
                 targets_total: mine.len(),
                 packets: traffic.packets,
                 bytes: traffic.bytes,
-                drops,
+                drops: counts.drops,
+                icmp_errors: counts.icmp_errors,
                 active_flows: mine.iter().map(|t| t.active_flows).sum(),
             }
         })

@@ -2672,3 +2672,110 @@ fn an_active_standby_pair_takes_over_in_under_a_second_and_keeps_every_flow() {
     let _ = std::fs::remove_dir_all(&dir);
     lab("down");
 }
+
+/// The client's download of `bytes` from the VIP (through the router), in at most
+/// `secs`: the bytes that arrived.
+fn download(bytes: u32, secs: u32) -> u64 {
+    let url = format!("http://10.99.0.100/bytes?n={bytes}");
+    let max = secs.to_string();
+    let out = in_ns(
+        "dsr-client",
+        &[
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{size_download}",
+            "--max-time",
+            &max,
+            &url,
+        ],
+    )
+    .output()
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+/// (ICMP errors forwarded for `web`, drops of them as switched off) over both
+/// appliances of the scale-out lab.
+fn icmp_errors_seen() -> (u64, u64) {
+    let (mut forwarded, mut off) = (0, 0);
+    for lb in ["lb1", "lb2"] {
+        let socket = appliance(lb).1;
+        let servers = show_json(&socket, "servers");
+        forwarded += service(&servers, "web (10.99.0.100:80/tcp)")["icmp_errors"]
+            .as_u64()
+            .unwrap();
+        let stats = show_json(&socket, "stats");
+        off += (stats["workers"].as_array().unwrap().iter())
+            .map(|w| w["drops"]["icmp_error_off"].as_u64().unwrap())
+            .sum::<u64>();
+    }
+    (forwarded, off)
+}
+
+#[test]
+#[ignore = "needs root, bird2 and the namespace lab: scripts/test.sh runs it"]
+fn fragmentation_needed_reaches_the_owning_target_so_downloads_through_a_small_mtu_finish() {
+    let (_lab, mut cleanup, dir) = lab_session(&["--scale-out"], "pmtu");
+    // Each appliance from a copy of its example, the web service's ICMP errors
+    // dropped at first (the test must bite), then forwarded after a reload.
+    let config = |lb: &str, icmp_errors: &str| {
+        let text = std::fs::read_to_string(appliance(lb).0).unwrap();
+        let web = "name = \"web\"";
+        let text = text.replacen(web, &format!("{web}\nicmp_errors = \"{icmp_errors}\""), 1);
+        let path = dir.join(format!("{lb}.toml"));
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let mut logs = Vec::new();
+    for lb in ["lb1", "lb2"] {
+        let (dsrlb, lines, log) = start_dsrlb_in(&format!("dsr-{lb}"), &config(lb, "drop"));
+        wait_for_logs(
+            &lines,
+            &[("bgp: announcing 10.99.0.100", 1)],
+            STARTUP_DEADLINE,
+        );
+        cleanup.children.push(dsrlb);
+        logs.push((lines, log));
+    }
+    router_until("10.99.0.100", 2, Duration::from_secs(10));
+    // The router's link toward the clients takes 1400 bytes; the targets send 1500.
+    run(&mut in_ns(
+        "dsr-rtr",
+        &["ip", "link", "set", "cl0", "mtu", "1400"],
+    ));
+    assert_eq!(download(1000, 5), 1000, "a small answer fits");
+
+    let stalled = download(1_000_000, 5);
+    let (forwarded, off) = icmp_errors_seen();
+    println!(
+        "ICMP errors dropped: {stalled} of 1,000,000 bytes in 5 s; {off} dropped as switched off"
+    );
+    assert!(
+        stalled < 1_000_000,
+        "the download finished without the ICMP errors"
+    );
+    assert!(off > 0 && forwarded == 0, "({forwarded}, {off})");
+
+    for lb in ["lb1", "lb2"] {
+        config(lb, "forward");
+        let (code, out, err) = ctl(&appliance(lb).1, &["reload"]);
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let started = Instant::now();
+    let got = download(1_000_000, 20);
+    let took = started.elapsed();
+    let (forwarded, _) = icmp_errors_seen();
+    println!("ICMP errors forwarded: {got} bytes in {took:?}; {forwarded} forwarded to targets");
+    assert_eq!(got, 1_000_000);
+    assert!(forwarded > 0);
+    for (lines, log) in logs {
+        drop(lines);
+        drop(log);
+    }
+}

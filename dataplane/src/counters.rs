@@ -192,8 +192,14 @@ drop_reasons! {
     NoService = "no_service";
     /// The service has no target that may take the flow.
     NoUsableTarget = "no_usable_target";
-    /// ICMP to a VIP that is not an echo request.
+    /// ICMP to a VIP that is neither an echo request nor a destination unreachable.
     IcmpNotEcho = "icmp_not_echo";
+    /// ICMP destination unreachable to a VIP that quotes no packet a service of the
+    /// VIP sent (another source, not TCP or UDP, no service, or cut too short).
+    IcmpErrorNotOurs = "icmp_error_not_ours";
+    /// ICMP destination unreachable about a flow of a service with
+    /// `icmp_errors = "drop"`.
+    IcmpErrorOff = "icmp_error_off";
     /// ARP that is not Ethernet/IPv4.
     BadArp = "bad_arp";
     /// ARP request for an address that is not ours.

@@ -149,6 +149,21 @@ pub fn icmp_echo(kind: IcmpMessage, ident: u16, seq: u16, payload: &[u8]) -> Vec
 }
 
 /// Ethernet + ARP (Ethernet/IPv4), unpadded.
+/// An ICMP destination unreachable (`code`, e.g. 4: fragmentation needed, with
+/// `mtu`) quoting `quoted` (an IPv4 packet) cut to its header and 8 bytes, as routers
+/// send it.
+pub fn icmp_unreachable(code: u8, mtu: u16, quoted: &[u8]) -> Vec<u8> {
+    let keep = quoted.len().min(usize::from(quoted[0] & 0x0f) * 4 + 8);
+    let mut bytes = vec![0u8; icmp::HEADER_LEN + keep];
+    bytes[icmp::HEADER_LEN..].copy_from_slice(&quoted[..keep]);
+    bytes[6..8].copy_from_slice(&mtu.to_be_bytes());
+    let mut msg = IcmpPacket::new_unchecked(&mut bytes[..]);
+    msg.set_msg_type(IcmpMessage::DestinationUnreachable);
+    msg.set_msg_code(code);
+    msg.fill_checksum();
+    bytes
+}
+
 pub fn arp_frame(
     eth_dst: MacAddr,
     operation: ArpOperation,

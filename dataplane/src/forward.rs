@@ -7,7 +7,8 @@ use crate::hash::flow_hash;
 use crate::snapshot::{Service, Snapshot};
 use crate::wire::{
     ethernet, vlan, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IcmpEchoRepr,
-    IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, TcpPacket, UdpPacket, VlanHeader,
+    IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, QuotedIpv4Packet, TcpPacket,
+    UdpPacket, VlanHeader,
 };
 use std::net::Ipv4Addr;
 
@@ -50,6 +51,13 @@ pub enum Verdict {
     /// Dropped: the service (counter slot `service`) has no target that may take
     /// the flow. Counted as `DropReason::NoUsableTarget` and against the service.
     Unserved {
+        service: u16,
+    },
+    /// An ICMP error about a flow of the service (counter slot `service`), such as
+    /// "fragmentation needed", rewritten for the target that owns the flow (in
+    /// `slot`); counted as forwarded to it and against the service's ICMP errors.
+    IcmpError {
+        slot: u16,
         service: u16,
     },
 }
@@ -542,8 +550,12 @@ fn decide_ipv4(
         IpProtocol::Icmp => {
             let icmp =
                 IcmpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
-            if !to_vip && icmp.msg_type() == IcmpMessage::DestinationUnreachable {
-                return Ok(Verdict::Punt(PuntKind::ProbeAnswer));
+            if icmp.msg_type() == IcmpMessage::DestinationUnreachable {
+                if !to_vip {
+                    return Ok(Verdict::Punt(PuntKind::ProbeAnswer));
+                }
+                let flow = quoted_flow(snapshot, dst_u32, icmp.payload())?;
+                return icmp_error(frame, snapshot, port_mac, flows, now_ms, flow);
             }
             if icmp.msg_type() != IcmpMessage::EchoRequest {
                 return Err(if to_vip {
@@ -582,6 +594,73 @@ fn decide_ipv4(
             },
         },
     )
+}
+
+/// The flow an ICMP error to `vip` is about, from the packet it quotes: one the VIP
+/// sent to a client, whose addresses and ports, swapped, give the client's flow.
+struct QuotedFlow<'s> {
+    service: &'s Service,
+    key: FlowKey,
+    hash: u64,
+}
+
+fn quoted_flow<'s>(
+    snapshot: &'s Snapshot,
+    vip: u32,
+    quote: &[u8],
+) -> Result<QuotedFlow<'s>, DropReason> {
+    let inner = QuotedIpv4Packet::new_checked(quote).map_err(|_| DropReason::IcmpErrorNotOurs)?;
+    let proto = inner.protocol();
+    if u32::from(inner.src_addr()) != vip || !matches!(proto, IpProtocol::Tcp | IpProtocol::Udp) {
+        return Err(DropReason::IcmpErrorNotOurs);
+    }
+    // TCP and UDP both begin with the source port, then the destination port.
+    let ports = UdpPacket::new_unchecked(inner.l4_head());
+    let (vip_port, client_port) = (ports.src_port(), ports.dst_port());
+    let client = u32::from(inner.dst_addr());
+    let proto = u8::from(proto);
+    let service = snapshot
+        .service(vip, proto, vip_port)
+        .ok_or(DropReason::IcmpErrorNotOurs)?;
+    if !service.forwards_icmp_errors {
+        return Err(DropReason::IcmpErrorOff);
+    }
+    Ok(QuotedFlow {
+        service,
+        key: FlowKey::new(client, client_port, vip_port, service.slot),
+        hash: flow_hash(client, vip, client_port, vip_port, proto, snapshot.seed),
+    })
+}
+
+/// An ICMP error about `flow`, to the target that owns it: its pinned one while
+/// usable, else Maglev's, as the flow's next packet would go. Nothing is recorded.
+fn icmp_error(
+    frame: &mut [u8],
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+    flow: QuotedFlow,
+) -> Result<Verdict, DropReason> {
+    let service = flow.service;
+    let unserved = Verdict::Unserved {
+        service: service.slot,
+    };
+    let pinned = flows
+        .get(&flow.key, flow.hash, now_ms)
+        .map(|entry| entry.target())
+        .filter(|&t| snapshot.usable_target(t).is_some());
+    let Some(target) = pinned.or_else(|| service.pick(flow.hash, snapshot.targets())) else {
+        return Ok(unserved);
+    };
+    let Some(mac) = snapshot.usable_target(target).map(|t| t.mac) else {
+        return Ok(unserved);
+    };
+    rewrite_macs(frame, mac, port_mac);
+    Ok(Verdict::IcmpError {
+        slot: target.slot,
+        service: service.slot,
+    })
 }
 
 /// TCP or UDP to the real address: an answer to the doctor's probe if it is to one

@@ -58,6 +58,9 @@ pub struct ServiceSpec {
     /// 0 = every port of that protocol.
     pub port: u16,
     pub targets: Vec<TargetSpec>,
+    /// ICMP destination unreachable about the service's flows (fragmentation
+    /// needed: path MTU discovery) goes to the flow's target; else it is dropped.
+    pub forwards_icmp_errors: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,6 +129,8 @@ pub struct Service {
     candidates: Vec<MaglevTarget>,
     /// Target slots of this service, in config order.
     pub target_slots: Vec<u16>,
+    /// `ServiceSpec::forwards_icmp_errors`.
+    pub forwards_icmp_errors: bool,
 }
 
 impl Service {
@@ -269,6 +274,7 @@ impl Snapshot {
                 table,
                 candidates,
                 target_slots,
+                forwards_icmp_errors: s.forwards_icmp_errors,
             });
         }
         services.sort_by_key(|s| s.key);
@@ -385,12 +391,14 @@ mod tests {
             table_size: 251,
             services: vec![
                 ServiceSpec {
+                    forwards_icmp_errors: true,
                     vip: Ipv4Addr::new(10, 99, 0, 100),
                     proto: IpProtocol::Tcp,
                     port: 80,
                     targets: targets.clone(),
                 },
                 ServiceSpec {
+                    forwards_icmp_errors: true,
                     vip: Ipv4Addr::new(10, 99, 0, 100),
                     proto: IpProtocol::Udp,
                     port: 0,
@@ -549,6 +557,7 @@ mod tests {
         next.services.insert(
             0,
             ServiceSpec {
+                forwards_icmp_errors: true,
                 vip: Ipv4Addr::new(10, 99, 0, 101),
                 proto: IpProtocol::Tcp,
                 port: 80,

@@ -40,6 +40,8 @@ pub struct SlotStats {
     pub target_flows: Box<[AtomicU64]>,
     /// Packets dropped because the service had no usable target.
     pub service_drops: Box<[AtomicU64]>,
+    /// ICMP errors about the service's flows forwarded to their targets.
+    pub service_icmp_errors: Box<[AtomicU64]>,
     /// Full walks of the flow table so far.
     pub flow_walks: AtomicU64,
 }
@@ -73,6 +75,7 @@ impl Default for SlotStats {
                 .collect(),
             target_flows: zeroed(MAX_TARGET_SLOTS),
             service_drops: zeroed(MAX_SERVICE_SLOTS),
+            service_icmp_errors: zeroed(MAX_SERVICE_SLOTS),
             flow_walks: AtomicU64::new(0),
         }
     }
@@ -110,6 +113,9 @@ impl SlotStats {
     }
     pub fn service_drops(&self, slot: u16) -> u64 {
         load(&self.service_drops, usize::from(slot))
+    }
+    pub fn service_icmp_errors(&self, slot: u16) -> u64 {
+        load(&self.service_icmp_errors, usize::from(slot))
     }
 }
 
@@ -618,6 +624,13 @@ fn dispatch_other(
         // decide_burst takes forwards inline; any other caller gets the same here.
         Verdict::Forward { slot } => {
             tally.forwarded(&stats.slots, slot, 1, u64::from(mbuf.pkt_len()));
+            out.push(mbuf)
+        }
+        Verdict::IcmpError { slot, service } => {
+            tally.forwarded(&stats.slots, slot, 1, u64::from(mbuf.pkt_len()));
+            if let Some(c) = stats.slots.service_icmp_errors.get(usize::from(service)) {
+                add(c, 1);
+            }
             out.push(mbuf)
         }
         Verdict::Reply(_) => {

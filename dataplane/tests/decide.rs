@@ -34,6 +34,7 @@ fn target(last: u8) -> TargetSpec {
 
 fn service(vip: Ipv4Addr, proto: IpProtocol, port: u16, targets: Vec<TargetSpec>) -> ServiceSpec {
     ServiceSpec {
+        forwards_icmp_errors: true,
         vip,
         proto,
         port,
@@ -104,6 +105,31 @@ fn echo_reply_from(src: Ipv4Addr) -> Vec<u8> {
     )
 }
 
+const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 254);
+const ROUTER_MAC: MacAddr = MacAddr([0x02, 0xaa, 0, 0, 0, 0xfe]);
+
+/// A router's "fragmentation needed" (MTU 1400) to `to`, quoting `quoted`: an IPv4
+/// packet a VIP sent, cut as routers cut it.
+fn too_big(to: Ipv4Addr, quoted: &[u8]) -> Vec<u8> {
+    let icmp = icmp_unreachable(4, 1400, quoted);
+    ethernet(
+        PORT_MAC,
+        ROUTER_MAC,
+        EtherType::Ipv4,
+        &ipv4(ROUTER, to, IpProtocol::Icmp, &icmp),
+    )
+}
+
+/// The 1500-byte reply a target sent from the VIP's port to the client.
+fn reply_from(vip: (Ipv4Addr, u16), proto: IpProtocol) -> Vec<u8> {
+    let body = [0u8; 1460];
+    let l4 = match proto {
+        IpProtocol::Udp => udp(vip.0, CLIENT, vip.1, 40000, &body),
+        _ => tcp(vip.0, CLIENT, vip.1, 40000, FLAG_ACK, &body),
+    };
+    ipv4(vip.0, CLIENT, proto, &l4)
+}
+
 fn arp_request_for(addr: Ipv4Addr) -> Vec<u8> {
     arp_frame(
         MacAddr::BROADCAST,
@@ -144,6 +170,10 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
         .unwrap()
         .target_slots[0];
     let dead_service = snapshot.service(u32::from(DEAD_VIP), 6, 80).unwrap().slot;
+    let web = snapshot.service(u32::from(VIP), 6, 80).unwrap().slot;
+    let echo = snapshot.service(u32::from(VIP), 17, 0).unwrap().slot;
+    let tcp_too_big = too_big(VIP, &reply_from((VIP, 80), IpProtocol::Tcp));
+    let udp_too_big = too_big(VIP, &reply_from((VIP, 5353), IpProtocol::Udp));
     let syn = syn_to((VIP, 80));
     let udp = udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 40000), (VIP, 5353), b"hello");
     let tagged = vlan_tagged(&syn, 100);
@@ -155,6 +185,65 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
         FLAG_ACK,
     ));
     vec![
+        Case {
+            what:
+                "fragmentation needed about VIP:80's flow goes to its target, only the MACs change",
+            output: forward_to_t11(&tcp_too_big),
+            input: tcp_too_big.clone(),
+            verdict: Verdict::IcmpError {
+                slot: t11,
+                service: web,
+            },
+        },
+        Case {
+            what: "destination unreachable about a UDP flow of the any-port service",
+            output: forward_to_t11(&udp_too_big),
+            input: udp_too_big,
+            verdict: Verdict::IcmpError {
+                slot: udp_t11,
+                service: echo,
+            },
+        },
+        Case {
+            what: "an ICMP error quoting a packet the VIP did not send",
+            input: too_big(
+                VIP,
+                &reply_from((Ipv4Addr::new(10, 99, 0, 11), 80), IpProtocol::Tcp),
+            ),
+            verdict: Verdict::Drop(DropReason::IcmpErrorNotOurs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "an ICMP error quoting a port no service listens on",
+            input: too_big(VIP, &reply_from((VIP, 81), IpProtocol::Tcp)),
+            verdict: Verdict::Drop(DropReason::IcmpErrorNotOurs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "an ICMP error quoting less than 8 bytes of TCP",
+            input: mutate(tcp_too_big.clone(), |f| {
+                f.truncate(f.len() - 1);
+                // The outer lengths follow the cut: IP total length, then nothing else.
+                let total = u16::from_be_bytes([f[16], f[17]]) - 1;
+                f[16..18].copy_from_slice(&total.to_be_bytes());
+            }),
+            verdict: Verdict::Drop(DropReason::IcmpErrorNotOurs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "an ICMP error about a flow of a service without a usable target",
+            input: too_big(DEAD_VIP, &reply_from((DEAD_VIP, 80), IpProtocol::Tcp)),
+            verdict: Verdict::Unserved {
+                service: dead_service,
+            },
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "an ICMP error to the real address is the doctor's",
+            input: too_big(REAL, &reply_from((REAL, 61000), IpProtocol::Udp)),
+            verdict: Verdict::Punt(PuntKind::ProbeAnswer),
+            output: Output::Unchanged,
+        },
         Case {
             what: "TCP SYN to VIP:80 goes to t11, only the MACs change",
             output: forward_to_t11(&syn),
@@ -1276,4 +1365,67 @@ fn arp_is_answered_as_the_appliance_role_says() {
             "{scope:?}: {verdict:?}"
         );
     }
+}
+
+/// An ICMP error follows its flow: to the target the flow is pinned to while that is
+/// usable, even where Maglev now picks another (a target was added); with
+/// `icmp_errors = "drop"` it is dropped, named.
+#[test]
+fn an_icmp_error_goes_where_its_flow_goes() {
+    let before = Snapshot::build(&four_targets([1, 1, 1, 0]), None).unwrap();
+    let after = Snapshot::build(&four_targets([1, 1, 1, 1]), Some(&before)).unwrap();
+    let mut table = flows();
+    // A client port whose flow Maglev moves once t4 takes flows.
+    let (port, pinned) = (40000u16..41000)
+        .find_map(|port| {
+            let mut syn = tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, port), (VIP, 80), FLAG_SYN);
+            let to = target_of(&before, decide(&mut syn, &before, PORT_MAC, &mut table, 1));
+            let mut fresh = flows();
+            let mut again = tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, port), (VIP, 80), FLAG_SYN);
+            let now = target_of(&after, decide(&mut again, &after, PORT_MAC, &mut fresh, 1));
+            (now != to).then_some((port, to))
+        })
+        .unwrap();
+    let body = [0u8; 1460];
+    let quoted = ipv4(
+        VIP,
+        CLIENT,
+        IpProtocol::Tcp,
+        &tcp(VIP, CLIENT, 80, port, FLAG_ACK, &body),
+    );
+    let mut error = too_big(VIP, &quoted);
+    let verdict = decide(&mut error, &after, PORT_MAC, &mut table, 2);
+    let Verdict::IcmpError { slot, .. } = verdict else {
+        panic!("{verdict:?}");
+    };
+    assert_eq!(
+        after.target(slot).unwrap().addr,
+        pinned,
+        "to the pinned target"
+    );
+    assert_eq!(&error[..6], after.target(slot).unwrap().mac.as_bytes());
+    // Nothing recorded for a flow the table did not hold: the next error goes by
+    // Maglev again, and the table is as it was.
+    let inserted = table.stats().inserted;
+    let other = ipv4(
+        VIP,
+        CLIENT,
+        IpProtocol::Tcp,
+        &tcp(VIP, CLIENT, 80, 50000, FLAG_ACK, &body),
+    );
+    let verdict = decide(&mut too_big(VIP, &other), &after, PORT_MAC, &mut table, 3);
+    assert!(matches!(verdict, Verdict::IcmpError { .. }), "{verdict:?}");
+    assert_eq!(
+        table.stats().inserted,
+        inserted,
+        "an ICMP error records no flow"
+    );
+
+    let mut off = four_targets([1, 1, 1, 1]);
+    off.services[0].forwards_icmp_errors = false;
+    let off = Snapshot::build(&off, None).unwrap();
+    let mut error = too_big(VIP, &quoted);
+    let verdict = decide(&mut error, &off, PORT_MAC, &mut flows(), 4);
+    assert_eq!(verdict, Verdict::Drop(DropReason::IcmpErrorOff));
+    assert_eq!(error, too_big(VIP, &quoted), "a drop changes nothing");
 }

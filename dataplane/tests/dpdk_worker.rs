@@ -75,12 +75,14 @@ fn spec(targets: &[u8], down: &[u8]) -> SnapshotSpec {
         table_size: 65537,
         services: vec![
             ServiceSpec {
+                forwards_icmp_errors: true,
                 vip: VIP,
                 proto: IpProtocol::Tcp,
                 port: 80,
                 targets: targets.clone(),
             },
             ServiceSpec {
+                forwards_icmp_errors: true,
                 vip: VIP,
                 proto: IpProtocol::Udp,
                 port: 5353,

@@ -41,6 +41,9 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
     let to_vip = |port, flags| tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 40000), (VIP, port), flags);
     let udp = udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 5353), (VIP, 53), b"query");
     let echo = icmp_echo(IcmpMessage::EchoRequest, 7, 1, b"ping");
+    // A router's "fragmentation needed" about a 1500-byte reply from VIP:80.
+    let big_reply = tcp(VIP, CLIENT, 80, 40000, FLAG_ACK, &[0; 1460]);
+    let too_big = icmp_unreachable(4, 1400, &ipv4(VIP, CLIENT, IpProtocol::Tcp, &big_reply));
     let arp = |op, wanted| {
         arp_frame(
             MacAddr::BROADCAST,
@@ -91,6 +94,15 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
                 CLIENT_MAC,
                 EtherType::Ipv4,
                 &ipv4(CLIENT, VIP, IpProtocol::Icmp, &echo),
+            ),
+        ),
+        (
+            "fragmentation needed to vip",
+            ethernet(
+                PORT_MAC,
+                CLIENT_MAC,
+                EtherType::Ipv4,
+                &ipv4(CLIENT, VIP, IpProtocol::Icmp, &too_big),
             ),
         ),
         ("arp for vip", arp(ArpOperation::Request, VIP)),

@@ -63,7 +63,7 @@ fn check(verdict: Verdict, before: &[u8], after: &[u8], snap: &Snapshot) {
         "{verdict:?} changed the frame's length"
     );
     match verdict {
-        Verdict::Forward { slot } => {
+        Verdict::Forward { slot } | Verdict::IcmpError { slot, .. } => {
             let target = snap
                 .target(slot)
                 .expect("forwarded to a slot with no target");

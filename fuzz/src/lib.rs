@@ -89,18 +89,21 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
         table_size: 251,
         services: vec![
             ServiceSpec {
+                forwards_icmp_errors: true,
                 vip: VIP,
                 proto: IpProtocol::Tcp,
                 port: 80,
                 targets: web,
             },
             ServiceSpec {
+                forwards_icmp_errors: true,
                 vip: VIP,
                 proto: IpProtocol::Udp,
                 port: 0,
                 targets: vec![target(11, 1, true), target(12, 2, true)],
             },
             ServiceSpec {
+                forwards_icmp_errors: true,
                 vip: OTHER_VIP,
                 proto: IpProtocol::Tcp,
                 port: 443,

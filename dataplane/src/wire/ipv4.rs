@@ -135,6 +135,56 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 }
 
+/// Bytes of the transport header an ICMPv4 error is sure to quote (RFC 792): the
+/// ports of TCP and UDP, nothing more.
+pub const QUOTED_L4_LEN: usize = 8;
+
+/// The IPv4 packet an ICMP error quotes: its header whole and the first
+/// `QUOTED_L4_LEN` bytes of what it carried, the rest perhaps cut off (so its total
+/// length says more than there is). Only what is sure to be there is offered.
+#[derive(Debug, Clone)]
+pub struct QuotedIpv4Packet<T: AsRef<[u8]>> {
+    packet: Ipv4Packet<T>,
+}
+
+impl<T: AsRef<[u8]>> QuotedIpv4Packet<T> {
+    /// Checks the version, the header length, and that the buffer holds the header
+    /// and `QUOTED_L4_LEN` bytes after it.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let packet = Ipv4Packet::new_unchecked(buffer);
+        let len = packet.buffer.as_ref().len();
+        if len < MIN_HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let header_len = usize::from(packet.header_len());
+        if packet.version() != 4 || header_len < MIN_HEADER_LEN {
+            return Err(Error::Malformed);
+        }
+        if len < header_len + QUOTED_L4_LEN {
+            return Err(Error::Truncated);
+        }
+        Ok(QuotedIpv4Packet { packet })
+    }
+
+    pub fn src_addr(&self) -> Ipv4Addr {
+        self.packet.src_addr()
+    }
+
+    pub fn dst_addr(&self) -> Ipv4Addr {
+        self.packet.dst_addr()
+    }
+
+    pub fn protocol(&self) -> IpProtocol {
+        self.packet.protocol()
+    }
+
+    /// The first `QUOTED_L4_LEN` bytes of the transport header.
+    pub fn l4_head(&self) -> &[u8] {
+        let start = usize::from(self.packet.header_len());
+        &self.packet.buffer.as_ref()[start..start + QUOTED_L4_LEN]
+    }
+}
+
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets version 4 and the header length in bytes (a multiple of 4).
     pub fn set_version_and_header_len(&mut self, header_len: u8) {

@@ -18,7 +18,7 @@ use core::ops::{Range, RangeFrom};
 pub use arp::{ArpOperation, ArpPacket, ArpRepr};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, MacAddr};
 pub use icmp::{IcmpEchoRepr, IcmpMessage, IcmpPacket};
-pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr};
+pub use ipv4::{IpProtocol, Ipv4Packet, Ipv4Repr, QuotedIpv4Packet};
 pub use tcp::{TcpPacket, TcpRepr};
 pub use udp::{UdpPacket, UdpRepr};
 pub use vlan::VlanHeader;
