@@ -138,7 +138,11 @@ def one_stream(args, out, index, opened):
             record["lines"] += 1
         record["complete"] = status.startswith(b"HTTP/1.1 200") and record["lines"] == expected
     except (OSError, ValueError) as e:
-        record["error"] = repr(e)
+        try:
+            port = s.getsockname()[1]
+        except OSError:
+            port = None
+        record["error"] = f"{e!r} (source port {port}, after {record['lines']} lines)"
         opened.release()
     finally:
         s.close()
