@@ -87,7 +87,7 @@ def main():
     share = medians(out / "share.csv", ["impl", "flows"], "pmd_share_pct")
     flows = sorted({int(k[1]) for k in pps})
     if flows:
-        print("## Packet rate per worker core (64-byte frames, 1 VIP, 16 targets)\n")
+        print("## Packet rate per worker core (64-byte frames, 1 VIP, 16 targets; TCP: a SYN, then seven data frames a flow)\n")
         print("| flows | testpmd mac-fwd (ceiling) Mpps | dsrlb Mpps | dsrlb / ceiling "
               "| PMD share testpmd / dsrlb % | dsrlb / ceiling by PMD share "
               "| ns a frame: ceiling / dsrlb's extra / the target allows | runs |")
@@ -101,6 +101,13 @@ def main():
             values[(str(f), "testpmd mac-fwd")] = tp
             values[(str(f), "dsrlb")] = lb
         print()
+        for f in flows:
+            ch, n3, ch_share = forwarder_at(pps, share, "dsrlb-change", f)
+            if n3:
+                tp, _, tp_share = forwarder_at(pps, share, "testpmd", f)
+                print(f"During a change at {f} flows (a 17th target added by a reload: about 1/17 "
+                      f"of the Maglev slots marked): dsrlb {ch:.2f} Mpps, {ratio(ch, tp):.2f} x the "
+                      f"ceiling by rate, {ratio(ch_share, tp_share):.3f} by PMD share ({n3} runs).\n")
         print("PMD share: the share of the forwarding core's perf samples spent in the pcap PMD,")
         print("which does the same work a frame for both; its ratio estimates dsrlb / ceiling")
         print("without the host's noise in the rates (assuming that work costs both the same).")

@@ -10,9 +10,9 @@ use control::appliance::{Appliance, TICK};
 use control::stand_in::StandIn;
 use dataplane::craft::tcp_frame;
 use dataplane::flow::{FlowTable, FlowTableConfig};
-use dataplane::forward::{decide, Verdict};
+use dataplane::forward::{decide, Context, Verdict};
 use dataplane::maglev::{MaglevTable, MaglevTarget};
-use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec, Tracking};
 use dataplane::wire::tcp::FLAG_ACK;
 use dataplane::wire::{IpProtocol, MacAddr};
 use std::hint::black_box;
@@ -69,6 +69,7 @@ fn snapshot(targets: usize) -> Snapshot {
             table_size: 65537,
             services: vec![ServiceSpec {
                 forwards_icmp_errors: true,
+                tracking: Tracking::Changes,
                 vip: Ipv4Addr::new(10, 99, 0, 100),
                 proto: IpProtocol::Tcp,
                 port: 80,
@@ -85,6 +86,7 @@ fn hundred_services(seed: u64, mac_last: u8) -> SnapshotSpec {
     let services = (0..100u32)
         .map(|s| ServiceSpec {
             forwards_icmp_errors: true,
+            tracking: Tracking::Changes,
             vip: Ipv4Addr::from(0x0a63_0064 + s),
             proto: IpProtocol::Tcp,
             port: 80,
@@ -197,7 +199,11 @@ fn decide_ns(snap: &Snapshot, flows: usize, packets: usize, reps: usize) -> f64 
     let mut work: Vec<Vec<u8>> = frames.clone();
     // Warm: every flow in the table.
     for f in work.iter_mut() {
-        black_box(decide(f, snap, PORT_MAC, &mut table, 0));
+        black_box(decide(
+            &mut Context::new(snap, PORT_MAC, &mut table, 0),
+            f,
+            None,
+        ));
     }
     median(
         (0..reps)
@@ -214,7 +220,8 @@ fn decide_ns(snap: &Snapshot, flows: usize, packets: usize, reps: usize) -> f64 
                         next = 0;
                     }
                     f[0..6].copy_from_slice(&PORT_MAC.0); // undo the last rewrite
-                    if let Verdict::Forward { .. } = decide(f, snap, PORT_MAC, &mut table, 1) {
+                    let mut ctx = Context::new(snap, PORT_MAC, &mut table, 1);
+                    if let Verdict::Forward { .. } = decide(&mut ctx, f, None) {
                         forwarded += 1;
                     }
                 }

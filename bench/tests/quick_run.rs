@@ -44,7 +44,7 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
     );
 
     // Both forwarders and the three floors at both flow counts, rep 1 and rep 2 each,
-    // each with a rate and a PMD share, and nothing else.
+    // each with a rate and a PMD share, and nothing else but dsrlb during a change.
     let (pps_header, pps) = read_csv(&out.join("pps.csv"));
     let (share_header, share) = read_csv(&out.join("share.csv"));
     let forwarders = [
@@ -54,10 +54,15 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
         "floor-maglev",
         "floor-table",
     ];
-    assert_eq!(pps.len(), forwarders.len() * 4, "{pps:?}");
-    assert_eq!(share.len(), forwarders.len() * 4, "{share:?}");
-    for impl_name in forwarders {
-        for flows in ["1", "1000"] {
+    // And dsrlb during a change at the largest flow count, 1000.
+    assert_eq!(pps.len(), forwarders.len() * 4 + 2, "{pps:?}");
+    assert_eq!(share.len(), forwarders.len() * 4 + 2, "{share:?}");
+    let measured = forwarders
+        .iter()
+        .flat_map(|&f| [(f, "1"), (f, "1000")])
+        .chain([("dsrlb-change", "1000")]);
+    for (impl_name, flows) in measured {
+        {
             for rep in ["1", "2"] {
                 let pick = |table: &[Vec<String>]| {
                     table
@@ -85,6 +90,10 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
 
     let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
     assert!(summary.contains("Packet rate per worker core"), "{summary}");
+    assert!(
+        summary.contains("During a change at 1000 flows"),
+        "{summary}"
+    );
     assert!(summary.contains("## Floors"), "{summary}");
     let plot = std::fs::read_to_string(out.join("pps.svg")).expect("pps.svg");
     assert!(plot.starts_with("<svg"), "pps.svg is not an SVG");
