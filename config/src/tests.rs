@@ -462,7 +462,8 @@ fn table_memory_is_bounded_naming_the_key() {
         }
         text
     };
-    // 100 services of 4194301 slots: 1600 MiB, over the default 1024.
+    // 100 TCP services of 4194301 slots (6 bytes a slot, twice): 4800 MiB, over the
+    // default 1024.
     let err = Config::from_toml(&big(100, ""), "big").unwrap_err();
     let e = err
         .errors
@@ -471,12 +472,12 @@ fn table_memory_is_bounded_naming_the_key() {
         .unwrap();
     assert!(
         e.message
-            .contains("100 services of 4194301 slots need 1600 MiB"),
+            .contains("100 services of 4194301 slots need 4800 MiB"),
         "{e}"
     );
-    // 60 fit (960 MiB), and a larger bound admits 100.
-    assert!(Config::from_toml(&big(60, ""), "fits").is_ok());
-    assert!(Config::from_toml(&big(100, "max_table_memory_mb = 2048"), "raised").is_ok());
+    // 21 fit (1008 MiB), and a larger bound admits 100.
+    assert!(Config::from_toml(&big(21, ""), "fits").is_ok());
+    assert!(Config::from_toml(&big(100, "max_table_memory_mb = 4800"), "raised").is_ok());
 }
 
 #[test]
@@ -733,4 +734,27 @@ fn ha_is_checked_naming_the_key_and_fixed_at_start() {
         .needs_restart_for(&next)
         .iter()
         .any(|e| e.key == "ha.priority"));
+}
+
+#[test]
+fn tracking_defaults_by_protocol_and_changes_needs_tcp() {
+    let with = |protocol: &str, tracking: &str| {
+        MINIMAL.replace(
+            "protocol = \"tcp\"",
+            &format!("protocol = \"{protocol}\"\n{tracking}"),
+        )
+    };
+    let tcp = Config::from_toml(&with("tcp", ""), "t").unwrap();
+    assert_eq!(tcp.services[0].tracking(), Tracking::Changes);
+    let udp = Config::from_toml(&with("udp", ""), "t").unwrap();
+    assert_eq!(udp.services[0].tracking(), Tracking::Full);
+    let none = Config::from_toml(&with("udp", "tracking = \"none\""), "t").unwrap();
+    assert_eq!(none.services[0].tracking(), Tracking::None);
+    let err = Config::from_toml(&with("udp", "tracking = \"changes\""), "t").unwrap_err();
+    assert!(
+        err.errors
+            .iter()
+            .any(|e| e.key == "services[0].tracking" && e.message.contains("needs TCP")),
+        "{err}"
+    );
 }

@@ -398,10 +398,21 @@ impl Default for Maglev {
 }
 
 impl Maglev {
-    /// Bytes the tables of `services` services take while a reload builds new ones
-    /// beside them: two bytes a slot, twice.
-    pub fn table_memory(&self, services: usize) -> u64 {
-        2 * 2 * u64::from(self.table_size) * services as u64
+    /// Bytes the tables of `services` take while a reload builds new ones beside
+    /// them, twice what they take: two bytes a slot for Maglev's table, and four more
+    /// for the steering of a service that tracks changes.
+    pub fn table_memory(&self, services: &[Service]) -> u64 {
+        let bytes_a_slot: u64 = services
+            .iter()
+            .map(|s| {
+                if s.tracking() == Tracking::Changes {
+                    6
+                } else {
+                    2
+                }
+            })
+            .sum();
+        2 * bytes_a_slot * u64::from(self.table_size)
     }
 }
 
@@ -575,8 +586,26 @@ pub struct Service {
     /// which path MTU discovery needs, or dropped.
     #[serde(default)]
     pub icmp_errors: IcmpErrors,
+    /// How flows keep their target when the table changes; default: `changes` for
+    /// TCP, `full` for UDP (see `Service::tracking`).
+    #[serde(default)]
+    pub tracking: Option<Tracking>,
     #[serde(default)]
     pub targets: Vec<Target>,
+}
+
+/// How a service keeps each flow on its target when its table changes (a target
+/// added, drained, reweighted, failed or recovered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tracking {
+    /// Every frame looks its flow up in the connection table, every flow recorded.
+    Full,
+    /// Maglev first: the connection table only where a change moved a slot, and
+    /// flows recorded at their SYN. TCP only.
+    Changes,
+    /// Maglev alone: a change moves the flows on the slots it changes.
+    None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -635,6 +664,15 @@ fn default_dsr_timeout_ms() -> u32 {
 }
 
 impl Service {
+    /// The `tracking` set, or the protocol's default: `changes` needs TCP's SYN to
+    /// tell a new flow from an old one, UDP has none.
+    pub fn tracking(&self) -> Tracking {
+        self.tracking.unwrap_or(match self.protocol {
+            Protocol::Tcp => Tracking::Changes,
+            Protocol::Udp => Tracking::Full,
+        })
+    }
+
     /// Label for logs: the name if given, else VIP:port/protocol.
     pub fn label(&self) -> String {
         match &self.name {

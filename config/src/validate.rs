@@ -139,14 +139,14 @@ impl Config {
     fn table_memory_problems(&self, p: &mut Problems) {
         let m = &self.maglev;
         let (needed, allowed) = (
-            m.table_memory(self.services.len()),
+            m.table_memory(&self.services),
             u64::from(m.max_table_memory_mb) << 20,
         );
         if needed > allowed {
             p.at(
                 "maglev.table_size",
                 format!(
-                    "{} services of {} slots need {} MiB of tables (2 bytes a slot, twice while a reload builds new ones), more than maglev.max_table_memory_mb = {}",
+                    "{} services of {} slots need {} MiB of tables (2 bytes a slot, 6 where tracking = \"changes\", twice while a reload builds new ones), more than maglev.max_table_memory_mb = {}",
                     self.services.len(),
                     m.table_size,
                     needed.div_ceil(1 << 20),
@@ -560,6 +560,12 @@ impl Service {
         }
         if let Some(check) = &self.dsr_check {
             check.problems(&key("dsr_check"), self.port, p);
+        }
+        if self.tracking == Some(Tracking::Changes) && self.protocol == Protocol::Udp {
+            p.at(
+                key("tracking"),
+                "\"changes\" needs TCP: it tells a new flow by its SYN, and UDP has none (use \"full\" or \"none\")",
+            );
         }
         let mut addresses = HashMap::new();
         for (t, target) in self.targets.iter().enumerate() {

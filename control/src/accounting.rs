@@ -175,35 +175,13 @@ impl Accounting {
 mod tests {
     use super::*;
     use crate::runtime::RunningWorker;
-    use dataplane::snapshot::{ArpAnswers, ServiceSpec, SnapshotSpec, TargetSpec};
-    use dataplane::wire::{IpProtocol, MacAddr};
+    use dataplane::snapshot::SnapshotSpec;
     use dataplane::worker::WorkerStats;
-    use std::net::Ipv4Addr;
     use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
     fn spec(targets: &[u8]) -> SnapshotSpec {
-        SnapshotSpec {
-            real_addr: Ipv4Addr::new(10, 0, 0, 2),
-            arp_answers: ArpAnswers::Every,
-            seed: 0,
-            table_size: 251,
-            services: vec![ServiceSpec {
-                forwards_icmp_errors: true,
-                vip: Ipv4Addr::new(10, 0, 0, 100),
-                proto: IpProtocol::Tcp,
-                port: 80,
-                targets: targets
-                    .iter()
-                    .map(|&t| TargetSpec {
-                        addr: Ipv4Addr::new(10, 0, 0, t),
-                        mac: Some(MacAddr([2, 0, 0, 0, 0, t])),
-                        weight: 1,
-                        healthy: true,
-                    })
-                    .collect(),
-            }],
-        }
+        crate::stand_in::one_service_spec(targets, Default::default())
     }
 
     fn count(w: &RunningWorker, slot: u16, packets: u64) {

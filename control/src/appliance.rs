@@ -10,6 +10,7 @@ use crate::api::{AdminAction, HaAction, HaView, Reply};
 use crate::doctor::Doctor;
 use crate::episodes::Episodes;
 use crate::health::{Change, Health, ProbeSource, ProbeTarget, Prober};
+use crate::marks::Marks;
 use crate::neighbors::{ArpTiming, Heard, Ignored, Neighbors};
 use crate::pair::{Fitness, Pair, Role, DRAINED, STOPPING};
 use crate::runtime::{Dataplane, Frame};
@@ -84,6 +85,8 @@ pub struct Appliance {
     took_over: bool,
     /// Something changed that the published tables do not show yet.
     stale: bool,
+    /// The services whose tables carry marks, and when those may go.
+    marks: Marks,
 }
 
 /// The longest the control loop waits for probe I/O in a pass, so that punted ARP,
@@ -139,6 +142,7 @@ impl Appliance {
             garp_burst_left: 0,
             took_over: false,
             stale: false,
+            marks: Marks::default(),
         };
         Ok((appliance, snapshot))
     }
@@ -149,6 +153,7 @@ impl Appliance {
     /// the addresses when their interval is up.
     pub fn tick(&mut self, dp: &mut dyn Dataplane, tick: Duration) {
         self.keep_up(dp, tick);
+        self.stale |= self.marks_settled(dp);
         if self.stale {
             self.republish(dp);
         }
@@ -159,6 +164,19 @@ impl Appliance {
             self.announce_when_due(dp);
         }
         self.update_announcements(dp);
+    }
+
+    /// Whether a service's marks may go now (see `marks`).
+    fn marks_settled(&mut self, dp: &dyn Dataplane) -> bool {
+        let quiet = Duration::from_secs(u64::from(self.config.flows.tcp_established_timeout_secs));
+        let workers = dp.workers();
+        let kept = |slot: u16| -> u64 {
+            (workers.iter())
+                .map(|w| w.stats.slots.service_kept(slot))
+                .sum()
+        };
+        self.marks
+            .check(&dp.snapshot(), kept, quiet, Instant::now())
     }
 
     /// With [bgp]: once the dataplane forwards, the tap and BIRD's VIPs, announced
@@ -322,8 +340,10 @@ impl Appliance {
         spec: &SnapshotSpec,
         previous: &Snapshot,
     ) -> Result<Snapshot, BuildError> {
+        let settle = self.marks.due().clone();
         std::thread::scope(|scope| {
-            let build = || Snapshot::build(spec, Some(previous));
+            let build =
+                || Snapshot::build_settling(spec, Some(previous), &|key| settle.contains(&key));
             let job = match std::thread::Builder::new()
                 .name("dsrlb-tables".into())
                 .spawn_scoped(scope, build)
@@ -530,9 +550,12 @@ impl Appliance {
     fn publish(&mut self, dp: &mut dyn Dataplane, next: Snapshot) {
         let now_serving = serving(&next);
         let next = Arc::new(next);
+        let previous = dp.snapshot();
         if dp.publish(Arc::clone(&next)) {
             log::debug!("forwarding tables republished");
         }
+        self.marks.published(&previous, &next, Instant::now());
+        drop(previous);
         self.accounting.observe(&next, &Totals(dp.workers()));
         for (si, is) in serving_changes(&self.serving, &now_serving) {
             let label = self
@@ -1123,6 +1146,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
                 services: vec![
                     ServiceSpec {
                         forwards_icmp_errors: true,
+                        tracking: Default::default(),
                         vip: Ipv4Addr::new(10, 0, 0, 200),
                         proto: IpProtocol::Tcp,
                         port: 80,
@@ -1130,6 +1154,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
                     },
                     ServiceSpec {
                         forwards_icmp_errors: true,
+                        tracking: Default::default(),
                         vip: Ipv4Addr::new(10, 0, 0, 100),
                         proto: IpProtocol::Tcp,
                         port: 80,

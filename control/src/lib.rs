@@ -15,6 +15,7 @@ pub mod episodes;
 pub mod health;
 pub mod keepalived;
 pub mod kernel_port;
+pub mod marks;
 pub mod metrics;
 pub mod neighbors;
 pub mod pair;

@@ -111,3 +111,36 @@ impl Dataplane for StandIn {
         crate::runtime::ask_workers(&self.workers, key, hash)
     }
 }
+
+/// A snapshot spec of one TCP service, 10.0.0.100:80, over targets 10.0.0.T (MAC
+/// 02:00:00:00:00:T, weight 1, healthy) for each T of `targets`.
+pub fn one_service_spec(
+    targets: &[u8],
+    tracking: dataplane::snapshot::Tracking,
+) -> dataplane::snapshot::SnapshotSpec {
+    use dataplane::snapshot::{ArpAnswers, ServiceSpec, SnapshotSpec, TargetSpec};
+    use dataplane::wire::{IpProtocol, MacAddr};
+    use std::net::Ipv4Addr;
+    SnapshotSpec {
+        real_addr: Ipv4Addr::new(10, 0, 0, 2),
+        arp_answers: ArpAnswers::Every,
+        seed: 0,
+        table_size: 251,
+        services: vec![ServiceSpec {
+            forwards_icmp_errors: true,
+            tracking,
+            vip: Ipv4Addr::new(10, 0, 0, 100),
+            proto: IpProtocol::Tcp,
+            port: 80,
+            targets: targets
+                .iter()
+                .map(|&t| TargetSpec {
+                    addr: Ipv4Addr::new(10, 0, 0, t),
+                    mac: Some(MacAddr([2, 0, 0, 0, 0, t])),
+                    weight: 1,
+                    healthy: true,
+                })
+                .collect(),
+        }],
+    }
+}

@@ -122,7 +122,8 @@ fn check_accepts_a_good_file_and_names_the_key_of_a_bad_one() {
     );
     assert!(err.contains("control.socket: `"), "{err}");
     // Table memory is bounded, all services' tables together, named at
-    // maglev.table_size: 2 services of 4194301 slots need 32 MiB, over a 16 MiB bound.
+    // maglev.table_size: 2 services of 4194301 slots (TCP tracking changes: 6 bytes a
+    // slot; UDP: 2), twice, need 64 MiB, over a 16 MiB bound.
     let huge = dir.join("huge.toml");
     let maglev = "[maglev]\ntable_size = 4194301\nmax_table_memory_mb = 16\n[[services]]";
     std::fs::write(
@@ -134,7 +135,7 @@ fn check_accepts_a_good_file_and_names_the_key_of_a_bad_one() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
-        err.contains("maglev.table_size: 2 services of 4194301 slots need 32 MiB"),
+        err.contains("maglev.table_size: 2 services of 4194301 slots need 64 MiB"),
         "{err}"
     );
 

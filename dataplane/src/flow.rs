@@ -54,7 +54,7 @@ impl FlowKey {
 /// Where a flow goes: a target slot in the snapshot and that slot's generation when
 /// the flow was pinned to it (a reused slot has a new generation, so a flow never
 /// follows a slot to a different target).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct FlowTarget {
     pub slot: u16,
     pub generation: u32,
@@ -223,6 +223,10 @@ pub struct FlowTable {
     config: FlowTableConfig,
     guard: NewFlowGuard,
     stats: FlowStats,
+    /// Frames sent, by service slot, to a target other than their Maglev slot's
+    /// current one, because of a mark (see `steering`): while these still come, the
+    /// marks are needed.
+    kept: Box<[u64]>,
 }
 
 /// A live entry found by `get`, to read and update in place.
@@ -286,7 +290,22 @@ impl FlowTable {
             guard: NewFlowGuard::new(config.new_flow_rate),
             config,
             stats: FlowStats::default(),
+            kept: vec![0; SERVICE_SLOTS].into_boxed_slice(),
         }
+    }
+
+    /// Counts a frame of the service in `service_slot` kept on a target other than
+    /// its slot's current one.
+    #[inline(always)]
+    pub fn count_kept(&mut self, service_slot: u16) {
+        if let Some(n) = self.kept.get_mut(usize::from(service_slot)) {
+            *n += 1;
+        }
+    }
+
+    /// `count_kept`'s counts, by service slot.
+    pub fn kept(&self) -> &[u64] {
+        &self.kept
     }
 
     pub fn capacity(&self) -> usize {

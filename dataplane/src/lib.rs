@@ -16,20 +16,25 @@
 //! 3. `decide_burst` takes the frames in order. A frame that continues the same-flow
 //!    run of the frame before it (`forward::SameFlowRun`: same flow and header shape,
 //!    one masked compare) goes to that frame's target without any lookup. Any other
-//!    goes to `forward::decide_outside_run`, which decides it (`decide_hinted`) and
-//!    starts or ends the run.
+//!    goes to `forward::decide` (the one entry point, over a `forward::Context`: the
+//!    snapshot, the port's MAC, the flow table, the time and the run), which decides
+//!    it and starts or ends the run.
 //! 4. The decision (`forward`): the fast path reads the common frame (untagged IPv4
 //!    without options, TCP or UDP to a service) at fixed offsets behind one bounds
 //!    check; anything else, or anything it doubts, takes the general path, which walks
 //!    the headers through `wire`'s checked views and names a `DropReason` for each
-//!    drop. Both find the service (`Snapshot::service`), look the flow up in the
-//!    worker's `flow::FlowTable`, keep a pinned target while it is usable or take
-//!    Maglev's choice (`Service::pick` over its `maglev::MaglevTable`), and rewrite the
-//!    destination MAC to the target's and the source MAC to the port's: nothing else
-//!    in the frame changes. ARP and echo requests for the VIPs and the real address
-//!    are answered in place (`wire::ArpRepr`, `wire::IcmpEchoRepr`); ARP replies go
-//!    to the control thread (a punt).
-//! 5. Slot indirection: a service's Maglev table and a flow's entry hold target slots
+//!    drop. Both find the service (`Snapshot::service`) and its target as the service's
+//!    `Tracking` says (`forward`'s `steer`). TCP by default: Maglev first. The service's
+//!    `steering::Steering` gives, in one load, the Maglev slot's target and whether a
+//!    change of the tables marked the slot; an unmarked slot's frames go to its target
+//!    without the flow table (bare SYNs are recorded); a marked slot's frames ask the
+//!    worker's `flow::FlowTable`, and a flow it does not know, begun before the change,
+//!    goes to the slot's previous target. UDP by default asks the table for every
+//!    frame. The destination MAC is rewritten to the target's and the source MAC to
+//!    the port's: nothing else in the frame changes. ARP and echo requests for the VIPs
+//!    and the real address are answered in place (`wire::ArpRepr`,
+//!    `wire::IcmpEchoRepr`); ARP replies go to the control thread (a punt).
+//! 5. Slot indirection: a service's Maglev table, its marks and a flow's entry hold target slots
 //!    (an index into `Snapshot::targets`) with a generation, not addresses. A target
 //!    keeps its slot across snapshots while it stays configured, so a pinned flow keeps
 //!    its target through rebuilds; a reused slot gets a new generation, so no flow
@@ -59,5 +64,6 @@ pub mod memory;
 pub mod pcap;
 pub mod rcu;
 pub mod snapshot;
+pub mod steering;
 pub mod wire;
 pub mod worker;

@@ -162,8 +162,7 @@ impl MaglevTable {
     /// The table slot a flow hash falls in (the table has at least one slot).
     #[inline(always)]
     pub fn slot_of(&self, hash: u64) -> usize {
-        let len = self.slots.len() as u64;
-        ((u128::from(hash >> 32) * u128::from(len)) >> 32) as usize
+        slot_index(hash, self.slots.len())
     }
 
     /// The same table with every index `i` replaced by `map[i]` (indices into the
@@ -183,6 +182,14 @@ impl MaglevTable {
     pub fn shares(&self, other: &MaglevTable) -> bool {
         Arc::ptr_eq(&self.slots, &other.slots)
     }
+}
+
+/// The slot of a table of `len` slots a flow hash falls in: its high 32 bits scaled
+/// to the table (multiply-shift, no division). Every table indexed by flow hash
+/// (Maglev's, the steering's) uses this one.
+#[inline(always)]
+pub fn slot_index(hash: u64, len: usize) -> usize {
+    ((u128::from(hash >> 32) * len as u128) >> 32) as usize
 }
 
 pub fn validate_table_size(table_size: u32) -> Result<(), BuildError> {

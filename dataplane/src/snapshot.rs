@@ -9,6 +9,7 @@
 
 use crate::flow::FlowTarget;
 use crate::maglev::{BuildError, MaglevTable, MaglevTarget};
+use crate::steering::Steering;
 use crate::wire::{IpProtocol, MacAddr};
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
@@ -50,6 +51,21 @@ pub struct TargetSpec {
     pub healthy: bool,
 }
 
+/// How a service keeps each flow on its target across changes of the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tracking {
+    /// Every frame looks its flow up in the flow table, and every flow is recorded
+    /// (UDP's default: without a SYN, a flow's first frame is not known as such).
+    #[default]
+    Full,
+    /// Maglev first: the flow table only on slots a change marked, and bare SYNs
+    /// recorded (TCP's default; see `steering`). TCP only.
+    Changes,
+    /// Maglev alone, nothing recorded: a change moves the flows on the slots it
+    /// changes (a target that fails or leaves loses its flows either way).
+    None,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
     pub vip: Ipv4Addr,
@@ -61,6 +77,7 @@ pub struct ServiceSpec {
     /// ICMP destination unreachable about the service's flows (fragmentation
     /// needed: path MTU discovery) goes to the flow's target; else it is dropped.
     pub forwards_icmp_errors: bool,
+    pub tracking: Tracking,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,6 +148,9 @@ pub struct Service {
     pub target_slots: Vec<u16>,
     /// `ServiceSpec::forwards_icmp_errors`.
     pub forwards_icmp_errors: bool,
+    pub tracking: Tracking,
+    /// `Tracking::Changes`: the table with its marks (else empty).
+    pub steering: Steering,
 }
 
 impl Service {
@@ -176,6 +196,16 @@ impl Snapshot {
     /// Builds the next snapshot. Targets present in `previous` (same service, same
     /// address) keep their slot and generation.
     pub fn build(spec: &SnapshotSpec, previous: Option<&Snapshot>) -> Result<Snapshot, BuildError> {
+        Self::build_settling(spec, previous, &|_| false)
+    }
+
+    /// `build`, clearing the marks (see `steering`) of the services `settle` names:
+    /// the control thread has seen that no flow can depend on them any more.
+    pub fn build_settling(
+        spec: &SnapshotSpec,
+        previous: Option<&Snapshot>,
+        settle: &dyn Fn(ServiceKey) -> bool,
+    ) -> Result<Snapshot, BuildError> {
         let mut kept: HashMap<(ServiceKey, u32), (u16, u32)> = HashMap::new();
         let mut kept_services: HashMap<ServiceKey, u16> = HashMap::new();
         if let Some(prev) = previous {
@@ -261,6 +291,15 @@ impl Snapshot {
                 _ => MaglevTable::build(&candidates, spec.table_size, spec.seed)?
                     .remap(&target_slots),
             };
+            let steering = match s.tracking {
+                Tracking::Changes => {
+                    let before = reusable.get(&key).zip(previous).map(|(service, snapshot)| {
+                        (&service.steering, snapshot.targets.as_slice())
+                    });
+                    Steering::build(&table, before, settle(key))
+                }
+                Tracking::Full | Tracking::None => Steering::empty(),
+            };
             let slot = match kept_services.get(&key) {
                 Some(&slot) => slot,
                 None => free_service_slots
@@ -275,6 +314,8 @@ impl Snapshot {
                 candidates,
                 target_slots,
                 forwards_icmp_errors: s.forwards_icmp_errors,
+                tracking: s.tracking,
+                steering,
             });
         }
         services.sort_by_key(|s| s.key);
@@ -392,6 +433,7 @@ mod tests {
             services: vec![
                 ServiceSpec {
                     forwards_icmp_errors: true,
+                    tracking: Default::default(),
                     vip: Ipv4Addr::new(10, 99, 0, 100),
                     proto: IpProtocol::Tcp,
                     port: 80,
@@ -399,6 +441,7 @@ mod tests {
                 },
                 ServiceSpec {
                     forwards_icmp_errors: true,
+                    tracking: Default::default(),
                     vip: Ipv4Addr::new(10, 99, 0, 100),
                     proto: IpProtocol::Udp,
                     port: 0,
@@ -558,6 +601,7 @@ mod tests {
             0,
             ServiceSpec {
                 forwards_icmp_errors: true,
+                tracking: Default::default(),
                 vip: Ipv4Addr::new(10, 99, 0, 101),
                 proto: IpProtocol::Tcp,
                 port: 80,

@@ -9,7 +9,7 @@ use crate::counters::{add, CounterCells, Counts};
 use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
 use crate::flow_query::FlowQueries;
-use crate::forward::{decide_outside_run, flow_hash_hint, DropReason, SameFlowRun, Verdict};
+use crate::forward::{decide, flow_hash_hint, Context, DropReason, SameFlowRun, Verdict};
 use crate::rcu::Reader;
 use crate::snapshot::{Snapshot, MAX_SERVICE_SLOTS, MAX_TARGET_SLOTS};
 use crate::wire::MacAddr;
@@ -42,6 +42,9 @@ pub struct SlotStats {
     pub service_drops: Box<[AtomicU64]>,
     /// ICMP errors about the service's flows forwarded to their targets.
     pub service_icmp_errors: Box<[AtomicU64]>,
+    /// Frames of the service kept on a previous target by a mark (`FlowTable::kept`),
+    /// as of the last full walk of the flow table.
+    pub service_kept: Box<[AtomicU64]>,
     /// Full walks of the flow table so far.
     pub flow_walks: AtomicU64,
 }
@@ -76,6 +79,7 @@ impl Default for SlotStats {
             target_flows: zeroed(MAX_TARGET_SLOTS),
             service_drops: zeroed(MAX_SERVICE_SLOTS),
             service_icmp_errors: zeroed(MAX_SERVICE_SLOTS),
+            service_kept: zeroed(MAX_SERVICE_SLOTS),
             flow_walks: AtomicU64::new(0),
         }
     }
@@ -116,6 +120,9 @@ impl SlotStats {
     }
     pub fn service_icmp_errors(&self, slot: u16) -> u64 {
         load(&self.service_icmp_errors, usize::from(slot))
+    }
+    pub fn service_kept(&self, slot: u16) -> u64 {
+        load(&self.service_kept, usize::from(slot))
     }
 }
 
@@ -380,6 +387,9 @@ impl FlowWalk {
             published.store(*count, Ordering::Relaxed);
             *count = 0;
         }
+        for (kept, published) in flows.kept().iter().zip(stats.service_kept.iter()) {
+            published.store(*kept, Ordering::Relaxed);
+        }
         add(&stats.flow_walks, 1);
         self.published_high = self.high;
         self.high = 0;
@@ -528,10 +538,15 @@ impl Worker {
                 }
             }
         }
+        let env = BurstEnv {
+            snap: &snap,
+            queues,
+            now_ms,
+            punt,
+            stats,
+        };
         let mut decide = |burst: &mut MbufBurst, hints: &BurstHints, tally: &mut Tally| {
-            decide_burst(
-                burst, hints, &snap, queues, flows, now_ms, punt, stats, tally, run,
-            )
+            decide_burst(burst, hints, &env, flows, tally, run)
         };
         if !lookahead.burst.is_empty() {
             let hints = if lookahead.seed == snap.seed {
@@ -661,37 +676,47 @@ fn dispatch_other(
     };
 }
 
+/// What a poll's bursts are decided under and sent through.
+struct BurstEnv<'a> {
+    snap: &'a Snapshot,
+    queues: &'a WorkerQueues,
+    now_ms: u64,
+    punt: &'a ArrayQueue<Mbuf>,
+    stats: &'a WorkerStats,
+}
+
 /// Decides every frame of `burst` (rewriting in place), transmits what goes out and
 /// frees the rest: every mbuf to exactly one place. Returns the frames decided.
-#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn decide_burst(
     burst: &mut MbufBurst,
     hints: &BurstHints,
-    snap: &Snapshot,
-    queues: &WorkerQueues,
+    env: &BurstEnv,
     flows: &mut FlowTable,
-    now_ms: u64,
-    punt: &ArrayQueue<Mbuf>,
-    stats: &WorkerStats,
     tally: &mut Tally,
     run_carried: &mut SameFlowRun,
 ) -> usize {
+    let BurstEnv {
+        snap,
+        queues,
+        now_ms,
+        punt,
+        stats,
+    } = *env;
     let count = burst.len();
     let mut out = MbufBurst::new();
     let mut discard = MbufBurst::new();
-    // A local copy for the burst: behind the reference the compiler reloads the
+    // The run by value for the burst: behind a reference the compiler reloads the
     // run's fields after every frame it rewrites.
-    let mut run = *run_carried;
-    run.carry_over(snap, now_ms);
-    let port_mac = queues.port_mac;
+    let mut ctx = Context::new(snap, queues.port_mac, flows, now_ms).carrying(*run_carried);
     // One pass: each frame is decided and sent on its way at once (a second pass
     // over an array of verdicts cost about 30 instructions a frame).
     let mut frames = burst.drain();
     loop {
         // The frames that continue the run of the one before them, moved out and
         // counted together.
-        if run.stands() {
+        if ctx.run.stands() {
+            let run = &ctx.run;
             let (run_packets, run_bytes) =
                 frames.move_while(&mut out, |frame| run.forward(frame).is_some());
             if run_packets > 0 {
@@ -706,15 +731,7 @@ fn decide_burst(
         let hint = hints.get(position);
         let bytes = u64::from(mbuf.pkt_len());
         tally.counts.rx_bytes += bytes;
-        let verdict = decide_outside_run(
-            mbuf.data_mut(),
-            snap,
-            port_mac,
-            flows,
-            now_ms,
-            hint,
-            &mut run,
-        );
+        let verdict = decide(&mut ctx, mbuf.data_mut(), hint);
         // out and discard hold at most as many mbufs as the burst.
         if let Verdict::Forward { slot } = verdict {
             tally.forwarded(&stats.slots, slot, 1, bytes);
@@ -724,7 +741,7 @@ fn decide_burst(
         }
     }
     drop(frames);
-    *run_carried = run;
+    *run_carried = ctx.run;
     let to_send = out.len() as u64;
     let sent = out.tx(queues.port, queues.tx_queue) as u64;
     out.free_all();

@@ -5,7 +5,9 @@
 
 use dataplane::craft::*;
 use dataplane::flow::{FlowTable, FlowTableConfig};
-use dataplane::forward::{decide, DropReason, PuntKind, ReplyKind, Verdict};
+use dataplane::forward::{
+    flow_hash_hint, Context, DropReason, PuntKind, ReplyKind, SameFlowRun, Verdict,
+};
 use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
@@ -18,6 +20,35 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
 const DEAD_VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 101);
+
+/// `forward::decide` for a frame alone (no run before it).
+fn decide(
+    frame: &mut [u8],
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+) -> Verdict {
+    let mut ctx = Context::new(snapshot, port_mac, flows, now_ms);
+    dataplane::forward::decide(&mut ctx, frame, None)
+}
+
+/// `forward::decide` for the next frame of a burst decided with `run`.
+fn decide_hinted(
+    frame: &mut [u8],
+    snapshot: &Snapshot,
+    port_mac: MacAddr,
+    flows: &mut FlowTable,
+    now_ms: u64,
+    hash_hint: Option<u64>,
+    run: &mut SameFlowRun,
+) -> Verdict {
+    let mut ctx = Context::new(snapshot, port_mac, flows, now_ms);
+    ctx.run = *run;
+    let verdict = dataplane::forward::decide(&mut ctx, frame, hash_hint);
+    *run = ctx.run;
+    verdict
+}
 
 fn target_mac(last: u8) -> MacAddr {
     MacAddr([0x02, 0x11, 0, 0, 0, last])
@@ -35,6 +66,7 @@ fn target(last: u8) -> TargetSpec {
 fn service(vip: Ipv4Addr, proto: IpProtocol, port: u16, targets: Vec<TargetSpec>) -> ServiceSpec {
     ServiceSpec {
         forwards_icmp_errors: true,
+        tracking: Default::default(),
         vip,
         proto,
         port,
@@ -807,7 +839,6 @@ fn a_removed_target_loses_its_flows_when_they_next_arrive_and_no_other_flow_move
 
 #[test]
 fn the_workers_hash_hint_is_the_hash_decide_computes() {
-    use dataplane::forward::{decide_hinted, flow_hash_hint, SameFlowRun};
     let snapshot = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
     for port in 0..500u16 {
         let frame = tcp_frame(
@@ -849,7 +880,6 @@ fn the_workers_hash_hint_is_the_hash_decide_computes() {
 /// the same verdict and the same bytes out (and so the same flow-table effects).
 #[test]
 fn the_fast_path_agrees_with_the_general_path_on_every_frame() {
-    use dataplane::forward::decide_without_fast_path;
     let snapshot = single_target_snapshot();
     let mut seeds: Vec<Vec<u8>> = cases(&snapshot).into_iter().map(|c| c.input).collect();
     seeds.push(udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 7), (VIP, 9), &[]));
@@ -865,7 +895,8 @@ fn the_fast_path_agrees_with_the_general_path_on_every_frame() {
     let mut check = |frame: Vec<u8>| {
         let (mut a, mut b) = (frame.clone(), frame);
         let va = decide(&mut a, &snapshot, PORT_MAC, &mut fast_flows, 5);
-        let vb = decide_without_fast_path(&mut b, &snapshot, PORT_MAC, &mut general_flows, 5, None);
+        let general = &mut Context::new(&snapshot, PORT_MAC, &mut general_flows, 5);
+        let vb = dataplane::forward::decide_general(general, &mut b);
         assert_eq!(va, vb, "verdicts differ for {b:02x?}");
         assert_eq!(a, b, "outputs differ");
         compared += 1;
@@ -901,7 +932,6 @@ fn the_fast_path_agrees_with_the_general_path_on_every_frame() {
 /// (in the same state) once SYN-only flows have timed out.
 #[test]
 fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
-    use dataplane::forward::{decide_hinted, SameFlowRun};
     let snapshot = single_target_snapshot();
     let tcp =
         |port: u16, flags: u8| tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, port), (VIP, 80), flags);
@@ -1037,7 +1067,6 @@ fn a_run_of_one_flows_frames_is_decided_as_each_frame_alone() {
 /// millisecond (which must refresh the entry, or the walk later expires it) ends it.
 #[test]
 fn a_run_carried_across_bursts_is_decided_as_each_frame_alone() {
-    use dataplane::forward::{decide_hinted, SameFlowRun};
     let two = |t11_healthy: bool| {
         let mut t11 = target(11);
         t11.healthy = t11_healthy;
@@ -1146,7 +1175,6 @@ fn a_run_carried_across_bursts_is_decided_as_each_frame_alone() {
 /// and the same flow state (probed after SYN-only flows time out).
 #[test]
 fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
-    use dataplane::forward::{decide_hinted, SameFlowRun};
     let snapshot = single_target_snapshot();
     let config = FlowTableConfig {
         capacity: 4096,
@@ -1241,7 +1269,6 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
 /// way its verdict and bytes are those of the frame decided alone.
 #[test]
 fn a_run_is_started_only_where_the_flow_hashed_before_was_the_same() {
-    use dataplane::forward::{decide_outside_run, SameFlowRun};
     let snapshot = single_target_snapshot();
     let tcp = |client: Ipv4Addr, port: u16, flags: u8| {
         tcp_frame(PORT_MAC, CLIENT_MAC, (client, port), (VIP, 80), flags)
@@ -1288,7 +1315,7 @@ fn a_run_is_started_only_where_the_flow_hashed_before_was_the_same() {
         let mut flows_in_burst = flows();
         let mut run = SameFlowRun::default();
         let decide_next = |frame: &mut Vec<u8>, flows: &mut FlowTable, run: &mut SameFlowRun| {
-            decide_outside_run(frame, &snapshot, PORT_MAC, flows, 0, None, run)
+            decide_hinted(frame, &snapshot, PORT_MAC, flows, 0, None, run)
         };
         // The run the frame replaces, another flow's: its second frame starts it.
         let before = tcp(other_client, 2000, FLAG_ACK);

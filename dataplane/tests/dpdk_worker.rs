@@ -76,6 +76,7 @@ fn spec(targets: &[u8], down: &[u8]) -> SnapshotSpec {
         services: vec![
             ServiceSpec {
                 forwards_icmp_errors: true,
+                tracking: Default::default(),
                 vip: VIP,
                 proto: IpProtocol::Tcp,
                 port: 80,
@@ -83,6 +84,7 @@ fn spec(targets: &[u8], down: &[u8]) -> SnapshotSpec {
             },
             ServiceSpec {
                 forwards_icmp_errors: true,
+                tracking: Default::default(),
                 vip: VIP,
                 proto: IpProtocol::Udp,
                 port: 5353,

@@ -7,7 +7,7 @@
 #![no_main]
 
 use dataplane::flow::{FlowTable, FlowTableConfig};
-use dataplane::forward::{decide_outside_run, flow_hash_hint, SameFlowRun, Verdict};
+use dataplane::forward::{decide, flow_hash_hint, Context, SameFlowRun, Verdict};
 use dataplane::snapshot::Snapshot;
 use dsrlb_fuzz::{records, snapshot, PORT_MAC};
 use libfuzzer_sys::fuzz_target;
@@ -41,17 +41,11 @@ fuzz_target!(|input: &[u8]| {
             snap = second;
         }
         now_ms += record.step_ms;
-        run.carry_over(snap, now_ms);
+        let mut ctx = Context::new(snap, PORT_MAC, &mut flows, now_ms).carrying(run);
         let mut frame = record.frame.to_vec();
-        let verdict = match run.forward(&mut frame) {
-            Some(slot) => Verdict::Forward { slot },
-            None => {
-                let hint = flow_hash_hint(&frame, snap.seed);
-                decide_outside_run(
-                    &mut frame, snap, PORT_MAC, &mut flows, now_ms, hint, &mut run,
-                )
-            }
-        };
+        let hint = flow_hash_hint(&frame, snap.seed);
+        let verdict = decide(&mut ctx, &mut frame, hint);
+        run = ctx.run;
         check(verdict, record.frame, &frame, snap);
     }
 });

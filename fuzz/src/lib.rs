@@ -7,7 +7,7 @@
 use control::appliance::Appliance;
 use control::ctl::{self, Asker};
 use control::stand_in::StandIn;
-use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec, Tracking};
 use dataplane::wire::{IpProtocol, MacAddr};
 use std::net::Ipv4Addr;
 use std::sync::OnceLock;
@@ -90,6 +90,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
         services: vec![
             ServiceSpec {
                 forwards_icmp_errors: true,
+                tracking: Tracking::Changes,
                 vip: VIP,
                 proto: IpProtocol::Tcp,
                 port: 80,
@@ -97,6 +98,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
             },
             ServiceSpec {
                 forwards_icmp_errors: true,
+                tracking: Tracking::Full,
                 vip: VIP,
                 proto: IpProtocol::Udp,
                 port: 0,
@@ -104,6 +106,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
             },
             ServiceSpec {
                 forwards_icmp_errors: true,
+                tracking: Tracking::None,
                 vip: OTHER_VIP,
                 proto: IpProtocol::Tcp,
                 port: 443,

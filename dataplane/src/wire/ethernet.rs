@@ -56,7 +56,7 @@ wire_enum! {
     }
 }
 
-mod field {
+pub mod field {
     use super::{Field, Rest};
     pub const DESTINATION: Field = 0..6;
     pub const SOURCE: Field = 6..12;

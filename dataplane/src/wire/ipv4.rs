@@ -10,7 +10,7 @@ wire_enum! {
     }
 }
 
-mod field {
+pub mod field {
     use super::Field;
     pub const VER_IHL: usize = 0;
     pub const DSCP_ECN: usize = 1;

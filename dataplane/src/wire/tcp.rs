@@ -1,7 +1,7 @@
 //! TCP header (RFC 9293): what a balancer reads, ports and flags.
 use super::{read_u16, read_u32, write_u16, write_u32, Error, Result};
 
-mod field {
+pub mod field {
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;
     pub const SEQ_NUM: usize = 4;

@@ -1,7 +1,7 @@
 //! UDP header (RFC 768).
 use super::{read_u16, write_u16, Error, Result};
 
-mod field {
+pub mod field {
     pub const SRC_PORT: usize = 0;
     pub const DST_PORT: usize = 2;
     pub const LENGTH: usize = 4;
