@@ -159,7 +159,9 @@ fn reload_pause(services: usize, table_size: u32) -> (f64, usize, f64) {
     let (mut app, snapshot) = Appliance::new(config, path.clone()).expect("appliance");
     let mut dp = StandIn::new(snapshot);
     app.tick(&mut dp, Duration::ZERO);
-    let big = format!("[maglev]\ntable_size = {table_size}\n{head}{all}");
+    // Room for every steering table twice (6 bytes a slot, see config::Maglev).
+    let big =
+        format!("[maglev]\ntable_size = {table_size}\nmax_table_memory_mb = 4096\n{head}{all}");
     std::fs::write(&path, big).expect("config");
     dp.passes.clear();
     let start = Instant::now();
