@@ -150,6 +150,14 @@ impl Steering {
         })
     }
 
+    /// Starts loading the slot of `flow_hash`, ahead of `steer`.
+    #[inline(always)]
+    pub fn prefetch(&self, flow_hash: u64) {
+        if let Some(entry) = self.entries.get(slot_index(flow_hash, self.entries.len())) {
+            crate::memory::prefetch(entry);
+        }
+    }
+
     /// Slots that carry a mark.
     pub fn marked(&self) -> usize {
         self.marked

@@ -9,7 +9,7 @@ use crate::counters::{add, CounterCells, Counts};
 use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
 use crate::flow_query::FlowQueries;
-use crate::forward::{decide, flow_hash_hint, Context, DropReason, SameFlowRun, Verdict};
+use crate::forward::{decide, hint_and_prefetch, Context, DropReason, SameFlowRun, Verdict};
 use crate::rcu::Reader;
 use crate::snapshot::{Snapshot, MAX_SERVICE_SLOTS, MAX_TARGET_SLOTS};
 use crate::wire::MacAddr;
@@ -525,16 +525,18 @@ impl Worker {
         let ahead = received > 0 && flows.stats().live >= lookahead.from_live_flows;
         let fill = 1 - lookahead.held;
         if ahead {
-            // Hash every flow of the new burst and start loading its bucket now; it
-            // is decided on the next poll, so the held burst's work hides the loads.
+            // Hash every flow of the new burst and start loading what deciding it
+            // reads (`hint_and_prefetch`); it is decided on the next poll, so the
+            // held burst's work hides the loads. Below `from_live_flows` this pass
+            // costs more than it saves: at 1000 flows, 26.7 Mpps with it against
+            // 30.9 without (two runs each, alternated).
             rx.prefetch_frames();
             let hints = &mut lookahead.hints[fill];
             hints.known = 0;
             for (i, slot) in hints.hashes.iter_mut().enumerate().take(received) {
-                if let Some(hash) = rx.frame(i).and_then(|f| flow_hash_hint(f, snap.seed)) {
+                if let Some(hash) = rx.frame(i).and_then(|f| hint_and_prefetch(&snap, flows, f)) {
                     *slot = hash;
                     hints.known |= 1 << i;
-                    flows.prefetch(hash);
                 }
             }
         }

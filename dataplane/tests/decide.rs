@@ -852,6 +852,11 @@ fn the_workers_hash_hint_is_the_hash_decide_computes() {
         let (mut a, mut b) = (frame.clone(), frame);
         let (mut ta, mut tb) = (flows(), flows());
         assert_eq!(
+            dataplane::forward::hint_and_prefetch(&snapshot, &tb, &b),
+            Some(hint),
+            "the lookahead's hint"
+        );
+        assert_eq!(
             decide(&mut a, &snapshot, PORT_MAC, &mut ta, 0),
             decide_hinted(
                 &mut b,

@@ -4,9 +4,11 @@ use super::steer::{owner, steer, Flow};
 use super::{
     rewrite_macs, Context, DropReason, PuntKind, ReplyKind, Verdict, PROBE_PORTS, REPLY_TTL,
 };
-use crate::flow::{FlowKey, FlowState};
+use crate::flow::{FlowKey, FlowState, FlowTable};
 use crate::hash::flow_hash;
+use crate::snapshot::Tracking;
 use crate::snapshot::{Service, Snapshot};
+use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use crate::wire::{
     ethernet, vlan, ArpOperation, ArpPacket, ArpRepr, EtherType, EthernetFrame, IcmpEchoRepr,
     IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, QuotedIpv4Packet, TcpPacket,
@@ -45,6 +47,53 @@ pub(super) fn decide_frame(
 /// is validated here beyond bounds; `decide` does that).
 #[inline(always)]
 pub fn flow_hash_hint(frame: &[u8], seed: u64) -> Option<u64> {
+    let (src, dst, src_port, dst_port, proto) = flow_fields(frame)?;
+    Some(flow_hash(src, dst, src_port, dst_port, proto, seed))
+}
+
+/// `flow_hash_hint` under `snapshot`'s seed, having started to load what `decide`
+/// will read for the frame: its service's steering slot, and its flow-table bucket
+/// if its service's tracking will ask the table (every frame with `Full`; with
+/// `Changes`, a bare SYN, or any frame of a service with marked slots). A burst's
+/// loads then overlap instead of each frame waiting for its own.
+#[inline(always)]
+pub fn hint_and_prefetch(snapshot: &Snapshot, flows: &FlowTable, frame: &[u8]) -> Option<u64> {
+    let (src, dst, src_port, dst_port, proto) = flow_fields(frame)?;
+    let hash = flow_hash(src, dst, src_port, dst_port, proto, snapshot.seed);
+    let Some(service) = snapshot.service(dst, proto, dst_port) else {
+        return Some(hash);
+    };
+    service.steering.prefetch(hash);
+    let asks_table = match service.tracking {
+        Tracking::Full => true,
+        Tracking::None => false,
+        Tracking::Changes => service.steering.marked() > 0 || is_bare_syn(frame),
+    };
+    if asks_table {
+        flows.prefetch(hash);
+    }
+    Some(hash)
+}
+
+/// Whether a frame `flow_fields` took is a TCP SYN without ACK (false if unsure).
+#[inline(always)]
+fn is_bare_syn(frame: &[u8]) -> bool {
+    let Ok((_, l3, _)) = l2_header(frame) else {
+        return false;
+    };
+    let Some(&ver_ihl) = frame.get(l3) else {
+        return false;
+    };
+    let flags = l3 + usize::from(ver_ihl & 0x0f) * 4 + crate::wire::tcp::field::FLAGS;
+    frame
+        .get(flags)
+        .is_some_and(|&f| f & (FLAG_SYN | FLAG_ACK) == FLAG_SYN)
+}
+
+/// A TCP or UDP frame's source and destination address and port and protocol,
+/// checked for bounds only.
+#[inline(always)]
+fn flow_fields(frame: &[u8]) -> Option<(u32, u32, u16, u16, u8)> {
     let (ethertype, l3, _) = l2_header(frame).ok()?;
     if ethertype != EtherType::Ipv4 {
         return None;
@@ -60,7 +109,7 @@ pub fn flow_hash_hint(frame: &[u8], seed: u64) -> Option<u64> {
     let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
     let src_port = u16::from_be_bytes([ports[0], ports[1]]);
     let dst_port = u16::from_be_bytes([ports[2], ports[3]]);
-    Some(flow_hash(src, dst, src_port, dst_port, proto, seed))
+    Some((src, dst, src_port, dst_port, proto))
 }
 
 /// The EtherType after at most one 802.1Q tag, where the L3 header starts, and the

@@ -18,7 +18,7 @@ use crate::snapshot::Snapshot;
 use crate::wire::{EthernetFrame, MacAddr};
 
 pub use crate::counters::DropReason;
-pub use general::{arp_sender, flow_hash_hint, l2_header};
+pub use general::{arp_sender, flow_hash_hint, hint_and_prefetch, l2_header};
 pub use run::SameFlowRun;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
