@@ -595,16 +595,21 @@ pub struct Service {
 }
 
 /// How a service keeps each flow on its target when its table changes (a target
-/// added, drained, reweighted, failed or recovered).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+/// added, drained, reweighted, failed or recovered). The dataplane reads this type
+/// as it is (`dataplane::snapshot::Tracking`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Tracking {
-    /// Every frame looks its flow up in the connection table, every flow recorded.
+    /// Every frame looks its flow up in the connection table, and every flow is
+    /// recorded (UDP's default: without a SYN, a flow's first frame is not known as
+    /// such). The default of a dataplane spec that names none.
+    #[default]
     Full,
-    /// Maglev first: the connection table only where a change moved a slot, and
-    /// flows recorded at their SYN. TCP only.
+    /// Maglev first: the connection table only on slots a change marked, and flows
+    /// recorded at their SYN (TCP's default; see dataplane's `steering`). TCP only.
     Changes,
-    /// Maglev alone: a change moves the flows on the slots it changes.
+    /// Maglev alone, nothing recorded: a change moves the flows on the slots it
+    /// changes (a target that fails or leaves loses its flows either way).
     None,
 }
 

@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 pub type AdminStates = HashMap<Ipv4Addr, AdminAction>;
 use config::{Config, Protocol};
 use dataplane::flow::FlowTableConfig;
-use dataplane::snapshot::{ArpAnswers, ServiceSpec, SnapshotSpec, TargetSpec, Tracking};
+use dataplane::snapshot::{ArpAnswers, ServiceSpec, SnapshotSpec, TargetSpec};
 use dataplane::wire::{IpProtocol, MacAddr};
 
 /// Which of its addresses dsrlb answers ARP for: behind a BGP router only the real
@@ -47,11 +47,7 @@ pub fn snapshot_spec(
             .enumerate()
             .map(|(si, s)| ServiceSpec {
                 forwards_icmp_errors: s.icmp_errors == config::IcmpErrors::Forward,
-                tracking: match s.tracking() {
-                    config::Tracking::Full => Tracking::Full,
-                    config::Tracking::Changes => Tracking::Changes,
-                    config::Tracking::None => Tracking::None,
-                },
+                tracking: s.tracking(),
                 vip: s.vip,
                 proto: match s.protocol {
                     Protocol::Tcp => IpProtocol::Tcp,

@@ -51,20 +51,9 @@ pub struct TargetSpec {
     pub healthy: bool,
 }
 
-/// How a service keeps each flow on its target across changes of the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Tracking {
-    /// Every frame looks its flow up in the flow table, and every flow is recorded
-    /// (UDP's default: without a SYN, a flow's first frame is not known as such).
-    #[default]
-    Full,
-    /// Maglev first: the flow table only on slots a change marked, and bare SYNs
-    /// recorded (TCP's default; see `steering`). TCP only.
-    Changes,
-    /// Maglev alone, nothing recorded: a change moves the flows on the slots it
-    /// changes (a target that fails or leaves loses its flows either way).
-    None,
-}
+/// How a service keeps each flow on its target across changes of the table: the
+/// config's own type (`services[].tracking`), so that no mapping can drift.
+pub use config::Tracking;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
