@@ -1,12 +1,11 @@
 //! The general path: every frame, every drop reason, through `wire`'s checked views.
 
-use super::steer::{owner, steer, Flow};
+use super::steer::{may_ask_table, owner, steer, Flow};
 use super::{
     rewrite_macs, Context, DropReason, PuntKind, ReplyKind, Verdict, PROBE_PORTS, REPLY_TTL,
 };
 use crate::flow::{FlowKey, FlowState, FlowTable};
 use crate::hash::flow_hash;
-use crate::snapshot::Tracking;
 use crate::snapshot::{Service, Snapshot};
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use crate::wire::{
@@ -47,53 +46,53 @@ pub(super) fn decide_frame(
 /// is validated here beyond bounds; `decide` does that).
 #[inline(always)]
 pub fn flow_hash_hint(frame: &[u8], seed: u64) -> Option<u64> {
-    let (src, dst, src_port, dst_port, proto) = flow_fields(frame)?;
-    Some(flow_hash(src, dst, src_port, dst_port, proto, seed))
+    let f = flow_fields(frame)?;
+    Some(flow_hash(
+        f.src, f.dst, f.src_port, f.dst_port, f.proto, seed,
+    ))
 }
 
 /// `flow_hash_hint` under `snapshot`'s seed, having started to load what `decide`
 /// will read for the frame: its service's steering slot, and its flow-table bucket
-/// if its service's tracking will ask the table (every frame with `Full`; with
-/// `Changes`, a bare SYN, or any frame of a service with marked slots). A burst's
-/// loads then overlap instead of each frame waiting for its own.
+/// if `steer` may ask the table for it (`may_ask_table`). A burst's loads then
+/// overlap instead of each frame waiting for its own.
 #[inline(always)]
 pub fn hint_and_prefetch(snapshot: &Snapshot, flows: &FlowTable, frame: &[u8]) -> Option<u64> {
-    let (src, dst, src_port, dst_port, proto) = flow_fields(frame)?;
-    let hash = flow_hash(src, dst, src_port, dst_port, proto, snapshot.seed);
-    let Some(service) = snapshot.service(dst, proto, dst_port) else {
+    let f = flow_fields(frame)?;
+    let hash = flow_hash(f.src, f.dst, f.src_port, f.dst_port, f.proto, snapshot.seed);
+    let Some(service) = snapshot.service(f.dst, f.proto, f.dst_port) else {
         return Some(hash);
     };
     service.steering.prefetch(hash);
-    let asks_table = match service.tracking {
-        Tracking::Full => true,
-        Tracking::None => false,
-        Tracking::Changes => service.steering.marked() > 0 || is_bare_syn(frame),
-    };
-    if asks_table {
+    if may_ask_table(service, || is_bare_syn(frame, f.l4)) {
         flows.prefetch(hash);
     }
     Some(hash)
 }
 
-/// Whether a frame `flow_fields` took is a TCP SYN without ACK (false if unsure).
+/// Whether the TCP header at `l4` of a frame `flow_fields` took is a SYN without ACK
+/// (false if the frame is too short to say).
 #[inline(always)]
-fn is_bare_syn(frame: &[u8]) -> bool {
-    let Ok((_, l3, _)) = l2_header(frame) else {
-        return false;
-    };
-    let Some(&ver_ihl) = frame.get(l3) else {
-        return false;
-    };
-    let flags = l3 + usize::from(ver_ihl & 0x0f) * 4 + crate::wire::tcp::field::FLAGS;
+fn is_bare_syn(frame: &[u8], l4: usize) -> bool {
     frame
-        .get(flags)
+        .get(l4 + crate::wire::tcp::field::FLAGS)
         .is_some_and(|&f| f & (FLAG_SYN | FLAG_ACK) == FLAG_SYN)
 }
 
-/// A TCP or UDP frame's source and destination address and port and protocol,
-/// checked for bounds only.
+/// What `flow_fields` reads: a TCP or UDP frame's addresses, ports and protocol,
+/// and where its transport header starts.
+struct FlowFields {
+    src: u32,
+    dst: u32,
+    src_port: u16,
+    dst_port: u16,
+    proto: u8,
+    l4: usize,
+}
+
+/// A TCP or UDP frame's `FlowFields`, checked for bounds only.
 #[inline(always)]
-fn flow_fields(frame: &[u8]) -> Option<(u32, u32, u16, u16, u8)> {
+fn flow_fields(frame: &[u8]) -> Option<FlowFields> {
     let (ethertype, l3, _) = l2_header(frame).ok()?;
     if ethertype != EtherType::Ipv4 {
         return None;
@@ -105,11 +104,14 @@ fn flow_fields(frame: &[u8]) -> Option<(u32, u32, u16, u16, u8)> {
     }
     let l4 = l3 + usize::from(ip[0] & 0x0f) * 4;
     let ports = frame.get(l4..l4 + 4)?;
-    let src = u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]);
-    let dst = u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]);
-    let src_port = u16::from_be_bytes([ports[0], ports[1]]);
-    let dst_port = u16::from_be_bytes([ports[2], ports[3]]);
-    Some((src, dst, src_port, dst_port, proto))
+    Some(FlowFields {
+        src: u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]),
+        dst: u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]),
+        src_port: u16::from_be_bytes([ports[0], ports[1]]),
+        dst_port: u16::from_be_bytes([ports[2], ports[3]]),
+        proto,
+        l4,
+    })
 }
 
 /// The EtherType after at most one 802.1Q tag, where the L3 header starts, and the

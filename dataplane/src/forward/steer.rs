@@ -3,8 +3,8 @@
 //! every frame (`Full`), or Maglev alone (`None`).
 
 use super::Context;
-use crate::flow::{FlowKey, FlowState, FlowTarget};
-use crate::snapshot::{Service, Tracking};
+use crate::flow::{FlowEntry, FlowKey, FlowState, FlowTarget};
+use crate::snapshot::{Service, Snapshot, Tracking};
 use crate::steering::Steer;
 use crate::wire::MacAddr;
 
@@ -37,13 +37,25 @@ pub(super) fn steer(ctx: &mut Context, service: &Service, flow: &Flow) -> Option
         },
         Tracking::Full => by_table(ctx, service, flow),
         Tracking::None => {
-            let (target, mac) = maglev(ctx, service, flow.hash)?;
+            let (target, mac) = maglev(ctx.snapshot, service, flow.hash)?;
             Some(Forwarded {
                 slot: target.slot,
                 mac,
                 repeatable: true,
             })
         }
+    }
+}
+
+/// Whether `steer` may ask the flow table for a frame of `service` (for the
+/// lookahead's prefetch): with `Full` always, with `None` never, with `Changes` for a
+/// bare SYN (`is_bare_syn`, asked only then) or while the service has marked slots.
+#[inline(always)]
+pub(super) fn may_ask_table(service: &Service, is_bare_syn: impl FnOnce() -> bool) -> bool {
+    match service.tracking {
+        Tracking::Full => true,
+        Tracking::None => false,
+        Tracking::Changes => service.steering.marked() > 0 || is_bare_syn(),
     }
 }
 
@@ -60,20 +72,18 @@ pub(super) fn owner(
         let mac = ctx.snapshot.usable_target(pinned)?.mac;
         Some((pinned.slot, mac))
     };
+    let slot_and_mac = |(target, mac): (FlowTarget, MacAddr)| (target.slot, mac);
     match service.tracking {
         Tracking::Changes => match service.steering.steer(hash)? {
-            Steer::Unchanged(current) => Some((current?, current_target(ctx, current)?.1)),
+            Steer::Unchanged(current) => current_target(ctx, current).map(slot_and_mac),
             Steer::Changed { current, previous } => pinned(ctx)
                 .or_else(|| usable(ctx, previous).map(|mac| (previous.slot, mac)))
-                .or_else(|| {
-                    current.and_then(|slot| Some((slot, current_target(ctx, Some(slot))?.1)))
-                }),
+                .or_else(|| current_target(ctx, current).map(slot_and_mac)),
         },
-        Tracking::Full => pinned(ctx).or_else(|| {
-            let (target, mac) = maglev(ctx, service, hash)?;
-            Some((target.slot, mac))
-        }),
-        Tracking::None => maglev(ctx, service, hash).map(|(t, mac)| (t.slot, mac)),
+        Tracking::Full => {
+            pinned(ctx).or_else(|| maglev(ctx.snapshot, service, hash).map(slot_and_mac))
+        }
+        Tracking::None => maglev(ctx.snapshot, service, hash).map(slot_and_mac),
     }
 }
 
@@ -120,17 +130,8 @@ fn changed(
 ) -> Option<Forwarded> {
     let current = current_target(ctx, current);
     let (target, mac, repeatable) = match ctx.flows.get(&flow.key, flow.hash, ctx.now_ms) {
-        Some(mut entry) => {
-            let pinned = entry.target();
-            let (target, mac) = match ctx.snapshot.usable_target(pinned) {
-                Some(t) => (pinned, t.mac),
-                None => {
-                    let (fresh, mac) = current?;
-                    entry.set_target(fresh);
-                    (fresh, mac)
-                }
-            };
-            entry.touch(ctx.now_ms, flow.state);
+        Some(entry) => {
+            let (target, mac) = keep_or_repin(entry, ctx.snapshot, ctx.now_ms, flow, || current)?;
             (target, mac, true)
         }
         None => {
@@ -164,46 +165,55 @@ fn changed(
 /// choice, recorded.
 #[inline(always)]
 fn by_table(ctx: &mut Context, service: &Service, flow: &Flow) -> Option<Forwarded> {
-    let (slot, mac, repeatable) = match ctx.flows.get(&flow.key, flow.hash, ctx.now_ms) {
-        Some(mut entry) => {
-            let pinned = entry.target();
-            let (slot, mac) = match ctx.snapshot.usable_target(pinned) {
-                Some(target) => (pinned.slot, target.mac),
-                None => {
-                    let (fresh, mac) = maglev_in(ctx.snapshot, service, flow.hash)?;
-                    entry.set_target(fresh);
-                    (fresh.slot, mac)
-                }
-            };
-            entry.touch(ctx.now_ms, flow.state);
-            (slot, mac, true)
+    let snapshot = ctx.snapshot;
+    let (target, mac, repeatable) = match ctx.flows.get(&flow.key, flow.hash, ctx.now_ms) {
+        Some(entry) => {
+            let fresh = || maglev(snapshot, service, flow.hash);
+            let (target, mac) = keep_or_repin(entry, snapshot, ctx.now_ms, flow, fresh)?;
+            (target, mac, true)
         }
         None => {
-            let (fresh, mac) = maglev(ctx, service, flow.hash)?;
+            let (fresh, mac) = maglev(snapshot, service, flow.hash)?;
             let remembered = (ctx.flows)
                 .insert(&flow.key, flow.hash, fresh, flow.state, ctx.now_ms)
                 .remembered();
-            (fresh.slot, mac, remembered)
+            (fresh, mac, remembered)
         }
     };
     Some(Forwarded {
-        slot,
+        slot: target.slot,
         mac,
         repeatable,
     })
 }
 
-fn maglev(ctx: &Context, service: &Service, hash: u64) -> Option<(FlowTarget, MacAddr)> {
-    maglev_in(ctx.snapshot, service, hash)
+/// A flow the table holds: its pinned target while usable, else `fresh`'s (asked
+/// only then), pinned in its place; the entry is touched with the frame's state.
+/// None, and the entry left as it was, if neither may take the flow.
+#[inline(always)]
+fn keep_or_repin(
+    mut entry: FlowEntry,
+    snapshot: &Snapshot,
+    now_ms: u64,
+    flow: &Flow,
+    fresh: impl FnOnce() -> Option<(FlowTarget, MacAddr)>,
+) -> Option<(FlowTarget, MacAddr)> {
+    let pinned = entry.target();
+    let (target, mac) = match snapshot.usable_target(pinned) {
+        Some(t) => (pinned, t.mac),
+        None => {
+            let (fresh, mac) = fresh()?;
+            entry.set_target(fresh);
+            (fresh, mac)
+        }
+    };
+    entry.touch(now_ms, flow.state);
+    Some((target, mac))
 }
 
 /// Maglev's choice for a new flow, if usable.
 #[inline(always)]
-fn maglev_in(
-    snapshot: &crate::snapshot::Snapshot,
-    service: &Service,
-    hash: u64,
-) -> Option<(FlowTarget, MacAddr)> {
+fn maglev(snapshot: &Snapshot, service: &Service, hash: u64) -> Option<(FlowTarget, MacAddr)> {
     let fresh = service.pick(hash, snapshot.targets())?;
     Some((fresh, snapshot.usable_target(fresh)?.mac))
 }
