@@ -168,6 +168,10 @@ impl Appliance {
 
     /// Whether a service's marks may go now (see `marks`).
     fn marks_settled(&mut self, dp: &dyn Dataplane) -> bool {
+        // Most passes: no marks anywhere, and no snapshot to read.
+        if !self.marks.watching() {
+            return false;
+        }
         let quiet = Duration::from_secs(u64::from(self.config.flows.tcp_established_timeout_secs));
         let workers = dp.workers();
         let kept = |slot: u16| -> u64 {

@@ -75,7 +75,7 @@ impl Marks {
         quiet: Duration,
         now: Instant,
     ) -> bool {
-        if self.watched.is_empty() || self.next_check.is_some_and(|at| now < at) {
+        if !self.watching() || self.next_check.is_some_and(|at| now < at) {
             return false;
         }
         self.next_check = Some(now + CHECK_EVERY);
@@ -101,6 +101,11 @@ impl Marks {
             }
         }
         newly_due
+    }
+
+    /// Whether any service's marks are watched: if not, `check` has nothing to do.
+    pub fn watching(&self) -> bool {
+        !self.watched.is_empty()
     }
 
     /// The services whose marks the next tables drop.
