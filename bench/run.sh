@@ -43,8 +43,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 if [ "$QUICK" = 1 ]; then DUR=3 REPS=1 FLOWS="1 1000"; else DUR=10 REPS=3 FLOWS="1 1000 100000 1000000"; fi
 # BENCH_FLOWS="1000000" measures those flow counts only (a check between full runs).
 FLOWS=${BENCH_FLOWS:-$FLOWS}
-# The flow count measured during a change too (the largest), and frames a flow.
-CHANGE_AT_FLOWS=${FLOWS##* }
+# The largest flow count (the last listed), measured during a change too; frames a flow.
+LARGEST_FLOWS=${FLOWS##* }
 PACKETS_A_FLOW=8
 REPS=${REPS_ASKED:-$REPS}
 
@@ -67,7 +67,6 @@ scripts/setup.sh
 # and the pool's header): 8M frames at 1M flows take 5.7 GB. Reserved for the run,
 # given back at its end.
 HUGEPAGES_BEFORE=$(cat /sys/kernel/mm/hugepages/hugepages-2048kB/nr_hugepages)
-LARGEST_FLOWS=${FLOWS##* }
 HUGEPAGES_NEEDED=$(( (LARGEST_FLOWS * PACKETS_A_FLOW + 65536) * 704 / 2097152 + 256 ))
 [ "$HUGEPAGES_NEEDED" -gt "$HUGEPAGES_BEFORE" ] && scripts/hugepages.sh "$HUGEPAGES_NEEDED"
 cargo build --release -p control -p bench 2>&1 | tail -1
@@ -211,6 +210,12 @@ run_floor() {
   awk '/^median/ { m = $2 } END { print (m == "" ? "nan" : m) }' "$WORK/floor.log"
 }
 
+# record IMPL FLOWS REP MPPS SHARE: one run's rate and PMD share, a row of each CSV.
+record() {
+  echo "$1,$2,$3,$4" >> "$OUT/pps.csv"
+  echo "$1,$2,$3,$5" >> "$OUT/share.csv"
+}
+
 # CPU time the hypervisor gave to other guests (/proc/stat's steal), as a share of
 # all CPU time: on a shared VM it says how far to trust the rates below.
 cpu_times() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
@@ -231,27 +236,23 @@ for flows in $FLOWS; do
     lb_share=$(pmd_share "$WORK/lb.perf")
     [ "$tp" = nan ] && { echo "testpmd gave no rate:"; tail -5 "$WORK/tp.log"; }
     [ "$lb" = nan ] && { echo "dsrlb gave no rate:"; tail -5 "$WORK/lb.log"; }
-    echo "testpmd,$flows,$rep,$tp" >> "$OUT/pps.csv"
-    echo "dsrlb,$flows,$rep,$lb" >> "$OUT/pps.csv"
-    echo "testpmd,$flows,$rep,$tp_share" >> "$OUT/share.csv"
-    echo "dsrlb,$flows,$rep,$lb_share" >> "$OUT/share.csv"
+    record testpmd "$flows" "$rep" "$tp" "$tp_share"
+    record dsrlb "$flows" "$rep" "$lb" "$lb_share"
     printf '  %8s flows  rep %d  testpmd %7s Mpps (PMD %s%%)  dsrlb %7s Mpps (PMD %s%%)\n' \
       "$flows" "$rep" "$tp" "$tp_share" "$lb" "$lb_share"
-    if [ "$flows" = "$CHANGE_AT_FLOWS" ]; then
+    if [ "$flows" = "$LARGEST_FLOWS" ]; then
       run_dsrlb_changed "$pcap" "$mbufs" "$flows" "$WORK/lb.log" "$WORK/lb.perf"
       lb=$(dsrlb_rate "$WORK/lb.log")
       lb_share=$(pmd_share "$WORK/lb.perf")
       [ "$lb" = nan ] && { echo "dsrlb (change) gave no rate:"; tail -5 "$WORK/lb.log"; }
-      echo "dsrlb-change,$flows,$rep,$lb" >> "$OUT/pps.csv"
-      echo "dsrlb-change,$flows,$rep,$lb_share" >> "$OUT/share.csv"
+      record dsrlb-change "$flows" "$rep" "$lb" "$lb_share"
       printf '  %8s flows  rep %d  dsrlb during a change %7s Mpps (PMD %s%%)\n' "$flows" "$rep" "$lb" "$lb_share"
     fi
     if [ "$FLOORS" = 1 ]; then
       for mode in swap maglev table; do
         rate=$(run_floor "$mode" "$pcap" "$mbufs" "$flows" "$WORK/floor.perf")
         share=$(pmd_share "$WORK/floor.perf")
-        echo "floor-$mode,$flows,$rep,$rate" >> "$OUT/pps.csv"
-        echo "floor-$mode,$flows,$rep,$share" >> "$OUT/share.csv"
+        record "floor-$mode" "$flows" "$rep" "$rate" "$share"
         printf '  %8s flows  rep %d  floor-%-6s %7s Mpps (PMD %s%%)\n' "$flows" "$rep" "$mode" "$rate" "$share"
       done
     fi
