@@ -166,6 +166,11 @@ impl Appliance {
         self.update_announcements(dp);
     }
 
+    /// The label of the service at `index` in the running config (empty if none).
+    fn service_label(&self, index: usize) -> String {
+        (self.config.services.get(index)).map_or_else(String::new, |s| s.label())
+    }
+
     /// Whether a service's marks may go now (see `marks`).
     fn marks_settled(&mut self, dp: &dyn Dataplane) -> bool {
         // Most passes: no marks anywhere, and no snapshot to read.
@@ -179,8 +184,16 @@ impl Appliance {
                 .map(|w| w.stats.slots.service_kept(slot))
                 .sum()
         };
-        self.marks
-            .check(&dp.snapshot(), kept, quiet, Instant::now())
+        let snapshot = dp.snapshot();
+        let due = self.marks.check(&snapshot, kept, quiet, Instant::now());
+        for service in &due {
+            let label = self.service_label(service.index);
+            log::info!(
+                "service {label}: {} changed slots settled (no flow depends on them)",
+                service.steering.marked()
+            );
+        }
+        !due.is_empty()
     }
 
     /// With [bgp]: once the dataplane forwards, the tap and BIRD's VIPs, announced
@@ -562,11 +575,7 @@ impl Appliance {
         drop(previous);
         self.accounting.observe(&next, &Totals(dp.workers()));
         for (si, is) in serving_changes(&self.serving, &now_serving) {
-            let label = self
-                .config
-                .services
-                .get(si)
-                .map_or_else(String::new, |s| s.label());
+            let label = self.service_label(si);
             if is {
                 log::info!("service {label} has a usable target again");
             } else {

@@ -7,7 +7,7 @@
 //! Once neither has happened for the established timeout, the service's marks are
 //! settled: the next tables are built without them, and its frames skip the table.
 
-use dataplane::snapshot::{ServiceKey, Snapshot};
+use dataplane::snapshot::{Service, ServiceKey, Snapshot};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -66,20 +66,20 @@ impl Marks {
         self.watched = watched;
     }
 
-    /// Looks at the workers' counts (`kept`, by service slot) once a second: true if
-    /// a service's marks became due to settle (the tables should be rebuilt).
-    pub fn check(
+    /// Looks at the workers' counts (`kept`, by service slot) once a second: the
+    /// services whose marks became due to settle (the tables should be rebuilt).
+    pub fn check<'s>(
         &mut self,
-        snapshot: &Snapshot,
+        snapshot: &'s Snapshot,
         kept: impl Fn(u16) -> u64,
         quiet: Duration,
         now: Instant,
-    ) -> bool {
+    ) -> Vec<&'s Service> {
+        let mut newly_due = Vec::new();
         if !self.watching() || self.next_check.is_some_and(|at| now < at) {
-            return false;
+            return newly_due;
         }
         self.next_check = Some(now + CHECK_EVERY);
-        let mut newly_due = false;
         for service in snapshot.services() {
             let Some(watch) = self.watched.get_mut(&service.key) else {
                 continue;
@@ -92,12 +92,7 @@ impl Marks {
             let settled = now.duration_since(watch.changed) >= quiet
                 && now.duration_since(watch.kept_grew) >= quiet;
             if settled && self.due.insert(service.key) {
-                log::info!(
-                    "service {}: {} changed slots settled (no flow depends on them)",
-                    service_label(service.key),
-                    service.steering.marked()
-                );
-                newly_due = true;
+                newly_due.push(service);
             }
         }
         newly_due
@@ -112,15 +107,6 @@ impl Marks {
     pub fn due(&self) -> &HashSet<ServiceKey> {
         &self.due
     }
-}
-
-fn service_label(key: ServiceKey) -> String {
-    let proto = match key.proto {
-        6 => "tcp",
-        17 => "udp",
-        _ => "?",
-    };
-    format!("{}:{}/{proto}", std::net::Ipv4Addr::from(key.vip), key.port)
 }
 
 #[cfg(test)]
@@ -144,13 +130,13 @@ mod tests {
         marks.published(&first, &second, t0);
         let at = |secs| t0 + Duration::from_secs(secs);
         // Frames kept on previous targets until 200 s after the change.
-        assert!(!marks.check(&second, |_| 5, quiet, at(1)));
-        assert!(!marks.check(&second, |_| 9, quiet, at(200)));
+        assert!(marks.check(&second, |_| 5, quiet, at(1)).is_empty());
+        assert!(marks.check(&second, |_| 9, quiet, at(200)).is_empty());
         assert!(
-            !marks.check(&second, |_| 9, quiet, at(301)),
+            marks.check(&second, |_| 9, quiet, at(301)).is_empty(),
             "kept 101 s ago"
         );
-        assert!(marks.check(&second, |_| 9, quiet, at(500)));
+        assert_eq!(marks.check(&second, |_| 9, quiet, at(500)).len(), 1);
         assert_eq!(marks.due().len(), 1);
         // The next tables drop the marks; the service is no longer watched.
         let key = second.services()[0].key;
@@ -163,7 +149,7 @@ mod tests {
         // A change before settling starts the wait again.
         let third = Snapshot::build(&spec(2), Some(&settled)).unwrap();
         marks.published(&settled, &third, at(600));
-        assert!(!marks.check(&third, |_| 0, quiet, at(800)));
-        assert!(marks.check(&third, |_| 0, quiet, at(901)));
+        assert!(marks.check(&third, |_| 0, quiet, at(800)).is_empty());
+        assert_eq!(marks.check(&third, |_| 0, quiet, at(901)).len(), 1);
     }
 }
