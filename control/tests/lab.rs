@@ -1340,28 +1340,19 @@ fn two_workers_on_two_queues_share_the_flows_and_operate_as_one() {
     );
 
     // A health change, a drain and a reload, each seen by both workers.
-    let new_flows_to = |count| {
-        let tally = client("http", count);
-        assert_eq!(tally.failed, 0, "{}", tally.raw);
-        (tally.t1, tally.t2)
-    };
     lab_service("t1", "stop");
     wait_for_logs(&lines, &[(T1_DOWN, 1)], TRANSITION_DEADLINE);
-    assert_eq!(new_flows_to(100), (0, 100), "t1 down: every new flow to t2");
+    assert_eq!(new_flows(100), (0, 100), "t1 down: every new flow to t2");
     lab_service("t1", "start");
     wait_for_logs(&lines, &[(T1_UP, 1)], TRANSITION_DEADLINE);
     let (code, _, err) = ctl(socket, &["target", "10.99.0.12", "drain"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(
-        new_flows_to(100),
-        (100, 0),
-        "t2 drained: every new flow to t1"
-    );
+    assert_eq!(new_flows(100), (100, 0), "t2 drained: every new flow to t1");
     let (code, _, err) = ctl(socket, &["target", "10.99.0.12", "enable"]);
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = ctl(socket, &["reload"]);
     assert_eq!(code, 0, "{out}{err}");
-    let (t1, t2) = new_flows_to(100);
+    let (t1, t2) = new_flows(100);
     assert!(t1 > 0 && t2 > 0, "after reload: {t1} / {t2}");
     let mid = show_json(socket, "stats");
     let moved: Vec<u64> = (per_worker(&mid, "flows_inserted").iter())
@@ -2789,9 +2780,9 @@ fn lab_config_with_web_targets(path: &Path, targets: &str) {
     std::fs::write(path, format!("{head}targets = [{targets}]{tail}")).unwrap();
 }
 
-/// 200 requests from fresh source ports: (t1, t2), none failed.
-fn new_flows() -> (u32, u32) {
-    let tally = client("http", 200);
+/// `count` HTTP requests from fresh source ports: (t1, t2), none failed.
+fn new_flows(count: u32) -> (u32, u32) {
+    let tally = client("http", count);
     assert_eq!(tally.failed, 0, "{}", tally.raw);
     (tally.t1, tally.t2)
 }
@@ -2819,7 +2810,7 @@ fn table_changes_move_new_flows_and_never_an_established_one() {
     cleanup.children.push(dsrlb);
     wait_for_logs(&lines, &[("learned by ARP", 2)], STARTUP_DEADLINE);
     let socket = Path::new("/run/dsrlb/lab.sock");
-    assert_eq!(new_flows(), (200, 0), "t1 alone");
+    assert_eq!(new_flows(200), (200, 0), "t1 alone");
 
     // 200 connections, a line every 100 ms each, all on t1: they must outlive it all.
     let streams = client_running(
@@ -2836,7 +2827,7 @@ fn table_changes_move_new_flows_and_never_an_established_one() {
     };
     // t2 added: new flows split about evenly.
     reload(format!("{}, {}", weighted(t1, None), weighted(t2, None)));
-    let split = new_flows();
+    let split = new_flows(200);
     println!("t2 added: new flows {split:?}");
     assert!(split.0 >= 60 && split.1 >= 60, "{split:?}");
     // Weights 1:3: t2 takes about three quarters.
@@ -2845,13 +2836,13 @@ fn table_changes_move_new_flows_and_never_an_established_one() {
         weighted(t1, Some(50)),
         weighted(t2, Some(150))
     ));
-    let split = new_flows();
+    let split = new_flows(200);
     println!("weights 50 / 150: new flows {split:?}");
     assert!(split.1 > 2 * split.0, "{split:?}");
     // t1 drained: no new flow on it.
     let (code, _, err) = ctl(socket, &["target", "10.99.0.11", "drain"]);
     assert_eq!(code, 0, "{err}");
-    assert_eq!(new_flows(), (0, 200), "t1 drained");
+    assert_eq!(new_flows(200), (0, 200), "t1 drained");
     let (code, _, err) = ctl(socket, &["target", "10.99.0.11", "enable"]);
     assert_eq!(code, 0, "{err}");
     // t2 fails its checks, then recovers.
@@ -2864,7 +2855,7 @@ fn table_changes_move_new_flows_and_never_an_established_one() {
         )],
         TRANSITION_DEADLINE,
     );
-    assert_eq!(new_flows(), (200, 0), "t2 down");
+    assert_eq!(new_flows(200), (200, 0), "t2 down");
     lab_service("t2", "start");
     wait_for_logs(
         &lines,
@@ -2874,7 +2865,7 @@ fn table_changes_move_new_flows_and_never_an_established_one() {
         )],
         TRANSITION_DEADLINE,
     );
-    let split = new_flows();
+    let split = new_flows(200);
     println!("t2 back: new flows {split:?}");
     assert!(split.1 > 2 * split.0, "{split:?}");
 
