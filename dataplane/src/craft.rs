@@ -3,12 +3,13 @@
 //! for tests and with the `fixtures` feature only: frames dsrlb itself sends are
 //! built by the wire module's `Repr::emit`.
 
+use crate::wire::ipv6ext;
 use crate::wire::{
     arp, checksum, ethernet, icmp, ipv4, tcp, udp, ArpOperation, ArpPacket, ArpRepr, EtherType,
-    EthernetFrame, IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, TcpPacket, UdpPacket,
-    VlanHeader,
+    EthernetFrame, IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, Ipv6Repr, MacAddr,
+    TcpPacket, UdpPacket, VlanHeader,
 };
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Ethernet header followed by `payload`.
 pub fn ethernet(dst: MacAddr, src: MacAddr, ethertype: EtherType, payload: &[u8]) -> Vec<u8> {
@@ -46,6 +47,32 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, payload: &[u8]) -> 
     ip.fill_checksum();
     ip.payload_mut().copy_from_slice(payload);
     bytes
+}
+
+/// IPv6 header (hop limit 64) naming `next_header`, followed by `payload` (extension
+/// headers and the upper layer, as given).
+pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next_header: IpProtocol, payload: &[u8]) -> Vec<u8> {
+    let repr = Ipv6Repr {
+        src_addr: src,
+        dst_addr: dst,
+        next_header,
+        payload_len: payload.len(),
+        hop_limit: 64,
+    };
+    let mut bytes = vec![0u8; repr.buffer_len()];
+    let mut ip = Ipv6Packet::new_unchecked(&mut bytes[..]);
+    repr.emit(&mut ip);
+    ip.payload_mut().copy_from_slice(payload);
+    bytes
+}
+
+/// An IPv6 extension header (hop-by-hop, routing or destination options) of
+/// `units` 8-byte units after its first 8, naming `next`, its options all padding.
+pub fn ipv6_extension(next: IpProtocol, units: u8) -> Vec<u8> {
+    let mut header = vec![0u8; (usize::from(units) + 1) * ipv6ext::UNIT];
+    header[ipv6ext::field::NEXT_HEADER] = next.into();
+    header[ipv6ext::field::LENGTH] = units;
+    header
 }
 
 /// TCP segment with a valid checksum.

@@ -5,10 +5,14 @@
 #![allow(clippy::unwrap_used)]
 
 use dataplane::craft::*;
+use dataplane::wire::ipv6::{multicast_mac, solicited_node};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_FIN, FLAG_RST, FLAG_SYN};
-use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
+use dataplane::wire::{
+    ndp, ArpOperation, EtherType, IcmpMessage, Icmpv6Packet, IpProtocol, Ipv6Packet, MacAddr,
+    NdpRepr,
+};
 use dsrlb_fuzz::{encode, target_mac, OTHER_VIP, PORT_MAC, REAL, VIP};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 0x01]);
@@ -34,6 +38,27 @@ fn write(root: &Path, target: &str, seeds: impl Iterator<Item = Vec<u8>>) {
     for (i, seed) in seeds.enumerate() {
         std::fs::write(dir.join(format!("seed-{i:02}")), seed).unwrap();
     }
+}
+
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100);
+
+/// The client asking for the VIP's MAC, as NDP does.
+fn neighbour_solicitation() -> Vec<u8> {
+    let group = solicited_node(VIP6);
+    let ns = NdpRepr::Solicit {
+        target: VIP6,
+        mac: Some(CLIENT_MAC),
+    };
+    let mut message = vec![0u8; ns.buffer_len()];
+    ns.emit(
+        &mut Icmpv6Packet::new_unchecked(&mut message[..]),
+        CLIENT6,
+        group,
+    );
+    let mut ip = ipv6(CLIENT6, group, IpProtocol::Icmpv6, &message);
+    Ipv6Packet::new_unchecked(&mut ip[..]).set_hop_limit(ndp::HOP_LIMIT);
+    ethernet(multicast_mac(group), CLIENT_MAC, EtherType::Ipv6, &ip)
 }
 
 /// One frame of each kind the decision tells apart, padded as a NIC delivers them.
@@ -105,6 +130,26 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
                 &ipv4(CLIENT, VIP, IpProtocol::Icmp, &too_big),
             ),
         ),
+        (
+            "ipv6 tcp behind hop-by-hop and destination options",
+            ethernet(
+                PORT_MAC,
+                CLIENT_MAC,
+                EtherType::Ipv6,
+                &ipv6(
+                    CLIENT6,
+                    VIP6,
+                    IpProtocol::HopByHop,
+                    &[
+                        ipv6_extension(IpProtocol::Ipv6DestinationOptions, 0),
+                        ipv6_extension(IpProtocol::Tcp, 1),
+                        vec![0; 20],
+                    ]
+                    .concat(),
+                ),
+            ),
+        ),
+        ("ipv6 neighbour solicitation", neighbour_solicitation()),
         ("arp for vip", arp(ArpOperation::Request, VIP)),
         ("arp for real", arp(ArpOperation::Request, REAL)),
         ("arp reply", reply),

@@ -7,8 +7,8 @@
 
 use dataplane::forward::{arp_sender, l2_header};
 use dataplane::wire::{
-    ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, IcmpEchoRepr, IcmpPacket, Ipv4Packet,
-    TcpPacket, UdpPacket, VlanHeader,
+    ipv6ext, ArpPacket, ArpRepr, EthernetFrame, EthernetRepr, IcmpEchoRepr, IcmpPacket,
+    Icmpv6Packet, Ipv4Packet, Ipv6Packet, NdpRepr, TcpPacket, UdpPacket, VlanHeader,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -68,7 +68,41 @@ fn headers(bytes: &[u8]) {
         );
         transport(ip.payload());
     }
+    if let Ok(ip) = Ipv6Packet::new_checked(bytes) {
+        let _ = (
+            ip.version(),
+            ip.traffic_class(),
+            ip.flow_label(),
+            ip.hop_limit(),
+        );
+        let (src, dst) = (ip.src_addr(), ip.dst_addr());
+        if let Ok(t) = ipv6ext::walk(ip.next_header(), ip.payload()) {
+            let upper = &ip.payload()[t.offset..];
+            transport(upper);
+            icmpv6(upper, src, dst);
+        }
+    }
     transport(bytes);
+}
+
+/// `bytes` as ICMPv6 from `src` to `dst`, and as NDP: a parsed message emitted again.
+fn icmpv6(bytes: &[u8], src: std::net::Ipv6Addr, dst: std::net::Ipv6Addr) {
+    let Ok(icmp) = Icmpv6Packet::new_checked(bytes) else {
+        return;
+    };
+    let _ = (
+        icmp.msg_type(),
+        icmp.msg_code(),
+        icmp.echo_ident(),
+        icmp.mtu(),
+    );
+    let _ = (icmp.verify_checksum(src, dst), icmp.body().len());
+    if let Ok(Some(ndp)) = NdpRepr::parse(&icmp) {
+        let mut out = vec![0u8; ndp.buffer_len()];
+        ndp.emit(&mut Icmpv6Packet::new_unchecked(&mut out[..]), src, dst);
+        let again = Icmpv6Packet::new_checked(&out[..]).map(|p| NdpRepr::parse(&p));
+        assert_eq!(again, Ok(Ok(Some(ndp))), "NDP emitted does not parse back");
+    }
 }
 
 fn transport(bytes: &[u8]) {

@@ -32,7 +32,28 @@ pub fn transport(src: std::net::Ipv4Addr, dst: std::net::Ipv4Addr, protocol: u8,
     pseudo[4..8].copy_from_slice(&dst.octets());
     pseudo[9] = protocol;
     pseudo[10..].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-    !fold(u32::from(sum(&pseudo)) + u32::from(sum(l4)))
+    over_pseudo_header(&pseudo, l4)
+}
+
+/// The checksum of an upper-layer packet `l4` (its checksum field zero) from `src` to
+/// `dst` over IPv6 (TCP, UDP, ICMPv6): over the IPv6 pseudo-header (RFC 8200 §8.1)
+/// and the packet.
+pub fn transport_v6(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    next_header: u8,
+    l4: &[u8],
+) -> u16 {
+    let mut pseudo = [0u8; 40];
+    pseudo[..16].copy_from_slice(&src.octets());
+    pseudo[16..32].copy_from_slice(&dst.octets());
+    pseudo[32..36].copy_from_slice(&(l4.len() as u32).to_be_bytes());
+    pseudo[39] = next_header;
+    over_pseudo_header(&pseudo, l4)
+}
+
+fn over_pseudo_header(pseudo: &[u8], l4: &[u8]) -> u16 {
+    !fold(u32::from(sum(pseudo)) + u32::from(sum(l4)))
 }
 
 fn fold(mut acc: u32) -> u16 {

@@ -24,6 +24,11 @@ impl MacAddr {
         *self == Self::BROADCAST
     }
 
+    /// An IPv6 multicast group's address (33:33 and its last 32 bits, RFC 2464 §7).
+    pub fn is_ipv6_multicast(&self) -> bool {
+        self.0[..2] == [0x33, 0x33]
+    }
+
     /// Group bit set: broadcast or multicast.
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 0x01 != 0

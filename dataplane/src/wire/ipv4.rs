@@ -1,14 +1,6 @@
 //! IPv4 header (RFC 791).
-use super::{checksum, read_ipv4, read_u16, wire_enum, write_u16, Error, Field, Result};
+use super::{checksum, read_ipv4, read_u16, write_u16, Error, Field, IpProtocol, Result};
 use std::net::Ipv4Addr;
-
-wire_enum! {
-    pub enum IpProtocol(u8) {
-        Icmp = 1,
-        Tcp = 6,
-        Udp = 17,
-    }
-}
 
 pub mod field {
     use super::Field;
@@ -383,11 +375,5 @@ mod tests {
         let ip = Ipv4Packet::new_checked(&b[..]).unwrap();
         assert!(ip.is_fragment());
         assert_eq!(ip.frag_offset(), 128);
-    }
-
-    #[test]
-    fn unknown_protocol() {
-        assert_eq!(IpProtocol::from(47), IpProtocol::Unknown(47));
-        assert_eq!(u8::from(IpProtocol::Udp), 17);
     }
 }
