@@ -181,7 +181,14 @@ drop_reasons! {
     Truncated = "truncated";
     /// Two or more VLAN tags (802.1ad, stacked 802.1Q).
     StackedVlan = "stacked_vlan";
+    /// IPv6 whose headers are usable: no service takes IPv6 yet.
     Ipv6 = "ipv6";
+    /// IPv6 with hop-by-hop options anywhere but right after the fixed header.
+    Ipv6HopByHopNotFirst = "ipv6_hop_by_hop_not_first";
+    /// IPv6 whose header chain ends in "no next header": nothing to balance on.
+    Ipv6NoNextHeader = "ipv6_no_next_header";
+    /// IPv6 with more extension headers than `wire::ipv6ext::MAX_HEADERS`.
+    Ipv6ChainTooLong = "ipv6_chain_too_long";
     UnknownEthertype = "unknown_ethertype";
     BadIpHeader = "bad_ip_header";
     Fragment = "fragment";

@@ -9,9 +9,11 @@ use dataplane::forward::{
     flow_hash_hint, Context, DropReason, PuntKind, ReplyKind, SameFlowRun, Verdict,
 };
 use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::wire::ipv6::{multicast_mac, solicited_node};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use IpProtocol::*;
 
 const PORT_MAC: MacAddr = MacAddr([0x02, 0xdd, 0, 0, 0, 0x02]);
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 0x01]);
@@ -20,6 +22,8 @@ const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
 const DEAD_VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 101);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100);
 
 /// `forward::decide` for a frame alone (no run before it).
 fn decide(
@@ -179,6 +183,39 @@ fn mutate(mut frame: Vec<u8>, f: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
 enum Output {
     Unchanged,
     Bytes(Vec<u8>),
+}
+
+/// An IPv6 frame from the client toward `fd00:99::100` behind `chain`, whose first
+/// header is `first`, and `upper` bytes of upper layer.
+fn ipv6_frame(dst_mac: MacAddr, first: IpProtocol, chain: &[Vec<u8>], upper: usize) -> Vec<u8> {
+    let mut payload = chain.concat();
+    payload.resize(payload.len() + upper, 0xaa);
+    let ip = ipv6(CLIENT6, VIP6, first, &payload);
+    ethernet(dst_mac, CLIENT_MAC, EtherType::Ipv6, &ip)
+}
+
+fn ipv6_case(
+    what: &'static str,
+    dst_mac: MacAddr,
+    first: IpProtocol,
+    chain: &[Vec<u8>],
+    upper: usize,
+    reason: DropReason,
+) -> Case {
+    Case {
+        what,
+        input: ipv6_frame(dst_mac, first, chain, upper),
+        verdict: Verdict::Drop(reason),
+        output: Output::Unchanged,
+    }
+}
+
+fn ext(next: IpProtocol, units: u8) -> Vec<u8> {
+    ipv6_extension(next, units)
+}
+
+fn solicited_mac() -> MacAddr {
+    multicast_mac(solicited_node(VIP6))
 }
 
 struct Case {
@@ -436,10 +473,100 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
             verdict: Verdict::Drop(DropReason::BadL4Header),
             output: Output::Unchanged,
         },
+        // IPv6: the header chain checked, each unusable one counted by name; a usable
+        // one counted as IPv6 (no service takes it yet).
+        ipv6_case(
+            "IPv6 TCP, no extension header",
+            PORT_MAC,
+            Tcp,
+            &[],
+            20,
+            DropReason::Ipv6,
+        ),
+        ipv6_case(
+            "IPv6 through hop-by-hop, routing and destination options",
+            PORT_MAC,
+            HopByHop,
+            &[
+                ext(Ipv6Routing, 1),
+                ext(Ipv6DestinationOptions, 0),
+                ext(Tcp, 2),
+            ],
+            20,
+            DropReason::Ipv6,
+        ),
+        ipv6_case(
+            "IPv6 to the solicited-node group's MAC",
+            solicited_mac(),
+            Icmpv6,
+            &[],
+            24,
+            DropReason::Ipv6,
+        ),
+        ipv6_case(
+            "IPv6 to another host's MAC",
+            OTHER_MAC,
+            Tcp,
+            &[],
+            20,
+            DropReason::NotOurMac,
+        ),
+        ipv6_case(
+            "IPv6 hop-by-hop options second",
+            PORT_MAC,
+            Ipv6DestinationOptions,
+            &[ext(HopByHop, 0), ext(Tcp, 0)],
+            20,
+            DropReason::Ipv6HopByHopNotFirst,
+        ),
+        ipv6_case(
+            "IPv6 with no next header",
+            PORT_MAC,
+            Ipv6DestinationOptions,
+            &[ext(NoNextHeader, 0)],
+            0,
+            DropReason::Ipv6NoNextHeader,
+        ),
+        ipv6_case(
+            "IPv6 with seven extension headers",
+            PORT_MAC,
+            Ipv6DestinationOptions,
+            &[
+                ext(Ipv6DestinationOptions, 0),
+                ext(Ipv6DestinationOptions, 0),
+                ext(Ipv6DestinationOptions, 0),
+                ext(Ipv6DestinationOptions, 0),
+                ext(Ipv6DestinationOptions, 0),
+                ext(Ipv6DestinationOptions, 0),
+                ext(Udp, 0),
+            ],
+            8,
+            DropReason::Ipv6ChainTooLong,
+        ),
+        ipv6_case(
+            "IPv6 chain ends where the payload does",
+            PORT_MAC,
+            HopByHop,
+            &[ext(Tcp, 0)],
+            0,
+            DropReason::Truncated,
+        ),
         Case {
-            what: "IPv6 is classified, not parsed",
-            input: ethernet(PORT_MAC, CLIENT_MAC, EtherType::Ipv6, &[0x60; 40]),
-            verdict: Verdict::Drop(DropReason::Ipv6),
+            what: "IPv6 payload length beyond the frame",
+            input: mutate(ipv6_frame(PORT_MAC, Tcp, &[], 20), |f| f[19] = 21),
+            verdict: Verdict::Drop(DropReason::Truncated),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv6 EtherType, version 4 in the header",
+            input: mutate(ipv6_frame(PORT_MAC, Tcp, &[], 20), |f| f[14] = 0x40),
+            verdict: Verdict::Drop(DropReason::BadIpHeader),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv6 EtherType, shorter than its fixed header",
+            input: ethernet(PORT_MAC, CLIENT_MAC, EtherType::Ipv6, &[0x60; 39]),
+            verdict: Verdict::Drop(DropReason::Truncated),
             output: Output::Unchanged,
         },
         Case {
@@ -638,6 +765,20 @@ fn every_drop_reason_has_a_distinct_name() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), DropReason::COUNT);
+}
+
+#[test]
+fn readme_lists_every_drop_reason() {
+    let readme = include_str!("../../README.md");
+    let list = readme
+        .split("Drop reasons, each counted:")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("README's list of drop reasons");
+    for reason in DropReason::ALL {
+        let name = format!("`{}`", reason.name());
+        assert!(list.contains(&name), "README's drop reasons lack {name}");
+    }
 }
 
 fn four_targets(weights: [u32; 4]) -> SnapshotSpec {

@@ -21,6 +21,15 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+/// A well-formed IPv6 packet with 20 bytes of TCP: no service takes IPv6 yet.
+fn ipv6_tcp() -> Vec<u8> {
+    let (client, vip) = (
+        "fd00:99::1".parse().unwrap(),
+        "fd00:99::100".parse().unwrap(),
+    );
+    ipv6(client, vip, IpProtocol::Tcp, &[0; 20])
+}
+
 const CLIENT_MAC: MacAddr = MacAddr([0x02, 0xcc, 0, 0, 0, 0x01]);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 1);
 const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
@@ -289,7 +298,7 @@ fn forwards_replies_punts_and_drops(lookahead: bool) {
         echo,
         arp_req,
         arp_reply.clone(),
-        ethernet(mac, CLIENT_MAC, EtherType::Ipv6, &[0x60; 40]),
+        ethernet(mac, CLIENT_MAC, EtherType::Ipv6, &ipv6_tcp()),
         syn(40002, mac)[..20].to_vec(),
         tcp_frame(mac, CLIENT_MAC, (CLIENT, 40003), (VIP, 443), FLAG_SYN),
     ];
