@@ -767,20 +767,6 @@ fn every_drop_reason_has_a_distinct_name() {
     assert_eq!(names.len(), DropReason::COUNT);
 }
 
-#[test]
-fn readme_lists_every_drop_reason() {
-    let readme = include_str!("../../README.md");
-    let list = readme
-        .split("Drop reasons, each counted:")
-        .nth(1)
-        .and_then(|rest| rest.split("\n\n").next())
-        .expect("README's list of drop reasons");
-    for reason in DropReason::ALL {
-        let name = format!("`{}`", reason.name());
-        assert!(list.contains(&name), "README's drop reasons lack {name}");
-    }
-}
-
 fn four_targets(weights: [u32; 4]) -> SnapshotSpec {
     let targets = (0..4)
         .map(|i| TargetSpec {
