@@ -1,5 +1,5 @@
 //! IPv6 fixed header (RFC 8200 §3), and the addresses NDP derives from a unicast one.
-use super::{read_u16, write_u16, Error, Field, IpProtocol, MacAddr, Result};
+use super::{read_ipv6, read_u16, write_u16, Error, Field, IpProtocol, MacAddr, Result};
 use std::net::Ipv6Addr;
 
 pub mod field {
@@ -118,12 +118,6 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
         let end = HEADER_LEN + usize::from(self.payload_len());
         &mut self.buffer.as_mut()[HEADER_LEN..end]
     }
-}
-
-fn read_ipv6(data: &[u8], at: Field) -> Ipv6Addr {
-    let mut octets = [0u8; 16];
-    octets.copy_from_slice(&data[at]);
-    Ipv6Addr::from(octets)
 }
 
 /// An IPv6 header dsrlb builds: no extension headers, traffic class and flow label 0.

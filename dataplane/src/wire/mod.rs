@@ -83,6 +83,13 @@ pub(crate) fn read_ipv4(data: &[u8], at: usize) -> std::net::Ipv4Addr {
     std::net::Ipv4Addr::new(data[at], data[at + 1], data[at + 2], data[at + 3])
 }
 
+#[inline]
+pub(crate) fn read_ipv6(data: &[u8], at: Field) -> std::net::Ipv6Addr {
+    let mut octets = [0u8; 16];
+    octets.copy_from_slice(&data[at]);
+    std::net::Ipv6Addr::from(octets)
+}
+
 /// Declares a protocol-number enum with an `Unknown(n)` arm and both conversions.
 macro_rules! wire_enum {
     ($(#[$attr:meta])* pub enum $name:ident($ty:ty) { $($variant:ident = $value:expr),+ $(,)? }) => {

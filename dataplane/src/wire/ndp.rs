@@ -1,7 +1,7 @@
 //! Neighbour Discovery (RFC 4861 §4.3, §4.4): neighbour solicitations and
 //! advertisements over an `Icmpv6Packet`, with their link-layer address options.
 use super::icmpv6::{Icmpv6Message, Icmpv6Packet};
-use super::{Error, MacAddr, Result};
+use super::{read_ipv6, Error, MacAddr, Result};
 use std::net::Ipv6Addr;
 
 pub mod field {
@@ -57,11 +57,10 @@ impl NdpRepr {
             return Ok(None);
         }
         let bytes = packet.message();
-        let target: [u8; 16] = bytes
-            .get(field::TARGET)
-            .and_then(|t| t.try_into().ok())
-            .ok_or(Error::Truncated)?;
-        let target = Ipv6Addr::from(target);
+        if bytes.len() < field::OPTIONS {
+            return Err(Error::Truncated);
+        }
+        let target = read_ipv6(bytes, field::TARGET);
         if packet.msg_code() != 0 || target.is_multicast() {
             return Err(Error::Malformed);
         }
@@ -146,9 +145,7 @@ fn link_layer_option(mut options: &[u8], wanted: u8) -> Result<Option<MacAddr>> 
         }
         let option = options.get(..len).ok_or(Error::Truncated)?;
         if found.is_none() && option[field::OPT_TYPE] == wanted && len >= MAC_OPTION_LEN {
-            let mut mac = [0u8; 6];
-            mac.copy_from_slice(&option[field::OPT_MAC]);
-            found = Some(MacAddr(mac));
+            found = Some(MacAddr::from_bytes(&option[field::OPT_MAC]));
         }
         options = &options[len..];
     }
