@@ -55,7 +55,7 @@ fn maglev_build_ms(n: usize, reps: usize) -> f64 {
 fn snapshot(targets: usize) -> Snapshot {
     let targets = (0..targets)
         .map(|i| TargetSpec {
-            addr: Ipv4Addr::new(10, 99, 1, i as u8 + 1),
+            addr: Ipv4Addr::new(10, 99, 1, i as u8 + 1).into(),
             mac: Some(MacAddr([2, 0x11, 0, 0, 0, i as u8 + 1])),
             weight: 1,
             healthy: true,
@@ -64,13 +64,14 @@ fn snapshot(targets: usize) -> Snapshot {
     Snapshot::build(
         &SnapshotSpec {
             real_addr: Ipv4Addr::new(10, 99, 0, 2),
+            real_addr6: None,
             arp_answers: ArpAnswers::Every,
             seed: 0,
             table_size: 65537,
             services: vec![ServiceSpec {
                 forwards_icmp_errors: true,
                 tracking: Tracking::Changes,
-                vip: Ipv4Addr::new(10, 99, 0, 100),
+                vip: Ipv4Addr::new(10, 99, 0, 100).into(),
                 proto: IpProtocol::Tcp,
                 port: 80,
                 targets,
@@ -87,12 +88,12 @@ fn hundred_services(seed: u64, mac_last: u8) -> SnapshotSpec {
         .map(|s| ServiceSpec {
             forwards_icmp_errors: true,
             tracking: Tracking::Changes,
-            vip: Ipv4Addr::from(0x0a63_0064 + s),
+            vip: Ipv4Addr::from(0x0a63_0064 + s).into(),
             proto: IpProtocol::Tcp,
             port: 80,
             targets: (1..=16u8)
                 .map(|t| TargetSpec {
-                    addr: Ipv4Addr::new(10, 99, 1, t),
+                    addr: Ipv4Addr::new(10, 99, 1, t).into(),
                     mac: Some(MacAddr([
                         2,
                         0x11,
@@ -109,6 +110,7 @@ fn hundred_services(seed: u64, mac_last: u8) -> SnapshotSpec {
         .collect();
     SnapshotSpec {
         real_addr: Ipv4Addr::new(10, 99, 0, 2),
+        real_addr6: None,
         arp_answers: ArpAnswers::Every,
         seed,
         table_size: 65537,
@@ -250,20 +252,30 @@ fn main() {
         maglev.push(format!("\"{n}\":{ms:.4}"));
     }
 
-    // Memory for `flows.capacity = 2^20` (rounded up to whole, power-of-two buckets),
+    // Memory for a capacity of 2^20 flows of each family (rounded up to whole,
+    // power-of-two buckets; the other family's table at its smallest, one bucket),
     // and per entry it actually holds.
-    let table = FlowTable::new(FlowTableConfig {
-        capacity: 1 << 20,
-        ..FlowTableConfig::default()
-    });
-    let per_million = table.memory_bytes();
-    println!(
-        "Flow table memory: {:.1} MiB for a capacity of 2^20 flows ({} entries, {:.1} bytes per entry)",
-        per_million as f64 / (1 << 20) as f64,
-        table.capacity(),
-        per_million as f64 / table.capacity() as f64
-    );
-    drop(table);
+    let bucket = 64;
+    let memory = |capacity: usize, ipv6_capacity: usize, entries: fn(&FlowTable) -> usize| {
+        let table = FlowTable::new(FlowTableConfig {
+            capacity,
+            ipv6_capacity,
+            ..FlowTableConfig::default()
+        });
+        (table.memory_bytes() - bucket, entries(&table))
+    };
+    let (per_million, v4_entries) = memory(1 << 20, 1, FlowTable::capacity);
+    let (per_million_v6, v6_entries) = memory(1, 1 << 20, FlowTable::capacity_v6);
+    for (family, bytes, entries) in [
+        ("IPv4", per_million, v4_entries),
+        ("IPv6", per_million_v6, v6_entries),
+    ] {
+        println!(
+            "Flow table memory, {family}: {:.1} MiB for a capacity of 2^20 flows ({entries} entries, {:.1} bytes per entry)",
+            bytes as f64 / (1 << 20) as f64,
+            bytes as f64 / entries as f64
+        );
+    }
 
     let (moved, touched) = rebuild_ms(reps);
     println!(
@@ -293,7 +305,7 @@ fn main() {
         decide.push(format!("\"{flows}\":{ns:.2}"));
     }
     println!(
-        "json {{\"maglev_build_ms\":{{{}}},\"flow_table_bytes_per_2e20\":{per_million},\"rebuild_ms\":{{\"mac_moved\":{moved:.3},\"all_tables\":{touched:.2}}},\"reload_ms\":{reload_ms:.1},\"reload_longest_pause_ms\":{pause_ms:.2},\"decide_ns\":{{{}}}}}",
+        "json {{\"maglev_build_ms\":{{{}}},\"flow_table_bytes_per_2e20\":{per_million},\"flow_table_v6_bytes_per_2e20\":{per_million_v6},\"rebuild_ms\":{{\"mac_moved\":{moved:.3},\"all_tables\":{touched:.2}}},\"reload_ms\":{reload_ms:.1},\"reload_longest_pause_ms\":{pause_ms:.2},\"decide_ns\":{{{}}}}}",
         maglev.join(","),
         decide.join(",")
     );

@@ -61,7 +61,7 @@ fn main() {
         .map(|i| ProbeTarget {
             id: i,
             label: format!("simulated {i}"),
-            address: Ipv4Addr::LOCALHOST,
+            address: Ipv4Addr::LOCALHOST.into(),
             port: ports[i % ports.len()],
             probe: probe.clone(),
         })

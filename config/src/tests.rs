@@ -758,3 +758,100 @@ fn tracking_defaults_by_protocol_and_changes_needs_tcp() {
         "{err}"
     );
 }
+
+/// MINIMAL with its service on IPv6: the appliance's IPv6 real address, an IPv6
+/// VIP, IPv6 targets (one probed over IPv4 management).
+fn ipv6_config() -> String {
+    MINIMAL
+        .replace(
+            "address = \"10.99.0.2\"\n",
+            "address = \"10.99.0.2\"\naddress6 = \"fd00:99::2\"\n",
+        )
+        .replace("vip = \"10.99.0.100\"", "vip = \"fd00:99::100\"")
+        .replace(
+            "targets = [{ address = \"10.99.0.11\" }, { address = \"10.99.0.12\", weight = 0, mac = \"02:00:00:00:00:0c\" }]",
+            "targets = [{ address = \"fd00:99::11\", probe_address = \"10.99.1.11\" }, { address = \"fd00:99::12\" }]",
+        )
+}
+
+#[test]
+fn ipv6_services_are_checked_naming_the_key() {
+    let text = ipv6_config();
+    let config = Config::from_toml(&text, "case").unwrap();
+    assert_eq!(
+        config.vips_v6(),
+        ["fd00:99::100".parse::<std::net::Ipv6Addr>().unwrap()]
+    );
+    assert!(config.vips_v4().is_empty());
+    assert_eq!(
+        config.services[0].targets[0].probe_address(),
+        "10.99.1.11".parse::<std::net::IpAddr>().unwrap(),
+        "management over IPv4 for an IPv6 target"
+    );
+    let cases: &[(&str, &str, &str, &str, &str)] = &[
+        (
+            "no IPv6 real address",
+            "address6 = \"fd00:99::2\"\n",
+            "",
+            "services[0].vip",
+            "needs appliance.address6",
+        ),
+        (
+            "an IPv4 target in an IPv6 service",
+            "\"fd00:99::12\" }",
+            "\"10.99.0.12\" }",
+            "services[0].targets[1].address",
+            "not of the VIP's address family",
+        ),
+        (
+            "a link-local VIP",
+            "vip = \"fd00:99::100\"",
+            "vip = \"fe80::100\"",
+            "services[0].vip",
+            "not a unicast address",
+        ),
+        (
+            "a multicast target",
+            "\"fd00:99::12\" }",
+            "\"ff02::1\" }",
+            "services[0].targets[1].address",
+            "not a unicast address",
+        ),
+        (
+            "the VIP is the IPv6 real address",
+            "vip = \"fd00:99::100\"",
+            "vip = \"fd00:99::2\"",
+            "services[0].vip",
+            "appliance address",
+        ),
+        (
+            "an IPv4-mapped real address",
+            "address6 = \"fd00:99::2\"",
+            "address6 = \"::ffff:10.99.0.2\"",
+            "appliance.address6",
+            "not a unicast address",
+        ),
+        (
+            "the doctor on an IPv6 service",
+            "protocol = \"tcp\"",
+            "protocol = \"tcp\"\ndsr_check = {}",
+            "services[0].dsr_check",
+            "IPv4 services only",
+        ),
+        (
+            "an IPv6 flow table of no entries",
+            "[dataplane]",
+            "[flows]\nipv6_capacity = 0\n\n[dataplane]",
+            "flows.ipv6_capacity",
+            "outside 1..=",
+        ),
+        (
+            "an IPv6 VIP behind BGP",
+            "[dataplane]",
+            "[bgp]\nlocal_as = 65001\npeer_as = 65000\npeer_address = \"10.99.2.1\"\nlocal_address = \"10.99.2.2\"\n\n[dataplane]",
+            "services[0].vip",
+            "BGP announces IPv4 VIPs only",
+        ),
+    ];
+    assert_each_edit_fails_at_its_key(&text, cases);
+}

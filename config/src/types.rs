@@ -4,7 +4,7 @@
 use crate::Mac;
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4};
 use std::path::PathBuf;
 
 /// The largest Maglev table (a prime), the dataplane's limit too.
@@ -217,6 +217,10 @@ pub struct Appliance {
     /// The appliance's own ("real") address on the data segment: dsrlb answers ARP and
     /// ping for it and resolves target MACs from it.
     pub address: Ipv4Addr,
+    /// Its IPv6 real address on the data segment, which IPv6 services need: dsrlb
+    /// answers neighbour solicitations and ping for it and resolves target MACs from it.
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -352,8 +356,11 @@ pub fn is_pci_address(s: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Flows {
-    /// Entries per worker, allocated at start.
+    /// IPv4 entries per worker, allocated at start.
     pub capacity: u32,
+    /// IPv6 entries per worker, allocated at start (in a table of their own: an
+    /// IPv6 entry takes 32 bytes, an IPv4 one 20).
+    pub ipv6_capacity: u32,
     pub tcp_established_timeout_secs: u32,
     /// TCP flows of which only SYNs were seen.
     pub tcp_syn_timeout_secs: u32,
@@ -367,6 +374,7 @@ impl Default for Flows {
     fn default() -> Self {
         Flows {
             capacity: 1 << 20,
+            ipv6_capacity: 1 << 18,
             tcp_established_timeout_secs: 300,
             tcp_syn_timeout_secs: 5,
             udp_timeout_secs: 60,
@@ -569,7 +577,8 @@ impl fmt::Display for Protocol {
 pub struct Service {
     #[serde(default)]
     pub name: Option<String>,
-    pub vip: Ipv4Addr,
+    /// IPv4 or IPv6; the service's targets are of the same family.
+    pub vip: IpAddr,
     /// 0 = every port of the protocol.
     pub port: u16,
     pub protocol: Protocol,
@@ -698,23 +707,26 @@ impl Service {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
-    pub address: Ipv4Addr,
-    /// Static MAC; without it dsrlb resolves the MAC by ARP.
+    /// Of the service's address family.
+    pub address: IpAddr,
+    /// Static MAC; without it dsrlb resolves the MAC by ARP (IPv6: neighbour
+    /// solicitation).
     #[serde(default)]
     pub mac: Option<Mac>,
     /// Share of new flows (0 = drain: keeps its flows, gets no new ones).
     #[serde(default = "default_weight")]
     pub weight: u32,
-    /// Where probes go (the target's management address); default: `address`.
+    /// Where probes go (the target's management address, of either family);
+    /// default: `address`.
     #[serde(default)]
-    pub probe_address: Option<Ipv4Addr>,
+    pub probe_address: Option<IpAddr>,
     /// Changes to the service's probe for this target.
     #[serde(default)]
     pub health: Option<ProbeOverride>,
 }
 
 impl Target {
-    pub fn probe_address(&self) -> Ipv4Addr {
+    pub fn probe_address(&self) -> IpAddr {
         self.probe_address.unwrap_or(self.address)
     }
 }
@@ -725,11 +737,29 @@ fn default_weight() -> u32 {
 
 impl Config {
     /// The VIPs of the services, once each, sorted.
-    pub fn vips(&self) -> Vec<Ipv4Addr> {
-        let mut vips: Vec<Ipv4Addr> = self.services.iter().map(|s| s.vip).collect();
+    pub fn vips(&self) -> Vec<IpAddr> {
+        let mut vips: Vec<IpAddr> = self.services.iter().map(|s| s.vip).collect();
         vips.sort();
         vips.dedup();
         vips
+    }
+
+    /// The IPv4 VIPs, once each, sorted: ARP announces them, BGP routes them.
+    pub fn vips_v4(&self) -> Vec<Ipv4Addr> {
+        let v4 = |vip| match vip {
+            IpAddr::V4(vip) => Some(vip),
+            IpAddr::V6(_) => None,
+        };
+        self.vips().into_iter().filter_map(v4).collect()
+    }
+
+    /// The IPv6 VIPs, once each, sorted: neighbour discovery announces them.
+    pub fn vips_v6(&self) -> Vec<Ipv6Addr> {
+        let v6 = |vip| match vip {
+            IpAddr::V6(vip) => Some(vip),
+            IpAddr::V4(_) => None,
+        };
+        self.vips().into_iter().filter_map(v6).collect()
     }
 
     /// Total rx queues, i.e. workers.

@@ -5,7 +5,7 @@
 use crate::types::*;
 use crate::KeyError;
 use std::collections::{HashMap, HashSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The problems found so far.
 #[derive(Default)]
@@ -126,7 +126,13 @@ impl Config {
                     format!("{}:{}/{} is also services[{j}]", s.vip, s.port, s.protocol),
                 );
             }
-            s.problems(i, self.appliance.address, p);
+            s.problems(i, &self.appliance, p);
+            if s.vip.is_ipv6() && self.bgp.is_some() {
+                p.at(
+                    format!("services[{i}].vip"),
+                    "BGP announces IPv4 VIPs only so far: serve this one without [bgp]",
+                );
+            }
         }
         if self.services.len() > MAX_SERVICES {
             p.at(
@@ -287,11 +293,16 @@ impl PortConfig {
 
 impl Flows {
     fn problems(&self, p: &mut Problems) {
-        if self.capacity == 0 || self.capacity > 1 << 26 {
-            p.at(
-                "flows.capacity",
-                format!("{} is outside 1..={}", self.capacity, 1u32 << 26),
-            );
+        for (field, capacity) in [
+            ("capacity", self.capacity),
+            ("ipv6_capacity", self.ipv6_capacity),
+        ] {
+            if capacity == 0 || capacity > 1 << 26 {
+                p.at(
+                    format!("flows.{field}"),
+                    format!("{capacity} is outside 1..={}", 1u32 << 26),
+                );
+            }
         }
         for (field, secs) in [
             (
@@ -538,13 +549,25 @@ impl DsrCheck {
 }
 
 impl Service {
-    fn problems(&self, i: usize, appliance: Ipv4Addr, p: &mut Problems) {
+    fn problems(&self, i: usize, appliance: &Appliance, p: &mut Problems) {
         let key = |field: &str| format!("services[{i}].{field}");
-        if self.vip == appliance {
+        if appliance.is_own(self.vip) {
             p.at(key("vip"), format!("{} is the appliance address", self.vip));
         }
-        if !is_unicast(self.vip) {
+        if !is_unicast_ip(self.vip) {
             p.at(key("vip"), format!("{} is not a unicast address", self.vip));
+        }
+        if self.vip.is_ipv6() && appliance.address6.is_none() {
+            p.at(
+                key("vip"),
+                "an IPv6 VIP needs appliance.address6: dsrlb resolves its targets' MACs from it",
+            );
+        }
+        if self.vip.is_ipv6() && self.dsr_check.is_some() {
+            p.at(
+                key("dsr_check"),
+                "the DSR doctor probes IPv4 services only so far",
+            );
         }
         if let Some(probe) = &self.health {
             probe.problems(&key("health"), p);
@@ -590,10 +613,19 @@ impl Service {
                     format!("{} is also targets[{u}]", target.address),
                 );
             }
-            if target.address == self.vip || target.address == appliance {
+            if target.address == self.vip || appliance.is_own(target.address) {
                 p.at(
                     key("address"),
                     format!("{} is the VIP or the appliance address", target.address),
+                );
+            }
+            if target.address.is_ipv6() != self.vip.is_ipv6() {
+                p.at(
+                    key("address"),
+                    format!(
+                        "{} is not of the VIP's address family ({}): a service is IPv4 or IPv6",
+                        target.address, self.vip
+                    ),
                 );
             }
             target.problems(&key, p);
@@ -603,10 +635,16 @@ impl Service {
 
 impl Target {
     fn problems(&self, key: &dyn Fn(&str) -> String, p: &mut Problems) {
-        if !is_unicast(self.address) {
+        if !is_unicast_ip(self.address) {
             p.at(
                 key("address"),
                 format!("{} is not a unicast address", self.address),
+            );
+        }
+        if let Some(probe) = self.probe_address.filter(|&a| !is_unicast_ip(a)) {
+            p.at(
+                key("probe_address"),
+                format!("{probe} is not a unicast address"),
             );
         }
         if self.weight > MAX_WEIGHT {
@@ -709,9 +747,39 @@ impl Appliance {
                 format!("{} is not a unicast address", self.address),
             );
         }
+        if let Some(a) = self.address6.filter(|&a| !is_unicast_ip(a.into())) {
+            p.at(
+                "appliance.address6",
+                format!("{a} is not a unicast address (nor link-local)"),
+            );
+        }
+    }
+
+    /// Whether `addr` is one of the appliance's real addresses.
+    pub fn is_own(&self, addr: IpAddr) -> bool {
+        match addr {
+            IpAddr::V4(a) => a == self.address,
+            IpAddr::V6(a) => self.address6 == Some(a),
+        }
     }
 }
 
 fn is_unicast(a: Ipv4Addr) -> bool {
     !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback())
+}
+
+/// A unicast address of either family. IPv6's link-local and IPv4-mapped ones are
+/// refused too: a VIP, a target or a real address is reached by its global (or
+/// unique local) address.
+fn is_unicast_ip(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => is_unicast(a),
+        IpAddr::V6(a) => {
+            !(a.is_unspecified()
+                || a.is_multicast()
+                || a.is_loopback()
+                || a.is_unicast_link_local()
+                || a.to_ipv4_mapped().is_some())
+        }
+    }
 }

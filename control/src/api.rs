@@ -7,7 +7,7 @@ use dataplane::counters::{CounterSpec, COUNTERS};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "command", rename_all = "snake_case")]
@@ -16,7 +16,7 @@ pub enum Request {
     ShowTargets,
     ShowStats,
     Target {
-        address: Ipv4Addr,
+        address: IpAddr,
         action: AdminAction,
     },
     Reload,
@@ -72,7 +72,7 @@ pub struct ServiceDigest {
     pub seed: u64,
     pub table_size: usize,
     /// The targets that may take new flows (in the table).
-    pub targets: Vec<Ipv4Addr>,
+    pub targets: Vec<IpAddr>,
     pub digest: String,
 }
 
@@ -82,7 +82,7 @@ pub struct Choice {
     pub src: Ipv4Addr,
     pub sport: u16,
     /// None: dropped (no such service, or no usable target).
-    pub target: Option<Ipv4Addr>,
+    pub target: Option<IpAddr>,
     /// "maglev slot N", "no service", "no usable target".
     pub why: String,
 }
@@ -90,7 +90,7 @@ pub struct Choice {
 pub fn digest_table(view: &DigestView) -> String {
     let mut out = format!("digest {}\n", view.digest);
     for s in &view.services {
-        let targets: Vec<String> = s.targets.iter().map(Ipv4Addr::to_string).collect();
+        let targets: Vec<String> = s.targets.iter().map(IpAddr::to_string).collect();
         out += &format!(
             "  {} {}  seed {} table {} targets [{}]\n",
             s.digest,
@@ -249,7 +249,7 @@ pub struct FluxView {
     pub vip: Ipv4Addr,
     pub mac: String,
     /// The target at that MAC, if it is one.
-    pub target: Option<Ipv4Addr>,
+    pub target: Option<IpAddr>,
     pub answers: u64,
 }
 
@@ -312,7 +312,7 @@ pub struct ServerView {
     /// As in logs: "name (vip:port/protocol)", or "vip:port/protocol" unnamed.
     pub service: String,
     pub name: Option<String>,
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     /// 0 = every port.
     pub port: u16,
     pub protocol: String,
@@ -332,7 +332,7 @@ pub struct ServerView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TargetView {
     pub service: String,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub mac: Option<String>,
     /// "static", "arp" or "unresolved".
     pub mac_source: String,
@@ -633,7 +633,7 @@ mod tests {
     #[test]
     fn requests_and_replies_are_one_json_object_each() {
         let req = Request::Target {
-            address: Ipv4Addr::new(10, 99, 0, 11),
+            address: Ipv4Addr::new(10, 99, 0, 11).into(),
             action: AdminAction::Drain,
         };
         let text = serde_json::to_string(&req).unwrap();
@@ -659,7 +659,7 @@ mod tests {
         let s = ServerView {
             service: "web (10.99.0.100:80/tcp)".into(),
             name: Some("web".into()),
-            vip: Ipv4Addr::new(10, 99, 0, 100),
+            vip: Ipv4Addr::new(10, 99, 0, 100).into(),
             port: 80,
             protocol: "tcp".into(),
             targets_up: 1,

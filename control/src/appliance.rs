@@ -16,12 +16,12 @@ use crate::pair::{Fitness, Pair, Role, DRAINED, STOPPING};
 use crate::runtime::{Dataplane, Frame};
 use crate::spec::{arp_answers, snapshot_spec, tracked_targets, AdminStates};
 use config::Config;
-use dataplane::forward::arp_sender;
+use dataplane::forward::{arp_sender, ndp_sender};
 use dataplane::maglev::BuildError;
 use dataplane::snapshot::{Snapshot, SnapshotSpec};
-use dataplane::wire::{ArpOperation, ArpRepr, MacAddr};
+use dataplane::wire::{ipv6, ArpOperation, ArpRepr, MacAddr, NdpRepr};
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +38,7 @@ pub struct ArpBook {
     /// The same, heard while a pair's standby: its peer announcing them, as it should.
     pub peer_announcements: u64,
     /// Which (address, kind) has been logged in its current episode.
-    logged: Episodes<(Ipv4Addr, &'static str)>,
+    logged: Episodes<(IpAddr, &'static str)>,
 }
 
 impl Default for ArpBook {
@@ -59,7 +59,7 @@ pub struct Appliance {
     pub(crate) neighbors: Neighbors,
     pub(crate) prober: Prober,
     /// (service index, target address) of each prober slot.
-    pub(crate) probed: Vec<(usize, Ipv4Addr)>,
+    pub(crate) probed: Vec<(usize, IpAddr)>,
     /// Whether each service had a target for new flows at the last publication.
     serving: Vec<bool>,
     /// Targets an operator drained or disabled, by address.
@@ -201,7 +201,7 @@ impl Appliance {
     /// FIFO and the tap keepalived follows; standby until it says MASTER.
     pub fn start_announcing(&mut self) -> Result<(), String> {
         if let Some(bgp) = &self.config.bgp {
-            let vips = self.config.vips();
+            let vips = self.config.vips_v4();
             self.announcer = Some(Announcer::start(bgp, &vips, Instant::now())?);
         }
         if let Some(ha) = &self.config.ha {
@@ -281,6 +281,7 @@ impl Appliance {
         let config = &self.config;
         let serving = &self.serving;
         let why_not = |vip: Ipv4Addr| -> Option<String> {
+            let vip = IpAddr::V4(vip);
             if !links_up {
                 return Some("a port's link is down, or a worker stopped".to_owned());
             }
@@ -300,8 +301,11 @@ impl Appliance {
         self.follow_election();
         let now = Instant::now();
         let (mut heard, mut answers) = (Vec::new(), Vec::new());
-        self.punted += dp.take_punts(&mut |frame| match arp_sender(frame) {
-            Some(arp) => heard.push(arp),
+        self.punted += dp.take_punts(&mut |frame| match arp_sender(frame)
+            .map(|(operation, addr, mac)| (operation, IpAddr::V4(addr), mac))
+            .or_else(|| ndp_sender(frame))
+        {
+            Some(neighbour) => heard.push(neighbour),
             None => answers.push(frame.to_vec()),
         });
         let ours = if heard.is_empty() {
@@ -325,7 +329,9 @@ impl Appliance {
         if self.is_active() {
             // A standby's probes would be answered to its peer, which holds the
             // real address: its verdicts wait until it is active.
-            self.stale |= self.doctor.tick(now, &|addr| neighbors.mac(addr), send);
+            self.stale |= self
+                .doctor
+                .tick(now, &|addr| neighbors.mac(addr.into()), send);
         }
         self.announce_when_due(dp);
     }
@@ -380,13 +386,14 @@ impl Appliance {
         })
     }
 
-    /// An ARP frame a worker punted: a claim on one of dsrlb's addresses by another
-    /// host, or a reply that may resolve a target. True if the tables need it. What
-    /// traffic can trigger is logged once an episode (`episodes`) and counted.
+    /// An ARP frame (or neighbour advertisement, as a reply) a worker punted: a claim
+    /// on one of dsrlb's addresses by another host, or a reply that may resolve a
+    /// target. True if the tables need it. What traffic can trigger is logged once an
+    /// episode (`episodes`) and counted.
     fn arp_heard(
         &mut self,
         operation: ArpOperation,
-        addr: Ipv4Addr,
+        addr: IpAddr,
         mac: MacAddr,
         ours: &[MacAddr],
         now: Instant,
@@ -439,7 +446,7 @@ impl Appliance {
 
     /// Another host said by ARP that `addr`, an address of dsrlb's, is at `mac`:
     /// counted, logged once an episode, and for a VIP kept by the doctor (ARP flux).
-    fn address_claimed(&mut self, addr: Ipv4Addr, mac: MacAddr, now: Instant) {
+    fn address_claimed(&mut self, addr: IpAddr, mac: MacAddr, now: Instant) {
         let is_target = self.neighbors.holder_of(mac).is_some();
         if let Some(pair) = self.pair.as_mut().filter(|_| !is_target) {
             if pair.claim_is_peers(mac, now) {
@@ -449,9 +456,9 @@ impl Appliance {
         }
         let book = &mut self.arp;
         book.address_claims += 1;
-        let is_vip = addr != self.config.appliance.address;
-        if is_vip {
-            self.doctor.flux_seen(addr, mac, now);
+        let is_vip = !self.config.appliance.is_own(addr);
+        if let (IpAddr::V4(vip), true) = (addr, is_vip) {
+            self.doctor.flux_seen(vip, mac, now);
         }
         if !book.logged.starts((addr, "claim"), now) {
             return;
@@ -480,14 +487,14 @@ impl Appliance {
         }
     }
 
-    /// Gratuitous ARP (announcements) for the real address and every VIP.
-    /// The real address and every VIP, once each.
-    fn own_addresses(&self) -> Vec<Ipv4Addr> {
+    /// The real addresses and every VIP, once each.
+    fn own_addresses(&self) -> Vec<IpAddr> {
+        let appliance = &self.config.appliance;
         let mut addrs = self.config.vips();
-        let real = self.config.appliance.address;
-        if let Err(at) = addrs.binary_search(&real) {
-            addrs.insert(at, real);
-        }
+        addrs.push(appliance.address.into());
+        addrs.extend(appliance.address6.map(IpAddr::V6));
+        addrs.sort();
+        addrs.dedup();
         addrs
     }
 
@@ -503,38 +510,78 @@ impl Appliance {
             // The router routes the VIPs to the real address: only it is announced.
             let real = self.config.appliance.address;
             Self::send_arp(dp, "a gratuitous ARP", &|mac| {
-                ArpRepr::gratuitous(mac, real).frame(MacAddr::BROADCAST)
+                ArpRepr::gratuitous(mac, real)
+                    .frame(MacAddr::BROADCAST)
+                    .to_vec()
             });
             return;
         }
         for addr in self.own_addresses() {
-            Self::send_arp(dp, "a gratuitous ARP", &|mac| {
-                ArpRepr::gratuitous(mac, addr).frame(MacAddr::BROADCAST)
-            });
+            match addr {
+                IpAddr::V4(addr) => Self::send_arp(dp, "a gratuitous ARP", &|mac| {
+                    ArpRepr::gratuitous(mac, addr)
+                        .frame(MacAddr::BROADCAST)
+                        .to_vec()
+                }),
+                IpAddr::V6(addr) => {
+                    Self::send_arp(dp, "an unsolicited neighbour advertisement", &|mac| {
+                        let advert = NdpRepr::Advert {
+                            flags: dataplane::wire::ndp::FLAG_OVERRIDE,
+                            target: addr,
+                            mac: Some(mac),
+                        };
+                        advert.frame(mac, (addr, ipv6::ALL_NODES)).to_vec()
+                    })
+                }
+            }
         }
         let real = self.config.appliance.address;
-        for vip in self.config.vips() {
+        for vip in self.config.vips_v4() {
             Self::send_arp(dp, "an ARP question for a VIP", &|mac| {
-                ArpRepr::request((mac, real), vip).frame(MacAddr::BROADCAST)
+                ArpRepr::request((mac, real), vip)
+                    .frame(MacAddr::BROADCAST)
+                    .to_vec()
             });
         }
     }
 
-    fn resolve(&self, dp: &dyn Dataplane, target: Ipv4Addr) {
-        // In a pair the real address is shared: asked from it, a target would point
-        // its entry for it at whichever appliance asked last. An ARP probe (from
-        // 0.0.0.0) is answered to the asker's MAC and changes no entry.
-        let real = if self.config.ha.is_some() {
-            Ipv4Addr::UNSPECIFIED
-        } else {
-            self.config.appliance.address
-        };
-        Self::send_arp(dp, "an ARP request", &|mac| {
-            ArpRepr::request((mac, real), target).frame(MacAddr::BROADCAST)
-        });
+    fn resolve(&self, dp: &dyn Dataplane, target: IpAddr) {
+        match target {
+            IpAddr::V4(target) => {
+                // In a pair the real address is shared: asked from it, a target would
+                // point its entry for it at whichever appliance asked last. An ARP
+                // probe (from 0.0.0.0) is answered to the asker's MAC and changes no
+                // entry.
+                let real = if self.config.ha.is_some() {
+                    Ipv4Addr::UNSPECIFIED
+                } else {
+                    self.config.appliance.address
+                };
+                Self::send_arp(dp, "an ARP request", &|mac| {
+                    ArpRepr::request((mac, real), target)
+                        .frame(MacAddr::BROADCAST)
+                        .to_vec()
+                });
+            }
+            IpAddr::V6(target) => {
+                // `check` refuses an IPv6 service without the IPv6 real address.
+                let Some(real) = self.config.appliance.address6 else {
+                    return;
+                };
+                Self::send_arp(dp, "a neighbour solicitation", &|mac| {
+                    let solicit = NdpRepr::Solicit {
+                        target,
+                        mac: Some(mac),
+                    };
+                    solicit
+                        .frame(mac, (real, ipv6::solicited_node(target)))
+                        .to_vec()
+                });
+            }
+        }
     }
 
-    pub(crate) fn health_of(&self, service: usize, addr: Ipv4Addr) -> Health {
+    pub(crate) fn health_of(&self, service: usize, addr: IpAddr) -> Health {
         health_in(&self.prober, &self.probed, service, addr)
     }
 
@@ -643,7 +690,7 @@ impl Appliance {
         self.admin = admin;
         self.doctor = doctor;
         if let Some(announcer) = &mut self.announcer {
-            announcer.set_vips(&self.config.vips(), Instant::now());
+            announcer.set_vips(&self.config.vips_v4(), Instant::now());
         }
         // Indices follow the new config: report every service without a target anew.
         self.serving = vec![true; self.config.services.len()];
@@ -718,7 +765,7 @@ impl Appliance {
     pub fn set_admin(
         &mut self,
         dp: &mut dyn Dataplane,
-        address: Ipv4Addr,
+        address: IpAddr,
         action: AdminAction,
     ) -> Reply {
         let services: Vec<String> = self
@@ -767,7 +814,7 @@ fn log_health_change(prober: &Prober, change: &Change) {
 }
 
 /// One prober slot per (service, target) whose service has a probe.
-fn build_prober(config: &Config) -> std::io::Result<(Prober, Vec<(usize, Ipv4Addr)>)> {
+fn build_prober(config: &Config) -> std::io::Result<(Prober, Vec<(usize, IpAddr)>)> {
     let mut targets = Vec::new();
     let mut keys = Vec::new();
     for (si, service) in config.services.iter().enumerate() {
@@ -794,12 +841,7 @@ fn build_prober(config: &Config) -> std::io::Result<(Prober, Vec<(usize, Ipv4Add
 
 /// The health of (service index, target address) as `prober` sees it; targets without
 /// a probe are up.
-fn health_in(
-    prober: &Prober,
-    probed: &[(usize, Ipv4Addr)],
-    service: usize,
-    addr: Ipv4Addr,
-) -> Health {
+fn health_in(prober: &Prober, probed: &[(usize, IpAddr)], service: usize, addr: IpAddr) -> Health {
     probed
         .iter()
         .position(|&key| key == (service, addr))
@@ -872,7 +914,7 @@ fn fitness(config: &Config, serving: &[bool], dp: &dyn Dataplane, probing: bool)
 }
 
 /// Whether a service of `vip` has a usable target (`serving` as `serving` gives it).
-fn vip_served(config: &Config, serving: &[bool], vip: Ipv4Addr) -> bool {
+fn vip_served(config: &Config, serving: &[bool], vip: IpAddr) -> bool {
     (config.services.iter().enumerate())
         .any(|(si, s)| s.vip == vip && serving.get(si).copied().unwrap_or(false))
 }
@@ -1045,7 +1087,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
         assert_eq!(dp.target_mac(T1), Some(t1_mac));
         assert_eq!(app.arp.conflicts, 1);
         // What show targets marks as a conflict (views.rs reads it there).
-        assert_eq!(app.neighbors.conflict(T1), Some((t1_mac, forged)));
+        assert_eq!(app.neighbors.conflict(T1.into()), Some((t1_mac, forged)));
         // T2's MAC, dsrlb's own, or a broadcast one for T1: refused.
         for mac in [T2_MAC, PORT_MAC, MacAddr::BROADCAST] {
             dp.punts.push(t1_reply(mac));
@@ -1055,6 +1097,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
         dp.punts.push(
             ArpRepr::gratuitous(forged, vip)
                 .frame(MacAddr::BROADCAST)
+                .to_vec()
                 .to_vec(),
         );
         app.tick(&mut dp, Duration::ZERO);
@@ -1071,10 +1114,14 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
     fn drain_republishes_and_an_unknown_target_is_refused() {
         let dir = scratch("admin");
         let (mut app, mut dp) = started(&dir);
-        let refused = app.set_admin(&mut dp, Ipv4Addr::new(10, 99, 0, 99), AdminAction::Drain);
+        let refused = app.set_admin(
+            &mut dp,
+            Ipv4Addr::new(10, 99, 0, 99).into(),
+            AdminAction::Drain,
+        );
         assert!(matches!(refused, Reply::Error(ref e) if e.contains("no target 10.99.0.99")));
         assert_eq!(dp.published, 0);
-        let done = app.set_admin(&mut dp, T2, AdminAction::Drain);
+        let done = app.set_admin(&mut dp, T2.into(), AdminAction::Drain);
         assert!(
             matches!(done, Reply::Done(ref d) if d.contains("drained")),
             "{done:?}"
@@ -1145,7 +1192,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
 
     fn snapshot(healthy: [bool; 2]) -> Snapshot {
         let target = |last: u8, healthy: bool| TargetSpec {
-            addr: Ipv4Addr::new(10, 0, 0, last),
+            addr: Ipv4Addr::new(10, 0, 0, last).into(),
             mac: Some(MacAddr([2, 0, 0, 0, 0, last])),
             weight: 1,
             healthy,
@@ -1153,6 +1200,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
         Snapshot::build(
             &SnapshotSpec {
                 real_addr: Ipv4Addr::new(10, 0, 0, 2),
+                real_addr6: None,
                 arp_answers: ArpAnswers::Every,
                 seed: 0,
                 table_size: 251,
@@ -1160,7 +1208,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
                     ServiceSpec {
                         forwards_icmp_errors: true,
                         tracking: Default::default(),
-                        vip: Ipv4Addr::new(10, 0, 0, 200),
+                        vip: Ipv4Addr::new(10, 0, 0, 200).into(),
                         proto: IpProtocol::Tcp,
                         port: 80,
                         targets: vec![target(11, healthy[0])],
@@ -1168,7 +1216,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
                     ServiceSpec {
                         forwards_icmp_errors: true,
                         tracking: Default::default(),
-                        vip: Ipv4Addr::new(10, 0, 0, 100),
+                        vip: Ipv4Addr::new(10, 0, 0, 100).into(),
                         proto: IpProtocol::Tcp,
                         port: 80,
                         targets: vec![target(12, healthy[1])],

@@ -31,7 +31,7 @@ pub fn protocol(vip: Ipv4Addr) -> String {
 /// it came from, in the header.
 pub fn config_text(config: &Config, source: &Path) -> Option<String> {
     let bgp = config.bgp.as_ref()?;
-    let vips = config.vips();
+    let vips = config.vips_v4();
     let next_hop = bgp.next_hop.unwrap_or(config.appliance.address);
     let mut out = format!(
         "# Written by `dsrlb bird-config --config {}`: edit that file, not this one.\n\

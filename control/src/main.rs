@@ -51,7 +51,7 @@ enum Command {
     /// the address leaves the config; a restart forgets it.
     Target {
         /// The target's data address, as in the config.
-        address: std::net::Ipv4Addr,
+        address: std::net::IpAddr,
         #[arg(value_enum)]
         action: AdminAction,
         #[command(flatten)]

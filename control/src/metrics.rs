@@ -610,7 +610,7 @@ mod tests {
         let server = ServerView {
             service: "web \"x\" (10.99.0.100:80/tcp)".into(),
             name: Some("web \"x\"".into()),
-            vip: Ipv4Addr::new(10, 99, 0, 100),
+            vip: Ipv4Addr::new(10, 99, 0, 100).into(),
             port: 80,
             protocol: "tcp".into(),
             targets_up: 1,

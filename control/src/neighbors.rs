@@ -1,5 +1,6 @@
-//! Target MACs: static ones from the config, the rest learned by ARP from the real
-//! address. Pure bookkeeping over an explicit clock; the control loop sends what
+//! Target MACs: static ones from the config, the rest learned from the real address
+//! by ARP (IPv4 targets) or neighbour solicitation (IPv6 ones; "ARP" below stands
+//! for both, and a "reply" for an ARP reply or a neighbour advertisement). Pure bookkeeping over an explicit clock; the control loop sends what
 //! `due_requests` asks for and feeds ARP replies to `heard`.
 //!
 //! Nothing on the data segment can change a target's MAC unless dsrlb asked for it:
@@ -12,7 +13,7 @@
 
 use dataplane::wire::MacAddr;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,7 +112,7 @@ impl Ignored {
 #[derive(Debug, Clone)]
 pub struct Neighbors {
     timing: ArpTiming,
-    entries: HashMap<Ipv4Addr, Neighbor>,
+    entries: HashMap<IpAddr, Neighbor>,
 }
 
 impl Neighbors {
@@ -126,10 +127,10 @@ impl Neighbors {
     /// in the config always wins. Targets no longer listed are forgotten.
     pub fn track(
         &mut self,
-        targets: impl IntoIterator<Item = (Ipv4Addr, Option<MacAddr>)>,
+        targets: impl IntoIterator<Item = (IpAddr, Option<MacAddr>)>,
         now: Instant,
     ) {
-        let mut next: HashMap<Ipv4Addr, Neighbor> = HashMap::new();
+        let mut next: HashMap<IpAddr, Neighbor> = HashMap::new();
         for (addr, static_mac) in targets {
             let previous = self.entries.remove(&addr).or_else(|| next.remove(&addr));
             let entry = match (static_mac, previous) {
@@ -154,26 +155,26 @@ impl Neighbors {
     }
 
     /// How the target's MAC is known: None if unresolved (or not a target).
-    pub fn source(&self, addr: Ipv4Addr) -> Option<MacSource> {
+    pub fn source(&self, addr: IpAddr) -> Option<MacSource> {
         self.entries
             .get(&addr)
             .and_then(|n| n.mac.map(|_| n.source))
     }
 
     /// The target whose MAC is `mac`, if one is known at it.
-    pub fn holder_of(&self, mac: MacAddr) -> Option<Ipv4Addr> {
+    pub fn holder_of(&self, mac: MacAddr) -> Option<IpAddr> {
         self.entries
             .iter()
             .find(|(_, e)| e.mac == Some(mac))
             .map(|(addr, _)| *addr)
     }
 
-    pub fn mac(&self, addr: Ipv4Addr) -> Option<MacAddr> {
+    pub fn mac(&self, addr: IpAddr) -> Option<MacAddr> {
         self.entries.get(&addr).and_then(|n| n.mac)
     }
 
     /// An ARP reply from `addr` said it is at `mac`; `ours` are dsrlb's own MACs.
-    pub fn heard(&mut self, addr: Ipv4Addr, mac: MacAddr, ours: &[MacAddr], now: Instant) -> Heard {
+    pub fn heard(&mut self, addr: IpAddr, mac: MacAddr, ours: &[MacAddr], now: Instant) -> Heard {
         if let Some(why) = self.impossible(addr, mac, ours) {
             return Heard::Ignored(why);
         }
@@ -235,7 +236,7 @@ impl Neighbors {
     }
 
     /// Why no target at `addr` can be at `mac`, if none can.
-    fn impossible(&self, addr: Ipv4Addr, mac: MacAddr, ours: &[MacAddr]) -> Option<Ignored> {
+    fn impossible(&self, addr: IpAddr, mac: MacAddr, ours: &[MacAddr]) -> Option<Ignored> {
         if !mac.is_unicast() || mac == MacAddr::ZERO {
             Some(Ignored::NotUnicast)
         } else if ours.contains(&mac) {
@@ -252,14 +253,14 @@ impl Neighbors {
     }
 
     /// The MAC in use and the other one, while two MACs answer for `addr`.
-    pub fn conflict(&self, addr: Ipv4Addr) -> Option<(MacAddr, MacAddr)> {
+    pub fn conflict(&self, addr: IpAddr) -> Option<(MacAddr, MacAddr)> {
         self.entries.get(&addr).and_then(|n| n.conflict)
     }
 
     /// Targets to send an ARP request to now. Also forgets the MAC of a target that
     /// left `max_unanswered` requests unanswered: the returned flag says the
     /// forwarding tables need rebuilding.
-    pub fn due_requests(&mut self, now: Instant) -> (Vec<Ipv4Addr>, bool) {
+    pub fn due_requests(&mut self, now: Instant) -> (Vec<IpAddr>, bool) {
         let mut due = Vec::new();
         let mut changed = false;
         for (addr, n) in self.entries.iter_mut() {
@@ -298,8 +299,9 @@ impl Neighbors {
 mod tests {
     use super::*;
 
-    const T1: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 11);
-    const T2: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 12);
+    use std::net::Ipv4Addr;
+    const T1: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 11));
+    const T2: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 12));
     const MAC1: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x0b]);
 
     fn timing() -> ArpTiming {
@@ -363,7 +365,7 @@ mod tests {
             Heard::Ignored(Ignored::NotLearned),
             "static"
         );
-        let stranger = Ipv4Addr::new(10, 99, 0, 77);
+        let stranger = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 77));
         assert_eq!(
             n.heard(stranger, FORGED, &OURS, t0),
             Heard::Ignored(Ignored::NotLearned)

@@ -17,7 +17,7 @@ use dataplane::flow::{FlowKey, FlowTable, FlowTableConfig, FlowTarget};
 use dataplane::flow_query::{FlowAsk, FlowQueries};
 use dataplane::rcu;
 use dataplane::snapshot::Snapshot;
-use dataplane::wire::{ethernet, MacAddr};
+use dataplane::wire::MacAddr;
 use dataplane::worker::{IdleBackoff, Worker, WorkerQueues, WorkerStats};
 use std::cell::RefCell;
 use std::process::ExitCode;
@@ -31,8 +31,9 @@ use config::{INJECT_QUEUE, PUNT_QUEUE};
 /// How long publishing a snapshot may wait for the workers to let go of the old one.
 const PUBLISH_PATIENCE: Duration = Duration::from_secs(1);
 
-/// A frame the control thread sends (ARP), at the Ethernet minimum length.
-pub type Frame = [u8; ethernet::MIN_FRAME_LEN];
+/// A frame the control thread sends (ARP, neighbour discovery, the doctor's probes),
+/// at least the Ethernet minimum long.
+pub type Frame = Vec<u8>;
 
 /// What the control state asks of the dataplane.
 pub trait Dataplane {
@@ -403,6 +404,12 @@ fn start_port(p: &config::PortConfig, pool: &Mempool) -> Result<(RunningPort, In
         .configure_and_start(&port_config, pool)
         .map_err(|e| format!("{e} (ports[].queues, ports[].mtu of port {})", p.name))?;
     log_rss(&p.name, p.queues, &rss);
+    if !port.enable_all_multicast().map_err(|e| e.to_string())? {
+        log::info!(
+            "port {}: the driver has no all-multicast mode; IPv6 neighbour solicitations reach dsrlb only if it passes multicast anyway",
+            p.name
+        );
+    }
     let mac = match p.mac {
         Some(m) => {
             let mac = MacAddr(m.0);

@@ -4,11 +4,11 @@
 use crate::api::AdminAction;
 use crate::neighbors::Neighbors;
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// Targets an operator drained or disabled (`dsrlb target ADDR ...`), by address: the
 /// action applies in every service listing that address. Enabled targets are absent.
-pub type AdminStates = HashMap<Ipv4Addr, AdminAction>;
+pub type AdminStates = HashMap<IpAddr, AdminAction>;
 use config::{Config, Protocol};
 use dataplane::flow::FlowTableConfig;
 use dataplane::snapshot::{ArpAnswers, ServiceSpec, SnapshotSpec, TargetSpec};
@@ -32,12 +32,13 @@ pub fn arp_answers(config: &Config, active: bool) -> ArpAnswers {
 pub fn snapshot_spec(
     config: &Config,
     neighbors: &Neighbors,
-    healthy: impl Fn(usize, Ipv4Addr) -> bool,
+    healthy: impl Fn(usize, IpAddr) -> bool,
     admin: &AdminStates,
     arp_answers: ArpAnswers,
 ) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: config.appliance.address,
+        real_addr6: config.appliance.address6,
         arp_answers,
         seed: config.maglev.seed,
         table_size: config.maglev.table_size,
@@ -77,7 +78,7 @@ pub fn snapshot_spec(
 }
 
 /// Every target address with its static MAC, if any, for `Neighbors::track`.
-pub fn tracked_targets(config: &Config) -> Vec<(Ipv4Addr, Option<MacAddr>)> {
+pub fn tracked_targets(config: &Config) -> Vec<(IpAddr, Option<MacAddr>)> {
     config
         .services
         .iter()
@@ -93,6 +94,7 @@ pub fn flow_table_config(config: &Config) -> FlowTableConfig {
     let f = &config.flows;
     FlowTableConfig {
         capacity: f.capacity as usize,
+        ipv6_capacity: f.ipv6_capacity as usize,
         tcp_established_timeout_ms: u64::from(f.tcp_established_timeout_secs) * 1000,
         tcp_syn_timeout_ms: u64::from(f.tcp_syn_timeout_secs) * 1000,
         udp_timeout_ms: u64::from(f.udp_timeout_secs) * 1000,
@@ -104,6 +106,7 @@ pub fn flow_table_config(config: &Config) -> FlowTableConfig {
 mod tests {
     use super::*;
     use dataplane::snapshot::Snapshot;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn arp_is_answered_for_what_the_appliance_holds() {
@@ -165,8 +168,8 @@ targets = [{ address = "10.99.0.11", mac = "02:00:00:00:00:0b", weight = 7 }, { 
         );
         assert_eq!(flow_table_config(&config).tcp_syn_timeout_ms, 3000);
 
-        let t11 = Ipv4Addr::new(10, 99, 0, 11);
-        let t12 = Ipv4Addr::new(10, 99, 0, 12);
+        let t11 = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 11));
+        let t12 = IpAddr::V4(Ipv4Addr::new(10, 99, 0, 12));
         let admin: AdminStates = [(t11, AdminAction::Drain), (t12, AdminAction::Disable)]
             .into_iter()
             .collect();

@@ -8,7 +8,7 @@ use dataplane::forward::arp_sender;
 use dataplane::snapshot::Snapshot;
 use dataplane::wire::{ArpOperation, MacAddr};
 use std::cell::RefCell;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -60,7 +60,9 @@ impl StandIn {
 
     /// The MAC the published snapshot forwards to `addr` with, if it may.
     pub fn target_mac(&self, addr: Ipv4Addr) -> Option<MacAddr> {
-        let t = self.snapshot.targets().iter().find(|t| t.addr == addr)?;
+        let slot = (0..self.snapshot.targets().len() as u16)
+            .find(|&slot| self.snapshot.target_addr(slot) == Some(IpAddr::V4(addr)))?;
+        let t = self.snapshot.target(slot)?;
         t.usable.then_some(t.mac)
     }
 }
@@ -123,19 +125,20 @@ pub fn one_service_spec(
     use std::net::Ipv4Addr;
     SnapshotSpec {
         real_addr: Ipv4Addr::new(10, 0, 0, 2),
+        real_addr6: None,
         arp_answers: ArpAnswers::Every,
         seed: 0,
         table_size: 251,
         services: vec![ServiceSpec {
             forwards_icmp_errors: true,
             tracking,
-            vip: Ipv4Addr::new(10, 0, 0, 100),
+            vip: Ipv4Addr::new(10, 0, 0, 100).into(),
             proto: IpProtocol::Tcp,
             port: 80,
             targets: targets
                 .iter()
                 .map(|&t| TargetSpec {
-                    addr: Ipv4Addr::new(10, 0, 0, t),
+                    addr: Ipv4Addr::new(10, 0, 0, t).into(),
                     mac: Some(MacAddr([2, 0, 0, 0, 0, t])),
                     weight: 1,
                     healthy: true,

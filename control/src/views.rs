@@ -18,7 +18,7 @@ use dataplane::forward::DropReason;
 use dataplane::hash::{flow_hash, Fnv1a};
 use dataplane::snapshot::{Service, Snapshot};
 use dataplane::wire::IpProtocol;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The snapshot's service for each config service, by config index.
@@ -117,7 +117,7 @@ fn target_view(
     }
 }
 
-fn last_probe(app: &Appliance, si: usize, addr: std::net::Ipv4Addr) -> Option<ProbeView> {
+fn last_probe(app: &Appliance, si: usize, addr: IpAddr) -> Option<ProbeView> {
     let i = app.probed.iter().position(|&key| key == (si, addr))?;
     let last = app.prober.last(i)?;
     let seconds = |d: Result<std::time::Duration, _>| d.map_or(0, |d| d.as_secs());
@@ -261,10 +261,10 @@ pub(crate) fn doctor(app: &Appliance) -> DoctorView {
             let probed = service
                 .and_then(|si| app.config.services.get(si).map(|s| (si, s.health.is_some())));
             let management_probe = match probed {
-                Some((si, true)) => app.health_of(si, p.target).to_string(),
+                Some((si, true)) => app.health_of(si, p.target.into()).to_string(),
                 _ => "none".to_owned(),
             };
-            let mac = app.neighbors.mac(p.target);
+            let mac = app.neighbors.mac(p.target.into());
             let answers_arp_for_vip = mac
                 .is_some_and(|m| doctor.flux_for(p.vip, now).iter().any(|(f, _)| *f == m));
             let (vip_on_loopback, listening_on_vip) = match p.finding {
@@ -300,7 +300,7 @@ pub(crate) fn doctor(app: &Appliance) -> DoctorView {
             }
         })
         .collect();
-    let arp_flux = (app.config.vips().into_iter())
+    let arp_flux = (app.config.vips_v4().into_iter())
         .flat_map(|vip| {
             doctor
                 .flux_for(vip, now)
@@ -333,7 +333,7 @@ pub(crate) fn digest(app: &Appliance, dp: &dyn Dataplane) -> DigestView {
             let digest = snapshot.digest(service);
             all.eat(&digest.to_be_bytes());
             let mut targets: Vec<_> = (service.table().slots().iter())
-                .filter_map(|&slot| snapshot.target(slot).map(|t| t.addr))
+                .filter_map(|&slot| snapshot.target_addr(slot))
                 .collect();
             targets.sort();
             targets.dedup();
@@ -402,17 +402,17 @@ pub(crate) fn choices(
             } else {
                 None
             };
-            let kept = pinned.and_then(|(lcore, t)| Some((lcore, snapshot.usable_target(t)?)));
+            let kept = pinned.filter(|&(_, t)| snapshot.usable_target(t).is_some());
             let (target, why) = match kept {
                 Some((lcore, t)) => (
-                    Some(t.addr),
+                    snapshot.target_addr(t.slot),
                     format!("flow table of the worker on lcore {lcore}"),
                 ),
                 None => {
                     let picked = service.pick(hash, snapshot.targets());
-                    match picked.and_then(|p| snapshot.usable_target(p)) {
+                    match picked.filter(|&p| snapshot.usable_target(p).is_some()) {
                         Some(t) => (
-                            Some(t.addr),
+                            snapshot.target_addr(t.slot),
                             format!("maglev slot {}", service.table().slot_of(hash)),
                         ),
                         None => (None, "no usable target".to_owned()),

@@ -122,9 +122,9 @@ counters! {
         "Bursts of received frames the worker decided: rx_packets_total / bursts_total near the burst size (32) means it is saturated.";
 
     flows_live: Level set, Some("flows"), Some("FLOWS"), "dsrlb_flow_table_entries",
-        "Live entries in the worker's flow table.";
+        "Live entries in the worker's flow table (IPv4 and IPv6).";
     flow_capacity: Level set, None, Some("CAPACITY"), "dsrlb_flow_table_capacity",
-        "Entries the worker's flow table holds.";
+        "Entries the worker's flow table holds (IPv4 and IPv6).";
     flows_inserted: Total set, None, None, "dsrlb_flow_table_inserted_total",
         "Flows inserted.";
     flows_expired: Total set, None, None, "dsrlb_flow_table_expired_total",
@@ -175,14 +175,12 @@ macro_rules! drop_reasons {
 drop_reasons! {
     /// Destination MAC is not this port's (nor broadcast, for ARP).
     NotOurMac = "not_our_mac";
-    /// IPv4 to an address that is neither a VIP nor the real address.
+    /// IPv4 or IPv6 to an address that is neither a VIP nor a real address.
     NotOurAddress = "not_our_address";
     /// Shorter than its headers say.
     Truncated = "truncated";
     /// Two or more VLAN tags (802.1ad, stacked 802.1Q).
     StackedVlan = "stacked_vlan";
-    /// IPv6 whose headers are usable: no service takes IPv6 yet.
-    Ipv6 = "ipv6";
     /// IPv6 with hop-by-hop options anywhere but right after the fixed header.
     Ipv6HopByHopNotFirst = "ipv6_hop_by_hop_not_first";
     /// IPv6 whose header chain ends in "no next header": nothing to balance on.
@@ -192,14 +190,16 @@ drop_reasons! {
     UnknownEthertype = "unknown_ethertype";
     BadIpHeader = "bad_ip_header";
     Fragment = "fragment";
-    /// IPv4 to a VIP with a protocol other than TCP, UDP or ICMP.
+    /// IPv4 or IPv6 to a VIP with a protocol other than TCP, UDP or ICMP (ICMPv6).
     UnknownProtocol = "unknown_protocol";
     BadL4Header = "bad_l4_header";
     /// TCP or UDP to a VIP port no service listens on.
     NoService = "no_service";
     /// The service has no target that may take the flow.
     NoUsableTarget = "no_usable_target";
-    /// ICMP to a VIP that is neither an echo request nor a destination unreachable.
+    /// ICMP (ICMPv6) to a VIP that is neither an echo request nor a destination
+    /// unreachable (nor neighbour discovery); an ICMPv6 echo request behind extension
+    /// headers.
     IcmpNotEcho = "icmp_not_echo";
     /// ICMP destination unreachable to a VIP that quotes no packet a service of the
     /// VIP sent (another source, not TCP or UDP, no service, or cut too short).
@@ -213,8 +213,19 @@ drop_reasons! {
     ArpNotForUs = "arp_not_for_us";
     /// ARP with an operation other than request and reply.
     ArpUnknownOperation = "arp_unknown_operation";
-    /// IPv4 to the real address that is not an echo request (nothing listens there).
+    /// IPv4 (IPv6) to the real address that is not an echo request nor an answer to
+    /// the doctor (nothing listens there).
     ToRealAddress = "to_real_address";
+    /// Neighbour discovery with a hop limit other than 255: it crossed a router, so
+    /// it may be forged from off the segment (RFC 4861).
+    NdpHopLimit = "ndp_hop_limit";
+    /// A neighbour solicitation or advertisement that is malformed: a code other than
+    /// 0, a multicast target, a bad option or checksum, cut short.
+    BadNdp = "bad_ndp";
+    /// A neighbour solicitation for an address that is not dsrlb's (or not its to
+    /// answer: a pair's standby, a VIP behind BGP), or an advertisement dsrlb did not
+    /// ask for.
+    NdpNotForUs = "ndp_not_for_us";
 }
 
 #[cfg(test)]

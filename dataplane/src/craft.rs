@@ -6,8 +6,8 @@
 use crate::wire::ipv6ext;
 use crate::wire::{
     arp, checksum, ethernet, icmp, ipv4, tcp, udp, ArpOperation, ArpPacket, ArpRepr, EtherType,
-    EthernetFrame, IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, Ipv6Repr, MacAddr,
-    TcpPacket, UdpPacket, VlanHeader,
+    EthernetFrame, IcmpMessage, IcmpPacket, Icmpv6Message, Icmpv6Packet, IpProtocol, Ipv4Packet,
+    Ipv6Packet, Ipv6Repr, MacAddr, NdpRepr, TcpPacket, UdpPacket, VlanHeader,
 };
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -172,6 +172,30 @@ pub fn icmp_echo(kind: IcmpMessage, ident: u16, seq: u16, payload: &[u8]) -> Vec
     msg.set_echo_ident(ident);
     msg.set_echo_seq_no(seq);
     msg.fill_checksum();
+    bytes
+}
+
+/// ICMPv6 echo message (request or reply) with a valid checksum for `src` → `dst`.
+pub fn icmpv6_echo(
+    kind: Icmpv6Message,
+    (ident, seq): (u16, u16),
+    payload: &[u8],
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+) -> Vec<u8> {
+    let mut bytes = vec![0u8; crate::wire::icmpv6::HEADER_LEN + payload.len()];
+    let mut msg = Icmpv6Packet::new_unchecked(&mut bytes[..]);
+    msg.body_mut().copy_from_slice(payload);
+    msg.set_msg_type(kind);
+    msg.set_echo_ident(ident);
+    msg.set_echo_seq_no(seq);
+    msg.fill_checksum(src, dst);
+    bytes
+}
+
+/// A neighbour solicitation or advertisement with a valid checksum for `src` → `dst`.
+pub fn ndp(repr: &NdpRepr, src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+    let mut bytes = vec![0u8; repr.buffer_len()];
+    repr.emit(&mut Icmpv6Packet::new_unchecked(&mut bytes[..]), src, dst);
     bytes
 }
 

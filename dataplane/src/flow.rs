@@ -14,10 +14,17 @@
 //! are still forwarded by Maglev alone, they are just not remembered, so a SYN flood
 //! cannot flush the established flows out of the table.
 
+//!
+//! IPv4 and IPv6 flows live in two tables of the same kind (`Ways`), so that an
+//! IPv4 entry stays 20 bytes, three to a cache line, whatever IPv6 needs (32 bytes,
+//! two to a line); the guard, the counters and the timeouts are the whole table's.
+
 use crate::memory::HugeSlice;
 
-/// Entries per bucket: 3 × 20 B in one 64-byte cache line.
+/// Entries per bucket of IPv4 flows: 3 × 20 B in one 64-byte cache line.
 pub const WAYS: usize = 3;
+/// Entries per bucket of IPv6 flows: 2 × 32 B in one 64-byte cache line.
+pub const WAYS_V6: usize = 2;
 
 /// A live entry is evicted for a new flow only after this long idle: a flow that
 /// sent within the last second is active, and outranks one not yet seen twice.
@@ -34,12 +41,17 @@ const SERVICE_MASK: u16 = (1 << SERVICE_BITS) - 1;
 /// stands for the VIP and protocol of the 5-tuple in half the bytes. A service slot
 /// reused by another service is safe: the old entries are pinned to target
 /// generations no target of the new service has, and are re-pinned on their first hit.
+///
+/// `E` is what an entry stores of the client: `u64` for IPv4 (client address << 32
+/// | source port << 16 | destination port: compared whole), `Endpoint6` for IPv6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct FlowKey {
-    /// Client address << 32 | source port << 16 | destination port: compared whole.
-    endpoint: u64,
+pub struct FlowKey<E = u64> {
+    endpoint: E,
     service: u16,
 }
+
+/// An IPv6 flow's key.
+pub type FlowKey6 = FlowKey<Endpoint6>;
 
 impl FlowKey {
     #[inline(always)]
@@ -50,6 +62,99 @@ impl FlowKey {
         }
     }
 }
+
+impl FlowKey6 {
+    #[inline(always)]
+    pub fn new6(client: [u8; 16], src_port: u16, dst_port: u16, service_slot: u16) -> Self {
+        let word =
+            |i: usize| u32::from_be_bytes([client[i], client[i + 1], client[i + 2], client[i + 3]]);
+        FlowKey {
+            endpoint: Endpoint6 {
+                client: [word(0), word(4), word(8), word(12)],
+                ports: (u32::from(src_port) << 16) | u32::from(dst_port),
+            },
+            service: service_slot & SERVICE_MASK,
+        }
+    }
+}
+
+/// What an IPv6 entry stores of its flow: the client's address and both ports, 20
+/// bytes at 4-byte alignment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Endpoint6 {
+    client: [u32; 4],
+    ports: u32,
+}
+
+/// An address family's part of the flow table: what its entries store of a flow and
+/// which of `FlowTable`'s tables holds them.
+pub trait Endpoint: Copy + Default + PartialEq + Send + Sync + 'static {
+    /// One cache line of entries.
+    type Bucket: Copy + Send + Sync;
+    /// The endpoint of an empty entry (its state bits say it is empty).
+    const NONE: Self;
+    const EMPTY_BUCKET: Self::Bucket;
+    fn entries(bucket: &Self::Bucket) -> &[Entry<Self>];
+    fn entries_mut(bucket: &mut Self::Bucket) -> &mut [Entry<Self>];
+    /// The family's table and the parts every family shares.
+    /// Zero if `a` and `b` are the same endpoint (compared whole, with no branch).
+    fn differs(a: Self, b: Self) -> u64;
+    fn split(table: &mut FlowTable) -> (&mut Ways<Self>, &mut Shared);
+    fn ways(table: &FlowTable) -> &Ways<Self>;
+}
+
+macro_rules! endpoint {
+    ($endpoint:ty, $none:expr, $differs:expr, $ways:expr, $field:ident) => {
+        impl Endpoint for $endpoint {
+            type Bucket = Bucket<$endpoint, $ways>;
+            const NONE: Self = $none;
+            const EMPTY_BUCKET: Self::Bucket = Bucket {
+                entries: [Entry::EMPTY; $ways],
+            };
+            #[inline(always)]
+            fn entries(bucket: &Self::Bucket) -> &[Entry<Self>] {
+                &bucket.entries
+            }
+            #[inline(always)]
+            fn entries_mut(bucket: &mut Self::Bucket) -> &mut [Entry<Self>] {
+                &mut bucket.entries
+            }
+            #[inline(always)]
+            fn differs(a: Self, b: Self) -> u64 {
+                $differs(a, b)
+            }
+            #[inline(always)]
+            fn split(table: &mut FlowTable) -> (&mut Ways<Self>, &mut Shared) {
+                (&mut table.$field, &mut table.shared)
+            }
+            #[inline(always)]
+            fn ways(table: &FlowTable) -> &Ways<Self> {
+                &table.$field
+            }
+        }
+    };
+}
+endpoint!(u64, 0, |a: u64, b: u64| a ^ b, WAYS, v4);
+endpoint!(
+    Endpoint6,
+    Endpoint6 {
+        client: [0; 4],
+        ports: 0
+    },
+    |a: Endpoint6, b: Endpoint6| {
+        let words = |e: Endpoint6| {
+            let [a, b, c, d] = e.client;
+            (
+                u64::from(a) << 32 | u64::from(b),
+                u64::from(c) << 32 | u64::from(d),
+            )
+        };
+        let ((a_high, a_low), (b_high, b_low)) = (words(a), words(b));
+        (a_high ^ b_high) | (a_low ^ b_low) | u64::from(a.ports ^ b.ports)
+    },
+    WAYS_V6,
+    v6
+);
 
 /// Where a flow goes: a target slot in the snapshot and that slot's generation when
 /// the flow was pinned to it (a reused slot has a new generation, so a flow never
@@ -73,13 +178,13 @@ pub enum FlowState {
 
 const EMPTY: u8 = 0;
 
-// Packed to 4-byte alignment: 20 bytes, three to a cache line, `endpoint` loaded
-// and compared as one word.
+/// One flow's entry. Packed to 4-byte alignment: an IPv4 one is 20 bytes, three to
+/// a cache line, its `endpoint` loaded and compared as one word.
 #[derive(Debug, Clone, Copy, Default)]
 #[repr(C, packed(4))]
-struct Entry {
+pub struct Entry<E> {
     /// As in `FlowKey`.
-    endpoint: u64,
+    endpoint: E,
     /// The low 32 bits of the clock's milliseconds: idle times are taken modulo
     /// 2^32 ms (49 days), and the table walk clears every expired entry within a
     /// second or so (timeouts are at most a day), so no entry lives to see a wrap.
@@ -91,7 +196,15 @@ struct Entry {
     target_slot: u16,
 }
 
-impl Entry {
+impl<E: Endpoint> Entry<E> {
+    const EMPTY: Self = Entry {
+        endpoint: E::NONE,
+        last_seen_ms: 0,
+        target_generation: 0,
+        service_state: 0,
+        target_slot: 0,
+    };
+
     #[inline(always)]
     fn state(&self) -> u8 {
         (self.service_state >> SERVICE_BITS) as u8
@@ -115,19 +228,31 @@ fn service_state(service: u16, state: u8) -> u16 {
     service | (u16::from(state) << SERVICE_BITS)
 }
 
-#[derive(Debug, Clone, Copy, Default)]
+/// One cache line of `W` entries.
 #[repr(C, align(64))]
-struct Bucket {
-    entries: [Entry; WAYS],
+pub struct Bucket<E, const W: usize> {
+    entries: [Entry<E>; W],
 }
 
-const _: () = assert!(core::mem::size_of::<Entry>() == 20);
-const _: () = assert!(core::mem::size_of::<Bucket>() == 64);
+impl<E: Copy, const W: usize> Clone for Bucket<E, W> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E: Copy, const W: usize> Copy for Bucket<E, W> {}
+
+const _: () = assert!(core::mem::size_of::<Entry<u64>>() == 20);
+const _: () = assert!(core::mem::size_of::<Entry<Endpoint6>>() == 32);
+const _: () = assert!(core::mem::size_of::<Bucket<u64, WAYS>>() == 64);
+const _: () = assert!(core::mem::size_of::<Bucket<Endpoint6, WAYS_V6>>() == 64);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FlowTableConfig {
-    /// Entries; rounded up to a power-of-two number of buckets.
+    /// IPv4 entries; rounded up to a power-of-two number of buckets.
     pub capacity: usize,
+    /// IPv6 entries, likewise (in a table of their own).
+    pub ipv6_capacity: usize,
     pub tcp_established_timeout_ms: u64,
     pub tcp_syn_timeout_ms: u64,
     pub udp_timeout_ms: u64,
@@ -139,6 +264,7 @@ impl Default for FlowTableConfig {
     fn default() -> Self {
         FlowTableConfig {
             capacity: 1 << 20,
+            ipv6_capacity: 1 << 18,
             tcp_established_timeout_ms: 300_000,
             tcp_syn_timeout_ms: 5_000,
             udp_timeout_ms: 60_000,
@@ -215,9 +341,44 @@ impl NewFlowGuard {
     }
 }
 
-pub struct FlowTable {
-    buckets: HugeSlice<Bucket>,
+/// One address family's entries.
+pub struct Ways<E: Endpoint> {
+    buckets: HugeSlice<E::Bucket>,
     mask: usize,
+}
+
+impl<E: Endpoint> Ways<E> {
+    /// At least `capacity` entries, in a power-of-two number of buckets of `ways`.
+    fn new(capacity: usize, ways: usize) -> Self {
+        let buckets = capacity.div_ceil(ways).max(1).next_power_of_two();
+        Ways {
+            // Written, not zero-mapped: every page is faulted in now, not on the fast path.
+            buckets: HugeSlice::new(buckets, E::EMPTY_BUCKET),
+            mask: buckets - 1,
+        }
+    }
+
+    #[inline(always)]
+    fn bucket(&self, hash: u64) -> &[Entry<E>] {
+        E::entries(&self.buckets[(hash as usize) & self.mask])
+    }
+
+    #[inline(always)]
+    fn bucket_mut(&mut self, hash: u64) -> &mut [Entry<E>] {
+        E::entries_mut(&mut self.buckets[(hash as usize) & self.mask])
+    }
+
+    fn capacity(&self) -> usize {
+        self.buckets.len() * E::entries(&E::EMPTY_BUCKET).len()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        core::mem::size_of_val(&*self.buckets)
+    }
+}
+
+/// What the families' tables share: timeouts, the new-flow guard and the counters.
+pub struct Shared {
     /// Idle timeout by entry state (`FlowState as u8`): an index, not a match.
     timeouts_ms: [u64; 4],
     config: FlowTableConfig,
@@ -229,12 +390,18 @@ pub struct FlowTable {
     kept: Box<[u64]>,
 }
 
-/// A live entry found by `get`, to read and update in place.
-pub struct FlowEntry<'a> {
-    entry: &'a mut Entry,
+pub struct FlowTable {
+    v4: Ways<u64>,
+    v6: Ways<Endpoint6>,
+    shared: Shared,
 }
 
-impl FlowEntry<'_> {
+/// A live entry found by `get`, to read and update in place.
+pub struct FlowEntry<'a, E = u64> {
+    entry: &'a mut Entry<E>,
+}
+
+impl<E: Endpoint> FlowEntry<'_, E> {
     pub fn target(&self) -> FlowTarget {
         FlowTarget {
             slot: self.entry.target_slot,
@@ -275,22 +442,21 @@ fn state_from_u8(value: u8) -> FlowState {
 
 impl FlowTable {
     pub fn new(config: FlowTableConfig) -> Self {
-        let wanted_buckets = config.capacity.div_ceil(WAYS).max(1);
-        let buckets = wanted_buckets.next_power_of_two();
         FlowTable {
-            // Written, not zero-mapped: every page is faulted in now, not on the fast path.
-            buckets: HugeSlice::new(buckets, Bucket::default()),
-            mask: buckets - 1,
-            timeouts_ms: [
-                0,
-                config.tcp_syn_timeout_ms,
-                config.udp_timeout_ms,
-                config.tcp_established_timeout_ms,
-            ],
-            guard: NewFlowGuard::new(config.new_flow_rate),
-            config,
-            stats: FlowStats::default(),
-            kept: vec![0; SERVICE_SLOTS].into_boxed_slice(),
+            v4: Ways::new(config.capacity, WAYS),
+            v6: Ways::new(config.ipv6_capacity, WAYS_V6),
+            shared: Shared {
+                timeouts_ms: [
+                    0,
+                    config.tcp_syn_timeout_ms,
+                    config.udp_timeout_ms,
+                    config.tcp_established_timeout_ms,
+                ],
+                guard: NewFlowGuard::new(config.new_flow_rate),
+                config,
+                stats: FlowStats::default(),
+                kept: vec![0; SERVICE_SLOTS].into_boxed_slice(),
+            },
         }
     }
 
@@ -298,74 +464,72 @@ impl FlowTable {
     /// its slot's current one.
     #[inline(always)]
     pub fn count_kept(&mut self, service_slot: u16) {
-        if let Some(n) = self.kept.get_mut(usize::from(service_slot)) {
+        if let Some(n) = self.shared.kept.get_mut(usize::from(service_slot)) {
             *n += 1;
         }
     }
 
     /// `count_kept`'s counts, by service slot.
     pub fn kept(&self) -> &[u64] {
-        &self.kept
+        &self.shared.kept
     }
 
+    /// IPv4 entries (`capacity_v6` for IPv6's).
     pub fn capacity(&self) -> usize {
-        self.buckets.len() * WAYS
+        self.v4.capacity()
+    }
+
+    pub fn capacity_v6(&self) -> usize {
+        self.v6.capacity()
     }
 
     pub fn config(&self) -> &FlowTableConfig {
-        &self.config
+        &self.shared.config
     }
 
     pub fn stats(&self) -> FlowStats {
-        self.stats
+        self.shared.stats
     }
 
-    /// Bytes held by the table.
+    /// Bytes held by the table, both families.
     pub fn memory_bytes(&self) -> usize {
-        core::mem::size_of_val(&*self.buckets)
-    }
-
-    #[inline(always)]
-    fn bucket_index(&self, hash: u64) -> usize {
-        (hash as usize) & self.mask
+        self.v4.memory_bytes() + self.v6.memory_bytes()
     }
 
     /// Starts loading the bucket a flow will need, ahead of `get`.
     #[inline(always)]
-    pub fn prefetch(&self, hash: u64) {
-        crate::memory::prefetch(&self.buckets[self.bucket_index(hash)]);
-    }
-
-    #[inline(always)]
-    fn is_expired(&self, entry: &Entry, now_ms: u64) -> bool {
-        entry.is_expired(now_ms, &self.timeouts_ms)
+    pub fn prefetch<E: Endpoint>(&self, hash: u64) {
+        crate::memory::prefetch(E::ways(self).bucket(hash).as_ptr());
     }
 
     /// The live entry for `key`, if any. An entry found idle past its timeout is
     /// cleared and reported as a miss.
     #[inline]
-    pub fn get(&mut self, key: &FlowKey, hash: u64, now_ms: u64) -> Option<FlowEntry<'_>> {
-        let index = self.bucket_index(hash);
-        let way = self.buckets[index]
-            .entries
-            .iter()
-            .position(|e| matches(e, key))?;
-        if self.is_expired(&self.buckets[index].entries[way], now_ms) {
-            self.buckets[index].entries[way].set_state(EMPTY);
-            self.stats.live -= 1;
-            self.stats.expired += 1;
+    pub fn get<E: Endpoint>(
+        &mut self,
+        key: &FlowKey<E>,
+        hash: u64,
+        now_ms: u64,
+    ) -> Option<FlowEntry<'_, E>> {
+        let (ways, shared) = E::split(self);
+        let entries = ways.bucket_mut(hash);
+        let way = entries.iter().position(|e| matches(e, key))?;
+        if entries[way].is_expired(now_ms, &shared.timeouts_ms) {
+            entries[way].set_state(EMPTY);
+            shared.stats.live -= 1;
+            shared.stats.expired += 1;
             return None;
         }
         Some(FlowEntry {
-            entry: &mut self.buckets[index].entries[way],
+            entry: &mut entries[way],
         })
     }
 
     /// Remembers a new flow (call after `get` missed), if its bucket has room (see
     /// `EVICT_AFTER_IDLE_MS`) and then the new-flow guard lets it.
-    pub fn insert(
+    pub fn insert<E: Endpoint>(
         &mut self,
-        key: &FlowKey,
+        key: &FlowKey<E>,
         hash: u64,
         target: FlowTarget,
         state: FlowState,
@@ -377,11 +541,15 @@ impl FlowTable {
             Expired,
             Idle,
         }
-        let index = self.bucket_index(hash);
-        let entries = &self.buckets[index].entries;
+        let (ways, shared) = E::split(self);
+        let entries = ways.bucket_mut(hash);
+        let timeouts_ms = &shared.timeouts_ms;
         let (way, room) = if let Some(way) = entries.iter().position(|e| e.state() == EMPTY) {
             (way, Room::Empty)
-        } else if let Some(way) = entries.iter().position(|e| self.is_expired(e, now_ms)) {
+        } else if let Some(way) = entries
+            .iter()
+            .position(|e| e.is_expired(now_ms, timeouts_ms))
+        {
             (way, Room::Expired)
         } else {
             let (mut oldest, mut oldest_idle) = (0, 0);
@@ -392,49 +560,51 @@ impl FlowTable {
                 }
             }
             if oldest_idle < EVICT_AFTER_IDLE_MS {
-                self.stats.bucket_full += 1;
+                shared.stats.bucket_full += 1;
                 return Insert::BucketFull;
             }
             (oldest, Room::Idle)
         };
-        if !self.guard.allow(now_ms) {
-            self.stats.guard_refused += 1;
+        if !shared.guard.allow(now_ms) {
+            shared.stats.guard_refused += 1;
             return Insert::Refused;
         }
         let outcome = match room {
             Room::Empty => {
-                self.stats.live += 1;
+                shared.stats.live += 1;
                 Insert::Inserted
             }
             Room::Expired => {
-                self.stats.expired += 1;
+                shared.stats.expired += 1;
                 Insert::Inserted
             }
             Room::Idle => {
-                self.stats.evicted += 1;
+                shared.stats.evicted += 1;
                 Insert::Evicted
             }
         };
-        self.buckets[index].entries[way] = Entry {
+        entries[way] = Entry {
             endpoint: key.endpoint,
             last_seen_ms: now_ms as u32,
             target_generation: target.generation,
             service_state: service_state(key.service, state as u8),
             target_slot: target.slot,
         };
-        self.stats.inserted += 1;
+        shared.stats.inserted += 1;
         outcome
     }
 
+    /// Buckets of both families, as `count_by_slot` walks them: IPv4's, then IPv6's.
     pub fn bucket_count(&self) -> usize {
-        self.buckets.len()
+        self.v4.buckets.len() + self.v6.buckets.len()
     }
 
-    /// Adds the live entries of buckets `first..first + count` (clamped to the table)
-    /// to `counts` by target slot, those `is_current` accepts only, and clears the
-    /// expired ones. The worker walks its table this way a few buckets per poll, for
-    /// `show targets`' active flows (and so that no entry outlives its timeout by
-    /// more than a walk). Returns one past the highest slot counted (0 if none).
+    /// Adds the live entries of buckets `first..first + count` (clamped to the table;
+    /// numbered as `bucket_count` says) to `counts` by target slot, those
+    /// `is_current` accepts only, and clears the expired ones. The worker walks its
+    /// table this way a few buckets per poll, for `show targets`' active flows (and so
+    /// that no entry outlives its timeout by more than a walk). Returns one past the
+    /// highest slot counted (0 if none).
     pub fn count_by_slot(
         &mut self,
         first: usize,
@@ -443,43 +613,67 @@ impl FlowTable {
         counts: &mut [u64],
         is_current: impl Fn(FlowTarget) -> bool,
     ) -> usize {
-        let end = first.saturating_add(count).min(self.buckets.len());
-        let timeouts_ms = self.timeouts_ms;
-        let mut high = 0;
-        let mut expired = 0;
-        for bucket in self.buckets.get_mut(first..end).unwrap_or_default() {
-            for e in bucket.entries.iter_mut() {
-                if e.state() == EMPTY {
-                    continue;
-                }
-                if e.is_expired(now_ms, &timeouts_ms) {
-                    e.set_state(EMPTY);
-                    expired += 1;
-                    continue;
-                }
-                let target = FlowTarget {
-                    slot: e.target_slot,
-                    generation: e.target_generation,
-                };
-                if !is_current(target) {
-                    continue;
-                }
-                if let Some(c) = counts.get_mut(usize::from(e.target_slot)) {
-                    *c += 1;
-                    high = high.max(usize::from(e.target_slot) + 1);
-                }
+        let end = first.saturating_add(count);
+        let v4_len = self.v4.buckets.len();
+        let shared = &mut self.shared;
+        let v4 = walk(
+            &mut self.v4,
+            first..end,
+            now_ms,
+            shared,
+            counts,
+            &is_current,
+        );
+        let v6_range = first.saturating_sub(v4_len)..end.saturating_sub(v4_len);
+        let v6 = walk(&mut self.v6, v6_range, now_ms, shared, counts, &is_current);
+        v4.max(v6)
+    }
+}
+
+/// `count_by_slot` over one family's buckets in `range` (clamped).
+fn walk<E: Endpoint>(
+    ways: &mut Ways<E>,
+    range: std::ops::Range<usize>,
+    now_ms: u64,
+    shared: &mut Shared,
+    counts: &mut [u64],
+    is_current: &impl Fn(FlowTarget) -> bool,
+) -> usize {
+    let end = range.end.min(ways.buckets.len());
+    let mut high = 0;
+    let mut expired = 0;
+    for bucket in ways.buckets.get_mut(range.start..end).unwrap_or_default() {
+        for e in E::entries_mut(bucket) {
+            if e.state() == EMPTY {
+                continue;
+            }
+            if e.is_expired(now_ms, &shared.timeouts_ms) {
+                e.set_state(EMPTY);
+                expired += 1;
+                continue;
+            }
+            let target = FlowTarget {
+                slot: e.target_slot,
+                generation: e.target_generation,
+            };
+            if !is_current(target) {
+                continue;
+            }
+            if let Some(c) = counts.get_mut(usize::from(e.target_slot)) {
+                *c += 1;
+                high = high.max(usize::from(e.target_slot) + 1);
             }
         }
-        self.stats.live -= expired;
-        self.stats.expired += expired;
-        high
     }
+    shared.stats.live -= expired;
+    shared.stats.expired += expired;
+    high
 }
 
 /// Milliseconds since the entry was last seen, modulo 2^32 (see `Entry`); 0 if it
 /// was seen "after" `now_ms` (callers that pass times out of order).
 #[inline(always)]
-fn idle_ms(e: &Entry, now_ms: u64) -> u64 {
+fn idle_ms<E>(e: &Entry<E>, now_ms: u64) -> u64 {
     let idle = (now_ms as u32).wrapping_sub(e.last_seen_ms);
     if idle > i32::MAX as u32 {
         0
@@ -491,9 +685,9 @@ fn idle_ms(e: &Entry, now_ms: u64) -> u64 {
 /// A live entry for `key`: same endpoint and service, and state bits not zero (a
 /// key's own state bits are zero, so they survive the xor).
 #[inline(always)]
-fn matches(e: &Entry, key: &FlowKey) -> bool {
+fn matches<E: Endpoint>(e: &Entry<E>, key: &FlowKey<E>) -> bool {
     let service = e.service_state ^ key.service;
-    (e.endpoint ^ key.endpoint) | u64::from(service & SERVICE_MASK) == 0 && service != 0
+    E::differs(e.endpoint, key.endpoint) | u64::from(service & SERVICE_MASK) == 0 && service != 0
 }
 
 #[cfg(test)]
@@ -514,6 +708,7 @@ mod tests {
     fn small() -> FlowTable {
         FlowTable::new(FlowTableConfig {
             capacity: 64,
+            ipv6_capacity: 64,
             tcp_established_timeout_ms: 10_000,
             tcp_syn_timeout_ms: 1_000,
             udp_timeout_ms: 5_000,
@@ -608,6 +803,58 @@ mod tests {
         assert_eq!(t.get(&b, 5, 0).unwrap().target(), target(2));
         let other_port = FlowKey::new(0x0a63_0001, 40000, 81, 1);
         assert!(t.get(&other_port, 5, 0).is_none());
+    }
+
+    fn key6(last: u8) -> FlowKey6 {
+        let mut client = [0xfd, 0, 0, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        client[15] = last;
+        FlowKey6::new6(client, 40000, 80, 1)
+    }
+
+    #[test]
+    fn ipv6_flows_are_keyed_by_every_byte_of_the_client_and_kept_apart_from_ipv4() {
+        let mut t = small();
+        assert_eq!(
+            t.insert(&key6(1), 1, target(3), FlowState::TcpEstablished, 0),
+            Insert::Inserted
+        );
+        assert_eq!(t.get(&key6(1), 1, 10).unwrap().target(), target(3));
+        // Any one byte of the client, either port, or the service differs: a miss.
+        let client = |byte: usize| {
+            let mut c = [0xfd, 0, 0, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+            c[byte] ^= 0x80;
+            c
+        };
+        for byte in 0..16 {
+            let other = FlowKey6::new6(client(byte), 40000, 80, 1);
+            assert!(t.get(&other, 1, 10).is_none(), "byte {byte}");
+        }
+        let base = [0xfd, 0, 0, 0x99, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+        for other in [
+            FlowKey6::new6(base, 40001, 80, 1),
+            FlowKey6::new6(base, 40000, 81, 1),
+            FlowKey6::new6(base, 40000, 80, 2),
+        ] {
+            assert!(t.get(&other, 1, 10).is_none(), "{other:?}");
+        }
+        // The IPv4 table is another table: the same hash finds nothing there.
+        assert!(t.get(&key(1), 1, 10).is_none());
+        t.insert(&key(1), 1, target(4), FlowState::TcpEstablished, 0);
+        assert_eq!(t.get(&key6(1), 1, 10).unwrap().target(), target(3));
+        assert_eq!(t.stats().live, 2, "one count for both families");
+        // Two ways per IPv6 bucket, then the bucket is full of active flows.
+        t.insert(&key6(2), 1, target(3), FlowState::TcpEstablished, 0);
+        assert_eq!(
+            t.insert(&key6(3), 1, target(3), FlowState::TcpEstablished, 0),
+            Insert::BucketFull
+        );
+        // The walk counts and expires both families' entries.
+        let mut counts = [0u64; 8];
+        let buckets = t.bucket_count();
+        t.count_by_slot(0, buckets, 10, &mut counts, |_| true);
+        assert_eq!(counts[3..5], [2, 1]);
+        t.count_by_slot(0, buckets, 100_000, &mut counts, |_| true);
+        assert_eq!((t.stats().live, t.stats().expired), (0, 3));
     }
 
     #[test]
@@ -726,11 +973,14 @@ mod tests {
     fn capacity_is_fixed_and_rounded_to_whole_buckets() {
         let mut t = FlowTable::new(FlowTableConfig {
             capacity: 1000,
+            ipv6_capacity: 1000,
             ..FlowTableConfig::default()
         });
-        // 1000 / 3 ways -> 334 buckets -> 512, one cache line each.
+        // 1000 / 3 ways -> 334 buckets -> 512, one cache line each; for IPv6
+        // 1000 / 2 ways -> 500 -> 512.
         assert_eq!(t.capacity(), 512 * WAYS);
-        assert_eq!(t.memory_bytes(), 512 * 64);
+        assert_eq!(t.capacity_v6(), 512 * WAYS_V6);
+        assert_eq!(t.memory_bytes(), 2 * 512 * 64);
         for n in 0..10_000u32 {
             let k = key(n);
             t.insert(

@@ -30,6 +30,14 @@ pub fn flow_hash(src: u32, dst: u32, src_port: u16, dst_port: u16, proto: u8, se
     h ^ (h >> 32)
 }
 
+/// `flow_hash` of an IPv6 flow: each address folded to 32 bits by CRC32C over its
+/// two halves (a different seed for each, so that swapping halves changes the fold).
+#[inline(always)]
+pub fn flow_hash6(src: u128, dst: u128, src_port: u16, dst_port: u16, proto: u8, seed: u64) -> u64 {
+    let fold = |a: u128| crc32c_u64(crc32c_u64(0x6a09_e667, (a >> 64) as u64), a as u64);
+    flow_hash(fold(src), fold(dst), src_port, dst_port, proto, seed)
+}
+
 /// One CRC32C step over 8 bytes: the instruction where the build has SSE4.2, else
 /// the same values in software.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse4.2"))]

@@ -12,7 +12,7 @@ use crate::maglev::{BuildError, MaglevTable, MaglevTarget};
 use crate::steering::Steering;
 use crate::wire::{IpProtocol, MacAddr};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 static NEXT_EPOCH: AtomicU64 = AtomicU64::new(1);
@@ -43,7 +43,8 @@ impl ArpAnswers {
 /// What the control plane knows of one target when it builds a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TargetSpec {
-    pub addr: Ipv4Addr,
+    /// Of its service's address family.
+    pub addr: IpAddr,
     /// None until resolved (or configured): such a target gets no traffic.
     pub mac: Option<MacAddr>,
     /// 0 = drain: keeps its flows, gets no new ones.
@@ -57,7 +58,7 @@ pub use config::Tracking;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServiceSpec {
-    pub vip: Ipv4Addr,
+    pub vip: IpAddr,
     /// Tcp or Udp.
     pub proto: IpProtocol,
     /// 0 = every port of that protocol.
@@ -72,6 +73,9 @@ pub struct ServiceSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotSpec {
     pub real_addr: Ipv4Addr,
+    /// The real address on IPv6, needed where a service is IPv6 (NDP resolves its
+    /// targets from it).
+    pub real_addr6: Option<Ipv6Addr>,
     /// Which of dsrlb's addresses it answers ARP for.
     pub arp_answers: ArpAnswers,
     pub seed: u64,
@@ -79,37 +83,45 @@ pub struct SnapshotSpec {
     pub services: Vec<ServiceSpec>,
 }
 
-/// A target as the fast path sees it.
+/// A target as the fast path sees it (its address, which the fast path never reads,
+/// is `Snapshot::target_addr`: this stays 16 bytes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
-    pub addr: Ipv4Addr,
     pub mac: MacAddr,
     pub generation: u32,
     /// Known MAC and healthy: may carry the flows it already has (even at weight 0).
     pub usable: bool,
 }
 
+/// The address of a vacant slot.
+const VACANT_ADDR: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+
 /// Slot of a target no longer configured: never usable.
 const VACANT: Target = Target {
-    addr: Ipv4Addr::UNSPECIFIED,
     mac: MacAddr::ZERO,
     generation: 0,
     usable: false,
 };
 
+/// A service's identity: IPv4 services order before IPv6 ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ServiceKey {
-    pub vip: u32,
+    pub vip: IpAddr,
     pub proto: u8,
     pub port: u16,
 }
 
-impl ServiceKey {
-    /// One word that orders as the key does (vip, then proto, then port).
-    #[inline(always)]
-    pub fn packed(self) -> u64 {
-        (u64::from(self.vip) << 32) | (u64::from(self.proto) << 16) | u64::from(self.port)
-    }
+/// An IPv4 service's key in one word that orders as the key does (vip, then proto,
+/// then port).
+#[inline(always)]
+pub fn packed_v4(vip: u32, proto: u8, port: u16) -> u64 {
+    (u64::from(vip) << 32) | (u64::from(proto) << 16) | u64::from(port)
+}
+
+/// An IPv6 service's key, ordered as the key is: the VIP, then protocol and port.
+#[inline(always)]
+fn packed_v6(vip: u128, proto: u8, port: u16) -> (u128, u32) {
+    (vip, (u32::from(proto) << 16) | u32::from(port))
 }
 
 /// Target slots run from 0 to `MAX_TARGET_SLOTS - 1`: per-slot counters can be
@@ -172,12 +184,21 @@ pub struct Snapshot {
     table_size: u32,
     /// Sorted by key.
     services: Vec<Service>,
-    /// `services`' keys packed (`ServiceKey::packed`), same order: the binary search
-    /// compares one word per step over a dense array.
+    /// The IPv4 services' keys packed (`packed_v4`), same order (they come first
+    /// in `services`): the binary search compares one word per step over a dense
+    /// array.
     service_keys: Vec<u64>,
-    /// Sorted VIP addresses, for ARP and ICMP.
+    /// The IPv6 services' keys (`packed_v6`), same order; they follow the IPv4 ones
+    /// in `services`.
+    service_keys6: Vec<(u128, u32)>,
+    /// Sorted IPv4 VIPs, for ARP and ICMP.
     vips: Vec<u32>,
+    /// Sorted IPv6 VIPs, for NDP and ICMPv6.
+    vips6: Vec<u128>,
+    pub real_addr6: Option<Ipv6Addr>,
     targets: Vec<Target>,
+    /// Each target slot's address (the unspecified IPv4 address where vacant).
+    target_addrs: Vec<IpAddr>,
     next_target_generation: u32,
 }
 
@@ -195,14 +216,15 @@ impl Snapshot {
         previous: Option<&Snapshot>,
         settle: &dyn Fn(ServiceKey) -> bool,
     ) -> Result<Snapshot, BuildError> {
-        let mut kept: HashMap<(ServiceKey, u32), (u16, u32)> = HashMap::new();
+        let mut kept: HashMap<(ServiceKey, IpAddr), (u16, u32)> = HashMap::new();
         let mut kept_services: HashMap<ServiceKey, u16> = HashMap::new();
         if let Some(prev) = previous {
             for service in &prev.services {
                 kept_services.insert(service.key, service.slot);
                 for &slot in &service.target_slots {
                     let t = &prev.targets[usize::from(slot)];
-                    kept.insert((service.key, u32::from(t.addr)), (slot, t.generation));
+                    let addr = prev.target_addrs[usize::from(slot)];
+                    kept.insert((service.key, addr), (slot, t.generation));
                 }
             }
         }
@@ -222,7 +244,7 @@ impl Snapshot {
             let row: Vec<Option<(u16, u32)>> = s
                 .targets
                 .iter()
-                .map(|t| kept.get(&(key, u32::from(t.addr))).copied())
+                .map(|t| kept.get(&(key, t.addr)).copied())
                 .collect();
             taken.extend(row.iter().flatten().map(|&(slot, _)| slot));
             assigned.push(row);
@@ -237,6 +259,7 @@ impl Snapshot {
             (0..MAX_SERVICE_SLOTS as u16).filter(|s| !services_taken.contains(s));
 
         let mut targets: Vec<Target> = Vec::new();
+        let mut target_addrs: Vec<IpAddr> = Vec::new();
         let mut services = Vec::with_capacity(spec.services.len());
         for (service_index, (s, row)) in spec.services.iter().zip(assigned).enumerate() {
             let key = service_key(s);
@@ -256,17 +279,18 @@ impl Snapshot {
                 let index = usize::from(slot);
                 if targets.len() <= index {
                     targets.resize(index + 1, VACANT);
+                    target_addrs.resize(index + 1, VACANT_ADDR);
                 }
+                target_addrs[index] = t.addr;
                 let usable = t.healthy && t.mac.is_some();
                 targets[index] = Target {
-                    addr: t.addr,
                     mac: t.mac.unwrap_or(MacAddr::ZERO),
                     generation,
                     usable,
                 };
                 target_slots.push(slot);
                 candidates.push(MaglevTarget {
-                    identity: u64::from(u32::from(t.addr)),
+                    identity: identity(t.addr),
                     weight: if usable { t.weight } else { 0 },
                 });
             }
@@ -308,9 +332,22 @@ impl Snapshot {
             });
         }
         services.sort_by_key(|s| s.key);
-        let service_keys = services.iter().map(|s| s.key.packed()).collect();
-        let mut vips: Vec<u32> = services.iter().map(|s| s.key.vip).collect();
+        let (mut service_keys, mut service_keys6) = (Vec::new(), Vec::new());
+        let (mut vips, mut vips6) = (Vec::new(), Vec::new());
+        for s in &services {
+            match s.key.vip {
+                IpAddr::V4(vip) => {
+                    service_keys.push(packed_v4(vip.into(), s.key.proto, s.key.port));
+                    vips.push(u32::from(vip));
+                }
+                IpAddr::V6(vip) => {
+                    service_keys6.push(packed_v6(vip.into(), s.key.proto, s.key.port));
+                    vips6.push(u128::from(vip));
+                }
+            }
+        }
         vips.dedup();
+        vips6.dedup();
         Ok(Snapshot {
             generation: previous.map_or(1, |p| p.generation + 1),
             epoch: NEXT_EPOCH.fetch_add(1, Ordering::Relaxed),
@@ -320,8 +357,12 @@ impl Snapshot {
             table_size: spec.table_size,
             services,
             service_keys,
+            service_keys6,
             vips,
+            vips6,
+            real_addr6: spec.real_addr6,
             targets,
+            target_addrs,
             next_target_generation: next_generation,
         })
     }
@@ -329,13 +370,31 @@ impl Snapshot {
     /// The service for a packet: exact port first, then the VIP's any-port service.
     #[inline(always)]
     pub fn service(&self, vip: u32, proto: u8, port: u16) -> Option<&Service> {
-        let find = |port| {
-            let key = ServiceKey { vip, proto, port }.packed();
-            self.service_keys.binary_search(&key).ok()
-        };
+        let key = |port| packed_v4(vip, proto, port);
+        self.find_service(&self.service_keys, 0, key, port)
+    }
+
+    /// `service` for an IPv6 packet.
+    pub fn service6(&self, vip: u128, proto: u8, port: u16) -> Option<&Service> {
+        let key = |port| packed_v6(vip, proto, port);
+        let first = self.service_keys.len();
+        self.find_service(&self.service_keys6, first, key, port)
+    }
+
+    /// `port`'s key, else the any-port one, in `keys` (the packed keys of
+    /// `services[first..]`).
+    #[inline(always)]
+    fn find_service<K: Ord>(
+        &self,
+        keys: &[K],
+        first: usize,
+        key: impl Fn(u16) -> K,
+        port: u16,
+    ) -> Option<&Service> {
+        let find = |port| keys.binary_search(&key(port)).ok();
         find(port)
             .or_else(|| find(0))
-            .and_then(|i| self.services.get(i))
+            .and_then(|i| self.services.get(first + i))
     }
 
     #[inline(always)]
@@ -356,11 +415,11 @@ impl Snapshot {
             h.eat(&c.weight.to_be_bytes());
         }
         for &slot in service.table.slots() {
-            let addr = self
-                .targets
-                .get(usize::from(slot))
-                .map_or(0, |t| u32::from(t.addr));
-            h.eat(&addr.to_be_bytes());
+            match self.target_addr(slot) {
+                Some(IpAddr::V4(addr)) => h.eat(&addr.octets()),
+                Some(IpAddr::V6(addr)) => h.eat(&addr.octets()),
+                None => h.eat(&[0; 4]),
+            }
         }
         h.finish()
     }
@@ -368,6 +427,10 @@ impl Snapshot {
     #[inline(always)]
     pub fn is_vip(&self, addr: u32) -> bool {
         self.vips.binary_search(&addr).is_ok()
+    }
+
+    pub fn is_vip6(&self, addr: u128) -> bool {
+        self.vips6.binary_search(&addr).is_ok()
     }
 
     /// The target a flow is pinned to, if that is still the same target and usable.
@@ -383,6 +446,11 @@ impl Snapshot {
         self.targets.get(usize::from(slot))
     }
 
+    /// The address of the target in `slot`.
+    pub fn target_addr(&self, slot: u16) -> Option<IpAddr> {
+        self.target_addrs.get(usize::from(slot)).copied()
+    }
+
     pub fn targets(&self) -> &[Target] {
         &self.targets
     }
@@ -392,9 +460,22 @@ impl Snapshot {
     }
 }
 
+/// A target's identity in its service's Maglev table: its address (an IPv4 one as
+/// it always was, so that tables built before IPv6 stay the same).
+fn identity(addr: IpAddr) -> u64 {
+    match addr {
+        IpAddr::V4(addr) => u64::from(u32::from(addr)),
+        IpAddr::V6(addr) => {
+            let mut h = crate::hash::Fnv1a::default();
+            h.eat(&addr.octets());
+            h.finish()
+        }
+    }
+}
+
 fn service_key(s: &ServiceSpec) -> ServiceKey {
     ServiceKey {
-        vip: u32::from(s.vip),
+        vip: s.vip,
         proto: u8::from(s.proto),
         port: s.port,
     }
@@ -406,7 +487,7 @@ mod tests {
 
     fn target(last: u8, healthy: bool) -> TargetSpec {
         TargetSpec {
-            addr: Ipv4Addr::new(10, 99, 0, last),
+            addr: IpAddr::V4(Ipv4Addr::new(10, 99, 0, last)),
             mac: Some(MacAddr([2, 0, 0, 0, 0, last])),
             weight: 1,
             healthy,
@@ -416,6 +497,7 @@ mod tests {
     fn spec(targets: Vec<TargetSpec>) -> SnapshotSpec {
         SnapshotSpec {
             real_addr: Ipv4Addr::new(10, 99, 0, 2),
+            real_addr6: None,
             arp_answers: ArpAnswers::Every,
             seed: 0,
             table_size: 251,
@@ -423,7 +505,7 @@ mod tests {
                 ServiceSpec {
                     forwards_icmp_errors: true,
                     tracking: Default::default(),
-                    vip: Ipv4Addr::new(10, 99, 0, 100),
+                    vip: IpAddr::V4(Ipv4Addr::new(10, 99, 0, 100)),
                     proto: IpProtocol::Tcp,
                     port: 80,
                     targets: targets.clone(),
@@ -431,7 +513,7 @@ mod tests {
                 ServiceSpec {
                     forwards_icmp_errors: true,
                     tracking: Default::default(),
-                    vip: Ipv4Addr::new(10, 99, 0, 100),
+                    vip: IpAddr::V4(Ipv4Addr::new(10, 99, 0, 100)),
                     proto: IpProtocol::Udp,
                     port: 0,
                     targets,
@@ -510,7 +592,9 @@ mod tests {
     fn packed_service_keys_order_as_the_keys_do() {
         let values = |n: u32| [0, 1, n / 2, n - 1, n];
         let mut keys = Vec::new();
-        for vip in values(u32::MAX) {
+        let vips4 = values(u32::MAX).map(|v| IpAddr::V4(v.into()));
+        let vips6 = [0, 1, u128::MAX / 2, u128::MAX - 1, u128::MAX].map(|v| IpAddr::V6(v.into()));
+        for vip in vips4.into_iter().chain(vips6) {
             for proto in values(u32::from(u8::MAX)) {
                 for port in values(u32::from(u16::MAX)) {
                     keys.push(ServiceKey {
@@ -521,9 +605,16 @@ mod tests {
                 }
             }
         }
+        let packed = |k: &ServiceKey| match k.vip {
+            IpAddr::V4(vip) => (0, u128::from(packed_v4(vip.into(), k.proto, k.port)), 0),
+            IpAddr::V6(vip) => {
+                let (vip, rest) = packed_v6(vip.into(), k.proto, k.port);
+                (1, vip, rest)
+            }
+        };
         for a in &keys {
             for b in &keys {
-                assert_eq!(a.cmp(b), a.packed().cmp(&b.packed()), "{a:?} {b:?}");
+                assert_eq!(a.cmp(b), packed(a).cmp(&packed(b)), "{a:?} {b:?}");
             }
         }
     }
@@ -591,7 +682,7 @@ mod tests {
             ServiceSpec {
                 forwards_icmp_errors: true,
                 tracking: Default::default(),
-                vip: Ipv4Addr::new(10, 99, 0, 101),
+                vip: IpAddr::V4(Ipv4Addr::new(10, 99, 0, 101)),
                 proto: IpProtocol::Tcp,
                 port: 80,
                 targets: vec![target(11, true)],

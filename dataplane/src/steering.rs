@@ -197,7 +197,6 @@ mod tests {
     fn targets(n: u16) -> Vec<Target> {
         (0..n)
             .map(|i| Target {
-                addr: std::net::Ipv4Addr::from(0x0a00_0000 + u32::from(i)),
                 mac: crate::wire::MacAddr([2, 0, 0, 0, 0, i as u8]),
                 generation: 100 + u32::from(i),
                 usable: true,

@@ -409,7 +409,7 @@ impl Worker {
         stats
             .counters
             .flow_capacity
-            .store(flows.capacity() as u64, Ordering::Relaxed);
+            .store((flows.capacity() + flows.capacity_v6()) as u64, Ordering::Relaxed);
         Worker {
             queues,
             flows,

@@ -27,19 +27,20 @@ type Targets = Vec<(u8, u32, bool)>;
 fn spec(targets: &Targets) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: Ipv4Addr::new(10, 99, 0, 2),
+        real_addr6: None,
         arp_answers: ArpAnswers::Every,
         seed: 7,
         table_size: 251,
         services: vec![ServiceSpec {
             forwards_icmp_errors: true,
             tracking: Tracking::Changes,
-            vip: VIP,
+            vip: VIP.into(),
             proto: IpProtocol::Tcp,
             port: 80,
             targets: targets
                 .iter()
                 .map(|&(last, weight, healthy)| TargetSpec {
-                    addr: Ipv4Addr::new(10, 99, 0, last),
+                    addr: Ipv4Addr::new(10, 99, 0, last).into(),
                     mac: Some(MacAddr([0x02, 0x11, 0, 0, 0, last])),
                     weight,
                     healthy,
@@ -97,7 +98,7 @@ impl Appliance {
                 assert!(target.usable, "flow {flow} sent to {target:?}");
                 assert_eq!(&frame[..6], target.mac.as_bytes());
                 assert_eq!(&frame[12..], &before[12..], "only the MACs change");
-                Some(target.addr.octets()[3])
+                Some(last_byte(self.snapshot.target_addr(slot).unwrap()))
             }
             Verdict::Unserved { .. } => None,
             other => panic!("flow {flow}: {other:?}"),
@@ -160,8 +161,8 @@ fn new_flows_follow_the_table(lb: &mut Appliance, flows: std::ops::Range<u32>, n
             dataplane::hash::flow_hash(client, u32::from(VIP), port, 80, 6, lb.snapshot.seed);
         let want = service
             .pick(hash, lb.snapshot.targets())
-            .and_then(|t| lb.snapshot.usable_target(t))
-            .map(|t| t.addr.octets()[3]);
+            .filter(|&t| lb.snapshot.usable_target(t).is_some())
+            .map(|t| last_byte(lb.snapshot.target_addr(t.slot).unwrap()));
         if lb.send(flow, FLAG_SYN, now_ms) != want {
             off += 1;
         }
@@ -401,5 +402,13 @@ fn the_fast_path_and_the_general_path_leave_the_same_tables() {
             general.flows.kept()[..8],
             "step {i}"
         );
+    }
+}
+
+/// The last byte of a target's address: what names it in these tests.
+fn last_byte(addr: std::net::IpAddr) -> u8 {
+    match addr {
+        std::net::IpAddr::V4(a) => a.octets()[3],
+        std::net::IpAddr::V6(a) => a.octets()[15],
     }
 }

@@ -9,9 +9,14 @@ use dataplane::forward::{
     flow_hash_hint, Context, DropReason, PuntKind, ReplyKind, SameFlowRun, Verdict,
 };
 use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec};
+use dataplane::wire::ipv6::ALL_NODES;
 use dataplane::wire::ipv6::{multicast_mac, solicited_node};
+use dataplane::wire::ndp::{FLAG_OVERRIDE, FLAG_SOLICITED};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
-use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
+use dataplane::wire::Icmpv6Message::{EchoReply, EchoRequest};
+use dataplane::wire::{
+    ArpOperation, EtherType, IcmpMessage, Icmpv6Message, IpProtocol, MacAddr, NdpRepr,
+};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use IpProtocol::*;
 
@@ -24,6 +29,7 @@ const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
 const DEAD_VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 101);
 const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1);
 const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100);
+const REAL6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 2);
 
 /// `forward::decide` for a frame alone (no run before it).
 fn decide(
@@ -60,10 +66,18 @@ fn target_mac(last: u8) -> MacAddr {
 
 fn target(last: u8) -> TargetSpec {
     TargetSpec {
-        addr: Ipv4Addr::new(10, 99, 0, last),
+        addr: Ipv4Addr::new(10, 99, 0, last).into(),
         mac: Some(target_mac(last)),
         weight: 1,
         healthy: true,
+    }
+}
+
+/// An IPv6 target at fd00:99::`last`, at the same MAC as its IPv4 twin.
+fn target6(last: u8) -> TargetSpec {
+    TargetSpec {
+        addr: Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, u16::from(last)).into(),
+        ..target(last)
     }
 }
 
@@ -71,7 +85,7 @@ fn service(vip: Ipv4Addr, proto: IpProtocol, port: u16, targets: Vec<TargetSpec>
     ServiceSpec {
         forwards_icmp_errors: true,
         tracking: Default::default(),
-        vip,
+        vip: vip.into(),
         proto,
         port,
         targets,
@@ -81,6 +95,7 @@ fn service(vip: Ipv4Addr, proto: IpProtocol, port: u16, targets: Vec<TargetSpec>
 fn spec(services: Vec<ServiceSpec>) -> SnapshotSpec {
     SnapshotSpec {
         real_addr: REAL,
+        real_addr6: Some(REAL6),
         arp_answers: ArpAnswers::Every,
         seed: 42,
         table_size: 65537,
@@ -97,6 +112,14 @@ fn single_target_snapshot() -> Snapshot {
             service(VIP, IpProtocol::Tcp, 80, vec![target(11)]),
             service(VIP, IpProtocol::Udp, 0, vec![target(11)]),
             service(DEAD_VIP, IpProtocol::Tcp, 80, vec![down]),
+            ServiceSpec {
+                vip: VIP6.into(),
+                ..service(VIP, IpProtocol::Tcp, 80, vec![target6(11)])
+            },
+            ServiceSpec {
+                vip: VIP6.into(),
+                ..service(VIP, IpProtocol::Udp, 0, vec![target6(11)])
+            },
         ]),
         None,
     )
@@ -218,6 +241,93 @@ fn solicited_mac() -> MacAddr {
     multicast_mac(solicited_node(VIP6))
 }
 
+/// A TCP SYN or UDP datagram from the client to `VIP6`:`port` behind `chain`
+/// (first header `first`, or the transport's if the chain is empty). dsrlb checks
+/// no transport checksum, so the IPv4-pseudo-header ones the builders give will do.
+fn ipv6_l4(
+    dst: Ipv6Addr,
+    proto: IpProtocol,
+    port: u16,
+    chain: &[Vec<u8>],
+    first: IpProtocol,
+) -> Vec<u8> {
+    let l4 = match proto {
+        Udp => udp(CLIENT, VIP, 40000, port, b"hello"),
+        _ => tcp(CLIENT, VIP, 40000, port, FLAG_SYN, &[]),
+    };
+    let mut payload = chain.concat();
+    payload.extend_from_slice(&l4);
+    let first = if chain.is_empty() { proto } else { first };
+    ethernet(
+        PORT_MAC,
+        CLIENT_MAC,
+        EtherType::Ipv6,
+        &ipv6(CLIENT6, dst, first, &payload),
+    )
+}
+
+/// The fragment header of a first fragment (offset 0, more to come) naming `next`.
+fn fragment_header(next: IpProtocol) -> Vec<u8> {
+    vec![next.into(), 0, 0, 1, 0, 0, 0, 7]
+}
+
+/// An NDP message from `src` to `dst` with hop limit `hop_limit`, at `dst_mac`.
+fn ndp_frame(
+    (dst_mac, src_mac): (MacAddr, MacAddr),
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    repr: NdpRepr,
+    hop_limit: u8,
+) -> Vec<u8> {
+    let message = ndp(&repr, src, dst);
+    let mut frame = ethernet(
+        dst_mac,
+        src_mac,
+        EtherType::Ipv6,
+        &ipv6(src, dst, Icmpv6, &message),
+    );
+    frame[14 + 7] = hop_limit;
+    frame
+}
+
+/// The client's solicitation for `target`, to its solicited-node group.
+fn solicit(target: Ipv6Addr) -> Vec<u8> {
+    let group = solicited_node(target);
+    let repr = NdpRepr::Solicit {
+        target,
+        mac: Some(CLIENT_MAC),
+    };
+    ndp_frame(
+        (multicast_mac(group), CLIENT_MAC),
+        (CLIENT6, group),
+        repr,
+        255,
+    )
+}
+
+/// dsrlb's advertisement of `target` at its port's MAC, to `to` at `to_mac`.
+fn advert(target: Ipv6Addr, (to, to_mac): (Ipv6Addr, MacAddr), flags: u8, option: bool) -> Vec<u8> {
+    let repr = NdpRepr::Advert {
+        flags,
+        target,
+        mac: option.then_some(PORT_MAC),
+    };
+    ndp_frame((to_mac, PORT_MAC), (target, to), repr, 255)
+}
+
+fn echo6(
+    kind: Icmpv6Message,
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    macs: (MacAddr, MacAddr),
+) -> Vec<u8> {
+    let message = icmpv6_echo(kind, (7, 1), b"ping", (src, dst));
+    ethernet(
+        macs.0,
+        macs.1,
+        EtherType::Ipv6,
+        &ipv6(src, dst, Icmpv6, &message),
+    )
+}
+
 struct Case {
     what: &'static str,
     input: Vec<u8>,
@@ -245,6 +355,30 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
     let udp_too_big = too_big(VIP, &reply_from((VIP, 5353), IpProtocol::Udp));
     let syn = syn_to((VIP, 80));
     let udp = udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 40000), (VIP, 5353), b"hello");
+    let service6 = |proto| snapshot.service6(u128::from(VIP6), proto, 80).unwrap();
+    let (t11_v6, udp_t11_v6) = (service6(6).target_slots[0], service6(17).target_slots[0]);
+    let syn6 = ipv6_l4(VIP6, Tcp, 80, &[], Tcp);
+    let chained6 = ipv6_l4(
+        VIP6,
+        Tcp,
+        80,
+        &[
+            ext(Ipv6Routing, 1),
+            ext(Ipv6DestinationOptions, 0),
+            ext(Tcp, 2),
+        ],
+        HopByHop,
+    );
+    let udp6 = ipv6_l4(VIP6, Udp, 5353, &[], Udp);
+    let dad_probe = ndp_frame(
+        (solicited_mac(), CLIENT_MAC),
+        (Ipv6Addr::UNSPECIFIED, solicited_node(VIP6)),
+        NdpRepr::Solicit {
+            target: VIP6,
+            mac: None,
+        },
+        255,
+    );
     let tagged = vlan_tagged(&syn, 100);
     let padded_ack = padded(tcp_frame(
         PORT_MAC,
@@ -473,36 +607,163 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
             verdict: Verdict::Drop(DropReason::BadL4Header),
             output: Output::Unchanged,
         },
-        // IPv6: the header chain checked, each unusable one counted by name; a usable
-        // one counted as IPv6 (no service takes it yet).
+        // IPv6: TCP and UDP to a VIP's service forwarded, MACs only; the header
+        // chain checked, each unusable one counted by name; NDP and echo answered.
+        Case {
+            what: "IPv6 SYN to VIP6:80 goes to its target, only the MACs change",
+            output: forward_to_t11(&syn6),
+            input: syn6.clone(),
+            verdict: Verdict::Forward { slot: t11_v6 },
+        },
+        Case {
+            what: "IPv6 SYN behind hop-by-hop, routing and destination options, forwarded",
+            output: forward_to_t11(&chained6),
+            input: chained6.clone(),
+            verdict: Verdict::Forward { slot: t11_v6 },
+        },
+        Case {
+            what: "IPv6 UDP to VIP6's every-port service",
+            output: forward_to_t11(&udp6),
+            input: udp6.clone(),
+            verdict: Verdict::Forward { slot: udp_t11_v6 },
+        },
+        Case {
+            what: "IPv6 TCP to a VIP6 port no service takes",
+            input: ipv6_l4(VIP6, Tcp, 81, &[], Tcp),
+            verdict: Verdict::Drop(DropReason::NoService),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv6 TCP to an address that is not ours",
+            input: ipv6_l4(CLIENT6, Tcp, 80, &[], Tcp),
+            verdict: Verdict::Drop(DropReason::NotOurAddress),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv6 TCP to the real address",
+            input: ipv6_l4(REAL6, Tcp, 80, &[], Tcp),
+            verdict: Verdict::Drop(DropReason::ToRealAddress),
+            output: Output::Unchanged,
+        },
         ipv6_case(
-            "IPv6 TCP, no extension header",
+            "IPv6 GRE to the VIP",
             PORT_MAC,
-            Tcp,
+            IpProtocol::Unknown(47),
             &[],
-            20,
-            DropReason::Ipv6,
+            8,
+            DropReason::UnknownProtocol,
         ),
-        ipv6_case(
-            "IPv6 through hop-by-hop, routing and destination options",
-            PORT_MAC,
-            HopByHop,
-            &[
-                ext(Ipv6Routing, 1),
-                ext(Ipv6DestinationOptions, 0),
-                ext(Tcp, 2),
-            ],
-            20,
-            DropReason::Ipv6,
-        ),
-        ipv6_case(
-            "IPv6 to the solicited-node group's MAC",
-            solicited_mac(),
-            Icmpv6,
-            &[],
-            24,
-            DropReason::Ipv6,
-        ),
+        Case {
+            what: "IPv6 fragment to the VIP",
+            input: ipv6_l4(VIP6, Tcp, 80, &[fragment_header(Tcp)], Ipv6Fragment),
+            verdict: Verdict::Drop(DropReason::Fragment),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv6 TCP header cut short",
+            input: ipv6_frame(PORT_MAC, Tcp, &[], 12),
+            verdict: Verdict::Drop(DropReason::BadL4Header),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "neighbour solicitation for VIP6 (hop limit 255): advertised, S and O, our MAC",
+            input: solicit(VIP6),
+            verdict: Verdict::Reply(ReplyKind::Ndp),
+            output: Output::Bytes(advert(VIP6, (CLIENT6, CLIENT_MAC), FLAG_SOLICITED | FLAG_OVERRIDE, true)),
+        },
+        Case {
+            what: "neighbour solicitation for the IPv6 real address",
+            input: solicit(REAL6),
+            verdict: Verdict::Reply(ReplyKind::Ndp),
+            output: Output::Bytes(advert(REAL6, (CLIENT6, CLIENT_MAC), FLAG_SOLICITED | FLAG_OVERRIDE, true)),
+        },
+        Case {
+            what: "neighbour solicitation with hop limit 64: may come from off the segment",
+            input: mutate(solicit(VIP6), |f| f[14 + 7] = 64),
+            verdict: Verdict::Drop(DropReason::NdpHopLimit),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "neighbour solicitation for another host",
+            input: solicit(CLIENT6),
+            verdict: Verdict::Drop(DropReason::NdpNotForUs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "neighbour solicitation with a bad checksum",
+            input: mutate(solicit(VIP6), |f| f[14 + 40 + 2] ^= 0xff),
+            verdict: Verdict::Drop(DropReason::BadNdp),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "neighbour solicitation with code 1",
+            input: mutate(solicit(VIP6), |f| f[14 + 40 + 1] = 1),
+            verdict: Verdict::Drop(DropReason::BadNdp),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "duplicate address probe (from ::, no option) for VIP6: advertised to all nodes, O only",
+            input: dad_probe.clone(),
+            verdict: Verdict::Reply(ReplyKind::Ndp),
+            output: Output::Bytes(advert(VIP6, (ALL_NODES, multicast_mac(ALL_NODES)), FLAG_OVERRIDE, false)),
+        },
+        Case {
+            what: "a neighbour advertisement to the IPv6 real address: the control thread's",
+            input: advert(CLIENT6, (REAL6, PORT_MAC), FLAG_SOLICITED, true),
+            verdict: Verdict::Punt(PuntKind::NeighborAdvert),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "another host's unsolicited advertisement of itself",
+            input: advert(CLIENT6, (ALL_NODES, multicast_mac(ALL_NODES)), FLAG_OVERRIDE, true),
+            verdict: Verdict::Drop(DropReason::NdpNotForUs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "another host advertising VIP6 as its own: a claim for the control thread",
+            input: ndp_frame(
+                (multicast_mac(ALL_NODES), OTHER_MAC),
+                (CLIENT6, ALL_NODES),
+                NdpRepr::Advert {
+                    flags: FLAG_OVERRIDE,
+                    target: VIP6,
+                    mac: Some(OTHER_MAC),
+                },
+                255,
+            ),
+            verdict: Verdict::Punt(PuntKind::AddressClaim),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "dsrlb's own advertisement of VIP6, heard back",
+            input: advert(VIP6, (ALL_NODES, multicast_mac(ALL_NODES)), FLAG_OVERRIDE, true),
+            verdict: Verdict::Drop(DropReason::NdpNotForUs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ICMPv6 echo request to VIP6: answered from it",
+            input: echo6(EchoRequest, (CLIENT6, VIP6), (PORT_MAC, CLIENT_MAC)),
+            verdict: Verdict::Reply(ReplyKind::IcmpEcho),
+            output: Output::Bytes(echo6(EchoReply, (VIP6, CLIENT6), (CLIENT_MAC, PORT_MAC))),
+        },
+        Case {
+            what: "ICMPv6 echo request to the IPv6 real address: answered from it",
+            input: echo6(EchoRequest, (CLIENT6, REAL6), (PORT_MAC, CLIENT_MAC)),
+            verdict: Verdict::Reply(ReplyKind::IcmpEcho),
+            output: Output::Bytes(echo6(EchoReply, (REAL6, CLIENT6), (CLIENT_MAC, PORT_MAC))),
+        },
+        Case {
+            what: "ICMPv6 echo request to all nodes",
+            input: echo6(EchoRequest, (CLIENT6, ALL_NODES), (multicast_mac(ALL_NODES), CLIENT_MAC)),
+            verdict: Verdict::Drop(DropReason::NotOurAddress),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ICMPv6 echo reply to VIP6",
+            input: echo6(EchoReply, (CLIENT6, VIP6), (PORT_MAC, CLIENT_MAC)),
+            verdict: Verdict::Drop(DropReason::IcmpNotEcho),
+            output: Output::Unchanged,
+        },
         ipv6_case(
             "IPv6 to another host's MAC",
             OTHER_MAC,
@@ -777,9 +1038,13 @@ fn four_targets(weights: [u32; 4]) -> SnapshotSpec {
     spec(vec![service(VIP, IpProtocol::Tcp, 80, targets)])
 }
 
+/// The IPv4 target a frame was forwarded to.
 fn target_of(snapshot: &Snapshot, verdict: Verdict) -> Ipv4Addr {
     match verdict {
-        Verdict::Forward { slot } => snapshot.target(slot).unwrap().addr,
+        Verdict::Forward { slot } => match snapshot.target_addr(slot).unwrap() {
+            std::net::IpAddr::V4(addr) => addr,
+            v6 => panic!("an IPv4 frame sent to {v6}"),
+        },
         other => panic!("expected Forward, got {other:?}"),
     }
 }
@@ -1558,8 +1823,8 @@ fn an_icmp_error_goes_where_its_flow_goes() {
         panic!("{verdict:?}");
     };
     assert_eq!(
-        after.target(slot).unwrap().addr,
-        pinned,
+        after.target_addr(slot).unwrap(),
+        std::net::IpAddr::V4(pinned),
         "to the pinned target"
     );
     assert_eq!(&error[..6], after.target(slot).unwrap().mac.as_bytes());

@@ -60,7 +60,7 @@ pub fn target_mac(last: u8) -> MacAddr {
 
 fn target(last: u8, weight: u32, healthy: bool) -> TargetSpec {
     TargetSpec {
-        addr: Ipv4Addr::new(10, 99, 0, last),
+        addr: Ipv4Addr::new(10, 99, 0, last).into(),
         mac: Some(target_mac(last)),
         weight,
         healthy,
@@ -84,6 +84,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
     ];
     let spec = SnapshotSpec {
         real_addr: REAL,
+        real_addr6: None,
         arp_answers: ArpAnswers::Every,
         seed: 42,
         table_size: 251,

@@ -8,7 +8,7 @@ use crate::poller::{Interest, Poller};
 use config::{Probe, ProbeKind};
 use std::ffi::CString;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::OwnedFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -21,7 +21,7 @@ pub struct ProbeTarget {
     /// For logs: "10.99.0.11 of web (10.99.0.100:80/tcp)".
     pub label: String,
     /// Where probes go.
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     /// The port tcp and http probes use.
     pub port: u16,
     pub probe: Probe,
@@ -30,6 +30,8 @@ pub struct ProbeTarget {
 /// Where probes leave from.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeSource {
+    /// For probes to IPv4 addresses; IPv6 ones leave from the address the kernel
+    /// picks (on `interface`, if given).
     pub address: Option<Ipv4Addr>,
     pub interface: Option<String>,
 }
@@ -168,7 +170,7 @@ impl Prober {
     /// and probe) keep their health, last result and schedule from `old`; the rest
     /// start as new. Probes `old` had in flight are abandoned.
     pub fn carry_over(&mut self, old: &Prober) {
-        let by_key: std::collections::HashMap<(&str, Ipv4Addr, u16), &Slot> = old
+        let by_key: std::collections::HashMap<(&str, IpAddr, u16), &Slot> = old
             .slots
             .iter()
             .map(|s| {
@@ -317,7 +319,7 @@ impl Prober {
 
     fn start_connect(&mut self, i: usize, deadline: Instant) -> Result<(), Failure> {
         let target = &self.slots[i].target;
-        let to = SocketAddrV4::new(target.address, target.port);
+        let to = SocketAddr::new(target.address, target.port);
         let fd = sys::start_connect(to, self.source.address, self.interface.as_ref())
             .map_err(connect_failure)?;
         self.poller

@@ -27,7 +27,7 @@ fn target(id: usize, port: u16, probe: Probe) -> ProbeTarget {
     ProbeTarget {
         id,
         label: format!("target {id}"),
-        address: LO,
+        address: LO.into(),
         port,
         probe,
     }

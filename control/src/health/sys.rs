@@ -7,7 +7,7 @@
 use rustix::io::Errno;
 use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
 use std::ffi::CString;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command};
@@ -22,20 +22,23 @@ fn raw(e: Errno) -> RawErrno {
 pub const REFUSED: RawErrno = Errno::CONNREFUSED.raw_os_error();
 pub const TIMED_OUT: RawErrno = Errno::TIMEDOUT.raw_os_error();
 
-/// A non-blocking TCP socket to `to`, leaving from `from` and `interface` if given,
-/// its connect under way (or done).
+/// A non-blocking TCP socket to `to`, leaving from `interface` if given and, for an
+/// IPv4 `to`, from `from` if given, its connect under way (or done).
 pub fn start_connect(
-    to: SocketAddrV4,
+    to: SocketAddr,
     from: Option<Ipv4Addr>,
     interface: Option<&CString>,
 ) -> Result<OwnedFd, RawErrno> {
     let flags = SocketFlags::NONBLOCK | SocketFlags::CLOEXEC;
-    let fd = rustix::net::socket_with(AddressFamily::INET, SocketType::STREAM, flags, None)
-        .map_err(raw)?;
+    let family = match to {
+        SocketAddr::V4(_) => AddressFamily::INET,
+        SocketAddr::V6(_) => AddressFamily::INET6,
+    };
+    let fd = rustix::net::socket_with(family, SocketType::STREAM, flags, None).map_err(raw)?;
     if let Some(name) = interface {
         bind_to_device(&fd, name)?;
     }
-    if let Some(address) = from {
+    if let (Some(address), SocketAddr::V4(_)) = (from, to) {
         rustix::net::bind(&fd, &SocketAddrV4::new(address, 0)).map_err(raw)?;
     }
     match rustix::net::connect(&fd, &to) {

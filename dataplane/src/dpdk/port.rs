@@ -338,6 +338,22 @@ impl Port {
         Ok(true)
     }
 
+    /// Receives every multicast frame: IPv6 neighbour solicitations come to
+    /// solicited-node groups' MACs. False where the driver cannot (it may pass them
+    /// anyway, as af_packet on a veth does).
+    pub fn enable_all_multicast(&mut self) -> Result<bool> {
+        // SAFETY: started port.
+        let ret = unsafe { dpdk_sys::rte_eth_allmulticast_enable(self.id) };
+        if ret == -95 {
+            return Ok(false); // ENOTSUP
+        }
+        check(
+            || format!("rte_eth_allmulticast_enable(port {})", self.name),
+            ret,
+        )?;
+        Ok(true)
+    }
+
     pub fn enable_promiscuous(&mut self) -> Result<()> {
         // SAFETY: valid port.
         check(

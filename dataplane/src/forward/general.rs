@@ -4,15 +4,14 @@ use super::steer::{may_ask_table, owner, steer, Flow};
 use super::{
     rewrite_macs, Context, DropReason, PuntKind, ReplyKind, Verdict, PROBE_PORTS, REPLY_TTL,
 };
-use crate::flow::{FlowKey, FlowState, FlowTable};
+use crate::flow::{Endpoint, FlowKey, FlowState, FlowTable};
 use crate::hash::flow_hash;
 use crate::snapshot::{Service, Snapshot};
-use crate::wire::ipv6ext::{self, ChainError};
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use crate::wire::{
     ethernet, vlan, ArpOperation, ArpPacket, ArpRepr, Error as WireError, EtherType, EthernetFrame,
-    IcmpEchoRepr, IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr,
-    QuotedIpv4Packet, TcpPacket, UdpPacket, VlanHeader,
+    IcmpEchoRepr, IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, QuotedIpv4Packet,
+    TcpPacket, UdpPacket, VlanHeader,
 };
 use std::net::Ipv4Addr;
 
@@ -41,29 +40,14 @@ pub(super) fn decide_frame(
             if dst_mac != ctx.port_mac && !dst_mac.is_ipv6_multicast() {
                 return Err(DropReason::NotOurMac);
             }
-            classify_ipv6(frame, l3_offset)
+            super::ipv6::decide_ipv6(ctx, frame, l3_offset)
         }
         _ => Err(DropReason::UnknownEthertype),
     }
 }
 
-/// IPv6: the fixed header and the extension-header chain checked, each way they can
-/// be unusable counted by name; a usable one is counted as IPv6, which no service
-/// takes yet.
-fn classify_ipv6(frame: &[u8], l3_offset: usize) -> Result<Verdict, DropReason> {
-    let l3 = frame.get(l3_offset..).ok_or(DropReason::Truncated)?;
-    let ip = Ipv6Packet::new_checked(l3).map_err(ip_header_drop)?;
-    ipv6ext::walk(ip.next_header(), ip.payload()).map_err(|e| match e {
-        ChainError::Truncated => DropReason::Truncated,
-        ChainError::HopByHopNotFirst => DropReason::Ipv6HopByHopNotFirst,
-        ChainError::NoNextHeader => DropReason::Ipv6NoNextHeader,
-        ChainError::TooLong => DropReason::Ipv6ChainTooLong,
-    })?;
-    Err(DropReason::Ipv6)
-}
-
 /// Why an IPv4 or IPv6 header that `wire` refused is dropped.
-fn ip_header_drop(error: WireError) -> DropReason {
+pub(super) fn ip_header_drop(error: WireError) -> DropReason {
     match error {
         WireError::Truncated => DropReason::Truncated,
         WireError::Malformed => DropReason::BadIpHeader,
@@ -94,7 +78,7 @@ pub fn hint_and_prefetch(snapshot: &Snapshot, flows: &FlowTable, frame: &[u8]) -
     };
     service.steering.prefetch(hash);
     if may_ask_table(service, || is_bare_syn(frame, f.l4)) {
-        flows.prefetch(hash);
+        flows.prefetch::<u64>(hash);
     }
     Some(hash)
 }
@@ -196,20 +180,7 @@ fn decide_ipv4(
     let src_u32 = u32::from(ip.src_addr());
     let proto = ip.protocol();
     let (src_port, dst_port, state) = match proto {
-        IpProtocol::Tcp if to_vip => {
-            let tcp = TcpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
-            let bare_syn = tcp.syn() && !tcp.ack();
-            let state = if bare_syn {
-                FlowState::TcpSynOnly
-            } else {
-                FlowState::TcpEstablished
-            };
-            (tcp.src_port(), tcp.dst_port(), state)
-        }
-        IpProtocol::Udp if to_vip => {
-            let udp = UdpPacket::new_checked(ip.payload()).map_err(|_| DropReason::BadL4Header)?;
-            (udp.src_port(), udp.dst_port(), FlowState::Udp)
-        }
+        IpProtocol::Tcp | IpProtocol::Udp if to_vip => transport_ports(proto, ip.payload())?,
         IpProtocol::Tcp | IpProtocol::Udp => return probe_answer(proto, ip.payload()),
         IpProtocol::Icmp => {
             let icmp =
@@ -252,7 +223,41 @@ fn decide_ipv4(
         hash,
         state,
     };
-    Ok(match steer(ctx, service, &flow) {
+    Ok(forward_flow(ctx, frame, service, &flow))
+}
+
+/// A TCP or UDP header's ports, and what it says of its flow's state.
+pub(super) fn transport_ports(
+    proto: IpProtocol,
+    l4: &[u8],
+) -> Result<(u16, u16, FlowState), DropReason> {
+    match proto {
+        IpProtocol::Tcp => {
+            let tcp = TcpPacket::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            let state = if tcp.syn() && !tcp.ack() {
+                FlowState::TcpSynOnly
+            } else {
+                FlowState::TcpEstablished
+            };
+            Ok((tcp.src_port(), tcp.dst_port(), state))
+        }
+        IpProtocol::Udp => {
+            let udp = UdpPacket::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+            Ok((udp.src_port(), udp.dst_port(), FlowState::Udp))
+        }
+        _ => Err(DropReason::UnknownProtocol),
+    }
+}
+
+/// A frame of `flow` to the target `steer` gives it, MACs rewritten; unserved if none.
+#[inline(always)]
+pub(super) fn forward_flow<E: Endpoint>(
+    ctx: &mut Context,
+    frame: &mut [u8],
+    service: &Service,
+    flow: &Flow<E>,
+) -> Verdict {
+    match steer(ctx, service, flow) {
         Some(to) => {
             rewrite_macs(frame, to.mac, ctx.port_mac);
             Verdict::Forward { slot: to.slot }
@@ -260,7 +265,7 @@ fn decide_ipv4(
         None => Verdict::Unserved {
             service: service.slot,
         },
-    })
+    }
 }
 
 /// The flow an ICMP error to `vip` is about, from the packet it quotes: one the VIP

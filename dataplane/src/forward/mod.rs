@@ -10,6 +10,7 @@
 
 mod fast;
 mod general;
+mod ipv6;
 mod run;
 mod steer;
 
@@ -19,11 +20,14 @@ use crate::wire::{EthernetFrame, MacAddr};
 
 pub use crate::counters::DropReason;
 pub use general::{arp_sender, flow_hash_hint, hint_and_prefetch, l2_header};
+pub use ipv6::ndp_sender;
 pub use run::SameFlowRun;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyKind {
     Arp,
+    /// A neighbour advertisement answering a solicitation.
+    Ndp,
     IcmpEcho,
 }
 
@@ -31,9 +35,12 @@ pub enum ReplyKind {
 pub enum PuntKind {
     /// An ARP reply: the control thread learns target MACs from it.
     ArpReply,
-    /// A gratuitous ARP from another MAC for one of dsrlb's addresses: the control
-    /// thread warns that another host claims it.
+    /// A gratuitous ARP (or a neighbour advertisement) from another MAC for one of
+    /// dsrlb's addresses: the control thread warns that another host claims it.
     AddressClaim,
+    /// A neighbour advertisement to the IPv6 real address: the control thread learns
+    /// target MACs from it.
+    NeighborAdvert,
     /// TCP or UDP to the real address on a `PROBE_PORTS` port, or an ICMP destination
     /// unreachable to it: a target answering the DSR doctor's in-path probe.
     ProbeAnswer,

@@ -3,14 +3,14 @@
 //! every frame (`Full`), or Maglev alone (`None`).
 
 use super::Context;
-use crate::flow::{FlowEntry, FlowKey, FlowState, FlowTarget};
+use crate::flow::{Endpoint, FlowEntry, FlowKey, FlowState, FlowTarget};
 use crate::snapshot::{Service, Snapshot, Tracking};
 use crate::steering::Steer;
 use crate::wire::MacAddr;
 
 /// A frame's flow: its key, hash and what the frame says of its state.
-pub(super) struct Flow {
-    pub key: FlowKey,
+pub(super) struct Flow<E = u64> {
+    pub key: FlowKey<E>,
     pub hash: u64,
     pub state: FlowState,
 }
@@ -29,7 +29,11 @@ pub(super) struct Forwarded {
 /// The flow's target, recording in the flow table what its tracking records. None:
 /// no target may take the flow.
 #[inline(always)]
-pub(super) fn steer(ctx: &mut Context, service: &Service, flow: &Flow) -> Option<Forwarded> {
+pub(super) fn steer<E: Endpoint>(
+    ctx: &mut Context,
+    service: &Service,
+    flow: &Flow<E>,
+) -> Option<Forwarded> {
     match service.tracking {
         Tracking::Changes => match service.steering.steer(flow.hash)? {
             Steer::Unchanged(current) => unchanged(ctx, flow, current?),
@@ -61,10 +65,10 @@ pub(super) fn may_ask_table(service: &Service, is_bare_syn: impl FnOnce() -> boo
 
 /// The target that owns a flow, as its next frame would find it, recording nothing:
 /// where an ICMP error about the flow goes.
-pub(super) fn owner(
+pub(super) fn owner<E: Endpoint>(
     ctx: &mut Context,
     service: &Service,
-    key: &FlowKey,
+    key: &FlowKey<E>,
     hash: u64,
 ) -> Option<(u16, MacAddr)> {
     let pinned = |ctx: &mut Context| {
@@ -90,7 +94,7 @@ pub(super) fn owner(
 /// An unmarked slot: its target. A bare SYN is recorded, so that the flow keeps the
 /// target if a later change marks the slot.
 #[inline(always)]
-fn unchanged(ctx: &mut Context, flow: &Flow, slot: u16) -> Option<Forwarded> {
+fn unchanged<E: Endpoint>(ctx: &mut Context, flow: &Flow<E>, slot: u16) -> Option<Forwarded> {
     let (target, mac) = current_target(ctx, Some(slot))?;
     let repeatable = flow.state != FlowState::TcpSynOnly || record(ctx, flow, target);
     Some(Forwarded {
@@ -103,7 +107,7 @@ fn unchanged(ctx: &mut Context, flow: &Flow, slot: u16) -> Option<Forwarded> {
 /// Records a bare SYN's flow on `target` (a retransmitted SYN finds it recorded):
 /// whether the table holds it.
 #[cold]
-fn record(ctx: &mut Context, flow: &Flow, target: FlowTarget) -> bool {
+fn record<E: Endpoint>(ctx: &mut Context, flow: &Flow<E>, target: FlowTarget) -> bool {
     if let Some(mut entry) = ctx.flows.get(&flow.key, flow.hash, ctx.now_ms) {
         entry.set_target(target);
         entry.touch(ctx.now_ms, flow.state);
@@ -121,10 +125,10 @@ fn record(ctx: &mut Context, flow: &Flow, target: FlowTarget) -> bool {
 /// record it; if not, its later frames, not found, will go to the previous target,
 /// and so does it: never a flow split between two targets.
 #[inline(never)]
-fn changed(
+fn changed<E: Endpoint>(
     ctx: &mut Context,
     service: &Service,
-    flow: &Flow,
+    flow: &Flow<E>,
     current: Option<u16>,
     previous: FlowTarget,
 ) -> Option<Forwarded> {
@@ -164,7 +168,11 @@ fn changed(
 /// Every frame through the flow table: a pinned target while usable, else Maglev's
 /// choice, recorded.
 #[inline(always)]
-fn by_table(ctx: &mut Context, service: &Service, flow: &Flow) -> Option<Forwarded> {
+fn by_table<E: Endpoint>(
+    ctx: &mut Context,
+    service: &Service,
+    flow: &Flow<E>,
+) -> Option<Forwarded> {
     let snapshot = ctx.snapshot;
     let (target, mac, repeatable) = match ctx.flows.get(&flow.key, flow.hash, ctx.now_ms) {
         Some(entry) => {
@@ -191,11 +199,11 @@ fn by_table(ctx: &mut Context, service: &Service, flow: &Flow) -> Option<Forward
 /// only then), pinned in its place; the entry is touched with the frame's state.
 /// None, and the entry left as it was, if neither may take the flow.
 #[inline(always)]
-fn keep_or_repin(
-    mut entry: FlowEntry,
+fn keep_or_repin<E: Endpoint>(
+    mut entry: FlowEntry<E>,
     snapshot: &Snapshot,
     now_ms: u64,
-    flow: &Flow,
+    flow: &Flow<E>,
     fresh: impl FnOnce() -> Option<(FlowTarget, MacAddr)>,
 ) -> Option<(FlowTarget, MacAddr)> {
     let pinned = entry.target();

@@ -1,7 +1,8 @@
 //! Neighbour Discovery (RFC 4861 §4.3, §4.4): neighbour solicitations and
 //! advertisements over an `Icmpv6Packet`, with their link-layer address options.
 use super::icmpv6::{Icmpv6Message, Icmpv6Packet};
-use super::{read_ipv6, Error, MacAddr, Result};
+use super::{ethernet, ipv6, EtherType, EthernetFrame, EthernetRepr, IpProtocol, Ipv6Packet};
+use super::{read_ipv6, Error, Ipv6Repr, MacAddr, Result};
 use std::net::Ipv6Addr;
 
 pub mod field {
@@ -136,6 +137,44 @@ impl NdpRepr {
 
 /// The Ethernet address in the first option of type `wanted`, walking every option
 /// to check its length.
+impl NdpRepr {
+    /// The whole frame dsrlb sends: from `src_mac`, to `dst`'s MAC (a multicast
+    /// group's, or the all-nodes one for any other address: dsrlb sends only
+    /// solicitations to solicited-node groups and unsolicited advertisements), hop
+    /// limit 255.
+    pub fn frame(&self, src_mac: MacAddr, (src, dst): (Ipv6Addr, Ipv6Addr)) -> [u8; FRAME_LEN] {
+        let mut bytes = [0u8; FRAME_LEN];
+        let dst_mac = if dst.is_multicast() {
+            ipv6::multicast_mac(dst)
+        } else {
+            ipv6::multicast_mac(ipv6::ALL_NODES)
+        };
+        let header = EthernetRepr {
+            src_addr: src_mac,
+            dst_addr: dst_mac,
+            ethertype: EtherType::Ipv6,
+        };
+        let mut frame = EthernetFrame::new_unchecked(&mut bytes[..]);
+        header.emit(&mut frame);
+        let ip = Ipv6Repr {
+            src_addr: src,
+            dst_addr: dst,
+            next_header: IpProtocol::Icmpv6,
+            payload_len: self.buffer_len(),
+            hop_limit: HOP_LIMIT,
+        };
+        let mut packet = Ipv6Packet::new_unchecked(frame.payload_mut());
+        ip.emit(&mut packet);
+        let message = &mut packet.payload_mut()[..self.buffer_len()];
+        self.emit(&mut Icmpv6Packet::new_unchecked(message), src, dst);
+        bytes
+    }
+}
+
+/// The longest frame `NdpRepr::frame` builds: a message with its MAC option.
+pub const FRAME_LEN: usize =
+    ethernet::HEADER_LEN + ipv6::HEADER_LEN + field::OPTIONS + MAC_OPTION_LEN;
+
 fn link_layer_option(mut options: &[u8], wanted: u8) -> Result<Option<MacAddr>> {
     let mut found = None;
     while !options.is_empty() {
