@@ -2,7 +2,7 @@
 """Lab client: N requests to the VIP, each from its own source port, and a tally of
 which target answered. Prints JSON: {"answers": {"t1": n, ...}, "failed": n}.
 
-  lab-client.py http --vip 10.99.0.100 --count 200
+  lab-client.py http --vip 10.99.0.100 --count 200   (or --vip fd00:99::100)
   lab-client.py udp  --vip 10.99.0.100 --port 5353 --count 200
   lab-client.py stream --want t2 --secs 25
       one long-lived HTTP stream that lands on target t2 (new source ports are tried
@@ -28,8 +28,13 @@ import sys
 import time
 
 
+def family(addr):
+    """The socket family of an address: IPv6 if it has a colon."""
+    return socket.AF_INET6 if ":" in addr else socket.AF_INET
+
+
 def http_get(src, vip, port, sport, timeout):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(family(vip), socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.settimeout(timeout)
     try:
@@ -51,7 +56,7 @@ def http_get(src, vip, port, sport, timeout):
 
 
 def udp_ask(src, vip, port, sport, timeout, tries=3):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(vip), socket.SOCK_DGRAM)
     s.settimeout(timeout)
     try:
         s.bind((src, sport))
@@ -70,7 +75,7 @@ def udp_ask(src, vip, port, sport, timeout, tries=3):
 def stream(args):
     port = args.port or 80
     for attempt in range(100):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s = socket.socket(family(args.vip), socket.SOCK_STREAM)
         s.settimeout(5)
         s.bind((args.src, random.randrange(20000, 60000)))
         s.connect((args.vip, port))
@@ -108,7 +113,7 @@ def stream(args):
 def one_stream(args, out, index, opened):
     """Opens a stream, then reads it to its end: its lines' times, or its error."""
     port = args.port or 80
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s = socket.socket(family(args.vip), socket.SOCK_STREAM)
     s.settimeout(10)
     record = {"lines": 0, "gap": 0.0, "error": None, "target": None, "complete": False}
     out[index] = record
@@ -153,7 +158,7 @@ def pings(args):
     answered, by whom, and the longest time without an answer (from the first)."""
     import select
     port = args.port or 5353
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s = socket.socket(family(args.vip), socket.SOCK_DGRAM)
     s.bind((args.src, 0))
     s.connect((args.vip, port))
     s.setblocking(False)
@@ -230,10 +235,12 @@ def main():
     ap.add_argument("--secs", type=int, default=25)
     ap.add_argument("--vip", default="10.99.0.100")
     ap.add_argument("--port", type=int)
-    ap.add_argument("--src", default="10.99.0.1")
+    ap.add_argument("--src", help="default 10.99.0.1, or fd00:99::1 to an IPv6 VIP")
     ap.add_argument("--count", type=int, default=200)
     ap.add_argument("--timeout", type=float, default=3.0)
     args = ap.parse_args()
+    if args.src is None:
+        args.src = "fd00:99::1" if family(args.vip) == socket.AF_INET6 else "10.99.0.1"
     if args.mode == "stream":
         return stream(args)
     if args.mode == "streams":

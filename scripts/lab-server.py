@@ -16,9 +16,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", required=True)
     ap.add_argument("--pidfile", help="write this process's pid here")
-    ap.add_argument("--http", help="ADDR:PORT")
+    ap.add_argument("--http", help="ADDR:PORT, or [::]:PORT for both families")
     ap.add_argument("--udp", action="append", default=[],
-                    help="ADDR:PORT, repeatable (bind the VIP itself: replies must come from it)")
+                    help="ADDR:PORT or [ADDR6]:PORT, repeatable (bind the VIP itself: replies must come from it)")
     args = ap.parse_args()
     if bool(args.http) == bool(args.udp):
         ap.error("give --http or --udp")
@@ -32,13 +32,21 @@ def main():
         serve_http(name, args.http)
 
 
+def host_port(address):
+    """ "10.99.0.100:80" or "[fd00:99::100]:80": the host, its family, the port."""
+    host, port = address.rsplit(":", 1)
+    if host.startswith("["):
+        return host.strip("[]"), socket.AF_INET6, int(port)
+    return host, socket.AF_INET, int(port)
+
+
 def serve_udp(name, addresses):
     import selectors
     sel = selectors.DefaultSelector()
     for address in addresses:
-        host, port = address.rsplit(":", 1)
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        sock.bind((host, int(port)))
+        host, family, port = host_port(address)
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        sock.bind((host, port))
         sel.register(sock, selectors.EVENT_READ)
     while True:
         for key, _ in sel.select():
@@ -83,14 +91,24 @@ def serve_http(name, address):
             self.end_headers()
             self.wfile.write(body)
 
-    host, port = address.rsplit(":", 1)
-    ThreadingHTTPServer.allow_reuse_address = True
+    host, family, port = host_port(address)
+
+    class Server(ThreadingHTTPServer):
+        address_family = family
+
+        def server_bind(self):
+            if family == socket.AF_INET6:
+                # [::] takes IPv4 too (as ::ffff:a.b.c.d): one server, both families.
+                self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    Server.allow_reuse_address = True
     # socketserver listens with a backlog of 5: 200 streams opened at once overflowed
     # it, the kernel dropped their handshakes' last ACK and accepted them seconds
     # later, after SYN-ACK retries, and a client that waited 10 s for its first line
     # timed out (1 to 18 of 200, more under load), with no frame lost on the way.
-    ThreadingHTTPServer.request_queue_size = 1024
-    http = ThreadingHTTPServer((host, int(port)), Handler)
+    Server.request_queue_size = 1024
+    http = Server((host, port), Handler)
     http.daemon_threads = True
     http.serve_forever()
 

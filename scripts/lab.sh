@@ -7,9 +7,13 @@
 #                        and owns the real address 10.99.0.2)  02:99:00:00:00:02
 #     dsr-t1      eth0   10.99.0.11   02:99:00:00:00:0b   VIP 10.99.0.100/32 on lo
 #     dsr-t2      eth0   10.99.0.12   02:99:00:00:00:0c   VIP 10.99.0.100/32 on lo
+#   and dual-stack: fd00:99::/64 on the same segment, client fd00:99::1, targets
+#     fd00:99::11 and ::12, VIP fd00:99::100/128 on their lo, dsrlb's IPv6 real
+#     address fd00:99::2 (IPv6 stays off in dsr-lb's kernel)
 #   management segment 10.99.1.0/24 (bridge br-mgmt in dsr-sw), for health probes:
 #     dsr-lb 10.99.1.2, dsr-t1 10.99.1.11, dsr-t2 10.99.1.12   (all on mgmt0)
-#   targets run HTTP on :80 and a UDP echo on VIP:5353, each answering its name.
+#   targets run HTTP on :80 (both families) and a UDP echo on VIP:5353 and
+#   [VIP6]:5353, each answering its name.
 #
 #   lab.sh up --scale-out   instead: two appliances behind a BGP/ECMP router (below)
 #   lab.sh up --ha          instead: an active/standby pair elected by keepalived (below)
@@ -48,6 +52,7 @@ PAIR=(dsr-client dsr-lb1 dsr-lb2 dsr-t1 dsr-t2 dsr-sw)
 ALL_NAMESPACES=(dsr-client dsr-lb dsr-rtr dsr-lb1 dsr-lb2 dsr-t1 dsr-t2 dsr-sw)
 RUN=/run/dsrlb-lab
 VIP=10.99.0.100
+VIP6=fd00:99::100
 
 nsx() { local ns=$1; shift; ip netns exec "$ns" "$@"; }
 
@@ -150,6 +155,22 @@ namespaces() {
   quiet_sysctl dsr-sw net.bridge.bridge-nf-call-arptables 0
 }
 
+# IPv6 back on in these namespaces, for the interfaces created after this: no
+# duplicate address detection (addresses usable at once) and no router
+# solicitations (no router here).
+ipv6_on() {
+  for ns in "$@"; do
+    for key in all default; do
+      quiet_sysctl "$ns" "net.ipv6.conf.$key.disable_ipv6" 0
+      quiet_sysctl "$ns" "net.ipv6.conf.$key.accept_dad" 0
+      quiet_sysctl "$ns" "net.ipv6.conf.$key.router_solicitations" 0
+    done
+  done
+}
+
+# Whether the kernel in namespace $1 has IPv6 on.
+has_ipv6() { [ "$(nsx "$1" sysctl -n net.ipv6.conf.default.disable_ipv6 2>/dev/null)" = 0 ]; }
+
 # The targets on the data and management segments, VIP on lo, services running.
 targets() {
   local i=1
@@ -158,6 +179,10 @@ targets() {
     nsx "dsr-$t" ip addr add "10.99.0.$last/24" dev eth0
     nsx "dsr-$t" ip addr add "10.99.1.$last/24" dev mgmt0
     nsx "dsr-$t" "$HERE/target-setup.sh" "$VIP"
+    if has_ipv6 "dsr-$t"; then
+      nsx "dsr-$t" ip -6 addr add "fd00:99::$last/64" dev eth0 nodad
+      nsx "dsr-$t" "$HERE/target-setup.sh" "$VIP6"
+    fi
     service "$t" http start
     service "$t" udp start
     i=$((i + 1))
@@ -166,6 +191,7 @@ targets() {
 
 up() {
   namespaces "${NAMESPACES[@]}"
+  ipv6_on dsr-client dsr-t1 dsr-t2
   # The balancer's kernel sees every frame dsrlb sees: it must not route them.
   quiet_sysctl dsr-lb net.ipv4.ip_forward 0
 
@@ -182,9 +208,10 @@ up() {
   # dsrlb's data port: the kernel in dsr-lb must not answer on the data segment.
   nsx dsr-lb "$HERE/data-port.sh" data0 >/dev/null
   nsx dsr-client ip addr add 10.99.0.1/24 dev eth0
+  nsx dsr-client ip -6 addr add fd00:99::1/64 dev eth0 nodad
   nsx dsr-lb ip addr add 10.99.1.2/24 dev mgmt0
   targets
-  echo "lab up: client 10.99.0.1, dsrlb's port data0 in dsr-lb (real address 10.99.0.2), targets t1 10.99.0.11 and t2 10.99.0.12, VIP $VIP"
+  echo "lab up: client 10.99.0.1 and fd00:99::1, dsrlb's port data0 in dsr-lb (real addresses 10.99.0.2, fd00:99::2), targets t1 10.99.0.11 and fd00:99::11, t2 10.99.0.12 and fd00:99::12, VIP $VIP and $VIP6"
 }
 
 # The router's BIRD: a session to each appliance, ECMP into the kernel, BFD (unless
@@ -340,6 +367,12 @@ service() {
         udp) args=(--udp "$VIP:5353" --udp "10.99.1.1${t#t}:5353") ;;
         *) echo "lab.sh: no service $svc (http or udp)" >&2; exit 2 ;;
       esac
+      if has_ipv6 "dsr-$t"; then
+        case "$svc" in
+          http) args=(--http "[::]:80") ;;
+          udp) args+=(--udp "[$VIP6]:5353") ;;
+        esac
+      fi
       rm -f "$pidfile"
       nsx "dsr-$t" setsid python3 "$HERE/lab-server.py" --name "$t" --pidfile "$pidfile" "${args[@]}" \
         >> "$RUN/$t-$svc.log" 2>&1 < /dev/null &

@@ -10,6 +10,7 @@ PACKAGES=(
   pkg-config                  # finds DPDK's flags
   libpcap-dev                 # the net_pcap PMD's library
   tcpdump iproute2 ethtool curl python3 procps   # the namespace lab and the demo
+  python3-scapy               # the lab's neighbour discovery cases (scripts/lab-ndp.py)
   systemd                     # systemd-analyze checks scripts/dsrlb.service
   linux-perf                  # the benchmark's PMD share (its smoke run is a test)
   pen nftables                # the benchmark's lab peer and its packet sinks (a test)

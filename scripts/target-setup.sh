@@ -6,6 +6,11 @@
 #   - arp_announce=2: never use the VIP as the source of its own ARP requests;
 #   - rp_filter loose (2) where it was strict (1), so traffic to the VIP is not
 #     dropped when the client's route leaves by another interface.
+# An IPv6 VIP needs only the first (a /128 on lo): Linux answers a neighbour
+# solicitation only for an address of the interface it came in on, and never takes a
+# loopback address as the source of its own solicitations there, so no setting is
+# needed to keep it from claiming the VIP (checked in the lab: a solicitation for a
+# /128 on lo goes unanswered).
 # Idempotent. Needs root.
 #
 #   target-setup.sh VIP [VIP...]            apply now
@@ -34,6 +39,11 @@ for arg in "$@"; do
     --check) mode=check ;;
     --port) want_port=1 ;;
     -h|--help) usage ;;
+    *:*)
+      if [[ ! "$arg" =~ ^[0-9a-fA-F:]{2,39}$ ]] || [[ "$arg" == *:::* ]]; then
+        echo "target-setup.sh: '$arg' is not an IPv6 address" >&2; exit 2
+      fi
+      vips+=("$arg") ;;
     *)
       if [[ ! "$arg" =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})$ ]]; then
         echo "target-setup.sh: '$arg' is not an IPv4 address" >&2; exit 2
@@ -55,11 +65,29 @@ UNIT_FILE=$ROOT/etc/systemd/system/dsrlb-vip.service
 
 set_sysctl() { sysctl -q -w "$1=$2" >/dev/null; }
 
+# A VIP's family ("4" or "6") and its prefix on lo.
+family() { [[ "$1" == *:* ]] && echo 6 || echo 4; }
+prefix() { [ "$(family "$1")" = 6 ] && echo 128 || echo 32; }
+# Whether VIP is on lo (IPv6 addresses as `ip` prints them: compressed, lower case).
+on_lo() {
+  local f
+  f=$(family "$1")
+  ip -"$f" -o addr show dev lo | awk '{print $4}' | grep -qix "$1/$(prefix "$1")"
+}
+
+# Whether any VIP is IPv4: only those need the ARP and rp_filter settings.
+any_ipv4() {
+  local vip
+  for vip in "${vips[@]}"; do [ "$(family "$vip")" = 4 ] && return 0; done
+  return 1
+}
+
 apply() {
   ip link set lo up
   for vip in "${vips[@]}"; do
-    ip -4 addr show dev lo | grep -q " $vip/32 " || ip addr add "$vip/32" dev lo
+    on_lo "$vip" || ip addr add "$vip/$(prefix "$vip")" dev lo
   done
+  any_ipv4 || return 0
   set_sysctl net.ipv4.conf.all.arp_ignore 1
   set_sysctl net.ipv4.conf.all.arp_announce 2
   for key in all default; do
@@ -68,16 +96,18 @@ apply() {
 }
 
 persist() {
-  mkdir -p "$(dirname "$SYSCTL_FILE")"
-  cat > "$SYSCTL_FILE" <<CONF
+  if any_ipv4; then
+    mkdir -p "$(dirname "$SYSCTL_FILE")"
+    cat > "$SYSCTL_FILE" <<CONF
 # Written by dsrlb's target-setup.sh: Direct Server Return target.
 net.ipv4.conf.all.arp_ignore = 1
 net.ipv4.conf.all.arp_announce = 2
 net.ipv4.conf.all.rp_filter = 2
 net.ipv4.conf.default.rp_filter = 2
 CONF
+  fi
   local adds=""
-  for vip in "${vips[@]}"; do adds+="ExecStart=/sbin/ip addr replace $vip/32 dev lo"$'\n'; done
+  for vip in "${vips[@]}"; do adds+="ExecStart=/sbin/ip addr replace $vip/$(prefix "$vip") dev lo"$'\n'; done
   mkdir -p "$(dirname "$UNIT_FILE")"
   cat > "$UNIT_FILE" <<UNIT
 # Written by dsrlb's target-setup.sh: the VIPs on loopback for Direct Server Return.
@@ -100,7 +130,7 @@ UNIT
 
 undo() {
   for vip in "${vips[@]}"; do
-    ip -4 addr show dev lo | grep -q " $vip/32 " && ip addr del "$vip/32" dev lo
+    if on_lo "$vip"; then ip addr del "$vip/$(prefix "$vip")" dev lo; fi
   done
   # Other /32s left on lo may still be VIPs: keep the ARP settings for them.
   if ! ip -4 addr show dev lo | grep -v ' 127\.' | grep -q '/32 '; then
@@ -135,9 +165,10 @@ check() {
   [[ $port == */udp ]] && proto=udp
   ifaces=$(ip -o -4 addr show | awk '$2 != "lo" {print $2}' | sort -u)
   for vip in "${vips[@]}"; do
-    if ip -4 addr show dev lo | grep -q " $vip/32 "; then verdict ok "$vip on lo"
-    else verdict FAIL "$vip is not on lo: the target drops every frame dsrlb forwards to it (ip addr add $vip/32 dev lo, or $0 $vip)"; fi
+    if on_lo "$vip"; then verdict ok "$vip on lo"
+    else verdict FAIL "$vip is not on lo: the target drops every frame dsrlb forwards to it (ip addr add $vip/$(prefix "$vip") dev lo, or $0 $vip)"; fi
   done
+  any_ipv4 || ifaces=""
   for iface in $ifaces; do
     v=$(effective arp_ignore "$iface")
     if [ "$v" = 1 ] || [ "$v" = 2 ]; then verdict ok "arp_ignore $v on $iface"
@@ -157,11 +188,14 @@ check_listener() { # VIP tcp|udp PORT(or empty)
   [ "$proto" = udp ] && flags=-Hlun
   sockets=$(ss "$flags" | awk '{print $4}')
   local match="^($vip|0\.0\.0\.0|\*|\[::\]|\[::ffff:$vip\]):${p:-[0-9]+}$"
+  [ "$(family "$vip")" = 6 ] && match="^(\[$vip\]|\*|\[::\]):${p:-[0-9]+}$"
   if grep -Eq "$match" <<<"$sockets"; then
     verdict ok "a $proto listener on $vip:${p:-*} (or on every address)"
   elif [ -n "$p" ] && grep -Eq ":$p$" <<<"$sockets"; then
     local_col=$(grep -E ":$p$" <<<"$sockets" | paste -sd, -)
-    verdict FAIL "$proto port $p listens on $local_col only, not on $vip: bind the service to $vip or 0.0.0.0"
+    local any=0.0.0.0
+    [ "$(family "$vip")" = 6 ] && any="::"
+    verdict FAIL "$proto port $p listens on $local_col only, not on $vip: bind the service to $vip or $any"
   else
     verdict FAIL "no $proto listener on $vip${p:+:$p}"
   fi

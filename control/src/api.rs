@@ -334,7 +334,7 @@ pub struct TargetView {
     pub service: String,
     pub address: IpAddr,
     pub mac: Option<String>,
-    /// "static", "arp" or "unresolved".
+    /// "static", "arp" (learned; "ndp" for an IPv6 target) or "unresolved".
     pub mac_source: String,
     /// What the dataplane does with it: "up", "down", "unknown" (not probed yet; takes
     /// traffic), "drain", "disabled", "no-mac", "dsr-down" (failed its dsr_check).

@@ -16,12 +16,12 @@ use crate::pair::{Fitness, Pair, Role, DRAINED, STOPPING};
 use crate::runtime::{Dataplane, Frame};
 use crate::spec::{arp_answers, snapshot_spec, tracked_targets, AdminStates};
 use config::Config;
-use dataplane::forward::{arp_sender, ndp_sender};
+use dataplane::forward::{arp_sender, dad_probe, ndp_sender};
 use dataplane::maglev::BuildError;
 use dataplane::snapshot::{Snapshot, SnapshotSpec};
 use dataplane::wire::{ipv6, ArpOperation, ArpRepr, MacAddr, NdpRepr};
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -300,14 +300,20 @@ impl Appliance {
         }
         self.follow_election();
         let now = Instant::now();
-        let (mut heard, mut answers) = (Vec::new(), Vec::new());
-        self.punted += dp.take_punts(&mut |frame| match arp_sender(frame)
-            .map(|(operation, addr, mac)| (operation, IpAddr::V4(addr), mac))
-            .or_else(|| ndp_sender(frame))
-        {
-            Some(neighbour) => heard.push(neighbour),
-            None => answers.push(frame.to_vec()),
+        let (mut heard, mut answers, mut probed) = (Vec::new(), Vec::new(), Vec::new());
+        self.punted += dp.take_punts(&mut |frame| {
+            let neighbour = arp_sender(frame)
+                .map(|(operation, addr, mac)| (operation, IpAddr::V4(addr), mac))
+                .or_else(|| ndp_sender(frame));
+            match (neighbour, dad_probe(frame)) {
+                (Some(neighbour), _) => heard.push(neighbour),
+                (None, Some(addr)) => probed.push(addr),
+                (None, None) => answers.push(frame.to_vec()),
+            }
         });
+        for addr in probed {
+            self.defend(dp, addr, now);
+        }
         let ours = if heard.is_empty() {
             Vec::new()
         } else {
@@ -410,7 +416,12 @@ impl Appliance {
         let book = &mut self.arp;
         match self.neighbors.heard(addr, mac, ours, now) {
             Heard::Changed => {
-                log::info!("target {addr} is at {mac} (learned by ARP)");
+                let by = if addr.is_ipv4() {
+                    "ARP"
+                } else {
+                    "neighbour discovery"
+                };
+                log::info!("target {addr} is at {mac} (learned by {by})");
                 book.logged.end_where(|(a, _)| *a == addr);
                 true
             }
@@ -447,7 +458,7 @@ impl Appliance {
     /// Another host said by ARP that `addr`, an address of dsrlb's, is at `mac`:
     /// counted, logged once an episode, and for a VIP kept by the doctor (ARP flux).
     fn address_claimed(&mut self, addr: IpAddr, mac: MacAddr, now: Instant) {
-        let is_target = self.neighbors.holder_of(mac).is_some();
+        let is_target = self.neighbors.holder_of(mac, addr).is_some();
         if let Some(pair) = self.pair.as_mut().filter(|_| !is_target) {
             if pair.claim_is_peers(mac, now) {
                 self.arp.peer_announcements += 1;
@@ -465,7 +476,7 @@ impl Appliance {
         }
         let host = self
             .neighbors
-            .holder_of(mac)
+            .holder_of(mac, addr)
             .map_or_else(|| mac.to_string(), |t| format!("target {t} ({mac})"));
         if is_vip {
             log::warn!(
@@ -476,6 +487,36 @@ impl Appliance {
                 "another host ({host}) claims {addr}, an address of dsrlb's, by ARP: a duplicate address or a second balancer on the segment; further claims are counted (dsrlb_arp_address_claims_total)"
             );
         }
+    }
+
+    /// Another host probes `addr`, an IPv6 address of dsrlb's, for duplicate address
+    /// detection (about to take it): advertised to all nodes, which makes it give
+    /// the address up; counted and logged once an episode like a claim by ARP.
+    fn defend(&mut self, dp: &dyn Dataplane, addr: Ipv6Addr, now: Instant) {
+        Self::advertise(dp, addr);
+        let book = &mut self.arp;
+        book.address_claims += 1;
+        if book
+            .logged
+            .starts((addr.into(), "duplicate address probe"), now)
+        {
+            log::warn!(
+                "another host probes {addr}, an address of dsrlb's, for duplicate address detection (it would take it): advertised to all nodes so that it does not; further probes are counted (dsrlb_arp_address_claims_total)"
+            );
+        }
+    }
+
+    /// An unsolicited neighbour advertisement of `addr` (overriding, with the port's
+    /// MAC) to all nodes, on every port: IPv6's gratuitous ARP.
+    fn advertise(dp: &dyn Dataplane, addr: Ipv6Addr) {
+        Self::send_arp(dp, "an unsolicited neighbour advertisement", &|mac| {
+            let advert = NdpRepr::Advert {
+                flags: dataplane::wire::ndp::FLAG_OVERRIDE,
+                target: addr,
+                mac: Some(mac),
+            };
+            advert.frame(mac, (addr, ipv6::ALL_NODES)).to_vec()
+        });
     }
 
     /// Sends an ARP frame `build` makes from each port's MAC on every port.
@@ -523,16 +564,7 @@ impl Appliance {
                         .frame(MacAddr::BROADCAST)
                         .to_vec()
                 }),
-                IpAddr::V6(addr) => {
-                    Self::send_arp(dp, "an unsolicited neighbour advertisement", &|mac| {
-                        let advert = NdpRepr::Advert {
-                            flags: dataplane::wire::ndp::FLAG_OVERRIDE,
-                            target: addr,
-                            mac: Some(mac),
-                        };
-                        advert.frame(mac, (addr, ipv6::ALL_NODES)).to_vec()
-                    })
-                }
+                IpAddr::V6(addr) => Self::advertise(dp, addr),
             }
         }
         let real = self.config.appliance.address;

@@ -6,7 +6,8 @@
 //! Nothing on the data segment can change a target's MAC unless dsrlb asked for it:
 //! only a reply to a request dsrlb has outstanding (within `retry` of sending it)
 //! counts, and never one naming a broadcast, multicast or zero MAC, one of dsrlb's
-//! own, or another target's. A known target's MAC moves only when a new MAC answers
+//! own, or another target's of the same family (a dual-stack host has an IPv4 and an
+//! IPv6 target address at one MAC). A known target's MAC moves only when a new MAC answers
 //! two requests in a row alone; two MACs answering one request is a conflict: the
 //! MAC in use stays, and the episode is counted and shown until a request is answered
 //! by the one MAC alone again.
@@ -84,7 +85,7 @@ pub enum Ignored {
     NotUnicast,
     /// One of dsrlb's own MACs.
     Ours,
-    /// Another target's MAC.
+    /// The MAC of another target of the same address family.
     AnotherTarget,
 }
 
@@ -161,11 +162,12 @@ impl Neighbors {
             .and_then(|n| n.mac.map(|_| n.source))
     }
 
-    /// The target whose MAC is `mac`, if one is known at it.
-    pub fn holder_of(&self, mac: MacAddr) -> Option<IpAddr> {
+    /// The target of `like`'s address family whose MAC is `mac`, if one is known at
+    /// it (a dual-stack host is a target of each family at one MAC).
+    pub fn holder_of(&self, mac: MacAddr, like: IpAddr) -> Option<IpAddr> {
         self.entries
             .iter()
-            .find(|(_, e)| e.mac == Some(mac))
+            .find(|(a, e)| e.mac == Some(mac) && a.is_ipv4() == like.is_ipv4())
             .map(|(addr, _)| *addr)
     }
 
@@ -241,11 +243,10 @@ impl Neighbors {
             Some(Ignored::NotUnicast)
         } else if ours.contains(&mac) {
             Some(Ignored::Ours)
-        } else if self
-            .entries
-            .iter()
-            .any(|(a, n)| *a != addr && n.mac == Some(mac))
-        {
+        } else if self.entries.iter().any(|(a, n)| {
+            // A dual-stack host has an IPv4 and an IPv6 address at one MAC.
+            *a != addr && a.is_ipv4() == addr.is_ipv4() && n.mac == Some(mac)
+        }) {
             Some(Ignored::AnotherTarget)
         } else {
             None
@@ -488,5 +489,28 @@ mod tests {
         assert_eq!(n.mac(T1), Some(MAC1));
         n.track([(T2, None)], t0);
         assert!(!n.entries.contains_key(&T1));
+    }
+
+    #[test]
+    fn a_dual_stack_host_has_both_its_addresses_at_one_mac() {
+        let t0 = Instant::now();
+        let t1_v6: IpAddr = "fd00:99::11".parse().unwrap();
+        let t2_v6: IpAddr = "fd00:99::12".parse().unwrap();
+        let mut n = Neighbors::new(timing());
+        n.track([(T1, Some(MAC1)), (t1_v6, None), (t2_v6, None)], t0);
+        assert_eq!(n.due_requests(t0).0, vec![t1_v6, t2_v6]);
+        assert_eq!(
+            n.heard(t1_v6, MAC1, &OURS, t0),
+            Heard::Changed,
+            "T1's MAC, other family"
+        );
+        assert_eq!(
+            n.heard(t2_v6, MAC1, &OURS, t0),
+            Heard::Ignored(Ignored::AnotherTarget),
+            "an IPv6 target's MAC claimed for another IPv6 target"
+        );
+        assert_eq!((n.mac(t1_v6), n.mac(t2_v6)), (Some(MAC1), None));
+        assert_eq!(n.holder_of(MAC1, t2_v6), Some(t1_v6), "by family");
+        assert_eq!(n.holder_of(MAC1, T2), Some(T1));
     }
 }

@@ -95,6 +95,7 @@ fn target_view(
         mac: mac.map(|m| m.to_string()),
         mac_source: match app.neighbors.source(addr) {
             Some(MacSource::Static) => "static",
+            Some(MacSource::Arp) if addr.is_ipv6() => "ndp",
             Some(MacSource::Arp) => "arp",
             None => "unresolved",
         }
@@ -308,7 +309,7 @@ pub(crate) fn doctor(app: &Appliance) -> DoctorView {
                 .map(move |(mac, answers)| FluxView {
                     vip,
                     mac: mac.to_string(),
-                    target: app.neighbors.holder_of(mac),
+                    target: app.neighbors.holder_of(mac, vip.into()),
                     answers,
                 })
         })

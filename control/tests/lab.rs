@@ -8,9 +8,9 @@
 mod common;
 
 use dataplane::forward::{arp_sender, l2_header};
-use dataplane::wire::{ArpOperation, EtherType, IpProtocol, Ipv4Packet, MacAddr};
+use dataplane::wire::{ArpOperation, EtherType, IpProtocol, Ipv4Packet, Ipv6Packet, MacAddr};
 use std::io::{BufRead, BufReader};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -177,6 +177,15 @@ fn ipv4_of(frame: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr, IpProtocol)> {
     Some((ip.src_addr(), ip.dst_addr(), ip.protocol()))
 }
 
+/// (src, dst, next header) of an IPv6 frame, read from its fixed header (however
+/// short the capture cut the rest).
+fn ipv6_of(frame: &[u8]) -> Option<(Ipv6Addr, Ipv6Addr, IpProtocol)> {
+    let (ethertype, l3, _) = l2_header(frame).ok()?;
+    let header = frame.get(l3..l3 + dataplane::wire::ipv6::HEADER_LEN)?;
+    let ip = Ipv6Packet::new_unchecked(header);
+    (ethertype == EtherType::Ipv6).then(|| (ip.src_addr(), ip.dst_addr(), ip.next_header()))
+}
+
 fn src_mac(frame: &[u8]) -> MacAddr {
     MacAddr::from_bytes(&frame[6..12])
 }
@@ -217,6 +226,45 @@ fn client_with(args: &[&str]) -> Tally {
         failed: field("failed"),
         raw: out.trim().to_owned(),
     }
+}
+
+/// 200 HTTP and 200 UDP requests to `vip` from distinct source ports: all answered,
+/// each target at least 30 %.
+fn assert_spread_over_both_targets(vip: &str) {
+    for mode in ["http", "udp"] {
+        let tally = client_with(&[mode, "--vip", vip, "--count", "200"]);
+        assert_eq!(tally.failed, 0, "{mode}: {}", tally.raw);
+        assert_eq!(tally.t1 + tally.t2, 200, "{mode}: {}", tally.raw);
+        assert!(
+            tally.t1 >= 60 && tally.t2 >= 60,
+            "{mode}: uneven spread {}",
+            tally.raw
+        );
+    }
+}
+
+/// The client's neighbour entry for `addr` (family `-4` or `-6`) is dsrlb's MAC, and
+/// learned, not configured.
+fn assert_client_learned_dsrlb(family: &str, addr: &str) {
+    let neigh = run(&mut in_ns(
+        "dsr-client",
+        &["ip", family, "neigh", "show", addr, "dev", "eth0"],
+    ));
+    assert!(
+        neigh.contains("lladdr 02:99:00:00:00:02") && !neigh.contains("PERMANENT"),
+        "{neigh}"
+    );
+}
+
+/// The sender MACs of the replies the client got from the VIP: at least one a request
+/// of `assert_spread_over_both_targets`, every one a target's, both targets'.
+fn assert_replies_from_both_targets(replies: &[MacAddr]) {
+    assert!(replies.len() >= 400, "client saw {} replies", replies.len());
+    assert!(
+        replies.iter().all(|m| *m == T1_MAC || *m == T2_MAC),
+        "a reply came from a MAC other than a target's"
+    );
+    assert!(replies.contains(&T1_MAC) && replies.contains(&T2_MAC));
 }
 
 fn counter(report: &str, name: &str) -> u64 {
@@ -356,28 +404,10 @@ fn dsr_through_dsrlb_in_the_namespace_lab() {
         "curl answered {answer:?}"
     );
 
-    // 2. and 3. 200 TCP and 200 UDP requests from distinct source ports: all answered,
-    // each target at least 30%.
-    for mode in ["http", "udp"] {
-        let tally = client(mode, 200);
-        assert_eq!(tally.failed, 0, "{mode}: {}", tally.raw);
-        assert_eq!(tally.t1 + tally.t2, 200, "{mode}: {}", tally.raw);
-        assert!(
-            tally.t1 >= 60 && tally.t2 >= 60,
-            "{mode}: uneven spread {}",
-            tally.raw
-        );
-    }
-
+    // 2. and 3. 200 TCP and 200 UDP requests from distinct source ports.
+    assert_spread_over_both_targets("10.99.0.100");
     // 5. The client's neighbour entry for the VIP is dsrlb's MAC, learned by ARP.
-    let neigh = run(&mut in_ns(
-        "dsr-client",
-        &["ip", "neigh", "show", "10.99.0.100", "dev", "eth0"],
-    ));
-    assert!(
-        neigh.contains("lladdr 02:99:00:00:00:02") && !neigh.contains("PERMANENT"),
-        "{neigh}"
-    );
+    assert_client_learned_dsrlb("-4", "10.99.0.100");
 
     // Stay up past one announcement period, so the capture holds a periodic GARP.
     std::thread::sleep(GARP_INTERVAL + Duration::from_millis(500));
@@ -407,12 +437,7 @@ fn dsr_through_dsrlb_in_the_namespace_lab() {
         .filter(|f| matches!(ipv4_of(&f.bytes), Some((s, d, p)) if s == VIP && d == CLIENT && p != IpProtocol::Icmp))
         .map(|f| src_mac(&f.bytes))
         .collect();
-    assert!(replies.len() >= 400, "client saw {} replies", replies.len());
-    assert!(
-        replies.iter().all(|m| *m == T1_MAC || *m == T2_MAC),
-        "a reply came from a MAC other than a target's"
-    );
-    assert!(replies.contains(&T1_MAC) && replies.contains(&T2_MAC));
+    assert_replies_from_both_targets(&replies);
 
     // 6. A gratuitous ARP for the real address is seen on the segment every
     // garp_interval (with half a second of slack for the control loop's tick).
@@ -469,6 +494,155 @@ fn dsr_through_dsrlb_in_the_namespace_lab() {
     );
     assert_eq!(counter(&report, "tx_dropped"), 0, "{report}");
 
+    drop(cleanup.children.drain(..));
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1);
+const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100);
+
+/// What scripts/lab-ndp.py saw answer one neighbour solicitation from the client
+/// (`args` after `solicit --iface eth0`): scapy builds the question and reads the
+/// answers, independently of dsrlb's own NDP code.
+fn solicit(args: &[&str]) -> Vec<serde_json::Value> {
+    let script = repo().join("scripts/lab-ndp.py");
+    let mut argv = vec![
+        "/usr/bin/python3",
+        script.to_str().unwrap(),
+        "solicit",
+        "--iface",
+        "eth0",
+    ];
+    argv.extend_from_slice(args);
+    let out = run(&mut in_ns("dsr-client", &argv));
+    serde_json::from_str::<Vec<serde_json::Value>>(out.trim())
+        .unwrap_or_else(|e| panic!("lab-ndp.py: {e}: {out}"))
+}
+
+/// The IPv6 half of the dual-stack lab: the same targets behind fd00:99::100. The
+/// client learns the VIP's MAC by neighbour discovery from dsrlb, 200 HTTP and 200
+/// UDP requests spread over both targets, the replies bypass dsrlb, and
+/// neighbour discovery behaves as RFC 4861 says (checked by scapy).
+#[test]
+#[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
+fn ipv6_vip_through_dsrlb_in_the_dual_stack_lab() {
+    let (_lab, mut cleanup, dir) = lab_session(&[], "ipv6");
+    let (client_pcap, lb_pcap) = (dir.join("client6.pcap"), dir.join("lb6.pcap"));
+    run(&mut in_ns(
+        "dsr-client",
+        &["ip", "-6", "neigh", "flush", "dev", "eth0"],
+    ));
+    let mut client_cap = capture_only("dsr-client", "eth0", &client_pcap, &["ip6"]);
+    let mut lb_cap = capture_only("dsr-lb", "data0", &lb_pcap, &["ip6"]);
+    let (mut dsrlb, lines, log_reader) = start_dsrlb();
+    wait_for_logs(
+        &lines,
+        &[
+            ("learned by neighbour discovery", 2),
+            ("web6 (fd00:99::100:80/tcp) has a usable target again", 1),
+            ("echo6 (fd00:99::100:5353/udp) has a usable target again", 1),
+        ],
+        STARTUP_DEADLINE,
+    );
+
+    // 1. curl to the IPv6 VIP answers.
+    let answer = run(&mut in_ns(
+        "dsr-client",
+        &["curl", "-s", "-m", "5", "-g", "http://[fd00:99::100]/"],
+    ));
+    assert!(
+        answer.trim() == "t1" || answer.trim() == "t2",
+        "curl answered {answer:?}"
+    );
+    // 2. 200 HTTP and 200 UDP requests from distinct source ports.
+    assert_spread_over_both_targets("fd00:99::100");
+    // 3. The client's neighbour entry for the VIP is dsrlb's MAC, learned by NDP.
+    assert_client_learned_dsrlb("-6", "fd00:99::100");
+
+    // 4. Neighbour discovery, as scapy sees it.
+    let lb_mac = LB_MAC.to_string();
+    let from_dsrlb = |answers: &[serde_json::Value], to: &str| -> Vec<serde_json::Value> {
+        (answers.iter())
+            .filter(|a| a["src_mac"] == lb_mac.as_str() && a["dst"] == to)
+            .cloned()
+            .collect()
+    };
+    let drops =
+        || show_json(Path::new("/run/dsrlb/lab.sock"), "stats")["workers"][0]["drops"].clone();
+    for target in ["fd00:99::100", "fd00:99::2"] {
+        let answered = from_dsrlb(&solicit(&["--target", target]), "fd00:99::1");
+        assert_eq!(answered.len(), 1, "{target}: {answered:?}");
+        let a = &answered[0];
+        assert_eq!(
+            (
+                &a["src"],
+                &a["hop_limit"],
+                &a["solicited"],
+                &a["override"],
+                &a["router"]
+            ),
+            (
+                &serde_json::json!(target),
+                &serde_json::json!(255),
+                &serde_json::json!(true),
+                &serde_json::json!(true),
+                &serde_json::json!(false)
+            ),
+            "{a}"
+        );
+        assert_eq!(a["option_mac"], lb_mac.as_str(), "{a}");
+        assert_eq!(a["dst_mac"], "02:99:00:00:00:01", "{a}");
+    }
+    // Hop limit 64: it may come from off the segment; ignored, counted.
+    let before = drops()["ndp_hop_limit"].as_u64().unwrap();
+    let off_link = solicit(&["--target", "fd00:99::100", "--hop-limit", "64"]);
+    assert!(
+        from_dsrlb(&off_link, "fd00:99::1").is_empty(),
+        "{off_link:?}"
+    );
+    assert_eq!(drops()["ndp_hop_limit"].as_u64().unwrap(), before + 1);
+    // Another host's address: dsrlb is silent, its owner answers.
+    let foreign = solicit(&["--target", "fd00:99::11"]);
+    assert!(
+        !foreign.is_empty() && foreign.iter().all(|a| a["src_mac"] == "02:99:00:00:00:0b"),
+        "{foreign:?}"
+    );
+    // A duplicate address probe for the VIP: defended to all nodes, and logged.
+    let defended = solicit(&["--target", "fd00:99::100", "--src", "::"]);
+    let to_all = from_dsrlb(&defended, "ff02::1");
+    assert!(
+        to_all.iter().any(|a| a["solicited"] == false
+            && a["override"] == true
+            && a["option_mac"] == lb_mac.as_str()),
+        "{defended:?}"
+    );
+    wait_for_logs(
+        &lines,
+        &[("another host probes fd00:99::100", 1)],
+        Duration::from_secs(5),
+    );
+
+    run(Command::new("kill").args(["-INT", &dsrlb.id().to_string()]));
+    let status = dsrlb.wait().unwrap();
+    let log = log_reader.join().unwrap();
+    assert!(status.success(), "dsrlb exit {status:?}\n{log}");
+    stop(&mut client_cap);
+    stop(&mut lb_cap);
+    // 5. Replies bypassed dsrlb: no frame from the VIP to the client at its port, and
+    // the client's replies came from the targets' MACs.
+    // (dsrlb's own advertisements of the VIP are ICMPv6; the services' replies TCP
+    // and UDP.)
+    let reply = |f: &Frame| matches!(ipv6_of(&f.bytes), Some((s, d, p)) if s == VIP6 && d == CLIENT6 && p != IpProtocol::Icmpv6);
+    let at_lb = frames(&lb_pcap).iter().filter(|f| reply(f)).count();
+    assert_eq!(
+        at_lb, 0,
+        "replies from the IPv6 VIP to the client reached dsrlb's port"
+    );
+    let replies: Vec<MacAddr> = (frames(&client_pcap).iter())
+        .filter(|f| reply(f))
+        .map(|f| src_mac(&f.bytes))
+        .collect();
+    assert_replies_from_both_targets(&replies);
     drop(cleanup.children.drain(..));
     std::fs::remove_dir_all(&dir).ok();
 }
@@ -627,11 +801,68 @@ fn target_setup_applies_persists_and_undoes_in_a_namespace() {
     assert!(!root.join("etc/sysctl.d/90-dsrlb-dsr.conf").exists());
     assert!(!root.join("etc/systemd/system/dsrlb-vip.service").exists());
 
-    let bad = in_ns(NS, &[script.to_str().unwrap(), "192.0.2.300"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2), "a bad address is refused");
+    // An IPv6 VIP: a /128 on lo and nothing else (Linux answers no neighbour
+    // solicitation for it on another interface).
+    let v6_on_lo = || {
+        run(&mut in_ns(NS, &["ip", "-6", "addr", "show", "dev", "lo"]))
+            .matches("2001:db8::100/128")
+            .count()
+    };
+    setup(&["2001:db8::100"]);
+    setup(&["2001:db8::100"]);
+    assert_eq!(v6_on_lo(), 1, "idempotent: the IPv6 VIP once");
+    assert_eq!(
+        sysctl("net.ipv4.conf.all.arp_ignore"),
+        "0",
+        "no ARP setting for it"
+    );
+    setup(&["2001:db8::100", "--persist"]);
+    let unit = std::fs::read_to_string(root.join("etc/systemd/system/dsrlb-vip.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/sbin/ip addr replace 2001:db8::100/128 dev lo"),
+        "{unit}"
+    );
+    assert!(!root.join("etc/sysctl.d/90-dsrlb-dsr.conf").exists());
+    let check = in_ns(
+        NS,
+        &[
+            script.to_str().unwrap(),
+            "2001:db8::100",
+            "--check",
+            "--port",
+            "80",
+        ],
+    )
+    .output()
+    .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(said.contains("ok: 2001:db8::100 on lo"), "{said}");
+    assert!(
+        said.contains("FAIL: no tcp listener on 2001:db8::100:80"),
+        "{said}"
+    );
+    assert_eq!(check.status.code(), Some(1), "{said}");
+    setup(&["2001:db8::100", "--undo"]);
+    assert_eq!(v6_on_lo(), 0);
+    assert!(!root.join("etc/systemd/system/dsrlb-vip.service").exists());
+
+    for bad in ["192.0.2.300", "2001:db8:::1", "2001:db8::zz"] {
+        let out = in_ns(NS, &[script.to_str().unwrap(), bad])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad} is refused");
+    }
     std::fs::remove_dir_all(&root).ok();
+}
+
+/// config/examples/lab.toml without its IPv6 services (and IPv6 real address).
+fn lab_toml_ipv4() -> String {
+    let lab_toml = std::fs::read_to_string(repo().join("config/examples/lab.toml")).unwrap();
+    let marker = "# The same two services on the IPv6 VIP";
+    let (ipv4, _) = lab_toml
+        .split_once(marker)
+        .expect("lab.toml's IPv6 part moved");
+    ipv4.replace("address6 = \"fd00:99::2\"\n", "")
 }
 
 /// Starts dsrlb in dsr-lb with the lab config; returns it and a receiver of its log lines.
@@ -1524,7 +1755,8 @@ fn the_doctor_names_each_way_a_target_is_set_up_wrong() {
     assert!(lab_toml.contains(probe), "lab.toml's web probe changed");
     let conf = dir.join("doctor.toml");
     let with_check = format!("{probe}\ndsr_check = {{ interval_ms = 500, timeout_ms = 300 }}");
-    std::fs::write(&conf, lab_toml.replace(probe, &with_check)).unwrap();
+    // On the IPv4 web service (the first with that probe): the doctor probes IPv4.
+    std::fs::write(&conf, lab_toml.replacen(probe, &with_check, 1)).unwrap();
     let socket = Path::new("/run/dsrlb/lab.sock");
     let (mut dsrlb, lines, log_reader) = start_dsrlb_with(&conf);
     wait_for_logs(
@@ -1760,9 +1992,10 @@ fn bird_until(socket: &Path, net: &str, present: bool, limit: Duration) -> Durat
 fn bird_announces_each_vip_only_while_dsrlb_can_serve_it() {
     let (_lab, mut cleanup, dir) = lab_session(&[], "bgp");
     let bird_socket = dir.join("bird.ctl");
-    // lab.toml, with a second VIP served by t1 alone, in BGP mode. No router here:
-    // BIRD's own table shows what it would announce (the session stays down).
-    let lab_toml = std::fs::read_to_string(repo().join("config/examples/lab.toml")).unwrap();
+    // lab.toml (its IPv4 services: BIRD announces IPv4 VIPs), with a second VIP
+    // served by t1 alone, in BGP mode. No router here: BIRD's own table shows what it
+    // would announce (the session stays down).
+    let lab_toml = lab_toml_ipv4();
     let bgp = format!(
         "[bgp]\nlocal_as = 65001\npeer_as = 65000\npeer_address = \"10.99.1.254\"\nlocal_address = \"10.99.1.2\"\nbfd = false\nbird_socket = \"{}\"\n\n[[services]]\nname = \"solo\"\nvip = \"10.99.0.101\"\nport = 80\nprotocol = \"tcp\"\nhealth = {{ kind = \"http\", path = \"/\", interval_ms = 500, timeout_ms = 300, rise = 2, fall = 2 }}\ntargets = [{{ address = \"10.99.0.11\", probe_address = \"10.99.1.11\" }}]\n\n[[services]]",
         bird_socket.display()

@@ -128,6 +128,29 @@ pub fn tcp_frame(
     tcp_data_frame(dst_mac, src_mac, src, dst, flags, &[])
 }
 
+/// Ethernet + IPv6 + TCP, its checksum over IPv6's pseudo-header.
+pub fn tcp6_frame(
+    dst_mac: MacAddr,
+    src_mac: MacAddr,
+    src: (Ipv6Addr, u16),
+    dst: (Ipv6Addr, u16),
+    flags: u8,
+) -> Vec<u8> {
+    let mut segment = tcp(
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        src.1,
+        dst.1,
+        flags,
+        &[],
+    );
+    TcpPacket::new_unchecked(&mut segment[..]).set_checksum(0);
+    let sum = checksum::transport_v6(src.0, dst.0, IpProtocol::Tcp.into(), &segment);
+    TcpPacket::new_unchecked(&mut segment[..]).set_checksum(sum);
+    let ip = ipv6(src.0, dst.0, IpProtocol::Tcp, &segment);
+    ethernet(dst_mac, src_mac, EtherType::Ipv6, &ip)
+}
+
 /// Ethernet + IPv4 + TCP carrying `payload`.
 pub fn tcp_data_frame(
     dst_mac: MacAddr,
@@ -188,6 +211,24 @@ pub fn icmpv6_echo(
     msg.set_msg_type(kind);
     msg.set_echo_ident(ident);
     msg.set_echo_seq_no(seq);
+    msg.fill_checksum(src, dst);
+    bytes
+}
+
+/// An ICMPv6 error (packet too big with `mtu`, or destination unreachable) quoting
+/// `quoted`, with a valid checksum for `src` → `dst`.
+pub fn icmpv6_error(
+    kind: Icmpv6Message,
+    mtu: u32,
+    quoted: &[u8],
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+) -> Vec<u8> {
+    let mut bytes = vec![0u8; crate::wire::icmpv6::HEADER_LEN + quoted.len()];
+    bytes[crate::wire::icmpv6::field::MTU..crate::wire::icmpv6::HEADER_LEN]
+        .copy_from_slice(&mtu.to_be_bytes());
+    let mut msg = Icmpv6Packet::new_unchecked(&mut bytes[..]);
+    msg.body_mut().copy_from_slice(quoted);
+    msg.set_msg_type(kind);
     msg.fill_checksum(src, dst);
     bytes
 }

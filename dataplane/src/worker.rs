@@ -406,10 +406,10 @@ impl Worker {
         punt: Arc<ArrayQueue<Mbuf>>,
         idle: IdleBackoff,
     ) -> Self {
-        stats
-            .counters
-            .flow_capacity
-            .store((flows.capacity() + flows.capacity_v6()) as u64, Ordering::Relaxed);
+        stats.counters.flow_capacity.store(
+            (flows.capacity() + flows.capacity_v6()) as u64,
+            Ordering::Relaxed,
+        );
         Worker {
             queues,
             flows,

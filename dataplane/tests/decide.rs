@@ -314,6 +314,37 @@ fn advert(target: Ipv6Addr, (to, to_mac): (Ipv6Addr, MacAddr), flags: u8, option
     ndp_frame((to_mac, PORT_MAC), (target, to), repr, 255)
 }
 
+const ROUTER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0xfe);
+
+/// A router's "packet too big" (MTU 1400) to `to`, quoting the first 1232 bytes of
+/// a 1500-byte TCP segment (or UDP datagram) a target sent from `from`:`port` to the
+/// client, behind `chain` (first header `first` if any).
+fn too_big6(
+    to: Ipv6Addr,
+    from: Ipv6Addr,
+    (proto, port): (IpProtocol, u16),
+    chain: &[Vec<u8>],
+    first: IpProtocol,
+) -> Vec<u8> {
+    let body = [0u8; 1440];
+    let l4 = match proto {
+        Udp => udp(VIP, CLIENT, port, 40000, &body),
+        _ => tcp(VIP, CLIENT, port, 40000, FLAG_ACK, &body),
+    };
+    let mut payload = chain.concat();
+    payload.extend_from_slice(&l4);
+    let first = if chain.is_empty() { proto } else { first };
+    let mut quoted = ipv6(from, CLIENT6, first, &payload);
+    quoted.truncate(1232);
+    let message = icmpv6_error(Icmpv6Message::PacketTooBig, 1400, &quoted, (ROUTER6, to));
+    ethernet(
+        PORT_MAC,
+        ROUTER_MAC,
+        EtherType::Ipv6,
+        &ipv6(ROUTER6, to, Icmpv6, &message),
+    )
+}
+
 fn echo6(
     kind: Icmpv6Message,
     (src, dst): (Ipv6Addr, Ipv6Addr),
@@ -370,6 +401,17 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
         HopByHop,
     );
     let udp6 = ipv6_l4(VIP6, Udp, 5353, &[], Udp);
+    let web6 = service6(6).slot;
+    let echo6_slot = snapshot.service6(u128::from(VIP6), 17, 0).unwrap().slot;
+    let tcp_too_big6 = too_big6(VIP6, VIP6, (Tcp, 80), &[], Tcp);
+    let chained_too_big6 = too_big6(
+        VIP6,
+        VIP6,
+        (Tcp, 80),
+        &[ext(Ipv6DestinationOptions, 1), ext(Tcp, 0)],
+        Ipv6DestinationOptions,
+    );
+    let udp_too_big6 = too_big6(VIP6, VIP6, (Udp, 5353), &[], Udp);
     let dad_probe = ndp_frame(
         (solicited_mac(), CLIENT_MAC),
         (Ipv6Addr::UNSPECIFIED, solicited_node(VIP6)),
@@ -669,13 +711,23 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
             what: "neighbour solicitation for VIP6 (hop limit 255): advertised, S and O, our MAC",
             input: solicit(VIP6),
             verdict: Verdict::Reply(ReplyKind::Ndp),
-            output: Output::Bytes(advert(VIP6, (CLIENT6, CLIENT_MAC), FLAG_SOLICITED | FLAG_OVERRIDE, true)),
+            output: Output::Bytes(advert(
+                VIP6,
+                (CLIENT6, CLIENT_MAC),
+                FLAG_SOLICITED | FLAG_OVERRIDE,
+                true,
+            )),
         },
         Case {
             what: "neighbour solicitation for the IPv6 real address",
             input: solicit(REAL6),
             verdict: Verdict::Reply(ReplyKind::Ndp),
-            output: Output::Bytes(advert(REAL6, (CLIENT6, CLIENT_MAC), FLAG_SOLICITED | FLAG_OVERRIDE, true)),
+            output: Output::Bytes(advert(
+                REAL6,
+                (CLIENT6, CLIENT_MAC),
+                FLAG_SOLICITED | FLAG_OVERRIDE,
+                true,
+            )),
         },
         Case {
             what: "neighbour solicitation with hop limit 64: may come from off the segment",
@@ -702,10 +754,29 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
             output: Output::Unchanged,
         },
         Case {
-            what: "duplicate address probe (from ::, no option) for VIP6: advertised to all nodes, O only",
+            what: "duplicate address probe (from ::) for VIP6: the control thread defends it",
             input: dad_probe.clone(),
+            verdict: Verdict::Punt(PuntKind::DuplicateAddressProbe),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "a unicast solicitation without an option: answered without one",
+            input: ndp_frame(
+                (PORT_MAC, CLIENT_MAC),
+                (CLIENT6, VIP6),
+                NdpRepr::Solicit {
+                    target: VIP6,
+                    mac: None,
+                },
+                255,
+            ),
             verdict: Verdict::Reply(ReplyKind::Ndp),
-            output: Output::Bytes(advert(VIP6, (ALL_NODES, multicast_mac(ALL_NODES)), FLAG_OVERRIDE, false)),
+            output: Output::Bytes(advert(
+                VIP6,
+                (CLIENT6, CLIENT_MAC),
+                FLAG_SOLICITED | FLAG_OVERRIDE,
+                false,
+            )),
         },
         Case {
             what: "a neighbour advertisement to the IPv6 real address: the control thread's",
@@ -715,7 +786,12 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
         },
         Case {
             what: "another host's unsolicited advertisement of itself",
-            input: advert(CLIENT6, (ALL_NODES, multicast_mac(ALL_NODES)), FLAG_OVERRIDE, true),
+            input: advert(
+                CLIENT6,
+                (ALL_NODES, multicast_mac(ALL_NODES)),
+                FLAG_OVERRIDE,
+                true,
+            ),
             verdict: Verdict::Drop(DropReason::NdpNotForUs),
             output: Output::Unchanged,
         },
@@ -736,8 +812,62 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
         },
         Case {
             what: "dsrlb's own advertisement of VIP6, heard back",
-            input: advert(VIP6, (ALL_NODES, multicast_mac(ALL_NODES)), FLAG_OVERRIDE, true),
+            input: advert(
+                VIP6,
+                (ALL_NODES, multicast_mac(ALL_NODES)),
+                FLAG_OVERRIDE,
+                true,
+            ),
             verdict: Verdict::Drop(DropReason::NdpNotForUs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "packet too big about VIP6:80's flow goes to its target, only the MACs change",
+            output: forward_to_t11(&tcp_too_big6),
+            input: tcp_too_big6.clone(),
+            verdict: Verdict::IcmpError {
+                slot: t11_v6,
+                service: web6,
+            },
+        },
+        Case {
+            what: "packet too big quoting a segment behind destination options",
+            output: forward_to_t11(&chained_too_big6),
+            input: chained_too_big6.clone(),
+            verdict: Verdict::IcmpError {
+                slot: t11_v6,
+                service: web6,
+            },
+        },
+        Case {
+            what: "packet too big about VIP6's UDP flow goes to its target",
+            output: forward_to_t11(&udp_too_big6),
+            input: udp_too_big6.clone(),
+            verdict: Verdict::IcmpError {
+                slot: udp_t11_v6,
+                service: echo6_slot,
+            },
+        },
+        Case {
+            what: "packet too big to VIP6 quoting another source",
+            input: too_big6(VIP6, CLIENT6, (Tcp, 80), &[], Tcp),
+            verdict: Verdict::Drop(DropReason::IcmpErrorNotOurs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "packet too big about a VIP6 port no service takes",
+            input: too_big6(VIP6, VIP6, (Tcp, 81), &[], Tcp),
+            verdict: Verdict::Drop(DropReason::IcmpErrorNotOurs),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "packet too big whose quote ends before the ports",
+            input: mutate(too_big6(VIP6, VIP6, (Tcp, 80), &[], Tcp), |f| {
+                let short = 8 + 40 + 2;
+                f.truncate(14 + 40 + short);
+                f[14 + 4..14 + 6].copy_from_slice(&(short as u16).to_be_bytes());
+            }),
+            verdict: Verdict::Drop(DropReason::IcmpErrorNotOurs),
             output: Output::Unchanged,
         },
         Case {
@@ -754,7 +884,11 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
         },
         Case {
             what: "ICMPv6 echo request to all nodes",
-            input: echo6(EchoRequest, (CLIENT6, ALL_NODES), (multicast_mac(ALL_NODES), CLIENT_MAC)),
+            input: echo6(
+                EchoRequest,
+                (CLIENT6, ALL_NODES),
+                (multicast_mac(ALL_NODES), CLIENT_MAC),
+            ),
             verdict: Verdict::Drop(DropReason::NotOurAddress),
             output: Output::Unchanged,
         },

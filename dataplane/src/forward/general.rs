@@ -270,10 +270,10 @@ pub(super) fn forward_flow<E: Endpoint>(
 
 /// The flow an ICMP error to `vip` is about, from the packet it quotes: one the VIP
 /// sent to a client, whose addresses and ports, swapped, give the client's flow.
-struct QuotedFlow<'s> {
-    service: &'s Service,
-    key: FlowKey,
-    hash: u64,
+pub(super) struct QuotedFlow<'s, E = u64> {
+    pub service: &'s Service,
+    pub key: FlowKey<E>,
+    pub hash: u64,
 }
 
 fn quoted_flow<'s>(
@@ -306,7 +306,11 @@ fn quoted_flow<'s>(
 
 /// An ICMP error about `flow`, to the target that owns it, where the flow's next
 /// packet would go. Nothing is recorded.
-fn icmp_error(ctx: &mut Context, frame: &mut [u8], flow: QuotedFlow) -> Verdict {
+pub(super) fn icmp_error<E: Endpoint>(
+    ctx: &mut Context,
+    frame: &mut [u8],
+    flow: QuotedFlow<E>,
+) -> Verdict {
     let service = flow.service;
     match owner(ctx, service, &flow.key, flow.hash) {
         Some((slot, mac)) => {

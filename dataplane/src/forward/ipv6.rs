@@ -2,10 +2,12 @@
 //! MACs change); neighbour solicitations for dsrlb's addresses and echo requests to
 //! them are answered in place.
 
-use super::general::{forward_flow, ip_header_drop, l2_header, transport_ports};
+use super::general::{
+    forward_flow, icmp_error, ip_header_drop, l2_header, transport_ports, QuotedFlow,
+};
 use super::steer::Flow;
 use super::{Context, DropReason, PuntKind, ReplyKind, Verdict, REPLY_TTL};
-use crate::flow::FlowKey6;
+use crate::flow::{Endpoint6, FlowKey6};
 use crate::hash::flow_hash6;
 use crate::snapshot::Snapshot;
 use crate::wire::ipv6ext::{self, ChainError, Transport};
@@ -30,6 +32,14 @@ pub(super) fn decide_ipv6(
     let l4 = ip.payload().get(transport.offset..).unwrap_or_default();
     if transport.protocol == IpProtocol::Icmpv6 && transport.fragment.is_none() {
         let message = Icmpv6Packet::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;
+        let error = matches!(
+            message.msg_type(),
+            Icmpv6Message::PacketTooBig | Icmpv6Message::DestinationUnreachable
+        );
+        if error && snapshot.is_vip6(u128::from(dst)) {
+            let flow = quoted_flow6(snapshot, dst, message.body())?;
+            return Ok(icmp_error(ctx, frame, flow));
+        }
         let about = Icmpv6About::read(&message, src, dst, ip.hop_limit(), &transport)?;
         return icmpv6(ctx, frame, l3_offset, src, dst, about);
     }
@@ -55,6 +65,46 @@ pub(super) fn decide_ipv6(
         state,
     };
     Ok(forward_flow(ctx, frame, service, &flow))
+}
+
+/// The flow an ICMPv6 error to `vip` (packet too big, destination unreachable) is
+/// about, from the packet it quotes (as much as fits, RFC 4443): one the VIP sent to
+/// a client, its extension headers walked to the ports; swapped, the client's flow.
+fn quoted_flow6<'s>(
+    snapshot: &'s Snapshot,
+    vip: Ipv6Addr,
+    quote: &[u8],
+) -> Result<QuotedFlow<'s, Endpoint6>, DropReason> {
+    let not_ours = DropReason::IcmpErrorNotOurs;
+    let header = quote.get(..ipv6::HEADER_LEN).ok_or(not_ours)?;
+    let inner = Ipv6Packet::new_unchecked(header);
+    if inner.version() != 6 || inner.src_addr() != vip {
+        return Err(not_ours);
+    }
+    let rest = &quote[ipv6::HEADER_LEN..];
+    let transport = ipv6ext::walk(inner.next_header(), rest).map_err(|_| not_ours)?;
+    let proto = transport.protocol;
+    let later_fragment = transport.fragment.is_some_and(|f| f.offset != 0);
+    if later_fragment || !matches!(proto, IpProtocol::Tcp | IpProtocol::Udp) {
+        return Err(not_ours);
+    }
+    // TCP and UDP both begin with the source port, then the destination port.
+    let ports = rest
+        .get(transport.offset..transport.offset + 4)
+        .ok_or(not_ours)?;
+    let vip_port = u16::from_be_bytes([ports[0], ports[1]]);
+    let client_port = u16::from_be_bytes([ports[2], ports[3]]);
+    let (client, vip) = (u128::from(inner.dst_addr()), u128::from(vip));
+    let proto = u8::from(proto);
+    let service = snapshot.service6(vip, proto, vip_port).ok_or(not_ours)?;
+    if !service.forwards_icmp_errors {
+        return Err(DropReason::IcmpErrorOff);
+    }
+    Ok(QuotedFlow {
+        service,
+        key: FlowKey6::new6(client.to_be_bytes(), client_port, vip_port, service.slot),
+        hash: flow_hash6(client, vip, client_port, vip_port, proto, snapshot.seed),
+    })
 }
 
 fn chain_drop(error: ChainError) -> DropReason {
@@ -131,6 +181,11 @@ fn icmpv6(
             if !answers_for(snapshot, target) {
                 return Err(DropReason::NdpNotForUs);
             }
+            if src.is_unspecified() {
+                // Another host about to take the address: the control thread defends
+                // it with a whole advertisement, which may not fit this frame.
+                return Ok(Verdict::Punt(PuntKind::DuplicateAddressProbe));
+            }
             let requester = mac.unwrap_or_else(|| EthernetFrame::new_unchecked(&*frame).src_addr());
             Ok(neighbor_advert(
                 frame,
@@ -175,10 +230,18 @@ fn is_ours(snapshot: &Snapshot, addr: Ipv6Addr) -> bool {
     snapshot.real_addr6 == Some(addr) || snapshot.is_vip6(u128::from(addr))
 }
 
-/// Who a punted neighbour advertisement says is where, as `arp_sender` says it of
-/// an ARP reply (for the control thread's neighbour learning): the target address at
-/// the MAC its option names (else the frame's sender).
-pub fn ndp_sender(frame: &[u8]) -> Option<(ArpOperation, IpAddr, MacAddr)> {
+/// The address a punted duplicate address probe (a solicitation from `::`) asks
+/// about: the control thread answers it to all nodes.
+pub fn dad_probe(frame: &[u8]) -> Option<Ipv6Addr> {
+    let (message, src) = ndp_of(frame)?;
+    match NdpRepr::parse(&Icmpv6Packet::new_unchecked(message)).ok()?? {
+        NdpRepr::Solicit { target, .. } if src.is_unspecified() => Some(target),
+        _ => None,
+    }
+}
+
+/// A punted frame's NDP message (checked as an ICMPv6 header) and its source.
+fn ndp_of(frame: &[u8]) -> Option<(&[u8], Ipv6Addr)> {
     let (ethertype, l3_offset, _) = l2_header(frame).ok()?;
     if ethertype != EtherType::Ipv6 {
         return None;
@@ -188,8 +251,19 @@ pub fn ndp_sender(frame: &[u8]) -> Option<(ArpOperation, IpAddr, MacAddr)> {
     if transport.protocol != IpProtocol::Icmpv6 {
         return None;
     }
-    let message = Icmpv6Packet::new_checked(ip.payload().get(transport.offset..)?).ok()?;
-    match NdpRepr::parse(&message).ok()?? {
+    let payload = l3_offset + ipv6::HEADER_LEN;
+    let end = payload + usize::from(ip.payload_len());
+    let message = frame.get(payload + transport.offset..end)?;
+    Icmpv6Packet::new_checked(message).ok()?;
+    Some((message, ip.src_addr()))
+}
+
+/// Who a punted neighbour advertisement says is where, as `arp_sender` says it of
+/// an ARP reply (for the control thread's neighbour learning): the target address at
+/// the MAC its option names (else the frame's sender).
+pub fn ndp_sender(frame: &[u8]) -> Option<(ArpOperation, IpAddr, MacAddr)> {
+    let (message, _) = ndp_of(frame)?;
+    match NdpRepr::parse(&Icmpv6Packet::new_unchecked(message)).ok()?? {
         NdpRepr::Advert { target, mac, .. } => {
             let mac = mac.unwrap_or_else(|| EthernetFrame::new_unchecked(frame).src_addr());
             Some((ArpOperation::Reply, IpAddr::V6(target), mac))
@@ -199,23 +273,18 @@ pub fn ndp_sender(frame: &[u8]) -> Option<(ArpOperation, IpAddr, MacAddr)> {
 }
 
 /// Rewrites a solicitation for `target` into the advertisement that answers it,
-/// from `target` at the port's MAC. A duplicate address probe (from `::`) is
-/// answered to all nodes, not solicited (RFC 4861 §7.2.4). The target's MAC option
-/// goes in where the frame has room for it (every solicitation that carried an
-/// option has); a bare one is answered without it.
+/// from `target` at the port's MAC, solicited and overriding. The target's MAC
+/// option goes in where the frame has room for it: every multicast solicitation
+/// carries its sender's option, so has room (RFC 4861 §4.3); a unicast one without
+/// it may be answered without (§7.2.4).
 fn neighbor_advert(
     frame: &mut [u8],
     l3_offset: usize,
     target: Ipv6Addr,
-    (asker, asker_mac): (Ipv6Addr, MacAddr),
+    (to, to_mac): (Ipv6Addr, MacAddr),
     port_mac: MacAddr,
 ) -> Verdict {
-    let (to, to_mac, flags) = if asker.is_unspecified() {
-        let all = ipv6::ALL_NODES;
-        (all, ipv6::multicast_mac(all), FLAG_OVERRIDE)
-    } else {
-        (asker, asker_mac, FLAG_SOLICITED | FLAG_OVERRIDE)
-    };
+    let flags = FLAG_SOLICITED | FLAG_OVERRIDE;
     let start = l3_offset + ipv6::HEADER_LEN;
     let room = frame.len().saturating_sub(start);
     let mut advert = NdpRepr::Advert {

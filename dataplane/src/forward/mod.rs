@@ -20,7 +20,7 @@ use crate::wire::{EthernetFrame, MacAddr};
 
 pub use crate::counters::DropReason;
 pub use general::{arp_sender, flow_hash_hint, hint_and_prefetch, l2_header};
-pub use ipv6::ndp_sender;
+pub use ipv6::{dad_probe, ndp_sender};
 pub use run::SameFlowRun;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,6 +41,9 @@ pub enum PuntKind {
     /// A neighbour advertisement to the IPv6 real address: the control thread learns
     /// target MACs from it.
     NeighborAdvert,
+    /// A duplicate address probe (a neighbour solicitation from `::`) for one of
+    /// dsrlb's addresses: the control thread defends the address.
+    DuplicateAddressProbe,
     /// TCP or UDP to the real address on a `PROBE_PORTS` port, or an ICMP destination
     /// unreachable to it: a target answering the DSR doctor's in-path probe.
     ProbeAnswer,
