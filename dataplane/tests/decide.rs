@@ -1414,6 +1414,22 @@ fn the_fast_path_agrees_with_the_general_path_on_every_frame() {
     let snapshot = single_target_snapshot();
     let mut seeds: Vec<Vec<u8>> = cases(&snapshot).into_iter().map(|c| c.input).collect();
     seeds.push(udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 7), (VIP, 9), &[]));
+    // IPv6 frames long enough for its fast path (74 bytes): UDP with a payload, and
+    // TCP with data.
+    let udp6 = udp(CLIENT, VIP, 7, 5353, &[0x55; 24]);
+    seeds.push(ethernet(
+        PORT_MAC,
+        CLIENT_MAC,
+        EtherType::Ipv6,
+        &ipv6(CLIENT6, VIP6, Udp, &udp6),
+    ));
+    let data6 = tcp(CLIENT, VIP, 9, 80, FLAG_ACK, &[0x66; 16]);
+    seeds.push(ethernet(
+        PORT_MAC,
+        CLIENT_MAC,
+        EtherType::Ipv6,
+        &ipv6(CLIENT6, VIP6, Tcp, &data6),
+    ));
     seeds.push(padded(tcp_frame(
         PORT_MAC,
         CLIENT_MAC,

@@ -11,7 +11,7 @@ use crate::wire::{ethernet, ipv4, tcp, udp};
 /// Offsets in the fast path's frame, from `wire`'s fields: Ethernet without a tag,
 /// then IPv4 without options, then TCP or UDP (whose ports sit where TCP's do).
 pub(super) mod at {
-    use crate::wire::{ethernet, ipv4, tcp, udp};
+    use crate::wire::{ethernet, ipv4};
     use std::ops::Range;
 
     pub const ETH_DST: Range<usize> = ethernet::field::DESTINATION;
@@ -25,16 +25,66 @@ pub(super) mod at {
     pub const DST_ADDR: usize = IP + ipv4::field::DST_ADDR.start;
     /// Where the transport header starts (IPv4 without options).
     pub const L4: usize = IP + ipv4::MIN_HEADER_LEN;
-    pub const SRC_PORT: usize = L4 + tcp::field::SRC_PORT;
-    pub const DST_PORT: usize = L4 + tcp::field::DST_PORT;
-    pub const UDP_LENGTH: usize = L4 + udp::field::LENGTH;
-    pub const TCP_DATA_OFF: usize = L4 + tcp::field::DATA_OFF;
-    pub const TCP_FLAGS: usize = L4 + tcp::field::FLAGS;
+    pub const SRC_PORT: usize = L4 + super::l4::SRC_PORT;
+    pub const DST_PORT: usize = L4 + super::l4::DST_PORT;
+    pub const UDP_LENGTH: usize = L4 + super::l4::UDP_LENGTH;
+    pub const TCP_DATA_OFF: usize = L4 + super::l4::TCP_DATA_OFF;
+    pub const TCP_FLAGS: usize = L4 + super::l4::TCP_FLAGS;
     /// Bytes read at fixed offsets: up to TCP's fixed header (UDP's is within it).
-    pub const SPAN: usize = L4 + tcp::MIN_HEADER_LEN;
+    pub const SPAN: usize = L4 + super::l4::SPAN;
+}
+
+/// The transport header's fields both fast paths read, from its start: TCP's, and
+/// UDP's, whose ports sit where TCP's do.
+pub(super) mod l4 {
+    use crate::wire::{tcp, udp};
+
+    pub const SRC_PORT: usize = tcp::field::SRC_PORT;
+    pub const DST_PORT: usize = tcp::field::DST_PORT;
+    pub const UDP_LENGTH: usize = udp::field::LENGTH;
+    pub const TCP_DATA_OFF: usize = tcp::field::DATA_OFF;
+    pub const TCP_FLAGS: usize = tcp::field::FLAGS;
+    /// Bytes read: TCP's fixed header (UDP's is within it).
+    pub const SPAN: usize = tcp::MIN_HEADER_LEN;
 
     const _: () = assert!(udp::field::SRC_PORT == tcp::field::SRC_PORT);
     const _: () = assert!(udp::field::DST_PORT == tcp::field::DST_PORT);
+}
+
+/// What the TCP or UDP header at `h[l4..]` says of its flow, where its IP packet
+/// leaves it `room` bytes; None wherever the general path would not take it as it
+/// is (a header too short or too long for the packet, another protocol).
+#[inline(always)]
+pub(super) fn transport_state<const N: usize>(
+    h: &[u8; N],
+    l4: usize,
+    proto: u8,
+    room: usize,
+) -> Option<FlowState> {
+    match proto {
+        TCP => {
+            let header = usize::from(h[l4 + l4::TCP_DATA_OFF] >> 4) * 4;
+            if header < tcp::MIN_HEADER_LEN || room < header {
+                return None;
+            }
+            let flags = h[l4 + l4::TCP_FLAGS];
+            Some(
+                if flags & tcp::FLAG_SYN != 0 && flags & tcp::FLAG_ACK == 0 {
+                    FlowState::TcpSynOnly
+                } else {
+                    FlowState::TcpEstablished
+                },
+            )
+        }
+        UDP => {
+            let at = l4 + l4::UDP_LENGTH;
+            let udp_len = usize::from(u16::from_be_bytes([h[at], h[at + 1]]));
+            (udp::HEADER_LEN..=room)
+                .contains(&udp_len)
+                .then_some(FlowState::Udp)
+        }
+        _ => None,
+    }
 }
 
 /// The values the fast path requires: IPv4 (its EtherType), version 4 with a
@@ -42,8 +92,8 @@ pub(super) mod at {
 const ETHERTYPE_IPV4: u16 = 0x0800;
 const VER_IHL_NO_OPTIONS: u8 = 0x40 | (ipv4::MIN_HEADER_LEN / 4) as u8;
 const FRAGMENT_BITS: u16 = 0x3fff;
-const TCP: u8 = 6;
-const UDP: u8 = 17;
+pub(super) const TCP: u8 = 6;
+pub(super) const UDP: u8 = 17;
 
 /// None for anything else, or for any check that fails: the general path then
 /// decides, with its drop reason. It accepts exactly what the general path forwards,
@@ -70,28 +120,8 @@ pub(super) fn fast_path(
         return None;
     }
     let proto = h[at::PROTOCOL];
-    let state = match proto {
-        TCP => {
-            let header = usize::from(h[at::TCP_DATA_OFF] >> 4) * 4;
-            if header < tcp::MIN_HEADER_LEN || total < ipv4::MIN_HEADER_LEN + header {
-                return None;
-            }
-            let flags = h[at::TCP_FLAGS];
-            if flags & tcp::FLAG_SYN != 0 && flags & tcp::FLAG_ACK == 0 {
-                FlowState::TcpSynOnly
-            } else {
-                FlowState::TcpEstablished
-            }
-        }
-        UDP => {
-            let udp_len = usize::from(be16(at::UDP_LENGTH));
-            if udp_len < udp::HEADER_LEN || udp_len > total.checked_sub(ipv4::MIN_HEADER_LEN)? {
-                return None;
-            }
-            FlowState::Udp
-        }
-        _ => return None,
-    };
+    let room = total.checked_sub(ipv4::MIN_HEADER_LEN)?;
+    let state = transport_state(h, at::L4, proto, room)?;
     let (src, dst) = (be32(at::SRC_ADDR), be32(at::DST_ADDR));
     let (src_port, dst_port) = (be16(at::SRC_PORT), be16(at::DST_PORT));
     let snapshot = ctx.snapshot;

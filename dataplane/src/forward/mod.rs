@@ -4,11 +4,13 @@
 //! `&mut [u8]`: no DPDK, so it is tested as tables of packets.
 //!
 //! A frame tries, in turn: the same-flow run of the frame before it (`run`), the
-//! fast path for the common frame at fixed offsets (`fast`), and the general path
-//! that walks every header and names every drop (`general`). Where a flow goes is
+//! fast paths for the common IPv4 and IPv6 frames at fixed offsets (`fast`,
+//! `fast6`), and the general path that walks every header and names every drop
+//! (`general`, IPv6's in `ipv6`). Where a flow goes is
 //! `steer`'s, as the service's tracking says (Maglev first, see `steering`).
 
 mod fast;
+mod fast6;
 mod general;
 mod ipv6;
 mod run;
@@ -131,6 +133,9 @@ pub fn decide(ctx: &mut Context, frame: &mut [u8], hash_hint: Option<u64>) -> Ve
         return verdict;
     }
     ctx.run.end();
+    if let Some(verdict) = fast6::fast_path6(ctx, frame) {
+        return verdict;
+    }
     general::decide_frame(ctx, frame, hash_hint).unwrap_or_else(Verdict::Drop)
 }
 
