@@ -11,7 +11,7 @@ use dataplane::wire::{
     ndp, ArpOperation, EtherType, IcmpMessage, Icmpv6Packet, IpProtocol, Ipv6Packet, MacAddr,
     NdpRepr,
 };
-use dsrlb_fuzz::{encode, target_mac, OTHER_VIP, PORT_MAC, REAL, VIP};
+use dsrlb_fuzz::{encode, target_mac, OTHER_VIP, PORT_MAC, REAL, VIP, VIP6};
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 
@@ -41,7 +41,21 @@ fn write(root: &Path, target: &str, seeds: impl Iterator<Item = Vec<u8>>) {
 }
 
 const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1);
-const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100);
+
+/// A router's "packet too big" to VIP6, quoting a segment a target sent from it.
+fn packet_too_big6() -> Vec<u8> {
+    let router = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0xfe);
+    let segment = tcp(VIP, CLIENT, 80, 40000, FLAG_ACK, &[0; 64]);
+    let quoted = ipv6(VIP6, CLIENT6, IpProtocol::Tcp, &segment);
+    let message = icmpv6_error(
+        dataplane::wire::Icmpv6Message::PacketTooBig,
+        1400,
+        &quoted,
+        (router, VIP6),
+    );
+    let packet = ipv6(router, VIP6, IpProtocol::Icmpv6, &message);
+    ethernet(PORT_MAC, CLIENT_MAC, EtherType::Ipv6, &packet)
+}
 
 /// The client asking for the VIP's MAC, as NDP does.
 fn neighbour_solicitation() -> Vec<u8> {
@@ -150,6 +164,11 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
             ),
         ),
         ("ipv6 neighbour solicitation", neighbour_solicitation()),
+        (
+            "ipv6 syn to vip6",
+            tcp6_frame(PORT_MAC, CLIENT_MAC, (CLIENT6, 40000), (VIP6, 80), FLAG_SYN),
+        ),
+        ("ipv6 packet too big to vip6", packet_too_big6()),
         ("arp for vip", arp(ArpOperation::Request, VIP)),
         ("arp for real", arp(ArpOperation::Request, REAL)),
         ("arp reply", reply),

@@ -9,7 +9,7 @@ use control::ctl::{self, Asker};
 use control::stand_in::StandIn;
 use dataplane::snapshot::{ArpAnswers, ServiceSpec, Snapshot, SnapshotSpec, TargetSpec, Tracking};
 use dataplane::wire::{IpProtocol, MacAddr};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
 /// One frame of a fuzz input: how far the clock moves before it, and its bytes.
@@ -53,6 +53,8 @@ pub const PORT_MAC: MacAddr = MacAddr([0x02, 0xdd, 0, 0, 0, 0x02]);
 pub const REAL: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 2);
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 100);
 pub const OTHER_VIP: Ipv4Addr = Ipv4Addr::new(10, 99, 0, 101);
+pub const REAL6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 2);
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100);
 
 pub fn target_mac(last: u8) -> MacAddr {
     MacAddr([0x02, 0x11, 0, 0, 0, last])
@@ -67,9 +69,17 @@ fn target(last: u8, weight: u32, healthy: bool) -> TargetSpec {
     }
 }
 
+/// A target at fd00:99::`last`, the same host as `target(last, ..)`.
+fn target6(last: u8, weight: u32, healthy: bool) -> TargetSpec {
+    TargetSpec {
+        addr: Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, u16::from(last)).into(),
+        ..target(last, weight, healthy)
+    }
+}
+
 /// A snapshot as a running appliance has one: VIP:80/tcp over three targets (one
 /// drained), VIP:any/udp over two, OTHER_VIP:443/tcp whose only target is down, and
-/// a target whose MAC is not known yet. `variant` 1 takes a target out, as a health
+/// a target whose MAC is not known yet, and VIP6:80/tcp over two IPv6 targets. `variant` 1 takes a target out, as a health
 /// change would; built over `previous` as the control thread builds it.
 pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
     let unresolved = TargetSpec {
@@ -84,7 +94,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
     ];
     let spec = SnapshotSpec {
         real_addr: REAL,
-        real_addr6: None,
+        real_addr6: Some(REAL6),
         arp_answers: ArpAnswers::Every,
         seed: 42,
         table_size: 251,
@@ -92,7 +102,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
             ServiceSpec {
                 forwards_icmp_errors: true,
                 tracking: Tracking::Changes,
-                vip: VIP,
+                vip: VIP.into(),
                 proto: IpProtocol::Tcp,
                 port: 80,
                 targets: web,
@@ -100,7 +110,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
             ServiceSpec {
                 forwards_icmp_errors: true,
                 tracking: Tracking::Full,
-                vip: VIP,
+                vip: VIP.into(),
                 proto: IpProtocol::Udp,
                 port: 0,
                 targets: vec![target(11, 1, true), target(12, 2, true)],
@@ -108,10 +118,18 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
             ServiceSpec {
                 forwards_icmp_errors: true,
                 tracking: Tracking::None,
-                vip: OTHER_VIP,
+                vip: OTHER_VIP.into(),
                 proto: IpProtocol::Tcp,
                 port: 443,
                 targets: vec![target(15, 1, false)],
+            },
+            ServiceSpec {
+                forwards_icmp_errors: true,
+                tracking: Tracking::Changes,
+                vip: VIP6.into(),
+                proto: IpProtocol::Tcp,
+                port: 80,
+                targets: vec![target6(11, 1, true), target6(12, 1, variant != 1)],
             },
         ],
     };
@@ -123,6 +141,7 @@ pub fn snapshot(variant: u8, previous: Option<&Snapshot>) -> Snapshot {
 pub const APPLIANCE_CONFIG: &str = r#"
 [appliance]
 address = "10.99.0.2"
+address6 = "fd00:99::2"
 [dataplane]
 worker_lcores = [1]
 [[ports]]
@@ -139,6 +158,12 @@ vip = "10.99.0.100"
 port = 0
 protocol = "udp"
 targets = [{ address = "10.99.0.12", mac = "02:00:00:00:00:0c", weight = 3 }]
+[[services]]
+name = "web6"
+vip = "fd00:99::100"
+port = 80
+protocol = "tcp"
+targets = [{ address = "fd00:99::11" }, { address = "fd00:99::12", mac = "02:00:00:00:00:0c" }]
 "#;
 
 /// An asker answered by a control loop of its own thread: an `Appliance` for
