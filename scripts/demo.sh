@@ -169,6 +169,10 @@ echo "== 200 UDP requests to 10.99.0.100:5353: who answered"
 printf '  %s\n' "$(ip netns exec dsr-client python3 scripts/lab-client.py udp --count 200)"
 echo "== the client's ARP entry for the VIP (dsrlb's port is 02:99:00:00:00:02)"
 printf '  %s\n' "$(ip netns exec dsr-client ip neigh show 10.99.0.100)"
+echo "== 200 HTTP requests to the IPv6 VIP [fd00:99::100]:80: who answered"
+printf '  %s\n' "$(ip netns exec dsr-client python3 scripts/lab-client.py http --vip fd00:99::100 --count 200)"
+echo "== the client's neighbour entry for fd00:99::100, learned from dsrlb by NDP"
+printf '  %s\n' "$(ip netns exec dsr-client ip -6 neigh show fd00:99::100)"
 sleep 1  # let the workers' flow-table walk catch up for FLOWS
 for what in servers targets stats; do
   echo "== dsrlb show $what --config config/examples/lab.toml"
@@ -184,6 +188,7 @@ pids=()
 
 echo "== replies bypassed dsrlb"
 echo "  frames from 10.99.0.100 to 10.99.0.1 that reached dsrlb's port: $(tcpdump -nn -r "$DEMO/lb.pcap" 'src host 10.99.0.100 and dst host 10.99.0.1' 2>/dev/null | wc -l)"
+echo "  TCP from fd00:99::100 to fd00:99::1 that reached dsrlb's port: $(tcpdump -nn -r "$DEMO/lb.pcap" 'ip6 src host fd00:99::100 and ip6 dst host fd00:99::1 and tcp' 2>/dev/null | wc -l)"
 echo "  replies the client got from 10.99.0.100, by sender MAC (t1 02:99:00:00:00:0b, t2 02:99:00:00:00:0c):"
 tcpdump -nn -e -r "$DEMO/client.pcap" 'src host 10.99.0.100 and (tcp or udp)' 2>/dev/null | awk '{print $2}' | sort | uniq -c | sed 's/^/  /'
 echo "== dsrlb's counters"
