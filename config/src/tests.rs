@@ -852,6 +852,13 @@ fn ipv6_services_are_checked_naming_the_key() {
             "services[0].vip",
             "BGP announces IPv4 VIPs only",
         ),
+        (
+            "an IPv6 VIP in an active/standby pair",
+            "[dataplane]",
+            "[ha]\ninterface = \"mgmt0\"\nlocal_address = \"10.99.1.2\"\npeer_address = \"10.99.1.3\"\naddress = \"10.99.1.10\"\nvirtual_router_id = 51\npriority = 150\n\n[dataplane]",
+            "services[0].vip",
+            "pair serves IPv4 VIPs only",
+        ),
     ];
     assert_each_edit_fails_at_its_key(&text, cases);
 }

@@ -133,6 +133,15 @@ impl Config {
                     "BGP announces IPv4 VIPs only so far: serve this one without [bgp]",
                 );
             }
+            if s.vip.is_ipv6() && self.ha.is_some() {
+                // A pair shares the real address: resolving IPv6 targets from it
+                // would point their entries at whichever appliance asked last (IPv4
+                // asks from 0.0.0.0 for that reason; IPv6 has no such question yet).
+                p.at(
+                    format!("services[{i}].vip"),
+                    "an active/standby pair serves IPv4 VIPs only so far: serve this one without [ha]",
+                );
+            }
         }
         if self.services.len() > MAX_SERVICES {
             p.at(
