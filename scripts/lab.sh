@@ -31,6 +31,9 @@
 #     (dsrlb, real address 10.99.0.2, 02:99:00:00:00:02); dsr-lb2 data0 (10.99.0.3,
 #     02:99:00:00:00:03); t1 10.99.0.11 and t2 10.99.0.12 as above, default route via
 #     the router, so replies go client-ward through it and never through dsrlb
+#   IPv6 as well, without BGP: client fd00:99:2::1 (default via the router's
+#     fd00:99:2::fe), router fd00:99::fe on the data segment, targets fd00:99::11 and
+#     ::12 (default via the router), the IPv6 VIP fd00:99::100 on their lo
 #   management 10.99.1.0/24 (br-mgmt): dsr-rtr 10.99.1.254 (BIRD, AS 65000, merge
 #     paths on, BFD), dsr-lb1 10.99.1.2, dsr-lb2 10.99.1.3 (BIRD, AS 65001, config
 #     written by dsrlb bird-config from config/examples/scale-out-lb1.toml / -lb2.toml;
@@ -261,6 +264,7 @@ appliance_bird() {
 
 up_scale_out() {
   namespaces "${SCALE_OUT[@]}"
+  ipv6_on dsr-client dsr-rtr dsr-t1 dsr-t2
   bridges br-data br-mgmt br-client
   link dsr-client eth0  c-client br-client 02:99:02:00:00:01
   link dsr-rtr    cl0   c-rtr    br-client 02:99:02:00:00:fe
@@ -286,9 +290,18 @@ up_scale_out() {
   quiet_sysctl dsr-rtr net.ipv4.fib_multipath_hash_policy 1
   quiet_sysctl dsr-rtr net.ipv4.conf.all.rp_filter 0
   quiet_sysctl dsr-rtr net.ipv4.conf.default.rp_filter 0
+  # IPv6 too (no BGP for it: a test routes the IPv6 VIP to an appliance itself).
+  nsx dsr-client ip -6 addr add fd00:99:2::1/64 dev eth0 nodad
+  nsx dsr-client ip -6 route add default via fd00:99:2::fe
+  nsx dsr-rtr ip -6 addr add fd00:99:2::fe/64 dev cl0 nodad
+  nsx dsr-rtr ip -6 addr add fd00:99::fe/64 dev d0 nodad
+  quiet_sysctl dsr-rtr net.ipv6.conf.all.forwarding 1
   two_appliances
   targets
-  for t in t1 t2; do nsx "dsr-$t" ip route add default via 10.99.0.254; done
+  for t in t1 t2; do
+    nsx "dsr-$t" ip route add default via 10.99.0.254
+    nsx "dsr-$t" ip -6 route add default via fd00:99::fe
+  done
   # A second VIP, 10.99.0.101, that t1 alone serves (scale-out-lb*.toml's "solo").
   nsx dsr-t1 "$HERE/target-setup.sh" 10.99.0.101
   router_bird
