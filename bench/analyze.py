@@ -108,6 +108,14 @@ def main():
                 print(f"During a change at {f} flows (a 17th target added by a reload: about 1/17 "
                       f"of the Maglev slots marked): dsrlb {ch:.2f} Mpps, {ratio(ch, tp):.2f} x the "
                       f"ceiling by rate, {ratio(ch_share, tp_share):.3f} by PMD share ({n3} runs).\n")
+        for f in flows:
+            v6, n4, v6_share = forwarder_at(pps, share, "dsrlb-ipv6", f)
+            if n4:
+                lb, _, lb_share = forwarder_at(pps, share, "dsrlb", f)
+                tp, _, tp_share = forwarder_at(pps, share, "testpmd", f)
+                print(f"IPv6 at {f} flows (the same flows as TCP over IPv6, 74-byte frames): dsrlb "
+                      f"{v6:.2f} Mpps, {ratio(v6, lb):.2f} x its IPv4 rate, {ratio(v6_share, lb_share):.3f} "
+                      f"by PMD share; {ratio(v6_share, tp_share):.3f} x the ceiling by PMD share ({n4} runs).\n")
         print("PMD share: the share of the forwarding core's perf samples spent in the pcap PMD,")
         print("which does the same work a frame for both; its ratio estimates dsrlb / ceiling")
         print("without the host's noise in the rates (assuming that work costs both the same).")

@@ -11,6 +11,8 @@
 #   bench/run.sh --floors   also run dsrlb-floor's three modes in each rep: the least
 #                           a balancer can do a frame, stateless and with a
 #                           connection table (adds about 8 minutes to a full run)
+#   bench/run.sh --ipv6     also replay the same flows as TCP over IPv6 through dsrlb
+#                           in each rep (dsrlb-ipv6: 74-byte frames to an IPv6 VIP)
 #
 # 1. packet rate per worker core: dsrlb against dpdk-testpmd mac-forward (its ceiling)
 #    on the same port: net_pcap replaying a file of 64-byte frames from memory
@@ -24,17 +26,18 @@
 set -euo pipefail
 . "$(dirname "$0")/window.sh"
 
-QUICK=0 LAB=1 OUT="" REPS_ASKED="" FLOORS=0
+QUICK=0 LAB=1 OUT="" REPS_ASKED="" FLOORS=0 IPV6=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; LAB=0 ;;
     --no-lab) LAB=0 ;;
     --floors) FLOORS=1 ;;
+    --ipv6) IPV6=1 ;;
     --out) [ $# -ge 2 ] || { echo "$0: --out needs a directory" >&2; exit 2; }; OUT=$(realpath -m -- "$2"); shift ;;
     --reps)
       [ $# -ge 2 ] && [[ "$2" =~ ^[1-9][0-9]?$ ]] || { echo "$0: --reps needs a number of runs from 1 to 99" >&2; exit 2; }
       REPS_ASKED=$2; shift ;;
-    *) echo "usage: $0 [--quick] [--no-lab] [--out DIR] [--reps N] [--floors]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--quick] [--no-lab] [--out DIR] [--reps N] [--floors] [--ipv6]" >&2; exit 2 ;;
   esac
   shift
 done
@@ -78,6 +81,7 @@ cargo build --release -p control -p bench 2>&1 | tail -1
   echo "dpdk: $(dpkg-query -W -f='${Version}' libdpdk-dev 2>/dev/null)"
   echo "quick: $QUICK"
   echo "floors: $FLOORS"
+  echo "ipv6: $IPV6"
 } > "$OUT/machine.txt"
 
 PORT_MAC=02:00:00:00:00:02
@@ -146,11 +150,13 @@ run_testpmd() { # pcap mbufs log perf
     --no-flush-rx --nb-cores=1 --mbuf-size=512 --total-num-mbufs="$2"
 }
 
-# dsrlb_config pcap mbufs flows targets: the config run_dsrlb runs, with that many targets.
+# dsrlb_config pcap mbufs flows targets: the config run_dsrlb runs, with that many
+# targets, on the IPv4 VIP and on the IPv6 one (each replay reaches one of them).
 dsrlb_config() {
   cat > "$WORK/dsrlb.toml" <<TOML
 [appliance]
 address = "10.99.0.2"
+address6 = "fd00:99::2"
 [dataplane]
 worker_lcores = [1]
 hugepages = true
@@ -165,12 +171,20 @@ mtu = 366   # 64-byte frames in 512-byte mbufs: 512 - 128 headroom - 18
 mac = "$PORT_MAC"
 [flows]
 capacity = $(( $3 * 2 > 4096 ? $3 * 2 : 4096 ))
+ipv6_capacity = $(( $3 * 2 > 4096 ? $3 * 2 : 4096 ))
 [[services]]
 vip = "10.99.0.100"
 port = 80
 protocol = "tcp"
 targets = [
 $(for i in $(seq 1 "$4"); do printf '  { address = "10.99.1.%d", mac = "02:00:00:00:01:%02x" },\n' "$i" "$i"; done)
+]
+[[services]]
+vip = "fd00:99::100"
+port = 80
+protocol = "tcp"
+targets = [
+$(for i in $(seq 1 "$4"); do printf '  { address = "fd00:99:1::%x", mac = "02:00:00:00:01:%02x" },\n' "$i" "$i"; done)
 ]
 TOML
 }
@@ -226,6 +240,9 @@ for flows in $FLOWS; do
   packets=$(( flows * PACKETS_A_FLOW > 4096 ? flows * PACKETS_A_FLOW : 4096 ))
   pcap="$WORK/f$flows.pcap"
   target/release/dsrlb-traffic --out "$pcap" --flows "$flows" --packets "$packets" --dst-mac "$PORT_MAC" 2>/dev/null
+  pcap6="$WORK/f$flows-ipv6.pcap"
+  [ "$IPV6" = 1 ] && target/release/dsrlb-traffic --out "$pcap6" --flows "$flows" --packets "$packets" \
+    --dst-mac "$PORT_MAC" --ipv6-vip fd00:99::100 2>/dev/null
   mbufs=$(( packets + 65536 ))
   for rep in $(seq 1 "$REPS"); do
     run_testpmd "$pcap" "$mbufs" "$WORK/tp.log" "$WORK/tp.perf"
@@ -248,6 +265,14 @@ for flows in $FLOWS; do
       record dsrlb-change "$flows" "$rep" "$lb" "$lb_share"
       printf '  %8s flows  rep %d  dsrlb during a change %7s Mpps (PMD %s%%)\n' "$flows" "$rep" "$lb" "$lb_share"
     fi
+    if [ "$IPV6" = 1 ]; then
+      run_dsrlb "$pcap6" "$mbufs" "$flows" "$WORK/lb.log" "$WORK/lb.perf"
+      lb=$(dsrlb_rate "$WORK/lb.log")
+      lb_share=$(pmd_share "$WORK/lb.perf")
+      [ "$lb" = nan ] && { echo "dsrlb (IPv6) gave no rate:"; tail -5 "$WORK/lb.log"; }
+      record dsrlb-ipv6 "$flows" "$rep" "$lb" "$lb_share"
+      printf '  %8s flows  rep %d  dsrlb on IPv6 %7s Mpps (PMD %s%%)\n' "$flows" "$rep" "$lb" "$lb_share"
+    fi
     if [ "$FLOORS" = 1 ]; then
       for mode in swap maglev table; do
         rate=$(run_floor "$mode" "$pcap" "$mbufs" "$flows" "$WORK/floor.perf")
@@ -257,7 +282,7 @@ for flows in $FLOWS; do
       done
     fi
   done
-  rm -f "$pcap"
+  rm -f "$pcap" "$pcap6"
 done
 
 read -r steal1 total1 < <(cpu_times)

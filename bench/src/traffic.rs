@@ -1,12 +1,15 @@
 //! `dsrlb-traffic`: writes a pcap file of client traffic to a VIP, for `net_pcap`
 //! replay (the demo, the benchmark). Flows differ by client address and source port;
-//! packets go round-robin over the flows, a SYN first for each TCP flow.
+//! packets go round-robin over the flows, a SYN first for each TCP flow. IPv4, or
+//! TCP over IPv6 with `--ipv6-vip`.
 
 use clap::{Parser, ValueEnum};
-use dataplane::craft::{arp_frame, ethernet, icmp_echo, ipv4, padded, tcp_frame, udp_frame};
+use dataplane::craft::{
+    arp_frame, ethernet, icmp_echo, ipv4, padded, tcp6_frame, tcp_frame, udp_frame,
+};
 use dataplane::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use dataplane::wire::{ArpOperation, EtherType, IcmpMessage, IpProtocol, MacAddr};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -44,6 +47,12 @@ struct Args {
     /// a truncated frame, a frame for another MAC.
     #[arg(long)]
     mix: bool,
+    /// TCP over IPv6 instead, to this VIP, from clients counted up from --client6
+    /// (the same flows: 64 ports a client).
+    #[arg(long)]
+    ipv6_vip: Option<Ipv6Addr>,
+    #[arg(long, default_value = "fd00:99:2::1")]
+    client6: Ipv6Addr,
 }
 
 fn main() -> ExitCode {
@@ -59,6 +68,10 @@ fn main() -> ExitCode {
         eprintln!("need --flows >= 1 and --packets >= --flows");
         return ExitCode::from(2);
     }
+    if args.ipv6_vip.is_some() && (args.mix || matches!(args.proto, Proto::Udp)) {
+        eprintln!("--ipv6-vip writes TCP alone (no --mix, no --proto udp)");
+        return ExitCode::from(2);
+    }
     let client_mac = MacAddr([0x02, 0xcc, 0, 0, 0, 0x01]);
     let flow_addr = |f: u32| {
         let client = Ipv4Addr::from(u32::from(args.client) + f / 64);
@@ -68,13 +81,22 @@ fn main() -> ExitCode {
     for i in 0..args.packets {
         let f = i % args.flows;
         let first = i < args.flows;
+        let flags = if first { FLAG_SYN } else { FLAG_ACK };
+        if let Some(vip6) = args.ipv6_vip {
+            let (client, port) = flow_addr(f);
+            let offset = u32::from(client) - u32::from(args.client);
+            let client6 = Ipv6Addr::from(u128::from(args.client6) + u128::from(offset));
+            let frame = tcp6_frame(dst_mac, client_mac, (client6, port), (vip6, args.port), flags);
+            frames.push(padded(frame));
+            continue;
+        }
         let frame = match args.proto {
             Proto::Tcp => tcp_frame(
                 dst_mac,
                 client_mac,
                 flow_addr(f),
                 (args.vip, args.port),
-                if first { FLAG_SYN } else { FLAG_ACK },
+                flags,
             ),
             Proto::Udp => udp_frame(
                 dst_mac,
