@@ -86,7 +86,13 @@ fn main() -> ExitCode {
             let (client, port) = flow_addr(f);
             let offset = u32::from(client) - u32::from(args.client);
             let client6 = Ipv6Addr::from(u128::from(args.client6) + u128::from(offset));
-            let frame = tcp6_frame(dst_mac, client_mac, (client6, port), (vip6, args.port), flags);
+            let frame = tcp6_frame(
+                dst_mac,
+                client_mac,
+                (client6, port),
+                (vip6, args.port),
+                flags,
+            );
             frames.push(padded(frame));
             continue;
         }

@@ -1365,15 +1365,20 @@ fn a_removed_target_loses_its_flows_when_they_next_arrive_and_no_other_flow_move
 
 #[test]
 fn the_workers_hash_hint_is_the_hash_decide_computes() {
-    let snapshot = Snapshot::build(&four_targets([1, 1, 1, 1]), None).unwrap();
-    for port in 0..500u16 {
-        let frame = tcp_frame(
-            PORT_MAC,
-            CLIENT_MAC,
-            (CLIENT, 3000 + port),
-            (VIP, 80),
-            FLAG_SYN,
-        );
+    // Four targets on the IPv4 VIP and on the IPv6 one: a wrong hint picks another.
+    let mut spec = four_targets([1, 1, 1, 1]);
+    spec.services.push(ServiceSpec {
+        vip: VIP6.into(),
+        ..service(VIP, Tcp, 80, (11..15).map(target6).collect())
+    });
+    let snapshot = Snapshot::build(&spec, None).unwrap();
+    for port in 0..1000u16 {
+        let sport = 3000 + port / 2;
+        let frame = if port % 2 == 0 {
+            tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, sport), (VIP, 80), FLAG_SYN)
+        } else {
+            tcp6_frame(PORT_MAC, CLIENT_MAC, (CLIENT6, sport), (VIP6, 80), FLAG_SYN)
+        };
         let hint = flow_hash_hint(&frame, snapshot.seed).expect("a TCP frame has a hash");
         let (mut a, mut b) = (frame.clone(), frame);
         let (mut ta, mut tb) = (flows(), flows());

@@ -37,7 +37,11 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 /// decides, with its drop reason. It accepts exactly what the general path forwards,
 /// and forwards it the same way (no same-flow run: those are IPv4's).
 #[inline(always)]
-pub(super) fn fast_path6(ctx: &mut Context, frame: &mut [u8]) -> Option<Verdict> {
+pub(super) fn fast_path6(
+    ctx: &mut Context,
+    frame: &mut [u8],
+    hash_hint: Option<u64>,
+) -> Option<Verdict> {
     let len = frame.len();
     let h: &[u8; at::SPAN] = frame.get(..at::SPAN)?.try_into().ok()?;
     let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
@@ -60,7 +64,8 @@ pub(super) fn fast_path6(ctx: &mut Context, frame: &mut [u8]) -> Option<Verdict>
     let service = snapshot.service6(dst, proto, dst_port)?;
     let flow = Flow {
         key: FlowKey6::new6(src.to_be_bytes(), src_port, dst_port, service.slot),
-        hash: flow_hash6(src, dst, src_port, dst_port, proto, snapshot.seed),
+        hash: hash_hint
+            .unwrap_or_else(|| flow_hash6(src, dst, src_port, dst_port, proto, snapshot.seed)),
         state,
     };
     let Some(to) = steer(ctx, service, &flow) else {

@@ -4,8 +4,8 @@ use super::steer::{may_ask_table, owner, steer, Flow};
 use super::{
     rewrite_macs, Context, DropReason, PuntKind, ReplyKind, Verdict, PROBE_PORTS, REPLY_TTL,
 };
-use crate::flow::{Endpoint, FlowKey, FlowState, FlowTable};
-use crate::hash::flow_hash;
+use crate::flow::{Endpoint, Endpoint6, FlowKey, FlowState, FlowTable};
+use crate::hash::{flow_hash, flow_hash6};
 use crate::snapshot::{Service, Snapshot};
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use crate::wire::{
@@ -56,11 +56,17 @@ pub(super) fn ip_header_drop(error: WireError) -> DropReason {
 
 /// The flow hash of a TCP or UDP frame, from the fewest bytes that give it: lets a
 /// burst start loading every flow's bucket before deciding on any frame (nothing
-/// is validated here beyond bounds; `decide` does that).
+/// is validated here beyond bounds; `decide` does that). IPv6 frames with their
+/// transport header right after the fixed one (those `fast6` takes) have one too.
 #[inline(always)]
 pub fn flow_hash_hint(frame: &[u8], seed: u64) -> Option<u64> {
-    let f = flow_fields(frame)?;
-    Some(flow_hash(
+    if let Some(f) = flow_fields(frame) {
+        return Some(flow_hash(
+            f.src, f.dst, f.src_port, f.dst_port, f.proto, seed,
+        ));
+    }
+    let f = flow_fields6(frame)?;
+    Some(flow_hash6(
         f.src, f.dst, f.src_port, f.dst_port, f.proto, seed,
     ))
 }
@@ -71,16 +77,36 @@ pub fn flow_hash_hint(frame: &[u8], seed: u64) -> Option<u64> {
 /// overlap instead of each frame waiting for its own.
 #[inline(always)]
 pub fn hint_and_prefetch(snapshot: &Snapshot, flows: &FlowTable, frame: &[u8]) -> Option<u64> {
-    let f = flow_fields(frame)?;
-    let hash = flow_hash(f.src, f.dst, f.src_port, f.dst_port, f.proto, snapshot.seed);
-    let Some(service) = snapshot.service(f.dst, f.proto, f.dst_port) else {
+    let seed = snapshot.seed;
+    if let Some(f) = flow_fields(frame) {
+        let hash = flow_hash(f.src, f.dst, f.src_port, f.dst_port, f.proto, seed);
+        let service = snapshot.service(f.dst, f.proto, f.dst_port);
+        prefetch::<u64>(flows, service, hash, || is_bare_syn(frame, f.l4));
         return Some(hash);
+    }
+    let f = flow_fields6(frame)?;
+    let hash = flow_hash6(f.src, f.dst, f.src_port, f.dst_port, f.proto, seed);
+    let service = snapshot.service6(f.dst, f.proto, f.dst_port);
+    prefetch::<Endpoint6>(flows, service, hash, || is_bare_syn(frame, f.l4));
+    Some(hash)
+}
+
+/// Starts loading the steering slot of a flow of `service`, and its bucket of the
+/// family's flow table if `steer` may ask for it.
+#[inline(always)]
+fn prefetch<E: Endpoint>(
+    flows: &FlowTable,
+    service: Option<&Service>,
+    hash: u64,
+    is_bare_syn: impl FnOnce() -> bool,
+) {
+    let Some(service) = service else {
+        return;
     };
     service.steering.prefetch(hash);
-    if may_ask_table(service, || is_bare_syn(frame, f.l4)) {
-        flows.prefetch::<u64>(hash);
+    if may_ask_table(service, is_bare_syn) {
+        flows.prefetch::<E>(hash);
     }
-    Some(hash)
 }
 
 /// Whether the TCP header at `l4` of a frame `flow_fields` took is a SYN without ACK
@@ -92,36 +118,79 @@ fn is_bare_syn(frame: &[u8], l4: usize) -> bool {
         .is_some_and(|&f| f & (FLAG_SYN | FLAG_ACK) == FLAG_SYN)
 }
 
-/// What `flow_fields` reads: a TCP or UDP frame's addresses, ports and protocol,
-/// and where its transport header starts.
-struct FlowFields {
-    src: u32,
-    dst: u32,
+/// What `flow_fields` reads: a TCP or UDP frame's addresses (`u32` for IPv4, `u128`
+/// for IPv6), ports and protocol, and where its transport header starts.
+struct FlowFields<A> {
+    src: A,
+    dst: A,
     src_port: u16,
     dst_port: u16,
     proto: u8,
     l4: usize,
 }
 
-/// A TCP or UDP frame's `FlowFields`, checked for bounds only.
+/// Whether `proto` is one a flow hash is taken of.
 #[inline(always)]
-fn flow_fields(frame: &[u8]) -> Option<FlowFields> {
+fn hashed(proto: u8) -> bool {
+    proto == u8::from(IpProtocol::Tcp) || proto == u8::from(IpProtocol::Udp)
+}
+
+/// The ports of the transport header at `l4`, checked for bounds only.
+#[inline(always)]
+fn ports_at(frame: &[u8], l4: usize) -> Option<(u16, u16)> {
+    let ports = frame.get(l4..l4 + 4)?;
+    Some((
+        u16::from_be_bytes([ports[0], ports[1]]),
+        u16::from_be_bytes([ports[2], ports[3]]),
+    ))
+}
+
+/// An IPv4 TCP or UDP frame's `FlowFields`, checked for bounds only.
+#[inline(always)]
+fn flow_fields(frame: &[u8]) -> Option<FlowFields<u32>> {
+    use crate::wire::ipv4::{field, MIN_HEADER_LEN};
     let (ethertype, l3, _) = l2_header(frame).ok()?;
     if ethertype != EtherType::Ipv4 {
         return None;
     }
-    let ip = frame.get(l3..l3 + 20)?;
-    let proto = ip[9];
-    if proto != 6 && proto != 17 {
+    let ip = frame.get(l3..l3 + MIN_HEADER_LEN)?;
+    let proto = ip[field::PROTOCOL];
+    if !hashed(proto) {
         return None;
     }
-    let l4 = l3 + usize::from(ip[0] & 0x0f) * 4;
-    let ports = frame.get(l4..l4 + 4)?;
+    let l4 = l3 + usize::from(ip[field::VER_IHL] & 0x0f) * 4;
+    let (src_port, dst_port) = ports_at(frame, l4)?;
     Some(FlowFields {
-        src: u32::from_be_bytes([ip[12], ip[13], ip[14], ip[15]]),
-        dst: u32::from_be_bytes([ip[16], ip[17], ip[18], ip[19]]),
-        src_port: u16::from_be_bytes([ports[0], ports[1]]),
-        dst_port: u16::from_be_bytes([ports[2], ports[3]]),
+        src: crate::wire::read_ipv4(ip, field::SRC_ADDR.start).into(),
+        dst: crate::wire::read_ipv4(ip, field::DST_ADDR.start).into(),
+        src_port,
+        dst_port,
+        proto,
+        l4,
+    })
+}
+
+/// An IPv6 TCP or UDP frame's `FlowFields`, its transport header right after the
+/// fixed one, checked for bounds only.
+#[inline(always)]
+fn flow_fields6(frame: &[u8]) -> Option<FlowFields<u128>> {
+    use crate::wire::ipv6::{field, HEADER_LEN};
+    let (ethertype, l3, _) = l2_header(frame).ok()?;
+    if ethertype != EtherType::Ipv6 {
+        return None;
+    }
+    let ip = frame.get(l3..l3 + HEADER_LEN)?;
+    let proto = ip[field::NEXT_HEADER];
+    if !hashed(proto) {
+        return None;
+    }
+    let l4 = l3 + HEADER_LEN;
+    let (src_port, dst_port) = ports_at(frame, l4)?;
+    Some(FlowFields {
+        src: crate::wire::read_ipv6(ip, field::SRC_ADDR).into(),
+        dst: crate::wire::read_ipv6(ip, field::DST_ADDR).into(),
+        src_port,
+        dst_port,
         proto,
         l4,
     })

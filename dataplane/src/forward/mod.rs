@@ -133,7 +133,7 @@ pub fn decide(ctx: &mut Context, frame: &mut [u8], hash_hint: Option<u64>) -> Ve
         return verdict;
     }
     ctx.run.end();
-    if let Some(verdict) = fast6::fast_path6(ctx, frame) {
+    if let Some(verdict) = fast6::fast_path6(ctx, frame, hash_hint) {
         return verdict;
     }
     general::decide_frame(ctx, frame, hash_hint).unwrap_or_else(Verdict::Drop)
