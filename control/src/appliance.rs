@@ -478,14 +478,16 @@ impl Appliance {
             .neighbors
             .holder_of(mac, addr)
             .map_or_else(|| mac.to_string(), |t| format!("target {t} ({mac})"));
-        if is_vip {
-            log::warn!(
+        match (is_vip, addr) {
+            (true, IpAddr::V4(_)) => log::warn!(
                 "ARP flux: {host} claims {addr}, a VIP of dsrlb's, by ARP (answering or announcing it), so clients may reach it without dsrlb; on that host: sysctl net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 (scripts/target-setup.sh {addr}); further claims are counted (dsrlb_arp_address_claims_total)"
-            );
-        } else {
-            log::warn!(
-                "another host ({host}) claims {addr}, an address of dsrlb's, by ARP: a duplicate address or a second balancer on the segment; further claims are counted (dsrlb_arp_address_claims_total)"
-            );
+            ),
+            (true, IpAddr::V6(_)) => log::warn!(
+                "{host} claims {addr}, a VIP of dsrlb's, by neighbour advertisement, so clients may reach it without dsrlb; on that host the VIP belongs on lo alone, as a /128 (scripts/target-setup.sh {addr}); further claims are counted (dsrlb_arp_address_claims_total)"
+            ),
+            (false, _) => log::warn!(
+                "another host ({host}) claims {addr}, an address of dsrlb's, by ARP or neighbour advertisement: a duplicate address or a second balancer on the segment; further claims are counted (dsrlb_arp_address_claims_total)"
+            ),
         }
     }
 
