@@ -1005,6 +1005,10 @@ fn health_checks_move_new_flows_and_never_break_established_ones() {
     // first (how late probes start is measured in bench/, the prober schedule).
     lab_service("t1", "stop");
     wait_for_logs(&lines, &[(T1_DOWN, 1)], TRANSITION_DEADLINE);
+    // Logged while tables for an earlier change were being built aside, it is
+    // published after them (a debug build takes a few hundred ms for lab.toml's four
+    // services): new flows go by the new tables once a batch says so.
+    until_new_flows(|t| t.failed == 0 && t.t1 == 0);
     let during = client("http", 200);
     assert_eq!(
         (during.failed, during.t2),
@@ -1016,6 +1020,7 @@ fn health_checks_move_new_flows_and_never_break_established_ones() {
     // t1 comes back: once the prober has called it up, new flows reach it again.
     lab_service("t1", "start");
     wait_for_logs(&lines, &[(T1_UP, 1)], TRANSITION_DEADLINE);
+    until_new_flows(|t| t.failed == 0 && t.t1 > 0);
     let after = client("http", 200);
     assert_eq!(after.failed, 0, "{}", after.raw);
     assert!(after.t1 >= 60, "t1 takes new flows again: {}", after.raw);
@@ -1064,6 +1069,24 @@ fn health_checks_move_new_flows_and_never_break_established_ones() {
 
     drop(cleanup.children.drain(..));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Batches of 20 new flows until one is as `published` wants (the tables for a
+/// change are in use), within TRANSITION_DEADLINE.
+fn until_new_flows(published: impl Fn(&Tally) -> bool) {
+    let deadline = Instant::now() + TRANSITION_DEADLINE;
+    loop {
+        let batch = client("http", 20);
+        if published(&batch) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tables not in use: {}",
+            batch.raw
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn target_row<'a>(
