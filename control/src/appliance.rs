@@ -70,6 +70,9 @@ pub struct Appliance {
     pub(crate) reloads_refused: u64,
     /// Frames the workers punted to the control thread.
     pub(crate) punted: u64,
+    /// Every target's first probe and first MAC resolution have been seen since
+    /// start (see `SETTLING`): from then on the tables change only as the targets do.
+    settled: bool,
     /// What ARP from the data segment was refused, contested or claimed.
     pub(crate) arp: ArpBook,
     /// The in-path probes and who answers ARP for the VIPs.
@@ -134,6 +137,7 @@ impl Appliance {
             reloads: 0,
             reloads_refused: 0,
             punted: 0,
+            settled: false,
             arp: ArpBook::default(),
             doctor,
             announcer: None,
@@ -263,15 +267,20 @@ impl Appliance {
         }
     }
 
-    /// Each VIP announced while dsrlb can serve it: every port's link up and a usable
-    /// target in one of its services.
+    /// Each VIP announced while dsrlb can serve it: every port's link up, every
+    /// target's first probe and first MAC resolution done (until then its tables may
+    /// differ from a settled peer's, which would move flows the peer carries), and a
+    /// usable target in one of its services.
     fn update_announcements(&mut self, dp: &dyn Dataplane) {
+        self.settled |= !self.prober.any_unknown() && !self.neighbors.any_resolving();
+        let settling = !self.settled;
         if let Some(pair) = &mut self.pair {
+            let probing = self.prober.any_unknown();
             pair.set_fitness(fitness(
                 &self.config,
                 &self.serving,
                 dp,
-                self.prober.any_unknown(),
+                probing || settling,
             ));
         }
         let Some(announcer) = &mut self.announcer else {
@@ -284,6 +293,9 @@ impl Appliance {
             let vip = IpAddr::V4(vip);
             if !links_up {
                 return Some("a port's link is down, or a worker stopped".to_owned());
+            }
+            if settling {
+                return Some(SETTLING.to_owned());
             }
             (!vip_served(config, serving, vip))
                 .then(|| "no service of it has a usable target".to_owned())
@@ -370,9 +382,16 @@ impl Appliance {
         previous: &Snapshot,
     ) -> Result<Snapshot, BuildError> {
         let settle = self.marks.due().clone();
+        // Until the appliance has settled, its tables fill in as probes and MACs come
+        // (no flow predates that); marks from it would send a flow taken over
+        // mid-stream from a settled peer to a target the peer never chose.
+        let unsettled = !self.settled;
         std::thread::scope(|scope| {
-            let build =
-                || Snapshot::build_settling(spec, Some(previous), &|key| settle.contains(&key));
+            let build = || {
+                Snapshot::build_settling(spec, Some(previous), &|key| {
+                    unsettled || settle.contains(&key)
+                })
+            };
             let job = match std::thread::Builder::new()
                 .name("dsrlb-tables".into())
                 .spawn_scoped(scope, build)
@@ -924,17 +943,17 @@ fn describe_changes(before: &Config, after: &Config) -> String {
 }
 
 /// Whether this appliance can serve, for keepalived: nothing while a port's link is
-/// down, a worker stopped, a first health check is pending or no VIP has a usable
+/// down, a worker stopped, it is `settling` (see `SETTLING`) or no VIP has a usable
 /// target; less while some VIP has none.
-fn fitness(config: &Config, serving: &[bool], dp: &dyn Dataplane, probing: bool) -> Fitness {
+fn fitness(config: &Config, serving: &[bool], dp: &dyn Dataplane, settling: bool) -> Fitness {
     if !dp.links_up() {
         return Fitness::Unfit("a port's link is down".to_owned());
     }
     if !dp.workers_running() {
         return Fitness::Unfit("a worker stopped".to_owned());
     }
-    if probing {
-        return Fitness::Unfit("first health checks pending".to_owned());
+    if settling {
+        return Fitness::Unfit(SETTLING.to_owned());
     }
     let unserved: Vec<String> = (config.vips().into_iter())
         .filter(|&vip| !vip_served(config, serving, vip))
@@ -946,6 +965,11 @@ fn fitness(config: &Config, serving: &[bool], dp: &dyn Dataplane, probing: bool)
         _ => Fitness::Degraded(format!("no usable target for {}", unserved.join(", "))),
     }
 }
+
+/// Why an appliance that has just started is not ready to take flows yet: some
+/// target's first probe or first MAC resolution is still to come (for a pair, also
+/// after a reload that added a probed target).
+const SETTLING: &str = "first health checks or target MACs pending";
 
 /// Whether a service of `vip` has a usable target (`serving` as `serving` gives it).
 fn vip_served(config: &Config, serving: &[bool], vip: IpAddr) -> bool {
@@ -1039,10 +1063,7 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
             fitness(&config, &[false, false], &dp, false),
             unfit("no VIP has a usable target")
         );
-        assert_eq!(
-            fitness(&config, &[true, true], &dp, true),
-            unfit("first health checks pending")
-        );
+        assert_eq!(fitness(&config, &[true, true], &dp, true), unfit(SETTLING));
         dp.workers_running = false;
         assert_eq!(
             fitness(&config, &[true, true], &dp, false),
@@ -1085,6 +1106,26 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
     fn t1_reply(mac: MacAddr) -> Vec<u8> {
         let request = ArpRepr::request((PORT_MAC, REAL), T1);
         request.reply(mac).frame(PORT_MAC).to_vec()
+    }
+
+    /// Tables that fill in at start (a MAC learned) mark nothing: no flow predates
+    /// them, and marks would send a flow a settled peer carried elsewhere. Once
+    /// settled, a change marks the slots it moves.
+    #[test]
+    fn start_up_changes_mark_no_slots_later_ones_do() {
+        let dir = scratch("settling");
+        let (mut app, mut dp) = started(&dir);
+        let marked = |dp: &StandIn| dp.snapshot.services()[0].steering.marked();
+        app.tick(&mut dp, Duration::ZERO);
+        dp.punts.push(t1_reply(MacAddr([2, 0, 0, 0, 0, 0x0b])));
+        app.tick(&mut dp, Duration::ZERO);
+        assert!(dp.target_mac(T1).is_some(), "T1 learned: the table changed");
+        assert_eq!(marked(&dp), 0, "while settling");
+        app.tick(&mut dp, Duration::ZERO);
+        let reply = app.set_admin(&mut dp, T2.into(), AdminAction::Disable);
+        assert!(matches!(reply, Reply::Done(_)), "{reply:?}");
+        assert!(marked(&dp) > 0, "a change once settled");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -253,6 +253,16 @@ impl Neighbors {
         }
     }
 
+    /// Whether a target's MAC is still being asked for the first time: unknown, and
+    /// fewer than `max_unanswered` requests have gone unanswered (a target that never
+    /// answers stops counting then).
+    pub fn any_resolving(&self) -> bool {
+        let patience = self.timing.max_unanswered;
+        self.entries
+            .values()
+            .any(|n| n.source == MacSource::Arp && n.mac.is_none() && n.unanswered < patience)
+    }
+
     /// The MAC in use and the other one, while two MACs answer for `addr`.
     pub fn conflict(&self, addr: IpAddr) -> Option<(MacAddr, MacAddr)> {
         self.entries.get(&addr).and_then(|n| n.conflict)
@@ -512,5 +522,26 @@ mod tests {
         assert_eq!((n.mac(t1_v6), n.mac(t2_v6)), (Some(MAC1), None));
         assert_eq!(n.holder_of(MAC1, t2_v6), Some(t1_v6), "by family");
         assert_eq!(n.holder_of(MAC1, T2), Some(T1));
+    }
+
+    #[test]
+    fn a_target_is_resolving_until_it_answers_or_leaves_max_unanswered_unanswered() {
+        let t0 = Instant::now();
+        let mut n = Neighbors::new(timing());
+        n.track([(T1, None), (T2, Some(MAC1))], t0);
+        assert!(n.any_resolving(), "T1 not asked yet");
+        n.due_requests(t0);
+        assert_eq!(n.heard(T1, MAC2, &OURS, t0), Heard::Changed);
+        assert!(!n.any_resolving(), "T1 answered; T2 is static");
+        let mut silent = Neighbors::new(timing());
+        silent.track([(T1, None)], t0);
+        for i in 0..3 {
+            assert!(silent.any_resolving(), "after {i} unanswered");
+            silent.due_requests(t0 + Duration::from_secs(i));
+        }
+        assert!(
+            !silent.any_resolving(),
+            "three unanswered: no longer waited for"
+        );
     }
 }
