@@ -13,7 +13,6 @@
 //! A new-flow guard (a token bucket) caps insertions per second: past it, new flows
 //! are still forwarded by Maglev alone, they are just not remembered, so a SYN flood
 //! cannot flush the established flows out of the table.
-
 //!
 //! IPv4 and IPv6 flows live in two tables of the same kind (`Ways`), so that an
 //! IPv4 entry stays 20 bytes, three to a cache line, whatever IPv6 needs (32 bytes,
@@ -91,14 +90,16 @@ pub struct Endpoint6 {
 pub trait Endpoint: Copy + Default + PartialEq + Send + Sync + 'static {
     /// One cache line of entries.
     type Bucket: Copy + Send + Sync;
+    /// Entries in one bucket.
+    const WAYS: usize;
     /// The endpoint of an empty entry (its state bits say it is empty).
     const NONE: Self;
     const EMPTY_BUCKET: Self::Bucket;
     fn entries(bucket: &Self::Bucket) -> &[Entry<Self>];
     fn entries_mut(bucket: &mut Self::Bucket) -> &mut [Entry<Self>];
-    /// The family's table and the parts every family shares.
     /// Zero if `a` and `b` are the same endpoint (compared whole, with no branch).
     fn differs(a: Self, b: Self) -> u64;
+    /// The family's table and the parts every family shares.
     fn split(table: &mut FlowTable) -> (&mut Ways<Self>, &mut Shared);
     fn ways(table: &FlowTable) -> &Ways<Self>;
 }
@@ -107,6 +108,7 @@ macro_rules! endpoint {
     ($endpoint:ty, $none:expr, $differs:expr, $ways:expr, $field:ident) => {
         impl Endpoint for $endpoint {
             type Bucket = Bucket<$endpoint, $ways>;
+            const WAYS: usize = $ways;
             const NONE: Self = $none;
             const EMPTY_BUCKET: Self::Bucket = Bucket {
                 entries: [Entry::EMPTY; $ways],
@@ -142,15 +144,8 @@ endpoint!(
         ports: 0
     },
     |a: Endpoint6, b: Endpoint6| {
-        let words = |e: Endpoint6| {
-            let [a, b, c, d] = e.client;
-            (
-                u64::from(a) << 32 | u64::from(b),
-                u64::from(c) << 32 | u64::from(d),
-            )
-        };
-        let ((a_high, a_low), (b_high, b_low)) = (words(a), words(b));
-        (a_high ^ b_high) | (a_low ^ b_low) | u64::from(a.ports ^ b.ports)
+        let word = |i: usize| a.client[i] ^ b.client[i];
+        u64::from(word(0) | word(1) | word(2) | word(3) | (a.ports ^ b.ports))
     },
     WAYS_V6,
     v6
@@ -348,9 +343,9 @@ pub struct Ways<E: Endpoint> {
 }
 
 impl<E: Endpoint> Ways<E> {
-    /// At least `capacity` entries, in a power-of-two number of buckets of `ways`.
-    fn new(capacity: usize, ways: usize) -> Self {
-        let buckets = capacity.div_ceil(ways).max(1).next_power_of_two();
+    /// At least `capacity` entries, in a power-of-two number of buckets.
+    fn new(capacity: usize) -> Self {
+        let buckets = capacity.div_ceil(E::WAYS).max(1).next_power_of_two();
         Ways {
             // Written, not zero-mapped: every page is faulted in now, not on the fast path.
             buckets: HugeSlice::new(buckets, E::EMPTY_BUCKET),
@@ -369,7 +364,7 @@ impl<E: Endpoint> Ways<E> {
     }
 
     fn capacity(&self) -> usize {
-        self.buckets.len() * E::entries(&E::EMPTY_BUCKET).len()
+        self.buckets.len() * E::WAYS
     }
 
     fn memory_bytes(&self) -> usize {
@@ -443,8 +438,8 @@ fn state_from_u8(value: u8) -> FlowState {
 impl FlowTable {
     pub fn new(config: FlowTableConfig) -> Self {
         FlowTable {
-            v4: Ways::new(config.capacity, WAYS),
-            v6: Ways::new(config.ipv6_capacity, WAYS_V6),
+            v4: Ways::new(config.capacity),
+            v6: Ways::new(config.ipv6_capacity),
             shared: Shared {
                 timeouts_ms: [
                     0,

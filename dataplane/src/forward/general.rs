@@ -137,7 +137,7 @@ fn hashed(proto: u8) -> bool {
 
 /// The ports of the transport header at `l4`, checked for bounds only.
 #[inline(always)]
-fn ports_at(frame: &[u8], l4: usize) -> Option<(u16, u16)> {
+pub(super) fn ports_at(frame: &[u8], l4: usize) -> Option<(u16, u16)> {
     let ports = frame.get(l4..l4 + 4)?;
     Some((
         u16::from_be_bytes([ports[0], ports[1]]),

@@ -3,7 +3,7 @@
 //! them are answered in place.
 
 use super::general::{
-    forward_flow, icmp_error, ip_header_drop, l2_header, transport_ports, QuotedFlow,
+    forward_flow, icmp_error, ip_header_drop, l2_header, ports_at, transport_ports, QuotedFlow,
 };
 use super::steer::Flow;
 use super::{Context, DropReason, PuntKind, ReplyKind, Verdict, REPLY_TTL};
@@ -89,11 +89,7 @@ fn quoted_flow6<'s>(
         return Err(not_ours);
     }
     // TCP and UDP both begin with the source port, then the destination port.
-    let ports = rest
-        .get(transport.offset..transport.offset + 4)
-        .ok_or(not_ours)?;
-    let vip_port = u16::from_be_bytes([ports[0], ports[1]]);
-    let client_port = u16::from_be_bytes([ports[2], ports[3]]);
+    let (vip_port, client_port) = ports_at(rest, transport.offset).ok_or(not_ours)?;
     let (client, vip) = (u128::from(inner.dst_addr()), u128::from(vip));
     let proto = u8::from(proto);
     let service = snapshot.service6(vip, proto, vip_port).ok_or(not_ours)?;
@@ -186,7 +182,7 @@ fn icmpv6(
                 // it with a whole advertisement, which may not fit this frame.
                 return Ok(Verdict::Punt(PuntKind::DuplicateAddressProbe));
             }
-            let requester = mac.unwrap_or_else(|| EthernetFrame::new_unchecked(&*frame).src_addr());
+            let requester = sender_mac(mac, frame);
             Ok(neighbor_advert(
                 frame,
                 l3_offset,
@@ -196,7 +192,7 @@ fn icmpv6(
             ))
         }
         Icmpv6About::Advert { target, mac } => {
-            let sender = mac.unwrap_or_else(|| EthernetFrame::new_unchecked(&*frame).src_addr());
+            let sender = sender_mac(mac, frame);
             if is_ours(snapshot, target) {
                 // Another host announcing one of dsrlb's addresses.
                 return if sender == ctx.port_mac {
@@ -224,6 +220,11 @@ fn icmpv6(
 fn answers_for(snapshot: &Snapshot, target: Ipv6Addr) -> bool {
     let is_real = snapshot.real_addr6 == Some(target);
     is_ours(snapshot, target) && snapshot.arp_answers.answers(is_real)
+}
+
+/// The MAC an NDP message's link-layer option names, else its frame's sender.
+fn sender_mac(option: Option<MacAddr>, frame: &[u8]) -> MacAddr {
+    option.unwrap_or_else(|| EthernetFrame::new_unchecked(frame).src_addr())
 }
 
 fn is_ours(snapshot: &Snapshot, addr: Ipv6Addr) -> bool {
@@ -265,7 +266,7 @@ pub fn ndp_sender(frame: &[u8]) -> Option<(ArpOperation, IpAddr, MacAddr)> {
     let (message, _) = ndp_of(frame)?;
     match NdpRepr::parse(&Icmpv6Packet::new_unchecked(message)).ok()?? {
         NdpRepr::Advert { target, mac, .. } => {
-            let mac = mac.unwrap_or_else(|| EthernetFrame::new_unchecked(frame).src_addr());
+            let mac = sender_mac(mac, frame);
             Some((ArpOperation::Reply, IpAddr::V6(target), mac))
         }
         NdpRepr::Solicit { .. } => None,
