@@ -9,8 +9,10 @@
 #              work per frame differs, so each is compared with testpmd on the same
 #              driver), and Pen in DSR mode (-O "dsr_if data0", UDP)
 # The benchmark's frames go from switch port to switch port by tc rules, past br-data
-# (see switch_port below). Forwarded = frames arriving on t1's and t2's data
-# interfaces (kernel counters) while the generator runs; drops = generator's sent -
+# (see switch_port below). Forwarded = the benchmark's frames arriving on t1's and
+# t2's data interfaces (the sinks' counters below: the interfaces' own counters also
+# take the lab's ARP and IPv6 chatter, which testpmd forwards too, so once they
+# counted more frames forwarded than sent) while the generator runs; drops = generator's sent -
 # forwarded, and of those, lost at the forwarder = frames that reached dsr-lb's data0
 # (its receive counter, before any socket) but were not forwarded: the forwarder did
 # not take them off its ring or socket in time. Appends to OUT/lab.csv.
@@ -60,6 +62,11 @@ table netdev bench {
 NFT
 }
 sink dsr-t1 eth0; sink dsr-t2 eth0; sink dsr-lb data0
+# sunk NAMESPACE: the benchmark's frames the namespace's sink has counted.
+sunk() {
+  ip netns exec "$1" nft list chain netdev bench sink | awk '/counter packets/ {
+    for (i = 1; i < NF; i++) if ($i == "packets") n += $(i + 1) } END {print n + 0}'
+}
 # The same holds for the switch: the bridge forwards each frame on the CPU of whoever
 # sent it, so through br-data every forwarded frame's bridging ran on the forwarder's
 # CPU and every generated frame's on the generator's, work a hardware switch does for
@@ -159,7 +166,7 @@ for rep in $(seq 1 "$REPS"); do
       */af_xdp) start_forwarder "${impl%/*}" "$AF_XDP" ;;
       *) start_forwarder "${impl%/*}" "$AF_PACKET" ;;
     esac
-    before=$(( $(rx dsr-t1) + $(rx dsr-t2) ))
+    before=$(( $(sunk dsr-t1) + $(sunk dsr-t2) ))
     arrived_before=$(rx dsr-lb data0)
     # The generator sends for DUR s from its first statistics (it is sending by then),
     # however long its start took.
@@ -172,7 +179,7 @@ for rep in $(seq 1 "$REPS"); do
       close_window "$DUR"
     fi
     sleep 0.5
-    after=$(( $(rx dsr-t1) + $(rx dsr-t2) ))
+    after=$(( $(sunk dsr-t1) + $(sunk dsr-t2) ))
     arrived=$(( $(rx dsr-lb data0) - arrived_before ))
     stop_forwarder
     sent=$(grep -oE "TX-packets: [0-9]+" "$WORK/gen.log" | tail -1 | grep -oE "[0-9]+" || echo 0)
