@@ -180,6 +180,27 @@ fn errors_name_the_key_and_the_reason() {
             "services[0].targets[1].mac",
             "not a unicast MAC",
         ),
+        (
+            "fragment timeout of zero",
+            "[dataplane]\n",
+            "[flows]\nfragment_timeout_ms = 0\n\n[dataplane]\n",
+            "flows.fragment_timeout_ms",
+            "outside 1..=60000",
+        ),
+        (
+            "too many fragments held",
+            "[dataplane]\n",
+            "[flows]\nfragments_held = 5000\n\n[dataplane]\n",
+            "flows.fragments_held",
+            "outside 0..=4096",
+        ),
+        (
+            "too many datagrams kept",
+            "[dataplane]\n",
+            "[flows]\nfragment_capacity = 2000000\n\n[dataplane]\n",
+            "flows.fragment_capacity",
+            "outside 0..=1048576",
+        ),
     ];
     assert_each_edit_fails_at_its_key(MINIMAL, cases);
 }

@@ -368,6 +368,15 @@ pub struct Flows {
     /// New flows per second per worker above which flows are forwarded by Maglev
     /// alone without being remembered (0 = no limit).
     pub new_flow_rate: u32,
+    /// Datagrams per worker whose first fragment's target is kept for their later
+    /// fragments (0 = none: later fragments wait for nothing and time out).
+    pub fragment_capacity: u32,
+    /// How long a datagram's target is kept after its last fragment seen, and how
+    /// long a later fragment waits for its first.
+    pub fragment_timeout_ms: u32,
+    /// Later fragments per worker held until their first fragment comes (0 = drop
+    /// them at once).
+    pub fragments_held: u32,
 }
 
 impl Default for Flows {
@@ -379,6 +388,9 @@ impl Default for Flows {
             tcp_syn_timeout_secs: 5,
             udp_timeout_secs: 60,
             new_flow_rate: 0,
+            fragment_capacity: 4096,
+            fragment_timeout_ms: 2000,
+            fragments_held: 64,
         }
     }
 }

@@ -328,6 +328,26 @@ impl Flows {
                 );
             }
         }
+        for (field, value, most) in [
+            ("fragment_capacity", self.fragment_capacity, 1 << 20),
+            ("fragments_held", self.fragments_held, 4096),
+        ] {
+            if value > most {
+                p.at(
+                    format!("flows.{field}"),
+                    format!("{value} is outside 0..={most}"),
+                );
+            }
+        }
+        if !(1..=60_000).contains(&self.fragment_timeout_ms) {
+            p.at(
+                "flows.fragment_timeout_ms",
+                format!(
+                    "{} is outside 1..=60000 milliseconds",
+                    self.fragment_timeout_ms
+                ),
+            );
+        }
     }
 }
 

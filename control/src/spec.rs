@@ -99,6 +99,9 @@ pub fn flow_table_config(config: &Config) -> FlowTableConfig {
         tcp_syn_timeout_ms: u64::from(f.tcp_syn_timeout_secs) * 1000,
         udp_timeout_ms: u64::from(f.udp_timeout_secs) * 1000,
         new_flow_rate: u64::from(f.new_flow_rate),
+        fragment_capacity: f.fragment_capacity as usize,
+        fragment_timeout_ms: u64::from(f.fragment_timeout_ms),
+        fragments_held: f.fragments_held as usize,
     }
 }
 

@@ -135,6 +135,12 @@ counters! {
         "New flows refused by the new-flow rate guard.";
     flow_bucket_full: Total set, None, Some("FULL"), "dsrlb_flow_bucket_full_total",
         "New flows not remembered: their bucket held only flows active within the last second.";
+    fragments_recorded: Total set, None, None, "dsrlb_fragment_datagrams_total",
+        "Fragmented datagrams whose first fragment's target was recorded for the later ones.";
+    fragments_evicted: Total set, None, None, "dsrlb_fragment_evictions_total",
+        "Fragmented datagrams forgotten before their timeout to make room for a new one.";
+    fragments_held: Total add, None, None, "dsrlb_fragments_held_total",
+        "Later fragments held until their datagram's first fragment came.";
 }
 
 /// How many counters `COUNTERS` declares.
@@ -189,7 +195,16 @@ drop_reasons! {
     Ipv6ChainTooLong = "ipv6_chain_too_long";
     UnknownEthertype = "unknown_ethertype";
     BadIpHeader = "bad_ip_header";
+    /// An IPv4 or IPv6 fragment dsrlb does not balance: to the real address, of a
+    /// protocol other than TCP or UDP (an ICMP echo in fragments), or of an IPv6
+    /// datagram whose fragmentable part begins with an extension header.
     Fragment = "fragment";
+    /// A later fragment whose first had not come, dropped: the worker's hold
+    /// (`flows.fragments_held`) was full.
+    FragmentHoldFull = "fragment_hold_full";
+    /// A later fragment held for its first fragment, which did not come within
+    /// `flows.fragment_timeout_ms`.
+    FragmentTimeout = "fragment_timeout";
     /// IPv4 or IPv6 to a VIP with a protocol other than TCP, UDP or ICMP (ICMPv6).
     UnknownProtocol = "unknown_protocol";
     BadL4Header = "bad_l4_header";

@@ -49,6 +49,56 @@ pub fn ipv4(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProtocol, payload: &[u8]) -> 
     bytes
 }
 
+/// `datagram` (a transport header and its data) from `src` to `dst` cut into IPv4
+/// fragments of at most `size` bytes of it each (a multiple of 8), identification
+/// `ident`, DF off, each with its header and checksum: the first carries the
+/// transport header.
+pub fn ipv4_fragments(
+    (src, dst): (Ipv4Addr, Ipv4Addr),
+    proto: IpProtocol,
+    ident: u16,
+    datagram: &[u8],
+    size: usize,
+) -> Vec<Vec<u8>> {
+    cut(datagram, size, |offset, more, chunk| {
+        let mut bytes = ipv4(src, dst, proto, chunk);
+        let mut ip = Ipv4Packet::new_unchecked(&mut bytes[..]);
+        ip.set_ident(ident);
+        ip.set_flags_and_offset(false, more, offset);
+        ip.fill_checksum();
+        bytes
+    })
+}
+
+/// The same for IPv6: each fragment a fixed header and a fragment header
+/// (identification `ident`) naming `proto`.
+pub fn ipv6_fragments(
+    (src, dst): (Ipv6Addr, Ipv6Addr),
+    proto: IpProtocol,
+    ident: u32,
+    datagram: &[u8],
+    size: usize,
+) -> Vec<Vec<u8>> {
+    cut(datagram, size, |offset, more, chunk| {
+        let mut payload = vec![0u8; ipv6ext::UNIT];
+        payload[ipv6ext::field::NEXT_HEADER] = proto.into();
+        let at = ipv6ext::field::FRAG_OFFSET_M;
+        payload[at..at + 2].copy_from_slice(&(offset | u16::from(more)).to_be_bytes());
+        payload[ipv6ext::field::FRAG_IDENT].copy_from_slice(&ident.to_be_bytes());
+        payload.extend_from_slice(chunk);
+        ipv6(src, dst, IpProtocol::Ipv6Fragment, &payload)
+    })
+}
+
+/// `datagram` in chunks of `size`, each made a packet by `packet(offset, more to
+/// come, chunk)`.
+fn cut(datagram: &[u8], size: usize, packet: impl Fn(u16, bool, &[u8]) -> Vec<u8>) -> Vec<Vec<u8>> {
+    let count = datagram.len().div_ceil(size);
+    (datagram.chunks(size).enumerate())
+        .map(|(i, chunk)| packet((i * size) as u16, i + 1 < count, chunk))
+        .collect()
+}
+
 /// IPv6 header (hop limit 64) naming `next_header`, followed by `payload` (extension
 /// headers and the upper layer, as given).
 pub fn ipv6(src: Ipv6Addr, dst: Ipv6Addr, next_header: IpProtocol, payload: &[u8]) -> Vec<u8> {

@@ -18,6 +18,7 @@
 //! IPv4 entry stays 20 bytes, three to a cache line, whatever IPv6 needs (32 bytes,
 //! two to a line); the guard, the counters and the timeouts are the whole table's.
 
+use crate::fragment::FragmentTable;
 use crate::memory::HugeSlice;
 
 /// Entries per bucket of IPv4 flows: 3 × 20 B in one 64-byte cache line.
@@ -253,6 +254,11 @@ pub struct FlowTableConfig {
     pub udp_timeout_ms: u64,
     /// New entries per second above which flows are no longer inserted; 0 = no limit.
     pub new_flow_rate: u64,
+    /// Datagrams whose first fragment's target is kept (`fragment`).
+    pub fragment_capacity: usize,
+    pub fragment_timeout_ms: u64,
+    /// Later fragments the worker holds until their first comes.
+    pub fragments_held: usize,
 }
 
 impl Default for FlowTableConfig {
@@ -264,6 +270,9 @@ impl Default for FlowTableConfig {
             tcp_syn_timeout_ms: 5_000,
             udp_timeout_ms: 60_000,
             new_flow_rate: 0,
+            fragment_capacity: 4096,
+            fragment_timeout_ms: 2000,
+            fragments_held: 64,
         }
     }
 }
@@ -389,6 +398,8 @@ pub struct FlowTable {
     v4: Ways<u64>,
     v6: Ways<Endpoint6>,
     shared: Shared,
+    /// Each fragmented datagram's target, by its first fragment.
+    pub fragments: FragmentTable,
 }
 
 /// A live entry found by `get`, to read and update in place.
@@ -440,6 +451,7 @@ impl FlowTable {
         FlowTable {
             v4: Ways::new(config.capacity),
             v6: Ways::new(config.ipv6_capacity),
+            fragments: FragmentTable::new(config.fragment_capacity, config.fragment_timeout_ms),
             shared: Shared {
                 timeouts_ms: [
                     0,
@@ -486,7 +498,8 @@ impl FlowTable {
         self.shared.stats
     }
 
-    /// Bytes held by the table, both families.
+    /// Bytes held by the flow table, both families (the fragments' are
+    /// `fragments.memory_bytes`).
     pub fn memory_bytes(&self) -> usize {
         self.v4.memory_bytes() + self.v6.memory_bytes()
     }
@@ -708,6 +721,7 @@ mod tests {
             tcp_syn_timeout_ms: 1_000,
             udp_timeout_ms: 5_000,
             new_flow_rate: 0,
+            ..FlowTableConfig::default()
         })
     }
 

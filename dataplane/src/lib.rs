@@ -58,6 +58,7 @@ pub mod dpdk;
 pub mod flow;
 pub mod flow_query;
 pub mod forward;
+pub mod fragment;
 pub mod hash;
 pub mod maglev;
 pub mod memory;

@@ -10,6 +10,7 @@ use crate::dpdk::{Clock, Mbuf, MbufBurst, BURST_SIZE};
 use crate::flow::{FlowStats, FlowTable};
 use crate::flow_query::FlowQueries;
 use crate::forward::{decide, hint_and_prefetch, Context, DropReason, SameFlowRun, Verdict};
+use crate::fragment::{FragmentStats, Held};
 use crate::rcu::Reader;
 use crate::snapshot::{Snapshot, MAX_SERVICE_SLOTS, MAX_TARGET_SLOTS};
 use crate::wire::MacAddr;
@@ -248,6 +249,8 @@ pub struct Worker {
     lookahead: Lookahead,
     /// The same-flow run, kept from burst to burst (see `SameFlowRun::carry_over`).
     run: SameFlowRun,
+    /// Later fragments waiting for their first (`Verdict::Hold`).
+    held: Held<Mbuf>,
 }
 
 /// Live flows from which a burst is decided one poll after it arrives: its flows'
@@ -410,6 +413,7 @@ impl Worker {
             (flows.capacity() + flows.capacity_v6()) as u64,
             Ordering::Relaxed,
         );
+        let held = Held::new(flows.config().fragments_held, flows.fragments.timeout_ms());
         Worker {
             queues,
             flows,
@@ -429,6 +433,7 @@ impl Worker {
                 seed: 0,
             },
             run: SameFlowRun::default(),
+            held,
         }
     }
 
@@ -493,6 +498,7 @@ impl Worker {
             lookahead,
             run,
             queries,
+            held,
             ..
         } = self;
         if let Some(inject) = inject {
@@ -509,6 +515,18 @@ impl Worker {
         };
         // Reading (and dropping) the guard is this worker's quiescent state, idle or not.
         let snap = snapshot.read();
+        if held.due(flows.fragments.stats().recorded, clock.now_ms()) {
+            let env = BurstEnv {
+                snap: &snap,
+                queues,
+                now_ms: clock.now_ms(),
+                punt,
+                stats,
+            };
+            let mut tally = Tally::default();
+            decide_held(held, &env, flows, &mut tally);
+            tally.publish(stats, flows);
+        }
         if received == 0 && lookahead.burst.is_empty() {
             walk.step(
                 WALK_BUCKETS_IDLE,
@@ -548,7 +566,7 @@ impl Worker {
             stats,
         };
         let mut decide = |burst: &mut MbufBurst, hints: &BurstHints, tally: &mut Tally| {
-            decide_burst(burst, hints, &env, flows, tally, run)
+            decide_burst(burst, hints, &env, flows, tally, run, held)
         };
         if !lookahead.burst.is_empty() {
             let hints = if lookahead.seed == snap.seed {
@@ -572,7 +590,7 @@ impl Worker {
         };
         walk.step(walk_buckets, flows, &snap, now_ms, &stats.slots);
         drop(snap);
-        tally.publish(stats, flows.stats());
+        tally.publish(stats, flows);
         received.max(decided)
     }
 }
@@ -602,7 +620,9 @@ impl Tally {
     }
 
     #[inline(always)]
-    fn publish(&self, stats: &WorkerStats, flows: FlowStats) {
+    fn publish(&self, stats: &WorkerStats, table: &FlowTable) {
+        let (flows, fragments): (FlowStats, FragmentStats) =
+            (table.stats(), table.fragments.stats());
         stats.counters.add(&self.counts);
         if self.dropped != 0 {
             for (counter, &n) in stats.drops.iter().zip(&self.drops) {
@@ -619,6 +639,8 @@ impl Tally {
         set(&c.flows_evicted, flows.evicted);
         set(&c.flow_guard_refused, flows.guard_refused);
         set(&c.flow_bucket_full, flows.bucket_full);
+        set(&c.fragments_recorded, fragments.recorded);
+        set(&c.fragments_evicted, fragments.evicted);
     }
 }
 
@@ -627,15 +649,10 @@ impl Tally {
 /// dispatch over every verdict cost the forwarded frames about 10 instructions each.
 #[cold]
 #[inline(never)]
-fn dispatch_other(
-    verdict: Verdict,
-    mbuf: Mbuf,
-    out: &mut MbufBurst,
-    discard: &mut MbufBurst,
-    punt: &ArrayQueue<Mbuf>,
-    stats: &WorkerStats,
-    tally: &mut Tally,
-) {
+fn dispatch_other(verdict: Verdict, mbuf: Mbuf, to: &mut Sinks, env: &BurstEnv, tally: &mut Tally) {
+    let Sinks { out, discard, held } = to;
+    let held = held.as_deref_mut();
+    let (punt, stats) = (env.punt, env.stats);
     // out and discard hold at most as many mbufs as the burst.
     let _ = match verdict {
         // decide_burst takes forwards inline; any other caller gets the same here.
@@ -668,6 +685,16 @@ fn dispatch_other(
             tally.drop(reason);
             discard.push(mbuf)
         }
+        Verdict::Hold => match hold(held, mbuf, env.now_ms) {
+            Ok(()) => {
+                tally.counts.fragments_held += 1;
+                Ok(())
+            }
+            Err(mbuf) => {
+                tally.drop(DropReason::FragmentHoldFull);
+                discard.push(mbuf)
+            }
+        },
         Verdict::Unserved { service } => {
             tally.drop(DropReason::NoUsableTarget);
             if let Some(c) = stats.slots.service_drops.get(usize::from(service)) {
@@ -676,6 +703,63 @@ fn dispatch_other(
             discard.push(mbuf)
         }
     };
+}
+
+/// Holds `mbuf` if there is a hold with room; else gives it back.
+fn hold(held: Option<&mut Held<Mbuf>>, mbuf: Mbuf, now_ms: u64) -> Result<(), Mbuf> {
+    match held {
+        Some(held) => held.hold(mbuf, now_ms),
+        None => Err(mbuf),
+    }
+}
+
+/// Where `dispatch_other` sends a frame: out, to be freed, or held (`None` while the
+/// held ones are decided again).
+struct Sinks<'a> {
+    out: MbufBurst,
+    discard: MbufBurst,
+    held: Option<&'a mut Held<Mbuf>>,
+}
+
+impl Sinks<'_> {
+    /// Sends `out` and frees `discard`, counting what the driver took.
+    fn flush(&mut self, queues: &WorkerQueues, tally: &mut Tally) {
+        let to_send = self.out.len() as u64;
+        let sent = self.out.tx(queues.port, queues.tx_queue) as u64;
+        self.out.free_all();
+        self.discard.free_all();
+        tally.counts.tx_packets += sent;
+        tally.counts.tx_dropped += to_send - sent;
+    }
+}
+
+/// Decides the held later fragments again (a first fragment has been recorded, or
+/// one has waited its time): those whose first has come go out, those that waited
+/// `fragment_timeout_ms` in vain are dropped, the rest stay. Rare, out of line.
+#[cold]
+#[inline(never)]
+fn decide_held(held: &mut Held<Mbuf>, env: &BurstEnv, flows: &mut FlowTable, tally: &mut Tally) {
+    held.seen_recorded = flows.fragments.stats().recorded;
+    let timeout_ms = flows.fragments.timeout_ms();
+    let mut ctx = Context::new(env.snap, env.queues.port_mac, flows, env.now_ms);
+    let mut to = Sinks {
+        out: MbufBurst::new(),
+        discard: MbufBurst::new(),
+        held: None,
+    };
+    held.release(|mut mbuf, since_ms| {
+        let verdict = match decide(&mut ctx, mbuf.data_mut(), None) {
+            Verdict::Hold if env.now_ms < since_ms + timeout_ms => return Some(mbuf),
+            Verdict::Hold => Verdict::Drop(DropReason::FragmentTimeout),
+            other => other,
+        };
+        if to.out.is_full() || to.discard.is_full() {
+            to.flush(env.queues, tally);
+        }
+        dispatch_other(verdict, mbuf, &mut to, env, tally);
+        None
+    });
+    to.flush(env.queues, tally);
 }
 
 /// What a poll's bursts are decided under and sent through.
@@ -697,17 +781,21 @@ fn decide_burst(
     flows: &mut FlowTable,
     tally: &mut Tally,
     run_carried: &mut SameFlowRun,
+    held: &mut Held<Mbuf>,
 ) -> usize {
     let BurstEnv {
         snap,
         queues,
         now_ms,
-        punt,
         stats,
+        ..
     } = *env;
     let count = burst.len();
-    let mut out = MbufBurst::new();
-    let mut discard = MbufBurst::new();
+    let mut to = Sinks {
+        out: MbufBurst::new(),
+        discard: MbufBurst::new(),
+        held: Some(held),
+    };
     // The run by value for the burst: behind a reference the compiler reloads the
     // run's fields after every frame it rewrites.
     let mut ctx = Context::new(snap, queues.port_mac, flows, now_ms).carrying(*run_carried);
@@ -720,7 +808,7 @@ fn decide_burst(
         if ctx.run.stands() {
             let run = &ctx.run;
             let (run_packets, run_bytes) =
-                frames.move_while(&mut out, |frame| run.forward(frame).is_some());
+                frames.move_while(&mut to.out, |frame| run.forward(frame).is_some());
             if run_packets > 0 {
                 tally.counts.rx_bytes += run_bytes;
                 tally.forwarded(&stats.slots, run.slot(), run_packets as u64, run_bytes);
@@ -737,20 +825,15 @@ fn decide_burst(
         // out and discard hold at most as many mbufs as the burst.
         if let Verdict::Forward { slot } = verdict {
             tally.forwarded(&stats.slots, slot, 1, bytes);
-            let _ = out.push(mbuf);
+            let _ = to.out.push(mbuf);
         } else {
-            dispatch_other(verdict, mbuf, &mut out, &mut discard, punt, stats, tally);
+            dispatch_other(verdict, mbuf, &mut to, env, tally);
         }
     }
     drop(frames);
     *run_carried = ctx.run;
-    let to_send = out.len() as u64;
-    let sent = out.tx(queues.port, queues.tx_queue) as u64;
-    out.free_all();
-    discard.free_all();
+    to.flush(queues, tally);
     tally.counts.rx_packets += count as u64;
-    tally.counts.tx_packets += sent;
-    tally.counts.tx_dropped += to_send - sent;
     tally.counts.bursts += 1;
     count
 }

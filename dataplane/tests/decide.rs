@@ -266,6 +266,29 @@ fn ipv6_l4(
     )
 }
 
+/// The client's IPv4 packet in a frame to the port.
+fn frame_of(ip: &[u8]) -> Vec<u8> {
+    ethernet(PORT_MAC, CLIENT_MAC, EtherType::Ipv4, ip)
+}
+
+/// The client's IPv6 packet in a frame to the port.
+fn frame6_of(ip: &[u8]) -> Vec<u8> {
+    ethernet(PORT_MAC, CLIENT_MAC, EtherType::Ipv6, ip)
+}
+
+/// A 3000-byte UDP datagram from the client's `port` to VIP:5353 in three IPv4
+/// fragments (1480, 1480 and 48 bytes of it), identification `ident`.
+fn datagram_fragments(port: u16, ident: u16) -> Vec<Vec<u8>> {
+    let datagram = udp(CLIENT, VIP, port, 5353, &[0x5a; 3000]);
+    ipv4_fragments((CLIENT, VIP), Udp, ident, &datagram, 1480)
+}
+
+/// The same to VIP6, in IPv6 frames with their frame header.
+fn datagram_fragments6(port: u16, ident: u32) -> Vec<Vec<u8>> {
+    let datagram = udp(CLIENT, VIP, port, 5353, &[0x5a; 3000]);
+    ipv6_fragments((CLIENT6, VIP6), Udp, ident, &datagram, 1448)
+}
+
 /// The fragment header of a first fragment (offset 0, more to come) naming `next`.
 fn fragment_header(next: IpProtocol) -> Vec<u8> {
     vec![next.into(), 0, 0, 1, 0, 0, 0, 7]
@@ -385,6 +408,13 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
     let tcp_too_big = too_big(VIP, &reply_from((VIP, 80), IpProtocol::Tcp));
     let udp_too_big = too_big(VIP, &reply_from((VIP, 5353), IpProtocol::Udp));
     let syn = syn_to((VIP, 80));
+    let first_fragment = mutate(syn.clone(), |f| f[20] = 0x20);
+    let udp_fragments: Vec<Vec<u8>> = datagram_fragments(40000, 7)
+        .iter()
+        .map(|f| frame_of(f))
+        .collect();
+    let first_fragment6 = ipv6_l4(VIP6, Tcp, 80, &[fragment_header(Tcp)], Ipv6Fragment);
+    let udp_fragments6 = datagram_fragments6(40000, 7);
     let udp = udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 40000), (VIP, 5353), b"hello");
     let service6 = |proto| snapshot.service6(u128::from(VIP6), proto, 80).unwrap();
     let (t11_v6, udp_t11_v6) = (service6(6).target_slots[0], service6(17).target_slots[0]);
@@ -615,14 +645,50 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
             output: Output::Unchanged,
         },
         Case {
-            what: "first fragment to the VIP",
-            input: mutate(syn.clone(), |f| f[20] = 0x20),
+            what: "first fragment to the VIP goes like its flow",
+            output: forward_to_t11(&first_fragment),
+            input: first_fragment.clone(),
+            verdict: Verdict::Forward { slot: t11 },
+        },
+        Case {
+            what: "first fragment of UDP: only the header's 8 bytes need be there",
+            output: forward_to_t11(&udp_fragments[0]),
+            input: udp_fragments[0].clone(),
+            verdict: Verdict::Forward { slot: udp_t11 },
+        },
+        Case {
+            what: "first fragment cutting the UDP header short",
+            // Four bytes of it, more fragments to come (MF in byte 6 of the header).
+            input: mutate(
+                frame_of(&ipv4(CLIENT, VIP, Udp, &[0x9c, 0x40, 0x14, 0xe9])),
+                |f| f[20] = 0x20,
+            ),
+            verdict: Verdict::Drop(DropReason::BadL4Header),
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "later fragment before its first is held",
+            input: mutate(syn.clone(), |f| f[21] = 0x10),
+            verdict: Verdict::Hold,
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "ICMP echo in fragments to the VIP",
+            input: frame_of(
+                &ipv4_fragments(
+                    (CLIENT, VIP),
+                    Icmp,
+                    9,
+                    &icmp_echo(IcmpMessage::EchoRequest, 1, 1, &[0; 64]),
+                    48,
+                )[0],
+            ),
             verdict: Verdict::Drop(DropReason::Fragment),
             output: Output::Unchanged,
         },
         Case {
-            what: "later fragment to the VIP",
-            input: mutate(syn.clone(), |f| f[21] = 0x10),
+            what: "fragment to the real address",
+            input: frame_of(&ipv4_fragments((CLIENT, REAL), Udp, 9, &[0; 64], 32)[0]),
             verdict: Verdict::Drop(DropReason::Fragment),
             output: Output::Unchanged,
         },
@@ -696,8 +762,20 @@ fn cases(snapshot: &Snapshot) -> Vec<Case> {
             DropReason::UnknownProtocol,
         ),
         Case {
-            what: "IPv6 fragment to the VIP",
-            input: ipv6_l4(VIP6, Tcp, 80, &[fragment_header(Tcp)], Ipv6Fragment),
+            what: "IPv6 first fragment to the VIP goes like its flow",
+            output: Output::Bytes(with_macs(&first_fragment6, target_mac(11), PORT_MAC)),
+            input: first_fragment6,
+            verdict: Verdict::Forward { slot: t11_v6 },
+        },
+        Case {
+            what: "IPv6 later fragment before its first is held",
+            input: frame6_of(&udp_fragments6[1]),
+            verdict: Verdict::Hold,
+            output: Output::Unchanged,
+        },
+        Case {
+            what: "IPv6 fragments of ICMPv6 to the VIP",
+            input: frame6_of(&ipv6_fragments((CLIENT6, VIP6), Icmpv6, 9, &[0; 64], 32)[0]),
             verdict: Verdict::Drop(DropReason::Fragment),
             output: Output::Unchanged,
         },
@@ -2007,4 +2085,149 @@ fn an_icmp_error_goes_where_its_flow_goes() {
     let verdict = decide(&mut error, &off, PORT_MAC, &mut flows(), 4);
     assert_eq!(verdict, Verdict::Drop(DropReason::IcmpErrorOff));
     assert_eq!(error, too_big(VIP, &quoted), "a drop changes nothing");
+}
+
+/// VIP:any/udp and VIP6:any/udp over targets 11 to 14.
+fn udp_over_four() -> SnapshotSpec {
+    let targets = (11..15).map(target).collect();
+    let targets6 = (11..15).map(target6).collect();
+    spec(vec![
+        service(VIP, Udp, 0, targets),
+        ServiceSpec {
+            vip: VIP6.into(),
+            ..service(VIP, Udp, 0, targets6)
+        },
+    ])
+}
+
+/// Decides `fragments` (IP packets, framed by `frame`) in the order given, holding
+/// what is held and deciding it again after each frame forwarded, as a worker
+/// does: the slot each went to, checking that only its MACs changed.
+fn decide_fragments(
+    snapshot: &Snapshot,
+    table: &mut FlowTable,
+    fragments: &[Vec<u8>],
+    frame: fn(&[u8]) -> Vec<u8>,
+    now_ms: u64,
+) -> Vec<u16> {
+    let mut slots = Vec::new();
+    let mut held: Vec<Vec<u8>> = Vec::new();
+    let mut forwarded = |input: &[u8], verdict: Verdict, output: &[u8]| {
+        let Verdict::Forward { slot } = verdict else {
+            panic!("{verdict:?}");
+        };
+        let mac = snapshot.target(slot).unwrap().mac;
+        assert_eq!(output, with_macs(input, mac, PORT_MAC));
+        slots.push(slot);
+    };
+    for input in fragments.iter().map(|f| frame(f)) {
+        let mut output = input.clone();
+        match decide(&mut output, snapshot, PORT_MAC, table, now_ms) {
+            Verdict::Hold => held.push(input),
+            verdict => {
+                forwarded(&input, verdict, &output);
+                for input in std::mem::take(&mut held) {
+                    let mut output = input.clone();
+                    match decide(&mut output, snapshot, PORT_MAC, table, now_ms) {
+                        Verdict::Hold => held.push(input),
+                        verdict => forwarded(&input, verdict, &output),
+                    }
+                }
+            }
+        }
+    }
+    assert!(held.is_empty(), "{} fragments still held", held.len());
+    slots
+}
+
+#[test]
+fn every_fragment_of_a_datagram_goes_where_its_flow_goes_whatever_their_order() {
+    let snapshot = Snapshot::build(&udp_over_four(), None).unwrap();
+    let mut table = flows();
+    let mut targets = std::collections::HashSet::new();
+    for i in 0..200u16 {
+        let port = 30_000 + i;
+        let mut whole = udp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, port), (VIP, 5353), b"x");
+        let flow_goes = decide(&mut whole, &snapshot, PORT_MAC, &mut table, 1_000);
+        let Verdict::Forward { slot } = flow_goes else {
+            panic!("{flow_goes:?}");
+        };
+        targets.insert(slot);
+        let mut v4 = datagram_fragments(port, i);
+        let mut v6 = datagram_fragments6(port, u32::from(i));
+        assert_eq!((v4.len(), v6.len()), (3, 3));
+        // Every other datagram's last fragment first, and some a middle one first.
+        match i % 3 {
+            1 => (v4.rotate_right(1), v6.rotate_right(1)),
+            2 => (v4.swap(0, 1), v6.swap(0, 1)),
+            _ => ((), ()),
+        };
+        let slots = decide_fragments(&snapshot, &mut table, &v4, frame_of, 1_000);
+        assert_eq!(slots, [slot; 3], "datagram {i}");
+        let slots6 = decide_fragments(&snapshot, &mut table, &v6, frame6_of, 1_000);
+        let slot6 = slots6[0];
+        assert_eq!(slots6, [slot6; 3], "IPv6 datagram {i}");
+    }
+    assert_eq!(targets.len(), 4, "datagrams spread over every target");
+}
+
+#[test]
+fn a_later_fragment_waits_for_its_own_first_and_not_past_the_timeout() {
+    let snapshot = Snapshot::build(&udp_over_four(), None).unwrap();
+    let mut table = flows();
+    let timeout = table.config().fragment_timeout_ms;
+    let fragments = datagram_fragments(30_000, 1);
+    let decide_at = |table: &mut FlowTable, ip: &[u8], now_ms| {
+        decide(&mut frame_of(ip), &snapshot, PORT_MAC, table, now_ms)
+    };
+    assert!(matches!(
+        decide_at(&mut table, &fragments[0], 1_000),
+        Verdict::Forward { .. }
+    ));
+    // Another identification, source or protocol is another datagram.
+    let other_ident = datagram_fragments(30_000, 2);
+    assert_eq!(decide_at(&mut table, &other_ident[1], 1_000), Verdict::Hold);
+    let mut other_source = fragments[1].clone();
+    other_source[12..16].copy_from_slice(&[10, 99, 0, 9]);
+    assert_eq!(decide_at(&mut table, &other_source, 1_000), Verdict::Hold);
+    // Each later fragment keeps the datagram for another timeout from it.
+    let kept = 1_000 + timeout - 1;
+    assert!(matches!(
+        decide_at(&mut table, &fragments[1], kept),
+        Verdict::Forward { .. }
+    ));
+    let last = decide_at(&mut table, &fragments[2], kept + timeout);
+    assert_eq!(
+        last,
+        Verdict::Hold,
+        "past the timeout the datagram is forgotten"
+    );
+}
+
+#[test]
+fn a_later_fragment_whose_target_failed_is_unserved_not_sent_elsewhere() {
+    let healthy = Snapshot::build(&udp_over_four(), None).unwrap();
+    let mut table = flows();
+    let fragments = datagram_fragments(30_000, 1);
+    let verdict = decide(
+        &mut frame_of(&fragments[0]),
+        &healthy,
+        PORT_MAC,
+        &mut table,
+        1_000,
+    );
+    let went = target_of(&healthy, verdict);
+    let mut spec = udp_over_four();
+    let index = usize::from(went.octets()[3] - 11);
+    spec.services[0].targets[index].healthy = false;
+    let failed = Snapshot::build(&spec, Some(&healthy)).unwrap();
+    let service = failed.service(u32::from(VIP), 17, 0).unwrap().slot;
+    let later = decide(
+        &mut frame_of(&fragments[1]),
+        &failed,
+        PORT_MAC,
+        &mut table,
+        1_001,
+    );
+    assert_eq!(later, Verdict::Unserved { service });
 }

@@ -169,12 +169,20 @@ impl Rig {
 
     /// The same rig with a fresh worker whose flow table holds `capacity` entries.
     fn with_flow_capacity(self, capacity: usize) -> Rig {
+        self.with_flows(FlowTableConfig {
+            capacity,
+            ..FlowTableConfig::default()
+        })
+    }
+
+    /// The same rig with a fresh worker whose flow table is made as `config` says.
+    fn with_flows(self, config: FlowTableConfig) -> Rig {
         let (worker, stats, publisher) = worker_with_flows(
             self.port.id(),
             self.port_mac,
             &[11, 12, 13, 14],
             Arc::clone(&self.punt),
-            capacity,
+            config,
         );
         Rig {
             worker,
@@ -218,7 +226,11 @@ fn worker_on(
     targets: &[u8],
     punt: Arc<ArrayQueue<Mbuf>>,
 ) -> (Worker, Arc<WorkerStats>, Publisher<Snapshot>) {
-    worker_with_flows(port, mac, targets, punt, 1 << 14)
+    let flows = FlowTableConfig {
+        capacity: 1 << 14,
+        ..FlowTableConfig::default()
+    };
+    worker_with_flows(port, mac, targets, punt, flows)
 }
 
 fn worker_with_flows(
@@ -226,7 +238,7 @@ fn worker_with_flows(
     mac: MacAddr,
     targets: &[u8],
     punt: Arc<ArrayQueue<Mbuf>>,
-    flow_capacity: usize,
+    flows: FlowTableConfig,
 ) -> (Worker, Arc<WorkerStats>, Publisher<Snapshot>) {
     let snapshot = Arc::new(Snapshot::build(&spec(targets, &[]), None).unwrap());
     let (publisher, mut readers) = rcu::cell(snapshot, 1);
@@ -238,10 +250,7 @@ fn worker_with_flows(
             tx_queue: 0,
             port_mac: mac,
         },
-        FlowTable::new(FlowTableConfig {
-            capacity: flow_capacity,
-            ..FlowTableConfig::default()
-        }),
+        FlowTable::new(flows),
         readers.remove(0),
         Arc::clone(&stats),
         punt,
@@ -1155,4 +1164,73 @@ fn lookahead_decides_one_poll_late_and_as_a_direct_worker_would() {
     );
     direct.assert_no_leak();
     ahead.assert_no_leak();
+}
+
+/// A 4000-byte UDP datagram from the client's `port` to VIP:5353 in three IPv4
+/// fragments (identification `ident`), in frames to `mac`.
+fn fragments(port: u16, ident: u16, mac: MacAddr) -> Vec<Vec<u8>> {
+    let datagram = udp(CLIENT, VIP, port, 5353, &[0x5a; 4000]);
+    let ip = ipv4_fragments((CLIENT, VIP), IpProtocol::Udp, ident, &datagram, 1480);
+    ip.iter()
+        .map(|p| ethernet(mac, CLIENT_MAC, EtherType::Ipv4, p))
+        .collect()
+}
+
+/// Later fragments that come before their first are held in real mbufs: sent, with
+/// their datagram's other fragments to one target, once the first comes; dropped
+/// and counted once they have waited the timeout in vain, or when the hold is full;
+/// freed if the worker stops while holding them.
+#[test]
+fn later_fragments_are_held_for_their_first_then_sent_timed_out_or_refused() {
+    let _dpdk = dpdk();
+    let timeout_ms = 30;
+    let mut rig = Rig::new(1024, 64).with_flows(FlowTableConfig {
+        fragments_held: 4,
+        fragment_timeout_ms: timeout_ms,
+        ..FlowTableConfig::default()
+    });
+    let mac = rig.port_mac;
+    let datagram = fragments(40_000, 1, mac);
+    rig.feed(&datagram[2..]);
+    rig.poll_all();
+    assert!(rig.take_output().is_empty(), "the last fragment waits");
+    assert_eq!(rig.stats.read().counts.fragments_held, 1);
+    rig.feed(&datagram[..2]);
+    rig.poll_all();
+    let out = rig.take_output();
+    assert_eq!(out.len(), 3, "the first, the middle, then the one held");
+    let target = &out[0][..6];
+    for (i, (sent, input)) in out.iter().zip(&datagram).enumerate() {
+        assert_eq!(&sent[..6], target, "fragment {i} to the first's target");
+        assert_eq!(
+            sent[12..],
+            input[12..],
+            "fragment {i}: only the MACs change"
+        );
+    }
+    let c = rig.stats.read();
+    assert_eq!((c.counts.forwarded, c.counts.fragments_recorded), (3, 1));
+
+    // Five later fragments of datagrams whose first never comes: four held, one
+    // refused; the four dropped once they have waited the timeout.
+    let orphans: Vec<Vec<u8>> = (0..5)
+        .map(|i| fragments(41_000 + i, 100 + i, mac)[1].clone())
+        .collect();
+    rig.feed(&orphans);
+    rig.poll_all();
+    let c = rig.stats.read();
+    assert_eq!(c.counts.fragments_held, 5);
+    assert_eq!(c.drop_count(DropReason::FragmentHoldFull), 1);
+    assert_eq!(rig.pool.in_use(), 4, "the four held");
+    std::thread::sleep(Duration::from_millis(timeout_ms + 10));
+    rig.worker.poll_once();
+    assert_eq!(rig.stats.read().drop_count(DropReason::FragmentTimeout), 4);
+    assert_eq!(rig.pool.in_use(), 0);
+    assert!(rig.take_output().is_empty());
+
+    // A worker that stops holding one frees it.
+    rig.feed(&orphans[..1]);
+    rig.poll_all();
+    assert_eq!(rig.pool.in_use(), 1);
+    rig.assert_no_leak();
 }

@@ -58,6 +58,20 @@ fn packet_too_big6() -> Vec<u8> {
 }
 
 /// The client asking for the VIP's MAC, as NDP does.
+/// Fragment `i` of three of a 3000-byte UDP datagram from the client to VIP:5353.
+fn fragment(i: usize) -> Vec<u8> {
+    let datagram = udp(CLIENT, VIP, 40000, 5353, &[0x5a; 3000]);
+    let ip = &ipv4_fragments((CLIENT, VIP), IpProtocol::Udp, 7, &datagram, 1480)[i];
+    ethernet(PORT_MAC, CLIENT_MAC, EtherType::Ipv4, ip)
+}
+
+/// The same to VIP6.
+fn fragment6(i: usize) -> Vec<u8> {
+    let datagram = udp(CLIENT, VIP, 40000, 5353, &[0x5a; 3000]);
+    let ip = &ipv6_fragments((CLIENT6, VIP6), IpProtocol::Udp, 7, &datagram, 1448)[i];
+    ethernet(PORT_MAC, CLIENT_MAC, EtherType::Ipv6, ip)
+}
+
 fn neighbour_solicitation() -> Vec<u8> {
     let group = solicited_node(VIP6);
     let ns = NdpRepr::Solicit {
@@ -169,6 +183,11 @@ fn frames() -> Vec<(&'static str, Vec<u8>)> {
             tcp6_frame(PORT_MAC, CLIENT_MAC, (CLIENT6, 40000), (VIP6, 80), FLAG_SYN),
         ),
         ("ipv6 packet too big to vip6", packet_too_big6()),
+        ("udp fragment first", fragment(0)),
+        ("udp fragment middle", fragment(1)),
+        ("udp fragment last", fragment(2)),
+        ("ipv6 udp fragment first", fragment6(0)),
+        ("ipv6 udp fragment last", fragment6(2)),
         ("arp for vip", arp(ArpOperation::Request, VIP)),
         ("arp for real", arp(ArpOperation::Request, REAL)),
         ("arp reply", reply),
@@ -217,6 +236,14 @@ fn decide_sequences(frames: &[(&str, Vec<u8>)]) -> Vec<Vec<u8>> {
             (0, of("udp")),
             (0, of("vlan udp")),
             (250, of("udp")),
+        ]),
+        encode(&[
+            (0, of("udp fragment last")),
+            (0, of("udp fragment first")),
+            (1, of("udp fragment middle")),
+            (0, of("ipv6 udp fragment last")),
+            (0, of("ipv6 udp fragment first")),
+            (250, of("udp fragment middle")),
         ]),
     ];
     alone.chain(sequences).collect()

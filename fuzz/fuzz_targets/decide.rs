@@ -74,7 +74,7 @@ fn check(verdict: Verdict, before: &[u8], after: &[u8], snap: &Snapshot) {
             );
         }
         Verdict::Reply(_) => {}
-        Verdict::Punt(_) | Verdict::Drop(_) | Verdict::Unserved { .. } => {
+        Verdict::Punt(_) | Verdict::Drop(_) | Verdict::Unserved { .. } | Verdict::Hold => {
             assert_eq!(after, before, "{verdict:?} changed the frame");
         }
     }

@@ -1,17 +1,19 @@
 //! The general path: every frame, every drop reason, through `wire`'s checked views.
 
+use super::fragments::{first_fragment, later_fragment};
 use super::steer::{may_ask_table, owner, steer, Flow};
 use super::{
     rewrite_macs, Context, DropReason, PuntKind, ReplyKind, Verdict, PROBE_PORTS, REPLY_TTL,
 };
 use crate::flow::{Endpoint, Endpoint6, FlowKey, FlowState, FlowTable};
+use crate::fragment::DatagramKey;
 use crate::hash::{flow_hash, flow_hash6};
 use crate::snapshot::{Service, Snapshot};
 use crate::wire::tcp::{FLAG_ACK, FLAG_SYN};
 use crate::wire::{
-    ethernet, vlan, ArpOperation, ArpPacket, ArpRepr, Error as WireError, EtherType, EthernetFrame,
-    IcmpEchoRepr, IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr, QuotedIpv4Packet,
-    TcpPacket, UdpPacket, VlanHeader,
+    ethernet, udp, vlan, ArpOperation, ArpPacket, ArpRepr, Error as WireError, EtherType,
+    EthernetFrame, IcmpEchoRepr, IcmpMessage, IcmpPacket, IpProtocol, Ipv4Packet, MacAddr,
+    QuotedIpv4Packet, TcpPacket, UdpPacket, VlanHeader,
 };
 use std::net::Ipv4Addr;
 
@@ -243,13 +245,27 @@ fn decide_ipv4(
     if !to_vip && dst != snapshot.real_addr {
         return Err(DropReason::NotOurAddress);
     }
-    if ip.is_fragment() {
-        return Err(DropReason::Fragment);
-    }
     let src_u32 = u32::from(ip.src_addr());
     let proto = ip.protocol();
+    let datagram = ip.is_fragment().then(|| DatagramKey {
+        src: src_u32.into(),
+        dst: dst_u32.into(),
+        ident: ip.ident().into(),
+        proto: proto.into(),
+        ipv6: false,
+    });
+    if let Some(datagram) = &datagram {
+        if !to_vip || !matches!(proto, IpProtocol::Tcp | IpProtocol::Udp) {
+            return Err(DropReason::Fragment);
+        }
+        if ip.frag_offset() != 0 {
+            return Ok(later_fragment(ctx, frame, datagram));
+        }
+    }
     let (src_port, dst_port, state) = match proto {
-        IpProtocol::Tcp | IpProtocol::Udp if to_vip => transport_ports(proto, ip.payload())?,
+        IpProtocol::Tcp | IpProtocol::Udp if to_vip => {
+            transport_ports(proto, ip.payload(), datagram.is_some())?
+        }
         IpProtocol::Tcp | IpProtocol::Udp => return probe_answer(proto, ip.payload()),
         IpProtocol::Icmp => {
             let icmp =
@@ -292,13 +308,19 @@ fn decide_ipv4(
         hash,
         state,
     };
-    Ok(forward_flow(ctx, frame, service, &flow))
+    Ok(match &datagram {
+        Some(datagram) => first_fragment(ctx, frame, service, &flow, datagram),
+        None => forward_flow(ctx, frame, service, &flow),
+    })
 }
 
-/// A TCP or UDP header's ports, and what it says of its flow's state.
+/// A TCP or UDP header's ports, and what it says of its flow's state. In a first
+/// fragment (`first_fragment`) a UDP header's length is the whole datagram's, so only
+/// the header itself must be there (a TCP header must be whole either way).
 pub(super) fn transport_ports(
     proto: IpProtocol,
     l4: &[u8],
+    first_fragment: bool,
 ) -> Result<(u16, u16, FlowState), DropReason> {
     match proto {
         IpProtocol::Tcp => {
@@ -309,6 +331,11 @@ pub(super) fn transport_ports(
                 FlowState::TcpEstablished
             };
             Ok((tcp.src_port(), tcp.dst_port(), state))
+        }
+        IpProtocol::Udp if first_fragment => {
+            let header = l4.get(..udp::HEADER_LEN).ok_or(DropReason::BadL4Header)?;
+            let udp = UdpPacket::new_unchecked(header);
+            Ok((udp.src_port(), udp.dst_port(), FlowState::Udp))
         }
         IpProtocol::Udp => {
             let udp = UdpPacket::new_checked(l4).map_err(|_| DropReason::BadL4Header)?;

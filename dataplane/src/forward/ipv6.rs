@@ -2,12 +2,14 @@
 //! MACs change); neighbour solicitations for dsrlb's addresses and echo requests to
 //! them are answered in place.
 
+use super::fragments::{first_fragment, later_fragment};
 use super::general::{
     forward_flow, icmp_error, ip_header_drop, l2_header, ports_at, transport_ports, QuotedFlow,
 };
 use super::steer::Flow;
 use super::{Context, DropReason, PuntKind, ReplyKind, Verdict, REPLY_TTL};
 use crate::flow::{Endpoint6, FlowKey6};
+use crate::fragment::DatagramKey;
 use crate::hash::flow_hash6;
 use crate::snapshot::Snapshot;
 use crate::wire::ipv6ext::{self, ChainError, Transport};
@@ -50,10 +52,23 @@ pub(super) fn decide_ipv6(
             DropReason::NotOurAddress
         });
     }
-    if transport.fragment.is_some() {
-        return Err(DropReason::Fragment);
+    // RFC 8200 §4.5 tells a datagram's fragments by addresses and identification.
+    let datagram = transport.fragment.map(|f| DatagramKey {
+        src: u128::from(src),
+        dst: u128::from(dst),
+        ident: f.ident,
+        proto: 0,
+        ipv6: true,
+    });
+    if let (Some(fragment), Some(datagram)) = (transport.fragment, &datagram) {
+        if !matches!(transport.protocol, IpProtocol::Tcp | IpProtocol::Udp) {
+            return Err(DropReason::Fragment);
+        }
+        if !fragment.is_first() {
+            return Ok(later_fragment(ctx, frame, datagram));
+        }
     }
-    let (src_port, dst_port, state) = transport_ports(transport.protocol, l4)?;
+    let (src_port, dst_port, state) = transport_ports(transport.protocol, l4, datagram.is_some())?;
     let proto = u8::from(transport.protocol);
     let service = snapshot
         .service6(u128::from(dst), proto, dst_port)
@@ -64,7 +79,10 @@ pub(super) fn decide_ipv6(
         hash: flow_hash6(src, dst, src_port, dst_port, proto, snapshot.seed),
         state,
     };
-    Ok(forward_flow(ctx, frame, service, &flow))
+    Ok(match &datagram {
+        Some(datagram) => first_fragment(ctx, frame, service, &flow, datagram),
+        None => forward_flow(ctx, frame, service, &flow),
+    })
 }
 
 /// The flow an ICMPv6 error to `vip` (packet too big, destination unreachable) is

@@ -6,11 +6,12 @@
 //! A frame tries, in turn: the same-flow run of the frame before it (`run`), the
 //! fast paths for the common IPv4 and IPv6 frames at fixed offsets (`fast`,
 //! `fast6`), and the general path that walks every header and names every drop
-//! (`general`, IPv6's in `ipv6`). Where a flow goes is
+//! (`general`, IPv6's in `ipv6`; fragments in `fragments`). Where a flow goes is
 //! `steer`'s, as the service's tracking says (Maglev first, see `steering`).
 
 mod fast;
 mod fast6;
+mod fragments;
 mod general;
 mod ipv6;
 mod run;
@@ -72,6 +73,10 @@ pub enum Verdict {
     Unserved {
         service: u16,
     },
+    /// A later fragment of a datagram whose first fragment has not come: the worker
+    /// holds it (`fragment::Held`) and decides it again once a first fragment is
+    /// recorded; it is dropped if its first does not come in time or the hold is full.
+    Hold,
     /// An ICMP error about a flow of the service (counter slot `service`), such as
     /// "fragmentation needed", rewritten for the target that owns the flow (in
     /// `slot`); counted as forwarded to it and against the service's ICMP errors.
