@@ -3,7 +3,8 @@
 (GET / -> name; GET /stream?secs=N[&ms=M] -> "name i" once a second, or every M ms,
 for N s, chunked; GET /bytes?n=N -> N bytes, the name first, in full-size segments),
 or a
-UDP echo on each --udp address (any datagram -> name). Runs until killed."""
+UDP echo on each --udp address (any datagram -> name and a newline; one that begins
+with "echo " -> the same followed by the datagram whole). Runs until killed."""
 import argparse
 import os
 import socket
@@ -50,8 +51,11 @@ def serve_udp(name, addresses):
         sel.register(sock, selectors.EVENT_READ)
     while True:
         for key, _ in sel.select():
-            _, peer = key.fileobj.recvfrom(2048)
-            key.fileobj.sendto(name + b"\n", peer)
+            data, peer = key.fileobj.recvfrom(65535)
+            reply = name + b"\n"
+            if data.startswith(b"echo "):
+                reply += data
+            key.fileobj.sendto(reply, peer)
 
 
 def serve_http(name, address):
