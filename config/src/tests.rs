@@ -181,6 +181,20 @@ fn errors_name_the_key_and_the_reason() {
             "not a unicast MAC",
         ),
         (
+            "VLAN 0 on a port",
+            "device = \"net_ring0\"\n",
+            "device = \"net_ring0\"\nvlan = 0\n",
+            "ports[0].vlan",
+            "outside 1..=4094",
+        ),
+        (
+            "VLAN 4095 on a service",
+            "port = 80\n",
+            "port = 80\nvlan = 4095\n",
+            "services[0].vlan",
+            "outside 1..=4094",
+        ),
+        (
             "fragment timeout of zero",
             "[dataplane]\n",
             "[flows]\nfragment_timeout_ms = 0\n\n[dataplane]\n",

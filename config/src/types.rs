@@ -300,6 +300,12 @@ pub struct PortConfig {
     /// port is put in promiscuous mode.
     #[serde(default)]
     pub mac: Option<Mac>,
+    /// The 802.1Q VLAN of the port's segment (a tagged trunk port): dsrlb's own
+    /// frames on it (gratuitous ARP, ARP and neighbour questions, unsolicited
+    /// advertisements, the doctor's probes) carry this tag unless their service names
+    /// another. Frames forwarded or answered in place keep the tag they came with.
+    #[serde(default)]
+    pub vlan: Option<u16>,
 }
 
 fn one() -> u16 {
@@ -611,6 +617,10 @@ pub struct Service {
     /// TCP, `full` for UDP (see `Service::tracking`).
     #[serde(default)]
     pub tracking: Option<Tracking>,
+    /// The 802.1Q VLAN of the service's VIP and targets, if not the port's: the VIP's
+    /// announcements, its targets' resolution and the doctor's probes go tagged so.
+    #[serde(default)]
+    pub vlan: Option<u16>,
     #[serde(default)]
     pub targets: Vec<Target>,
 }

@@ -261,6 +261,13 @@ impl Dataplane {
     }
 }
 
+/// An 802.1Q VLAN id: 0 means "no VLAN" on the wire and 4095 is reserved.
+fn vlan_problems(vlan: Option<u16>, key: &str, p: &mut Problems) {
+    if let Some(vlan) = vlan.filter(|v| !(1..=4094).contains(v)) {
+        p.at(key, format!("{vlan} is outside 1..=4094"));
+    }
+}
+
 impl PortConfig {
     fn problems(&self, key: &dyn Fn(&str) -> String, p: &mut Problems) {
         if self.device.trim().is_empty() {
@@ -280,6 +287,7 @@ impl PortConfig {
         if !(68..=9600).contains(&self.mtu) {
             p.at(key("mtu"), format!("{} is outside 68..=9600", self.mtu));
         }
+        vlan_problems(self.vlan, &key("vlan"), p);
         if self.queues == 0 || self.queues > MAX_QUEUES {
             p.at(
                 key("queues"),
@@ -580,6 +588,7 @@ impl DsrCheck {
 impl Service {
     fn problems(&self, i: usize, appliance: &Appliance, p: &mut Problems) {
         let key = |field: &str| format!("services[{i}].{field}");
+        vlan_problems(self.vlan, &key("vlan"), p);
         if appliance.is_own(self.vip) {
             p.at(key("vip"), format!("{} is the appliance address", self.vip));
         }

@@ -339,7 +339,9 @@ impl Appliance {
         for target in due {
             self.resolve(dp, target);
         }
-        let send = &mut |build: &dyn Fn(MacAddr) -> Frame| Self::send_arp(dp, "a DSR probe", build);
+        let send = &mut |vlan, build: &dyn Fn(MacAddr) -> Frame| {
+            Self::send_arp(dp, "a DSR probe", &[vlan], build)
+        };
         for frame in &answers {
             self.stale |= self.doctor.answer(frame, now, send);
         }
@@ -514,7 +516,7 @@ impl Appliance {
     /// detection (about to take it): advertised to all nodes, which makes it give
     /// the address up; counted and logged once an episode like a claim by ARP.
     fn defend(&mut self, dp: &dyn Dataplane, addr: Ipv6Addr, now: Instant) {
-        Self::advertise(dp, addr);
+        self.advertise(dp, addr);
         let book = &mut self.arp;
         book.address_claims += 1;
         if book
@@ -528,25 +530,63 @@ impl Appliance {
     }
 
     /// An unsolicited neighbour advertisement of `addr` (overriding, with the port's
-    /// MAC) to all nodes, on every port: IPv6's gratuitous ARP.
-    fn advertise(dp: &dyn Dataplane, addr: Ipv6Addr) {
-        Self::send_arp(dp, "an unsolicited neighbour advertisement", &|mac| {
-            let advert = NdpRepr::Advert {
-                flags: dataplane::wire::ndp::FLAG_OVERRIDE,
-                target: addr,
-                mac: Some(mac),
-            };
-            advert.frame(mac, (addr, ipv6::ALL_NODES)).to_vec()
-        });
+    /// MAC) to all nodes, on every port and VLAN it is on: IPv6's gratuitous ARP.
+    fn advertise(&self, dp: &dyn Dataplane, addr: Ipv6Addr) {
+        let vlans = self.vlans_of(addr.into());
+        Self::send_arp(
+            dp,
+            "an unsolicited neighbour advertisement",
+            &vlans,
+            &|mac| {
+                let advert = NdpRepr::Advert {
+                    flags: dataplane::wire::ndp::FLAG_OVERRIDE,
+                    target: addr,
+                    mac: Some(mac),
+                };
+                advert.frame(mac, (addr, ipv6::ALL_NODES)).to_vec()
+            },
+        );
     }
 
-    /// Sends an ARP frame `build` makes from each port's MAC on every port.
-    fn send_arp(dp: &dyn Dataplane, what: &str, build: &dyn Fn(MacAddr) -> Frame) {
-        for (port, sent) in dp.send_on_every_port(build) {
-            if !sent {
-                log::warn!("port {port}: could not send {what}");
+    /// Sends an ARP frame `build` makes from each port's MAC on every port, once on
+    /// each of `vlans` (`None`: the port's own).
+    fn send_arp(
+        dp: &dyn Dataplane,
+        what: &str,
+        vlans: &[Option<u16>],
+        build: &dyn Fn(MacAddr) -> Frame,
+    ) {
+        for &vlan in vlans {
+            for (port, sent) in dp.send_on_every_port(vlan, build) {
+                if !sent {
+                    log::warn!("port {port}: could not send {what}");
+                }
             }
         }
+    }
+
+    /// The VLANs `addr` is announced or resolved on, each once (`None`: the port's
+    /// own): a VIP's and a target's, those of the services that name it; the real
+    /// addresses', the port's and every service's, since targets and clients on any
+    /// of them may ask for it.
+    fn vlans_of(&self, addr: IpAddr) -> Vec<Option<u16>> {
+        let services = &self.config.services;
+        let mut vlans: Vec<Option<u16>> = if self.config.appliance.is_own(addr) {
+            std::iter::once(None)
+                .chain(services.iter().map(|s| s.vlan))
+                .collect()
+        } else {
+            (services.iter())
+                .filter(|s| s.vip == addr || s.targets.iter().any(|t| t.address == addr))
+                .map(|s| s.vlan)
+                .collect()
+        };
+        vlans.sort_unstable();
+        vlans.dedup();
+        if vlans.is_empty() {
+            vlans.push(None);
+        }
+        vlans
     }
 
     /// The real addresses and every VIP, once each.
@@ -571,7 +611,8 @@ impl Appliance {
         if self.config.bgp.is_some() {
             // The router routes the VIPs to the real address: only it is announced.
             let real = self.config.appliance.address;
-            Self::send_arp(dp, "a gratuitous ARP", &|mac| {
+            let vlans = self.vlans_of(real.into());
+            Self::send_arp(dp, "a gratuitous ARP", &vlans, &|mac| {
                 ArpRepr::gratuitous(mac, real)
                     .frame(MacAddr::BROADCAST)
                     .to_vec()
@@ -579,18 +620,20 @@ impl Appliance {
             return;
         }
         for addr in self.own_addresses() {
+            let vlans = self.vlans_of(addr);
             match addr {
-                IpAddr::V4(addr) => Self::send_arp(dp, "a gratuitous ARP", &|mac| {
+                IpAddr::V4(addr) => Self::send_arp(dp, "a gratuitous ARP", &vlans, &|mac| {
                     ArpRepr::gratuitous(mac, addr)
                         .frame(MacAddr::BROADCAST)
                         .to_vec()
                 }),
-                IpAddr::V6(addr) => Self::advertise(dp, addr),
+                IpAddr::V6(addr) => self.advertise(dp, addr),
             }
         }
         let real = self.config.appliance.address;
         for vip in self.config.vips_v4() {
-            Self::send_arp(dp, "an ARP question for a VIP", &|mac| {
+            let vlans = self.vlans_of(vip.into());
+            Self::send_arp(dp, "an ARP question for a VIP", &vlans, &|mac| {
                 ArpRepr::request((mac, real), vip)
                     .frame(MacAddr::BROADCAST)
                     .to_vec()
@@ -599,6 +642,7 @@ impl Appliance {
     }
 
     fn resolve(&self, dp: &dyn Dataplane, target: IpAddr) {
+        let vlans = self.vlans_of(target);
         match target {
             IpAddr::V4(target) => {
                 // In a pair the real address is shared: asked from it, a target would
@@ -610,7 +654,7 @@ impl Appliance {
                 } else {
                     self.config.appliance.address
                 };
-                Self::send_arp(dp, "an ARP request", &|mac| {
+                Self::send_arp(dp, "an ARP request", &vlans, &|mac| {
                     ArpRepr::request((mac, real), target)
                         .frame(MacAddr::BROADCAST)
                         .to_vec()
@@ -621,7 +665,7 @@ impl Appliance {
                 let Some(real) = self.config.appliance.address6 else {
                     return;
                 };
-                Self::send_arp(dp, "a neighbour solicitation", &|mac| {
+                Self::send_arp(dp, "a neighbour solicitation", &vlans, &|mac| {
                     let solicit = NdpRepr::Solicit {
                         target,
                         mac: Some(mac),
@@ -1100,6 +1144,67 @@ targets = [{ address = "10.99.0.11" }, { address = "10.99.0.12", mac = "02:00:00
             "T2's MAC is configured"
         );
         let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Each port's own frames carry its VLAN, each service's VIP and targets theirs
+    /// where it names one, and the real address goes on all of them.
+    #[test]
+    fn announcements_and_questions_go_on_their_vlans() {
+        let text = format!(
+            "{CONFIG}[[services]]\nvip = \"10.99.0.101\"\nport = 80\nprotocol = \"tcp\"\nvlan = 20\ntargets = [{{ address = \"10.99.0.13\" }}]\n"
+        );
+        let config = Config::from_toml(&text, "t").unwrap();
+        let (mut app, snapshot) = Appliance::new(config, PathBuf::new()).unwrap();
+        let mut dp = StandIn::new(snapshot);
+        dp.port_vlan = Some(10);
+        app.tick(&mut dp, Duration::ZERO);
+        let vlan_of = |frame: &[u8]| {
+            use dataplane::wire::{EtherType, EthernetFrame};
+            let eth = EthernetFrame::new_checked(frame).unwrap();
+            assert_eq!(eth.ethertype(), EtherType::Vlan, "untagged: {frame:02x?}");
+            dataplane::wire::VlanHeader::new_checked(eth.payload())
+                .unwrap()
+                .vlan_id()
+        };
+        let sent: Vec<(u16, Ipv4Addr, Ipv4Addr)> = (dp.sent.borrow().iter())
+            .filter_map(|f| {
+                let (_, sender, _) = arp_sender(f)?;
+                let (_, l3, _) = dataplane::forward::l2_header(f).ok()?;
+                let arp = dataplane::wire::ArpPacket::new_checked(&f[l3..]).ok()?;
+                Some((vlan_of(f), sender, arp.target_protocol_addr()))
+            })
+            .collect();
+        let on = |addr: Ipv4Addr, asked: Ipv4Addr| -> Vec<u16> {
+            let mut vlans: Vec<u16> = (sent.iter())
+                .filter(|&&(_, s, t)| s == addr && t == asked)
+                .map(|&(v, _, _)| v)
+                .collect();
+            vlans.sort_unstable();
+            vlans
+        };
+        let (vip, vip20) = (Ipv4Addr::new(10, 99, 0, 100), Ipv4Addr::new(10, 99, 0, 101));
+        assert_eq!(on(vip, vip), [10], "the port's VIP: {sent:?}");
+        assert_eq!(on(vip20, vip20), [20], "VLAN 20's VIP: {sent:?}");
+        assert_eq!(
+            on(REAL, REAL),
+            [10, 20],
+            "the real address on both: {sent:?}"
+        );
+        assert_eq!(
+            on(REAL, T1),
+            [10],
+            "T1 asked for on the port's VLAN: {sent:?}"
+        );
+        let t3 = Ipv4Addr::new(10, 99, 0, 13);
+        assert_eq!(
+            on(REAL, t3),
+            [20],
+            "VLAN 20's target asked for there: {sent:?}"
+        );
+        assert!(
+            dp.sent.borrow().iter().all(|f| vlan_of(f) > 0),
+            "every frame tagged"
+        );
     }
 
     /// An ARP reply to dsrlb's request for T1, saying it is at `mac`.

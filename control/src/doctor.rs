@@ -20,7 +20,7 @@
 
 use crate::runtime::Frame;
 use config::Config;
-use dataplane::forward::PROBE_PORTS;
+use dataplane::forward::{l2_header, PROBE_PORTS};
 use dataplane::wire::{
     ethernet, ipv4, tcp, udp, EtherType, EthernetFrame, EthernetRepr, IcmpMessage, IcmpPacket,
     IpProtocol, Ipv4Packet, Ipv4Repr, MacAddr, TcpPacket, TcpRepr, UdpPacket, UdpRepr,
@@ -74,6 +74,8 @@ impl PathFinding {
 #[derive(Debug)]
 struct Slot {
     service: usize,
+    /// The service's VLAN (`None`: the port's), which its probes carry.
+    vlan: Option<u16>,
     label: String,
     target: Ipv4Addr,
     vip: Ipv4Addr,
@@ -110,8 +112,9 @@ pub struct PathView {
     pub check_passes: Option<bool>,
 }
 
-/// Sends the frame a builder makes from each port's MAC, on every port.
-pub type Send<'a> = &'a mut dyn FnMut(&dyn Fn(MacAddr) -> Frame);
+/// Sends the frame a builder makes from each port's MAC, on every port, on the VLAN
+/// given (`None`: each port's own).
+pub type Send<'a> = &'a mut dyn FnMut(Option<u16>, &dyn Fn(MacAddr) -> Frame);
 
 #[derive(Debug)]
 pub struct Doctor {
@@ -164,6 +167,7 @@ impl Doctor {
                 let index = slots.len() as u16;
                 slots.push(Slot {
                     service: si,
+                    vlan: service.vlan,
                     label: service.label(),
                     target: match target.address {
                         IpAddr::V4(target) => target,
@@ -279,7 +283,7 @@ impl Doctor {
                 dport: slot.port,
                 segment,
             };
-            send(&|port_mac| probe_frame(&probe, port_mac));
+            send(slot.vlan, &|port_mac| probe_frame(&probe, port_mac));
             self.probes_sent += 1;
         }
         changed
@@ -304,7 +308,7 @@ impl Doctor {
                     dport: slot.port,
                     segment: Segment::Rst(seq),
                 };
-                send(&|port_mac| probe_frame(&rst, port_mac));
+                send(slot.vlan, &|port_mac| probe_frame(&rst, port_mac));
             }
         }
         self.found(i, finding, now)
@@ -313,11 +317,12 @@ impl Doctor {
     /// (slot, finding, sequence number to reset with) for a frame that answers an
     /// outstanding probe; None for anything else.
     fn match_answer(&self, frame: &[u8]) -> Option<(usize, PathFinding, Option<u32>)> {
-        let eth = EthernetFrame::new_checked(frame).ok()?;
-        if eth.ethertype() != EtherType::Ipv4 {
+        // Behind the service's VLAN tag, if it has one.
+        let (ethertype, l3, _) = l2_header(frame).ok()?;
+        if ethertype != EtherType::Ipv4 {
             return None;
         }
-        let ip = Ipv4Packet::new_checked(eth.payload()).ok()?;
+        let ip = Ipv4Packet::new_checked(frame.get(l3..)?).ok()?;
         if ip.dst_addr() != self.real {
             return None;
         }
@@ -538,7 +543,9 @@ targets = [{ address = "10.99.0.11" }]
     /// Runs `f` with a sender that collects the frames built for PORT_MAC.
     fn sending<R>(f: impl FnOnce(Send) -> R) -> (R, Vec<Frame>) {
         let mut sent = Vec::new();
-        let r = f(&mut |build: &dyn Fn(MacAddr) -> Frame| sent.push(build(PORT_MAC)));
+        let r = f(&mut |vlan, build: &dyn Fn(MacAddr) -> Frame| {
+            sent.push(crate::runtime::on_vlan(build(PORT_MAC), vlan))
+        });
         (r, sent)
     }
 

@@ -43,9 +43,14 @@ pub trait Dataplane {
     fn publish(&mut self, next: Arc<Snapshot>) -> bool;
     /// The workers and their counters.
     fn workers(&self) -> &[RunningWorker];
-    /// Sends the frame `build` makes for each port's MAC on every port; false where
-    /// one could not be sent.
-    fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Frame) -> Vec<(String, bool)>;
+    /// Sends the frame `build` makes for each port's MAC on every port, tagged with
+    /// `vlan`, else with the port's own VLAN if it has one (`ports[].vlan`); false
+    /// where one could not be sent.
+    fn send_on_every_port(
+        &self,
+        vlan: Option<u16>,
+        build: &dyn Fn(MacAddr) -> Frame,
+    ) -> Vec<(String, bool)>;
     /// Hands every frame the workers punted to `each`, then frees it; how many.
     fn take_punts(&mut self, each: &mut dyn FnMut(&[u8])) -> u64;
     /// Each port's counters.
@@ -61,6 +66,14 @@ pub trait Dataplane {
     /// The worker (its lcore) whose flow table holds the flow, and the target it is
     /// pinned to; None if no table holds it.
     fn pinned(&self, key: FlowKey, hash: u64) -> Result<Option<(u32, FlowTarget)>, String>;
+}
+
+/// `frame` as it goes out on `vlan`: tagged, or as it is without one.
+pub fn on_vlan(frame: Frame, vlan: Option<u16>) -> Frame {
+    match vlan {
+        Some(vlan) => dataplane::wire::vlan::tagged(&frame, vlan),
+        None => frame,
+    }
 }
 
 /// How long the workers may take to answer a question about their flow tables.
@@ -127,6 +140,8 @@ pub struct RunningPort {
     pub name: String,
     pub port: Port,
     pub mac: MacAddr,
+    /// The VLAN of its segment (`ports[].vlan`), which its own frames carry.
+    pub vlan: Option<u16>,
     pub control_tx: ControlTx,
     /// Its af_packet sockets, if any; read (and so reset in the kernel) on each look.
     ring_drops: RefCell<RingDrops>,
@@ -326,13 +341,17 @@ impl Dataplane for Runtime {
         &self.workers
     }
 
-    fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Frame) -> Vec<(String, bool)> {
+    fn send_on_every_port(
+        &self,
+        vlan: Option<u16>,
+        build: &dyn Fn(MacAddr) -> Frame,
+    ) -> Vec<(String, bool)> {
         self.ports
             .iter()
             .map(|p| {
                 let sent = self
                     .pool
-                    .alloc_with(&build(p.mac))
+                    .alloc_with(&on_vlan(build(p.mac), vlan.or(p.vlan)))
                     .map(|m| p.control_tx.send(m))
                     .unwrap_or(false);
                 (p.name.clone(), sent)
@@ -461,6 +480,7 @@ fn start_port(p: &config::PortConfig, pool: &Mempool) -> Result<(RunningPort, In
         name: p.name.clone(),
         port,
         mac,
+        vlan: p.vlan,
         control_tx,
         ring_drops: RefCell::new(ring_drops),
         kernel_iface: kernel_interface(&p.device).map(str::to_owned),

@@ -2,11 +2,11 @@
 //! sent, and the frames it is given to hand over as punts. The control state's tests
 //! and the fuzz targets (fuzz/) drive `Appliance` against it.
 
-use crate::runtime::{Dataplane, Frame, PortReading, RunningWorker};
+use crate::runtime::{on_vlan, Dataplane, Frame, PortReading, RunningWorker};
 use dataplane::flow::{FlowKey, FlowTarget};
-use dataplane::forward::arp_sender;
+use dataplane::forward::{arp_sender, l2_header};
 use dataplane::snapshot::Snapshot;
-use dataplane::wire::{ArpOperation, MacAddr};
+use dataplane::wire::{ArpOperation, ArpPacket, MacAddr};
 use std::cell::RefCell;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -25,6 +25,8 @@ pub struct StandIn {
     pub punts: Vec<Vec<u8>>,
     /// When each `take_punts` was called: once a pass of the control loop.
     pub passes: Vec<Instant>,
+    /// The VLAN of its one port (`ports[].vlan`).
+    pub port_vlan: Option<u16>,
     /// What `links_up` and `workers_running` say.
     pub links_up: bool,
     pub workers_running: bool,
@@ -39,6 +41,7 @@ impl StandIn {
             sent: RefCell::new(Vec::new()),
             punts: Vec::new(),
             passes: Vec::new(),
+            port_vlan: None,
             links_up: true,
             workers_running: true,
             workers: Vec::new(),
@@ -52,8 +55,9 @@ impl StandIn {
             .iter()
             .filter_map(|f| {
                 let (op, sender, _) = arp_sender(f)?;
-                let target: [u8; 4] = f.get(38..42)?.try_into().ok()?;
-                Some((op, sender, Ipv4Addr::from(target)))
+                let (_, l3, _) = l2_header(f).ok()?;
+                let arp = ArpPacket::new_checked(f.get(l3..)?).ok()?;
+                Some((op, sender, arp.target_protocol_addr()))
             })
             .collect()
     }
@@ -79,8 +83,13 @@ impl Dataplane for StandIn {
     fn workers(&self) -> &[RunningWorker] {
         &self.workers
     }
-    fn send_on_every_port(&self, build: &dyn Fn(MacAddr) -> Frame) -> Vec<(String, bool)> {
-        self.sent.borrow_mut().push(build(PORT_MAC).to_vec());
+    fn send_on_every_port(
+        &self,
+        vlan: Option<u16>,
+        build: &dyn Fn(MacAddr) -> Frame,
+    ) -> Vec<(String, bool)> {
+        let frame = on_vlan(build(PORT_MAC), vlan.or(self.port_vlan));
+        self.sent.borrow_mut().push(frame);
         vec![("data".to_owned(), true)]
     }
     fn take_punts(&mut self, each: &mut dyn FnMut(&[u8])) -> u64 {

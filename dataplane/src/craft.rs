@@ -7,7 +7,7 @@ use crate::wire::ipv6ext;
 use crate::wire::{
     arp, checksum, ethernet, icmp, ipv4, tcp, udp, ArpOperation, ArpPacket, ArpRepr, EtherType,
     EthernetFrame, IcmpMessage, IcmpPacket, Icmpv6Message, Icmpv6Packet, IpProtocol, Ipv4Packet,
-    Ipv6Packet, Ipv6Repr, MacAddr, NdpRepr, TcpPacket, UdpPacket, VlanHeader,
+    Ipv6Packet, Ipv6Repr, MacAddr, NdpRepr, TcpPacket, UdpPacket,
 };
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -24,11 +24,7 @@ pub fn ethernet(dst: MacAddr, src: MacAddr, ethertype: EtherType, payload: &[u8]
 
 /// Inserts an 802.1Q tag after the MAC addresses of an untagged frame.
 pub fn vlan_tagged(frame: &[u8], vlan_id: u16) -> Vec<u8> {
-    let mut bytes = frame[..12].to_vec();
-    bytes.extend_from_slice(&[0x81, 0x00, 0, 0]);
-    bytes.extend_from_slice(&frame[12..]);
-    VlanHeader::new_unchecked(&mut bytes[14..]).set_tci(0, vlan_id);
-    bytes
+    crate::wire::vlan::tagged(frame, vlan_id)
 }
 
 /// IPv4 header (20 bytes, DF, TTL 64) followed by `payload`, checksum filled.

@@ -61,6 +61,21 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanHeader<T> {
     }
 }
 
+/// `frame` (an untagged Ethernet frame) with an 802.1Q tag of `vlan_id` (priority 0)
+/// inserted after its MAC addresses: how dsrlb's own frames go out on a VLAN.
+pub fn tagged(frame: &[u8], vlan_id: u16) -> Vec<u8> {
+    let macs = super::ethernet::field::ETHERTYPE.min(frame.len());
+    let tpid = u16::from(EtherType::Vlan).to_be_bytes();
+    let mut bytes = Vec::with_capacity(frame.len() + HEADER_LEN);
+    bytes.extend_from_slice(&frame[..macs]);
+    bytes.extend_from_slice(&tpid);
+    bytes.extend_from_slice(&[0; field::ETHERTYPE]);
+    // The frame's own EtherType becomes the tag's.
+    bytes.extend_from_slice(&frame[macs..]);
+    VlanHeader::new_unchecked(&mut bytes[macs + tpid.len()..]).set_tci(0, vlan_id);
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,6 +89,16 @@ mod tests {
         assert_eq!(tag.vlan_id(), 100);
         assert_eq!(tag.ethertype(), EtherType::Ipv4);
         assert_eq!(tag.payload(), &[0x45, 0x00]);
+    }
+
+    #[test]
+    fn a_frame_tagged_keeps_its_macs_ethertype_and_payload() {
+        let frame = [[1u8; 6], [2; 6]].concat();
+        let frame = [&frame[..], &[0x08, 0x06], b"arp"].concat();
+        let tagged = tagged(&frame, 10);
+        assert_eq!(&tagged[..12], &frame[..12]);
+        assert_eq!(&tagged[12..16], &[0x81, 0x00, 0x00, 0x0a]);
+        assert_eq!(&tagged[16..], &frame[12..]);
     }
 
     #[test]
