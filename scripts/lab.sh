@@ -17,6 +17,7 @@
 #
 #   lab.sh up --scale-out   instead: two appliances behind a BGP/ECMP router (below)
 #   lab.sh up --ha          instead: an active/standby pair elected by keepalived (below)
+#   lab.sh up --vlan        the lab with dsrlb's link an 802.1Q trunk of VLAN 10 (up_vlan)
 #   lab.sh up       build it (rebuilds from scratch if any part exists)
 #   lab.sh down     remove it (also a half-built one), killing what runs inside
 #   lab.sh status   what exists and whether the services answer
@@ -215,6 +216,28 @@ up() {
   nsx dsr-lb ip addr add 10.99.1.2/24 dev mgmt0
   targets
   echo "lab up: client 10.99.0.1 and fd00:99::1, dsrlb's port data0 in dsr-lb (real addresses 10.99.0.2, fd00:99::2), targets t1 10.99.0.11 and fd00:99::11, t2 10.99.0.12 and fd00:99::12, VIP $VIP and $VIP6"
+}
+
+# The lab with dsrlb's link to the switch made an 802.1Q trunk tagged with VLAN 10:
+# d-lb leaves the bridge and a tagger (lab-vlan.py) relays between it and d-lbv,
+# which takes its place; the client and targets stay untagged (access ports of VLAN
+# 10). Frames dsrlb sends untagged or on another VLAN go nowhere, counted in
+# $RUN/vlan-counts.json.
+up_vlan() {
+  up
+  ip -n dsr-sw link set d-lb nomaster
+  ip -n dsr-sw link add d-lbv type veth peer name d-lbt
+  ip -n dsr-sw link set d-lbv master br-data up
+  ip -n dsr-sw link set d-lbt up
+  offloads_off dsr-sw d-lbv
+  offloads_off dsr-sw d-lbt
+  static_fdb "02:99:00:00:00:02 d-lbv"
+  nsx dsr-sw setsid python3 "$HERE/lab-vlan.py" --trunk d-lb --access d-lbt --vid 10 \
+    --counts "$RUN/vlan-counts.json" > "$RUN/vlan.log" 2>&1 < /dev/null &
+  echo $! > "$RUN/vlan.pid"
+  for _ in $(seq 1 50); do [ -f "$RUN/vlan-counts.json" ] && break; sleep 0.1; done
+  [ -f "$RUN/vlan-counts.json" ] || { echo "lab.sh: the VLAN tagger did not start" >&2; cat "$RUN/vlan.log" >&2; exit 1; }
+  echo "lab up with dsrlb's port on a trunk tagged VLAN 10 (client and targets untagged): as lab.sh up otherwise"
 }
 
 # The router's BIRD: a session to each appliance, ECMP into the kernel, BFD (unless
@@ -427,12 +450,13 @@ case "${1:-}" in
     case "${2:-}" in
       --scale-out) up_scale_out ;;
       --ha) up_ha ;;
+      --vlan) up_vlan ;;
       "") up ;;
-      *) echo "usage: $0 up [--scale-out|--ha]" >&2; exit 2 ;;
+      *) echo "usage: $0 up [--scale-out|--ha|--vlan]" >&2; exit 2 ;;
     esac ;;
   keepalived) [ $# -eq 3 ] || { echo "usage: $0 keepalived lb1|lb2 start|stop" >&2; exit 2; }; keepalived_ctl "$2" "$3" ;;
   down) down; echo "lab down" ;;
   status) status ;;
   service) [ $# -eq 4 ] || { echo "usage: $0 service t1|t2 http|udp stop|start" >&2; exit 2; }; service "$2" "$3" "$4" ;;
-  *) echo "usage: $0 up [--scale-out|--ha]|down|status|service ...|keepalived ..." >&2; exit 2 ;;
+  *) echo "usage: $0 up [--scale-out|--ha|--vlan]|down|status|service ...|keepalived ..." >&2; exit 2 ;;
 esac

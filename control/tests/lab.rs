@@ -680,12 +680,7 @@ fn af_xdp_port_forwards_and_accounts_for_its_mbufs_at_exit() {
     let conf = dir.join("lab-xdp.toml");
     std::fs::write(&conf, lab_toml_on_xdp()).unwrap();
 
-    let (mut dsrlb, lines, log_reader) = start_dsrlb_with(&conf);
-    wait_for_logs(
-        &lines,
-        &[("learned by ARP", 2), ("has a usable target again", 2)],
-        STARTUP_DEADLINE,
-    );
+    let (mut dsrlb, _lines, log_reader) = start_dsrlb_serving(&conf);
     for mode in ["http", "udp"] {
         let tally = client(mode, 100);
         assert_eq!(tally.failed, 0, "{mode}: {}", tally.raw);
@@ -752,12 +747,7 @@ fn start_dsrlb_on_xdp(
     let conf = dir.join("lab-xdp.toml");
     let xdp = lab_toml_on_xdp();
     std::fs::write(&conf, format!("{xdp}\n[flows]\n{flows}\n")).unwrap();
-    let (dsrlb, lines, log) = start_dsrlb_with(&conf);
-    wait_for_logs(
-        &lines,
-        &[("learned by ARP", 2), ("has a usable target again", 2)],
-        STARTUP_DEADLINE,
-    );
+    let (dsrlb, lines, log) = start_dsrlb_serving(&conf);
     (dsrlb, lines, log)
 }
 
@@ -812,6 +802,71 @@ fn fragments_of_a_datagram_reach_one_target_in_either_order() {
     let refused = &show_json(socket, "stats")["workers"][0]["drops"]["fragment_hold_full"];
     assert!(refused.as_u64() >= Some(10), "{refused}");
     assert_eq!(fragmented_echoes(10, false)["whole"], 10);
+    drop((lines, log));
+}
+
+/// The lab tagger's counts (`lab.sh up --vlan`), as of its last write (once a
+/// second).
+fn vlan_counts() -> serde_json::Value {
+    std::thread::sleep(Duration::from_millis(1200));
+    let text = std::fs::read_to_string("/run/dsrlb-lab/vlan-counts.json").unwrap();
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// dsrlb's port on an 802.1Q trunk of VLAN 10 (`lab.sh up --vlan`: the switch tags
+/// what it sends to dsrlb, and drops what comes from dsrlb untagged or on another
+/// VLAN). Without `ports[].vlan` dsrlb's own ARP goes untagged, nowhere, and its
+/// targets are never learned; with `vlan = 10`, every frame dsrlb sends carries the
+/// tag (its ARP among them: the targets are learned) and curl through the VIP works
+/// over both targets.
+#[test]
+#[ignore = "needs root and the namespace lab: scripts/test.sh runs it"]
+fn on_a_tagged_vlan_trunk_dsrlb_tags_its_arp_and_curl_works() {
+    let (_lab, mut cleanup, dir) = lab_session(&["--vlan"], "vlan");
+    let lab_toml = std::fs::read_to_string(repo().join("config/examples/lab.toml")).unwrap();
+    let device = "device = \"net_af_packet0,iface=data0\"\n";
+    assert!(lab_toml.contains(device), "lab.toml's device line changed");
+
+    let plain = dir.join("untagged.toml");
+    std::fs::write(&plain, &lab_toml).unwrap();
+    let (dsrlb, lines, log) = start_dsrlb_with(&plain);
+    cleanup.children.push(dsrlb);
+    wait_for_logs(
+        &lines,
+        &[("worker on lcore 1: port data queue 0", 1)],
+        STARTUP_DEADLINE,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let untagged = vlan_counts()["untagged"].as_u64().unwrap();
+    drop(lines);
+    stop_timed(&mut cleanup.children.pop().unwrap(), "-INT");
+    let log = log.join().unwrap();
+    println!("no ports[].vlan: {untagged} frames from dsrlb dropped untagged");
+    assert!(untagged > 0, "{log}");
+    assert!(!log.contains("learned by ARP"), "{log}");
+
+    let tagged = dir.join("vlan.toml");
+    std::fs::write(
+        &tagged,
+        lab_toml.replace(device, &format!("{device}vlan = 10\n")),
+    )
+    .unwrap();
+    let (dsrlb, lines, log) = start_dsrlb_serving(&tagged);
+    cleanup.children.push(dsrlb);
+    for mode in ["http", "udp"] {
+        let tally = client(mode, 100);
+        println!("{mode} on VLAN 10: {}", tally.raw.trim());
+        assert_eq!(tally.failed, 0, "{}", tally.raw);
+        assert!(tally.t1 >= 30 && tally.t2 >= 30, "{}", tally.raw);
+    }
+    let counts = vlan_counts();
+    println!("ports[].vlan = 10: {counts}");
+    assert_eq!(
+        counts["untagged"], untagged,
+        "untagged frames from dsrlb: {counts}"
+    );
+    assert_eq!(counts["other_vlan"], 0, "{counts}");
+    assert!(counts["from_trunk"]["arp"].as_u64() > Some(0), "{counts}");
     drop((lines, log));
 }
 
@@ -988,6 +1043,24 @@ fn start_dsrlb_with(
     std::thread::JoinHandle<String>,
 ) {
     start_dsrlb_in("dsr-lb", config)
+}
+
+/// dsrlb with `config` in dsr-lb, once both targets are resolved and tables with a
+/// usable target are published for two services (logged after the publication).
+fn start_dsrlb_serving(
+    config: &Path,
+) -> (
+    Child,
+    mpsc::Receiver<String>,
+    std::thread::JoinHandle<String>,
+) {
+    let (dsrlb, lines, log) = start_dsrlb_with(config);
+    wait_for_logs(
+        &lines,
+        &[("learned by ARP", 2), ("has a usable target again", 2)],
+        STARTUP_DEADLINE,
+    );
+    (dsrlb, lines, log)
 }
 
 /// dsrlb with `config` in namespace `ns`.
@@ -1887,12 +1960,7 @@ fn the_doctor_names_each_way_a_target_is_set_up_wrong() {
     // On the IPv4 web service (the first with that probe): the doctor probes IPv4.
     std::fs::write(&conf, lab_toml.replacen(probe, &with_check, 1)).unwrap();
     let socket = Path::new("/run/dsrlb/lab.sock");
-    let (mut dsrlb, lines, log_reader) = start_dsrlb_with(&conf);
-    wait_for_logs(
-        &lines,
-        &[("learned by ARP", 2), ("has a usable target again", 2)],
-        STARTUP_DEADLINE,
-    );
+    let (mut dsrlb, _lines, log_reader) = start_dsrlb_serving(&conf);
     for (t, ns) in [("10.99.0.11", "dsr-t1"), ("10.99.0.12", "dsr-t2")] {
         doctor_until(socket, t, "healthy", healthy);
         let (code, out) = target_check(ns);
