@@ -19,6 +19,7 @@ use config::Config;
 use dataplane::forward::{arp_sender, dad_probe, ndp_sender};
 use dataplane::maglev::BuildError;
 use dataplane::snapshot::{Snapshot, SnapshotSpec};
+use dataplane::wire::mld::{self, MldReportRepr};
 use dataplane::wire::{ipv6, ArpOperation, ArpRepr, MacAddr, NdpRepr};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -548,6 +549,29 @@ impl Appliance {
         );
     }
 
+    /// An MLDv2 report of the solicited-node groups of dsrlb's IPv6 addresses, from
+    /// each port's link-local address, on every VLAN: a switch that snoops multicast
+    /// then passes dsrlb the solicitations for them. Sent with each announcement,
+    /// well within a snooping switch's listener interval (260 s by default).
+    fn report_listening(&self, dp: &dyn Dataplane) {
+        let Some(real6) = self.config.appliance.address6 else {
+            return;
+        };
+        let mut groups: Vec<Ipv6Addr> = (self.own_addresses().into_iter())
+            .filter_map(|addr| match addr {
+                IpAddr::V6(addr) => Some(ipv6::solicited_node(addr)),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        groups.sort_unstable();
+        groups.dedup();
+        let report = MldReportRepr { groups: &groups };
+        let vlans = self.vlans_of(real6.into());
+        Self::send_arp(dp, "an MLD report", &vlans, &|mac| {
+            report.frame(mac, mld::link_local(mac))
+        });
+    }
+
     /// Sends an ARP frame `build` makes from each port's MAC on every port, once on
     /// each of `vlans` (`None`: the port's own).
     fn send_arp(
@@ -630,6 +654,7 @@ impl Appliance {
                 IpAddr::V6(addr) => self.advertise(dp, addr),
             }
         }
+        self.report_listening(dp);
         let real = self.config.appliance.address;
         for vip in self.config.vips_v4() {
             let vlans = self.vlans_of(vip.into());

@@ -532,6 +532,20 @@ fn ipv6_vip_through_dsrlb_in_the_dual_stack_lab() {
         "dsr-client",
         &["ip", "-6", "neigh", "flush", "dev", "eth0"],
     ));
+    // The switch snoops multicast: it learns who listens to which group from their
+    // MLD reports (with no querier on the segment it still floods every group).
+    let bridge = |args: &[&str]| run(Command::new("bridge").args(["-n", "dsr-sw"]).args(args));
+    run(Command::new("ip").args([
+        "-n",
+        "dsr-sw",
+        "link",
+        "set",
+        "br-data",
+        "type",
+        "bridge",
+        "mcast_snooping",
+        "1",
+    ]));
     let mut client_cap = capture_only("dsr-client", "eth0", &client_pcap, &["ip6"]);
     let mut lb_cap = capture_only("dsr-lb", "data0", &lb_pcap, &["ip6"]);
     let (mut dsrlb, lines, log_reader) = start_dsrlb();
@@ -559,8 +573,17 @@ fn ipv6_vip_through_dsrlb_in_the_dual_stack_lab() {
     // 3. The client's neighbour entry for the VIP is dsrlb's MAC, learned by NDP.
     assert_client_learned_dsrlb("-6", "fd00:99::100");
 
-    // 4. Neighbour discovery, as scapy sees it.
+    // 3b. The switch's kernel took dsrlb's MLD reports (it checks their link-local
+    // source, hop limit, router alert and checksum) and lists its port as listening to
+    // the solicited-node groups of the VIP and the real address.
+    let mdb = bridge(&["mdb", "show"]);
+    for group in ["ff02::1:ff00:100", "ff02::1:ff00:2"] {
+        let listed = format!("port d-lb grp {group} ");
+        assert!(mdb.lines().any(|l| l.contains(&listed)), "{group}: {mdb}");
+    }
     let lb_mac = LB_MAC.to_string();
+
+    // 4. Neighbour discovery, as scapy sees it.
     let from_dsrlb = |answers: &[serde_json::Value], to: &str| -> Vec<serde_json::Value> {
         (answers.iter())
             .filter(|a| a["src_mac"] == lb_mac.as_str() && a["dst"] == to)
@@ -643,8 +666,35 @@ fn ipv6_vip_through_dsrlb_in_the_dual_stack_lab() {
         .map(|f| src_mac(&f.bytes))
         .collect();
     assert_replies_from_both_targets(&replies);
+    // 6. dsrlb's MLDv2 reports, as scapy reads them from the client's capture: the
+    // solicited-node groups of the VIP and the real address, from the port's
+    // link-local address to all MLDv2 routers, hop limit 1, behind a router alert.
+    let reports = mld_reports(&client_pcap);
+    let ours: Vec<&serde_json::Value> = (reports.iter())
+        .filter(|r| r["src_mac"] == lb_mac.as_str())
+        .collect();
+    assert!(!ours.is_empty(), "no MLD report from dsrlb: {reports:?}");
+    for r in ours {
+        let expected = serde_json::json!({
+            "src_mac": lb_mac, "dst_mac": "33:33:00:00:00:16",
+            "src": "fe80::99:ff:fe00:2", "dst": "ff02::16", "hop_limit": 1,
+            "router_alert": true, "groups": ["ff02::1:ff00:100", "ff02::1:ff00:2"],
+            "checksum_ok": true,
+        });
+        assert_eq!(r, &expected);
+    }
     drop(cleanup.children.drain(..));
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The MLDv2 reports in a capture, as scapy reads them (scripts/lab-ndp.py).
+fn mld_reports(pcap: &Path) -> Vec<serde_json::Value> {
+    let script = repo().join("scripts/lab-ndp.py");
+    let out = run(Command::new("/usr/bin/python3")
+        .arg(script)
+        .args(["reports", "--pcap"])
+        .arg(pcap));
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("lab-ndp.py: {e}: {out}"))
 }
 
 /// lab.toml with its port on net_af_xdp (copy mode on veth).

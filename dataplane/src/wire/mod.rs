@@ -12,6 +12,7 @@ pub mod ip;
 pub mod ipv4;
 pub mod ipv6;
 pub mod ipv6ext;
+pub mod mld;
 pub mod ndp;
 pub mod tcp;
 pub mod udp;
