@@ -25,6 +25,11 @@ struct Args {
     /// Fewer repetitions and packets (a smoke run).
     #[arg(long)]
     quick: bool,
+    /// Only the same-flow runs, IPv4 then IPv6 (small enough for callgrind, whose
+    /// inclusive count of `run_ns_ipv4` / `run_ns_ipv6` over the packets is their
+    /// instructions a frame).
+    #[arg(long)]
+    runs_only: bool,
 }
 
 const PORT_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 2]);
@@ -255,6 +260,63 @@ fn decide_ns(snap: &Snapshot, flows: usize, ipv6: bool, packets: usize, reps: us
     )
 }
 
+/// ns per frame of one flow's TCP ACKs decided in a row, the run carried from frame
+/// to frame as a worker carries it through a burst: all but the first two continue
+/// the same-flow run.
+#[inline(always)]
+fn run_ns<const IPV6: bool>(snap: &Snapshot, packets: usize, reps: usize) -> f64 {
+    let mut table = FlowTable::new(FlowTableConfig {
+        capacity: 1024,
+        ipv6_capacity: 1024,
+        ..FlowTableConfig::default()
+    });
+    let mut frame = flow_frame(0, IPV6);
+    median(
+        (0..reps)
+            .map(|_| {
+                let mut ctx = Context::new(snap, PORT_MAC, &mut table, 1);
+                let mut forwarded = 0usize;
+                let t = Instant::now();
+                for _ in 0..packets {
+                    frame[0..6].copy_from_slice(&PORT_MAC.0); // undo the last rewrite
+                    if let Verdict::Forward { .. } = decide(&mut ctx, black_box(&mut frame), None) {
+                        forwarded += 1;
+                    }
+                }
+                assert_eq!(forwarded, packets);
+                t.elapsed().as_secs_f64() * 1e9 / packets as f64
+            })
+            .collect(),
+    )
+}
+
+/// `run_ns` of each family in a function of its own, so that callgrind tells them
+/// apart by name.
+#[inline(never)]
+fn run_ns_ipv4(snap: &Snapshot, packets: usize, reps: usize) -> f64 {
+    run_ns::<false>(snap, packets, reps)
+}
+
+#[inline(never)]
+fn run_ns_ipv6(snap: &Snapshot, packets: usize, reps: usize) -> f64 {
+    run_ns::<true>(snap, packets, reps)
+}
+
+/// The same-flow run of each family, side by side.
+fn runs(snap: &Snapshot, packets: usize, reps: usize) -> (f64, f64) {
+    let (ns, ns6) = (
+        run_ns_ipv4(snap, packets, reps),
+        run_ns_ipv6(snap, packets, reps),
+    );
+    println!(
+        "decide() per packet in a same-flow run (1 flow, the run carried; median of {reps} x {packets}): IPv4 {ns:.1} ns ({:.1} Mpps), IPv6 {ns6:.1} ns ({:.1} Mpps), IPv6/IPv4 rate {:.2}",
+        1e3 / ns,
+        1e3 / ns6,
+        ns / ns6
+    );
+    (ns, ns6)
+}
+
 fn main() {
     let args = Args::parse();
     let (reps, packets) = if args.quick {
@@ -262,6 +324,10 @@ fn main() {
     } else {
         (7, 10_000_000)
     };
+    if args.runs_only {
+        runs(&snapshot(16), packets, reps);
+        return;
+    }
 
     println!("Maglev table build, M = 65537 (median of {reps})");
     let mut maglev = Vec::new();
@@ -328,8 +394,9 @@ fn main() {
         decide.push(format!("\"{flows}\":{ns:.2}"));
         decide6.push(format!("\"{flows}\":{ns6:.2}"));
     }
+    let (run, run6) = runs(&snap, packets, reps);
     println!(
-        "json {{\"maglev_build_ms\":{{{}}},\"flow_table_bytes_per_2e20\":{per_million},\"flow_table_v6_bytes_per_2e20\":{per_million_v6},\"rebuild_ms\":{{\"mac_moved\":{moved:.3},\"all_tables\":{touched:.2}}},\"reload_ms\":{reload_ms:.1},\"reload_longest_pause_ms\":{pause_ms:.2},\"decide_ns\":{{{}}},\"decide_v6_ns\":{{{}}}}}",
+        "json {{\"run_ns\":{run:.2},\"run_v6_ns\":{run6:.2},\"maglev_build_ms\":{{{}}},\"flow_table_bytes_per_2e20\":{per_million},\"flow_table_v6_bytes_per_2e20\":{per_million_v6},\"rebuild_ms\":{{\"mac_moved\":{moved:.3},\"all_tables\":{touched:.2}}},\"reload_ms\":{reload_ms:.1},\"reload_longest_pause_ms\":{pause_ms:.2},\"decide_ns\":{{{}}},\"decide_v6_ns\":{{{}}}}}",
         maglev.join(","),
         decide.join(","),
         decide6.join(",")

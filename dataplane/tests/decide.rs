@@ -1808,6 +1808,8 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
     let snapshot = single_target_snapshot();
     let config = FlowTableConfig {
         capacity: 4096,
+        ipv6_capacity: 4096,
+        fragment_capacity: 16,
         ..FlowTableConfig::default()
     };
     let tcp = |flags: u8| tcp_frame(PORT_MAC, CLIENT_MAC, (CLIENT, 1000), (VIP, 80), flags);
@@ -1822,6 +1824,15 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
         FLAG_ACK,
         &[7; 20],
     );
+    let tcp6 = |flags: u8| tcp6_frame(PORT_MAC, CLIENT_MAC, (CLIENT6, 1000), (VIP6, 80), flags);
+    let udp6 = |payload: &[u8]| {
+        let datagram = dataplane::craft::udp(CLIENT, VIP, 1000, 53, payload);
+        frame6_of(&ipv6(CLIENT6, VIP6, Udp, &datagram))
+    };
+    let tcp6_data = {
+        let segment = dataplane::craft::tcp(CLIENT, VIP, 1000, 80, FLAG_ACK, &[7; 20]);
+        frame6_of(&ipv6(CLIENT6, VIP6, Tcp, &segment))
+    };
     let seeds = [
         tcp(FLAG_ACK),
         tcp(FLAG_SYN),
@@ -1829,6 +1840,11 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
         udp(&[1, 2, 3, 4]),
         padded(udp(&[1, 2, 3, 4])),
         udp(&[9; 20]),
+        tcp6(FLAG_ACK),
+        tcp6(FLAG_SYN),
+        tcp6_data,
+        udp6(&[1, 2, 3, 4]),
+        udp6(&[9; 40]),
     ];
     let mut continued = 0;
     let mut compared = 0;
@@ -1845,10 +1861,12 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
                 decide_hinted(&mut a1, &snapshot, PORT_MAC, &mut in_run, 0, None, &mut run);
             assert_eq!(second, decide(&mut b1, &snapshot, PORT_MAC, &mut alone, 0));
             assert_eq!(second, first);
-            // Only the fast path starts runs: it reads 54 bytes (Ethernet, IPv4, TCP).
+            // Only the fast paths start runs: they read 54 bytes (Ethernet, IPv4,
+            // TCP) and 74 (with IPv6).
+            let span = if seed[12..14] == [0x86, 0xdd] { 74 } else { 54 };
             assert_eq!(
                 run.stands(),
-                seed.len() >= 54,
+                seed.len() >= span,
                 "the flow's second frame starts the run: {seed:02x?}"
             );
             let (mut a, mut b) = (frame.clone(), frame);
@@ -1879,8 +1897,8 @@ fn a_frame_continues_a_run_exactly_when_alone_it_would_go_the_same_way() {
         }
         for at in 0..seed.len() {
             for value in [
-                0x00, 0x01, 0x02, 0x05, 0x06, 0x10, 0x11, 0x12, 0x20, 0x40, 0x45, 0x50, 0x80, 0xd0,
-                0xff,
+                0x00, 0x01, 0x02, 0x05, 0x06, 0x10, 0x11, 0x12, 0x20, 0x40, 0x45, 0x50, 0x60, 0x80,
+                0x86, 0xd0, 0xdd, 0xff,
             ] {
                 let mut frame = seed.clone();
                 frame[at] = value;

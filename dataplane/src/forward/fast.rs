@@ -146,6 +146,7 @@ pub(super) fn fast_path(
         Some(head) if to.repeatable => ctx.run.start(
             RunStart {
                 head,
+                tail6: None,
                 tcp: proto == TCP,
                 min_len: (total + ethernet::HEADER_LEN).max(at::SPAN),
                 slot: to.slot,

@@ -2,7 +2,8 @@
 //! fixed header, to a service) read at fixed offsets behind one bounds check.
 //! Extension headers, ICMPv6 and neighbour discovery go to the general path.
 
-use super::fast::{l4, transport_state};
+use super::fast::{l4, transport_state, TCP};
+use super::run::RunStart;
 use super::steer::{steer, Flow};
 use super::{rewrite_macs, Context, Verdict};
 use crate::flow::FlowKey6;
@@ -10,7 +11,7 @@ use crate::hash::flow_hash6;
 
 /// Offsets in the IPv6 fast path's frame, from `wire`'s fields: Ethernet without a
 /// tag, the IPv6 fixed header, then TCP or UDP (whose ports sit where TCP's do).
-mod at {
+pub(super) mod at {
     use super::l4;
     use crate::wire::{ethernet, ipv6};
     use std::ops::Range;
@@ -27,6 +28,9 @@ mod at {
     pub const L4: usize = IP + ipv6::HEADER_LEN;
     pub const SRC_PORT: usize = L4 + l4::SRC_PORT;
     pub const DST_PORT: usize = L4 + l4::DST_PORT;
+    pub const UDP_LENGTH: usize = L4 + l4::UDP_LENGTH;
+    pub const TCP_DATA_OFF: usize = L4 + l4::TCP_DATA_OFF;
+    pub const TCP_FLAGS: usize = L4 + l4::TCP_FLAGS;
     /// Bytes read at fixed offsets: up to TCP's fixed header (UDP's is within it).
     pub const SPAN: usize = L4 + l4::SPAN;
 }
@@ -35,7 +39,8 @@ const ETHERTYPE_IPV6: u16 = 0x86dd;
 
 /// None for anything else, or for any check that fails: the general path then
 /// decides, with its drop reason. It accepts exactly what the general path forwards,
-/// and forwards it the same way (no same-flow run: those are IPv4's).
+/// and forwards it the same way; a frame of the flow decided before it may start a
+/// same-flow run, as on IPv4's fast path.
 #[inline(always)]
 pub(super) fn fast_path6(
     ctx: &mut Context,
@@ -62,10 +67,13 @@ pub(super) fn fast_path6(
     let (src_port, dst_port) = (be16(at::SRC_PORT), be16(at::DST_PORT));
     let snapshot = ctx.snapshot;
     let service = snapshot.service6(dst, proto, dst_port)?;
+    let hash =
+        hash_hint.unwrap_or_else(|| flow_hash6(src, dst, src_port, dst_port, proto, snapshot.seed));
+    // As it came in (the rewrite below changes it), for the run it may start.
+    let head = (ctx.run.head_to_start(hash, h)).map(|head| (head, head6(h)));
     let flow = Flow {
         key: FlowKey6::new6(src.to_be_bytes(), src_port, dst_port, service.slot),
-        hash: hash_hint
-            .unwrap_or_else(|| flow_hash6(src, dst, src_port, dst_port, proto, snapshot.seed)),
+        hash,
         state,
     };
     let Some(to) = steer(ctx, service, &flow) else {
@@ -74,7 +82,30 @@ pub(super) fn fast_path6(
         });
     };
     rewrite_macs(frame, to.mac, ctx.port_mac);
+    match head {
+        Some((head, tail)) if to.repeatable => ctx.run.start(
+            RunStart {
+                head,
+                tail6: Some(tail),
+                tcp: proto == TCP,
+                min_len: (payload + at::L4).max(at::SPAN),
+                slot: to.slot,
+                rewritten: frame,
+            },
+            snapshot,
+            ctx.now_ms,
+        ),
+        _ => ctx.run.end(),
+    }
     Some(Verdict::Forward { slot: to.slot })
+}
+
+/// The bytes of an IPv6 frame's head its run compares beyond IPv4's span.
+#[inline(always)]
+fn head6(h: &[u8; at::SPAN]) -> [u8; super::run::TAIL6] {
+    let mut tail = [0; super::run::TAIL6];
+    tail.copy_from_slice(&h[super::run::RUN_SPAN..super::run::RUN_SPAN6]);
+    tail
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! decided before it goes the same way without a lookup (see `SameFlowRun`).
 
 use super::fast::at;
+use super::fast6::at as at6;
 use crate::snapshot::Snapshot;
 use crate::wire::tcp;
 
@@ -28,6 +29,10 @@ pub struct SameFlowRun {
     /// The first `RUN_SPAN` bytes of the frame that started the run, as it came in.
     image: HeadWords,
     mask: &'static HeadWords,
+    /// An IPv6 run's bytes past `RUN_SPAN` (`ipv6`: whether the run is IPv6's).
+    ipv6: bool,
+    image6: Tail6,
+    mask6: &'static Tail6,
     /// The shortest frame the run takes (usize::MAX: no run).
     min_len: usize,
     slot: u16,
@@ -51,6 +56,11 @@ pub struct SameFlowRun {
 /// Bytes of a frame compared with the run's first frame: the fast path's span up to
 /// the TCP flags (UDP's header ends before it).
 pub(super) const RUN_SPAN: usize = at::TCP_FLAGS + 1;
+
+/// An IPv6 frame's run compares up to its TCP flags too: IPv4's span, then `TAIL6`
+/// bytes more (`Tail6`).
+pub(super) const RUN_SPAN6: usize = at6::TCP_FLAGS + 1;
+pub(super) const TAIL6: usize = RUN_SPAN6 - RUN_SPAN;
 
 /// Which bits of the first `RUN_SPAN` bytes a frame of the run must share with its
 /// first frame: the destination MAC, EtherType, version and header length, total
@@ -84,8 +94,83 @@ const fn in_range(i: usize, range: std::ops::Range<usize>) -> bool {
     range.start <= i && i < range.end
 }
 
+/// The same for the IPv6 fast path's frame: the destination MAC, EtherType,
+/// version, payload length, next header, addresses and ports; for TCP the data
+/// offset and the SYN and ACK flags, for UDP its length. Free: the traffic class,
+/// flow label and hop limit, and what IPv4's mask frees in TCP and UDP.
+const fn run_mask6(tcp: bool) -> (HeadWords, Tail6) {
+    let mut bytes = [0u8; RUN_SPAN6];
+    let mut i = 0;
+    while i < RUN_SPAN6 {
+        bytes[i] = match i {
+            _ if in_range(i, at6::ETH_DST) => 0xff,
+            _ if in_range(i, at6::ETHERTYPE..at6::ETHERTYPE + 2) => 0xff,
+            at6::VERSION => 0xf0,
+            _ if in_range(i, at6::PAYLOAD_LEN..at6::PAYLOAD_LEN + 2) => 0xff,
+            at6::NEXT_HEADER => 0xff,
+            _ if in_range(i, at6::SRC_ADDR..at6::DST_PORT + 2) => 0xff,
+            _ if !tcp && in_range(i, at6::UDP_LENGTH..at6::UDP_LENGTH + 2) => 0xff,
+            _ if tcp && i == at6::TCP_DATA_OFF => 0xf0,
+            _ if tcp && i == at6::TCP_FLAGS => tcp::FLAG_SYN | tcp::FLAG_ACK,
+            _ => 0,
+        };
+        i += 1;
+    }
+    split6(bytes)
+}
+
+/// An IPv6 run's `RUN_SPAN6` bytes as IPv4's words and the tail.
+const fn split6(bytes: [u8; RUN_SPAN6]) -> (HeadWords, Tail6) {
+    let mut head = [0u8; RUN_SPAN];
+    let mut tail = [0u8; TAIL6];
+    let mut i = 0;
+    while i < RUN_SPAN6 {
+        if i < RUN_SPAN {
+            head[i] = bytes[i];
+        } else {
+            tail[i - RUN_SPAN] = bytes[i];
+        }
+        i += 1;
+    }
+    (HeadWords::new(head), Tail6::new(tail))
+}
+
 static TCP_RUN_MASK: HeadWords = run_mask(true);
 static UDP_RUN_MASK: HeadWords = run_mask(false);
+static TCP_RUN_MASK6: (HeadWords, Tail6) = run_mask6(true);
+static UDP_RUN_MASK6: (HeadWords, Tail6) = run_mask6(false);
+
+/// The `TAIL6` bytes an IPv6 run compares past `RUN_SPAN`: a 16-byte word and the
+/// last four bytes.
+#[derive(Debug, Clone, Copy)]
+struct Tail6 {
+    word: HeadWord,
+    last: u32,
+}
+
+impl Tail6 {
+    #[inline(always)]
+    const fn new(bytes: [u8; TAIL6]) -> Self {
+        let mut word = [0u8; 16];
+        let mut i = 0;
+        while i < 16 {
+            word[i] = bytes[i];
+            i += 1;
+        }
+        Tail6 {
+            // SAFETY: both word types are 16 plain bytes, valid for any bit pattern.
+            word: unsafe { std::mem::transmute::<[u8; 16], HeadWord>(word) },
+            last: u32::from_ne_bytes([bytes[16], bytes[17], bytes[18], bytes[19]]),
+        }
+    }
+
+    /// Whether `self` and `other` differ in any bit of `mask`.
+    #[inline(always)]
+    fn differ(&self, other: &Tail6, mask: &Tail6) -> bool {
+        nonzero(masked_xor(self.word, other.word, mask.word))
+            || (self.last ^ other.last) & mask.last != 0
+    }
+}
 
 /// `RUN_SPAN` bytes as three 16-byte words. On x86-64 they are SSE vectors: held in
 /// a struct, a `u128` is split into two 64-bit halves, and the compare then takes
@@ -107,32 +192,70 @@ impl HeadWords {
     }
 
     /// Whether `self` and `other` differ in any bit of `mask`.
-    #[cfg(all(target_arch = "x86_64", target_feature = "sse4.1"))]
-    #[inline(always)]
-    #[allow(unused_unsafe)] // the intrinsics are safe to call from Rust 1.87 on
-    fn differ(&self, other: &HeadWords, mask: &HeadWords) -> bool {
-        use core::arch::x86_64::{_mm_and_si128, _mm_or_si128, _mm_testz_si128, _mm_xor_si128};
-        // SAFETY: register-only SSE2/SSE4.1 operations, enabled for this build (cfg).
-        unsafe {
-            let word = |w: usize| _mm_and_si128(_mm_xor_si128(self.0[w], other.0[w]), mask.0[w]);
-            let any = _mm_or_si128(_mm_or_si128(word(0), word(1)), word(2));
-            _mm_testz_si128(any, any) == 0
-        }
-    }
-
-    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse4.1")))]
     #[inline(always)]
     fn differ(&self, other: &HeadWords, mask: &HeadWords) -> bool {
-        let word = |w: usize| (self.0[w] ^ other.0[w]) & mask.0[w];
-        word(0) | word(1) | word(2) != 0
+        let word = |w: usize| masked_xor(self.0[w], other.0[w], mask.0[w]);
+        nonzero(or(or(word(0), word(1)), word(2)))
     }
 }
+
+/// `(a ^ b) & mask`, `a | b` and `w != 0` on words.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse4.1"))]
+mod words {
+    use super::HeadWord;
+    use core::arch::x86_64::{_mm_and_si128, _mm_or_si128, _mm_testz_si128, _mm_xor_si128};
+
+    // SAFETY (all three): register-only SSE2/SSE4.1 operations, enabled for this
+    // build (cfg).
+    #[inline(always)]
+    #[allow(unused_unsafe)] // the intrinsics are safe to call from Rust 1.87 on
+    pub fn masked_xor(a: HeadWord, b: HeadWord, mask: HeadWord) -> HeadWord {
+        unsafe { _mm_and_si128(_mm_xor_si128(a, b), mask) }
+    }
+
+    #[inline(always)]
+    #[allow(unused_unsafe)]
+    pub fn or(a: HeadWord, b: HeadWord) -> HeadWord {
+        unsafe { _mm_or_si128(a, b) }
+    }
+
+    #[inline(always)]
+    #[allow(unused_unsafe)]
+    pub fn nonzero(w: HeadWord) -> bool {
+        unsafe { _mm_testz_si128(w, w) == 0 }
+    }
+}
+
+#[cfg(not(all(target_arch = "x86_64", target_feature = "sse4.1")))]
+mod words {
+    use super::HeadWord;
+
+    #[inline(always)]
+    pub fn masked_xor(a: HeadWord, b: HeadWord, mask: HeadWord) -> HeadWord {
+        (a ^ b) & mask
+    }
+
+    #[inline(always)]
+    pub fn or(a: HeadWord, b: HeadWord) -> HeadWord {
+        a | b
+    }
+
+    #[inline(always)]
+    pub fn nonzero(w: HeadWord) -> bool {
+        w != 0
+    }
+}
+
+use words::{masked_xor, nonzero, or};
 
 impl Default for SameFlowRun {
     fn default() -> Self {
         SameFlowRun {
             image: HeadWords::new([0; RUN_SPAN]),
             mask: &TCP_RUN_MASK,
+            ipv6: false,
+            image6: Tail6::new([0; TAIL6]),
+            mask6: &TCP_RUN_MASK6.1,
             min_len: usize::MAX,
             slot: 0,
             macs_head: 0,
@@ -182,6 +305,9 @@ impl SameFlowRun {
         if frame.len() < self.min_len.max(RUN_SPAN) {
             return None;
         }
+        if self.ipv6 && self.tail_differs(frame) {
+            return None;
+        }
         let head: &mut [u8; RUN_SPAN] = frame.get_mut(..RUN_SPAN)?.try_into().ok()?;
         if HeadWords::new(*head).differ(&self.image, self.mask) {
             return None;
@@ -192,10 +318,27 @@ impl SameFlowRun {
     }
 }
 
+impl SameFlowRun {
+    /// Whether an IPv6 frame's bytes past `RUN_SPAN` differ from the run's (or it
+    /// is too short to have them).
+    #[inline(always)]
+    fn tail_differs(&self, frame: &[u8]) -> bool {
+        let Some(tail) = frame.get(RUN_SPAN..RUN_SPAN6) else {
+            return true;
+        };
+        let Ok(tail) = <[u8; TAIL6]>::try_from(tail) else {
+            return true;
+        };
+        Tail6::new(tail).differ(&self.image6, self.mask6)
+    }
+}
+
 /// What starts a run: the first frame's head as it came in, its shape and where
 /// it went.
 pub(super) struct RunStart<'f> {
     pub head: [u8; RUN_SPAN],
+    /// An IPv6 frame's bytes past `head`, as it came in.
+    pub tail6: Option<[u8; TAIL6]>,
     pub tcp: bool,
     /// The shortest frame the run takes.
     pub min_len: usize,
@@ -226,13 +369,22 @@ impl SameFlowRun {
             self.end();
             return;
         };
+        let masks6 = if start.tcp {
+            &TCP_RUN_MASK6
+        } else {
+            &UDP_RUN_MASK6
+        };
+        let (mask, image6) = match start.tail6 {
+            Some(tail) => (&masks6.0, Tail6::new(tail)),
+            None if start.tcp => (&TCP_RUN_MASK, Tail6::new([0; TAIL6])),
+            None => (&UDP_RUN_MASK, Tail6::new([0; TAIL6])),
+        };
         *self = SameFlowRun {
             image: HeadWords::new(start.head),
-            mask: if start.tcp {
-                &TCP_RUN_MASK
-            } else {
-                &UDP_RUN_MASK
-            },
+            mask,
+            ipv6: start.tail6.is_some(),
+            image6,
+            mask6: &masks6.1,
             min_len: start.min_len,
             slot: start.slot,
             // The rewritten MACs, read back: two loads.
