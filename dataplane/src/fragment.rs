@@ -97,26 +97,24 @@ impl FragmentTable {
     }
 
     /// Records that `key`'s datagram goes to `target` (of the service in counter slot
-    /// `service`). A full bucket forgets the datagram closest to its timeout.
+    /// `service`): in its own entry if it has one, else in a free one; a full bucket
+    /// forgets the datagram nearest its timeout.
     pub fn record(&mut self, key: &DatagramKey, target: FlowTarget, service: u16, now_ms: u64) {
         let expires_ms = now_ms + self.timeout_ms;
         let bucket = self.bucket(key);
-        let Some(way) = bucket
+        let own = bucket
             .iter()
-            .position(|e| e.expires_ms != 0 && e.key == *key)
-            .or_else(|| bucket.iter().position(|e| e.expires_ms <= now_ms))
-        else {
-            if let Some(oldest) = bucket.iter_mut().min_by_key(|e| e.expires_ms) {
-                *oldest = Entry {
-                    key: *key,
-                    target,
-                    service,
-                    expires_ms,
+            .position(|e| e.expires_ms > now_ms && e.key == *key);
+        let free = || bucket.iter().position(|e| e.expires_ms <= now_ms);
+        let (way, evicted) = match own.or_else(free) {
+            Some(way) => (way, false),
+            None => {
+                let oldest = (bucket.iter().enumerate()).min_by_key(|(_, e)| e.expires_ms);
+                let Some((way, _)) = oldest else {
+                    return; // no capacity
                 };
-                self.stats.evicted += 1;
-                self.stats.recorded += 1;
+                (way, true)
             }
-            return;
         };
         bucket[way] = Entry {
             key: *key,
@@ -125,6 +123,7 @@ impl FragmentTable {
             expires_ms,
         };
         self.stats.recorded += 1;
+        self.stats.evicted += u64::from(evicted);
     }
 
     /// The target and service slot recorded for `key`'s datagram, if its first
