@@ -807,8 +807,14 @@ fn decide_burst(
         // counted together.
         if ctx.run.stands() {
             let run = &ctx.run;
-            let (run_packets, run_bytes) =
-                frames.move_while(&mut to.out, |frame| run.forward(frame).is_some());
+            // The run's family asked once, not for every frame.
+            let (run_packets, run_bytes) = if run.is_ipv6() {
+                frames.move_while(&mut to.out, |frame| run.forward_as::<true>(frame).is_some())
+            } else {
+                frames.move_while(&mut to.out, |frame| {
+                    run.forward_as::<false>(frame).is_some()
+                })
+            };
             if run_packets > 0 {
                 tally.counts.rx_bytes += run_bytes;
                 tally.forwarded(&stats.slots, run.slot(), run_packets as u64, run_bytes);

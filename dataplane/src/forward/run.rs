@@ -300,12 +300,29 @@ impl SameFlowRun {
     /// rewritten, and the target slot.
     #[inline(always)]
     pub fn forward(&self, frame: &mut [u8]) -> Option<u16> {
+        if self.ipv6 {
+            self.forward_as::<true>(frame)
+        } else {
+            self.forward_as::<false>(frame)
+        }
+    }
+
+    /// Whether the run is an IPv6 flow's: a loop over frames asks once, then calls
+    /// `forward_as` with the answer, so that IPv4's runs pay nothing for IPv6's.
+    #[inline(always)]
+    pub fn is_ipv6(&self) -> bool {
+        self.ipv6
+    }
+
+    /// `forward` for a run of the family `IPV6` says (`is_ipv6`).
+    #[inline(always)]
+    pub fn forward_as<const IPV6: bool>(&self, frame: &mut [u8]) -> Option<u16> {
         // min_len is at least `at::SPAN` while a run stands: with max() the compiler
         // sees that the slice below is long enough, and the check goes.
         if frame.len() < self.min_len.max(RUN_SPAN) {
             return None;
         }
-        if self.ipv6 && self.tail_differs(frame) {
+        if IPV6 && self.tail_differs(frame) {
             return None;
         }
         let head: &mut [u8; RUN_SPAN] = frame.get_mut(..RUN_SPAN)?.try_into().ok()?;
