@@ -515,7 +515,8 @@ impl Worker {
         };
         // Reading (and dropping) the guard is this worker's quiescent state, idle or not.
         let snap = snapshot.read();
-        if held.due(flows.fragments.stats().recorded, clock.now_ms()) {
+        // Nothing held (almost every poll): one compare, no clock read.
+        if !held.is_empty() && held.due(flows.fragments.stats().recorded, clock.now_ms()) {
             let env = BurstEnv {
                 snap: &snap,
                 queues,
