@@ -162,12 +162,17 @@ impl<T> Held<T> {
         }
     }
 
-    /// Whether the held items should be decided again: a first fragment has been
-    /// recorded since (`recorded`, the table's count), or the oldest has waited its
-    /// time. Two compares when nothing is held.
+    /// The time (`now_ms`, read only if something is held) if the held items should
+    /// be decided again: a first fragment has been recorded since (`recorded`, the
+    /// table's count), or the oldest has waited its time. One compare when nothing
+    /// is held.
     #[inline(always)]
-    pub fn due(&self, recorded: u64, now_ms: u64) -> bool {
-        self.len != 0 && (recorded != self.seen_recorded || now_ms >= self.due_ms)
+    pub fn due(&self, recorded: u64, now_ms: impl FnOnce() -> u64) -> Option<u64> {
+        if self.len == 0 {
+            return None;
+        }
+        let now_ms = now_ms();
+        (recorded != self.seen_recorded || now_ms >= self.due_ms).then_some(now_ms)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -303,14 +308,26 @@ mod tests {
     #[test]
     fn held_items_stay_until_released_and_a_full_hold_refuses() {
         let mut held = Held::new(2, 100);
-        assert!(!held.due(0, u64::MAX - 1), "nothing held");
+        assert_eq!(
+            held.due(0, || panic!("no clock read")),
+            None,
+            "nothing held"
+        );
         assert!(held.hold("a", 1).is_ok() && held.hold("b", 2).is_ok());
         assert_eq!(held.hold("c", 3), Err("c"));
         assert_eq!(
             (held.len(), held.oldest_ms(), held.due_ms()),
             (2, Some(1), Some(101))
         );
-        assert!(!held.due(0, 100) && held.due(0, 101) && held.due(1, 2));
+        assert_eq!(
+            (held.due(0, || 100), held.due(0, || 101)),
+            (None, Some(101))
+        );
+        assert_eq!(
+            held.due(1, || 2),
+            Some(2),
+            "a first fragment recorded since"
+        );
         let mut offered = Vec::new();
         held.release(|item, since| {
             offered.push((item, since));

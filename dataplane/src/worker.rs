@@ -516,11 +516,11 @@ impl Worker {
         // Reading (and dropping) the guard is this worker's quiescent state, idle or not.
         let snap = snapshot.read();
         // Nothing held (almost every poll): one compare, no clock read.
-        if !held.is_empty() && held.due(flows.fragments.stats().recorded, clock.now_ms()) {
+        if let Some(now_ms) = held.due(flows.fragments.stats().recorded, || clock.now_ms()) {
             let env = BurstEnv {
                 snap: &snap,
                 queues,
-                now_ms: clock.now_ms(),
+                now_ms,
                 punt,
                 stats,
             };
