@@ -8,9 +8,10 @@
 #   bench/run.sh --out DIR  write the results to DIR instead (the tests' smoke run)
 #   bench/run.sh --reps N   N alternated runs of each forwarder instead of 3 (1 with
 #                           --quick): more for steadier medians on a noisy host
-#   bench/run.sh --floors   also run dsrlb-floor's three modes in each rep: the least
-#                           a balancer can do a frame, stateless and with a
-#                           connection table (adds about 8 minutes to a full run)
+#   bench/run.sh --floors   also run dsrlb-floor's four modes in each rep: the least
+#                           a balancer can do a frame, stateless, with a
+#                           connection table, and with packet path v2's checks
+#                           (adds about 11 minutes to a full run)
 #   bench/run.sh --ipv6     also replay the same flows as TCP over IPv6 through dsrlb
 #                           in each rep (dsrlb-ipv6: 74-byte frames to an IPv6 VIP)
 #
@@ -274,7 +275,7 @@ for flows in $FLOWS; do
       printf '  %8s flows  rep %d  dsrlb on IPv6 %7s Mpps (PMD %s%%)\n' "$flows" "$rep" "$lb" "$lb_share"
     fi
     if [ "$FLOORS" = 1 ]; then
-      for mode in swap maglev table; do
+      for mode in swap maglev table checked; do
         rate=$(run_floor "$mode" "$pcap" "$mbufs" "$flows" "$WORK/floor.perf")
         share=$(pmd_share "$WORK/floor.perf")
         record "floor-$mode" "$flows" "$rep" "$rate" "$share"

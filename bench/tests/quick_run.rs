@@ -1,5 +1,5 @@
 //! The benchmark harness's smoke run, end to end: `bench/run.sh --quick --reps 2
-//! --floors` builds the release binaries, runs testpmd, dsrlb and dsrlb-floor's three
+//! --floors` builds the release binaries, runs testpmd, dsrlb and dsrlb-floor's four
 //! modes side by side on the pcap replay, alternated twice, the
 //! micro-benchmarks and the prober schedule, and must leave a figure in every
 //! place a full run would. A harness that rots (a config key renamed under it, a
@@ -43,7 +43,7 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
         ],
     );
 
-    // Both forwarders and the three floors at both flow counts, rep 1 and rep 2 each,
+    // Both forwarders and the four floors at both flow counts, rep 1 and rep 2 each,
     // each with a rate and a PMD share, and nothing else but dsrlb during a change.
     let (pps_header, pps) = read_csv(&out.join("pps.csv"));
     let (share_header, share) = read_csv(&out.join("share.csv"));
@@ -53,6 +53,7 @@ fn the_quick_run_leaves_a_figure_everywhere_a_full_run_would() {
         "floor-swap",
         "floor-maglev",
         "floor-table",
+        "floor-checked",
     ];
     // And dsrlb during a change at the largest flow count, 1000.
     assert_eq!(pps.len(), forwarders.len() * 4 + 2, "{pps:?}");
