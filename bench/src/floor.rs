@@ -1,7 +1,7 @@
 //! `dsrlb-floor`: the least a Layer-4 balancer can do a frame, on the same pcap replay,
 //! port and core as the packet-rate benchmark, to show what its targets leave room for.
-//! Not a balancer: it checks nothing, keeps no state beyond what its mode names, and
-//! counts nothing but frames.
+//! Not a balancer: it keeps no state beyond what its mode names, and only `checked`
+//! checks frames or counts anything but frames.
 //!
 //! - `swap`: every frame to one target MAC (testpmd mac-forward's work: the tool's own
 //!   overhead against testpmd's).
@@ -16,12 +16,14 @@
 //! - `checked`: the least a balancer on packet path v2 does for the replay's frames,
 //!   written straight, with nothing else: the checks dsrlb's fast path makes before it
 //!   may forward a frame (destination MAC, EtherType, a 20-byte IPv4 header without
-//!   fragment bits, the IP length within the frame, TCP with a header that fits), the
-//!   service matched (one VIP and port), the hash, the slot's steering entry (4 bytes:
-//!   the current target and a mark; no slot is marked here), the target usable, a
-//!   bare SYN recorded in the direct-mapped table of `table` (SYNs' entries prefetched
-//!   the same way), the MAC rewrite, and a packet and byte count for the target. A
-//!   frame failing a check is freed and counted. No same-flow run, no drop reasons.
+//!   fragment bits, TCP, the service's VIP and port: four masked 8-byte compares with
+//!   a template; the IP length within the frame, a TCP header that fits), the hash,
+//!   the slot's steering entry (4 bytes: the current target and a mark; no slot is
+//!   marked here), the target usable, a bare SYN recorded in the direct-mapped table
+//!   of `table` (from 4096 flows, as dsrlb's worker looks ahead, the burst's SYNs'
+//!   entries prefetched first), the MAC rewrite, and a packet and byte count for the
+//!   target. A frame failing a check is freed and counted. No same-flow run, no drop
+//!   reasons, one service.
 //!
 //! Prints `floor <mode> <Mpps>` each second, forwarded frames over the second, then
 //! the median over the run after the first two seconds.
@@ -30,6 +32,7 @@ use clap::{Parser, ValueEnum};
 use dataplane::dpdk::{launch, Eal, MbufBurst, Mempool, Port, PortConfig, BURST_SIZE};
 use dataplane::hash::crc32c_u64;
 use dataplane::memory::{prefetch, HugeSlice};
+use dataplane::worker::LOOKAHEAD_FROM_LIVE_FLOWS;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -57,6 +60,10 @@ struct Args {
     seconds: u64,
     #[arg(long, default_value_t = 8192)]
     mbufs: u32,
+    /// EAL memory without hugepages (1 GiB): for valgrind, which cannot reserve the
+    /// address space hugepages take.
+    #[arg(long)]
+    no_huge: bool,
 }
 
 const TARGETS: usize = 16;
@@ -98,6 +105,44 @@ struct Target {
     bytes: u64,
 }
 
+/// Where `checked` compares a frame with its template: four 8-byte words, from the
+/// destination MAC, the EtherType, the fragment bits and the destination address.
+const WORDS: [usize; 4] = [0, 12, 20, 30];
+
+/// The bytes every frame of the service has, at `WORDS`: the port's MAC, IPv4 with a
+/// 20-byte header, no fragment bits (DF aside), TCP, the VIP and its port.
+struct Template {
+    words: [u64; 4],
+    masks: [u64; 4],
+}
+
+impl Template {
+    fn new() -> Template {
+        let (mut image, mut mask) = ([0u8; SPAN], [0u8; SPAN]);
+        let mut set = |at: usize, bytes: &[u8], bits: &[u8]| {
+            image[at..at + bytes.len()].copy_from_slice(bytes);
+            mask[at..at + bits.len()].copy_from_slice(bits);
+        };
+        set(0, &PORT_MAC, &[0xff; 6]);
+        set(12, &[0x08, 0x00, 0x45], &[0xff; 3]);
+        set(20, &[0, 0], &[0x3f, 0xff]);
+        set(23, &[TCP], &[0xff]);
+        set(30, &VIP.to_be_bytes(), &[0xff; 4]);
+        set(36, &VIP_PORT.to_be_bytes(), &[0xff; 2]);
+        Template {
+            words: WORDS.map(|at| word(&image, at)),
+            masks: WORDS.map(|at| word(&mask, at)),
+        }
+    }
+}
+
+#[inline(always)]
+fn word(h: &[u8; SPAN], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&h[at..at + 8]);
+    u64::from_ne_bytes(w)
+}
+
 /// A bare SYN (SYN without ACK) of a frame `checked` may read.
 #[inline(always)]
 fn is_bare_syn(frame: &[u8]) -> bool {
@@ -111,6 +156,9 @@ struct Floor {
     /// `checked`'s steering entries: the target in the low 16 bits, the mark above.
     steering: Vec<u32>,
     targets: [Target; TARGETS],
+    template: Template,
+    /// Whether `checked` prefetches the bare SYNs' entries in a pass over the burst.
+    look_ahead: bool,
     /// Frames `checked` refused.
     refused: u64,
     /// On 2 MiB pages, as dsrlb's flow table is (dataplane::memory).
@@ -143,6 +191,8 @@ impl Floor {
                 usable: true,
                 ..Target::default()
             }),
+            template: Template::new(),
+            look_ahead: flows as u64 >= LOOKAHEAD_FROM_LIVE_FLOWS,
             refused: 0,
             table: HugeSlice::new(entries, Entry::default()),
             mask: entries - 1,
@@ -155,41 +205,42 @@ impl Floor {
         usize::from(self.lookup.get(slot as usize).copied().unwrap_or(0))
     }
 
-    /// `checked`'s target of a frame, counted; None if it fails a check.
+    /// `checked`'s target MAC for a frame, counted; None if it fails a check.
     #[inline(always)]
-    fn checked(&mut self, frame: &[u8]) -> Option<usize> {
+    fn checked(&mut self, frame: &[u8]) -> Option<[u8; 6]> {
         let h: &[u8; SPAN] = frame.get(..SPAN)?.try_into().ok()?;
-        let be16 = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
-        if h[..6] != PORT_MAC || be16(12) != 0x0800 || h[14] != 0x45 || be16(20) & 0x3fff != 0 {
-            return None;
-        }
-        let total = usize::from(be16(16));
+        let t = &self.template;
+        let differs = (0..WORDS.len()).fold(0, |d, i| {
+            d | ((word(h, WORDS[i]) ^ t.words[i]) & t.masks[i])
+        });
+        let total = usize::from(u16::from_be_bytes([h[16], h[17]]));
         let room = total.checked_sub(20)?;
         let tcp_header = usize::from(h[46] >> 4) * 4;
-        if total > frame.len() - 14 || h[23] != TCP || tcp_header < 20 || tcp_header > room {
-            return None;
-        }
-        if u32::from_be_bytes([h[30], h[31], h[32], h[33]]) != VIP || be16(36) != VIP_PORT {
+        if differs != 0 || total > frame.len() - 14 || tcp_header < 20 || tcp_header > room {
             return None;
         }
         let (key, hash) = flow_of(frame)?;
         let slot = (u64::from(hash) * LOOKUP_SIZE) >> 32;
         let entry = *self.steering.get(slot as usize)?;
         // A marked slot would ask the connection table: none is marked in this replay.
-        let target = usize::from(entry as u16);
-        let t = self.targets.get_mut(target).filter(|t| t.usable)?;
+        let target = entry as u16;
+        let t = self
+            .targets
+            .get_mut(usize::from(target))
+            .filter(|t| t.usable)?;
         t.packets += 1;
         t.bytes += frame.len() as u64;
+        let mac = t.mac;
         if h[47] & (SYN | ACK) == SYN {
             if let Some(e) = self.table.get_mut(hash as usize & self.mask) {
                 *e = Entry {
                     key,
-                    target: target as u32,
+                    target: u32::from(target),
                     used: 1,
                 };
             }
         }
-        Some(target)
+        Some(mac)
     }
 
     /// The target of a frame; `flow` is its (key, hash), read ahead in table mode.
@@ -225,23 +276,25 @@ impl Floor {
     /// decided, rewritten and queued, or freed.
     #[inline(always)]
     fn checked_burst(&mut self, rx: &mut MbufBurst, tx: &mut MbufBurst, got: usize) {
-        for i in 0..got {
-            let Some(frame) = rx.frame(i).filter(|f| is_bare_syn(f)) else {
-                continue;
-            };
-            if let Some(e) =
-                flow_of(frame).and_then(|(_, h)| self.table.get(h as usize & self.mask))
-            {
-                prefetch(e);
+        // As dsrlb's worker, only where the table is too big for the caches.
+        if self.look_ahead {
+            for i in 0..got {
+                let Some(frame) = rx.frame(i).filter(|f| is_bare_syn(f)) else {
+                    continue;
+                };
+                if let Some(e) =
+                    flow_of(frame).and_then(|(_, h)| self.table.get(h as usize & self.mask))
+                {
+                    prefetch(e);
+                }
             }
         }
         for mut m in rx.drain() {
-            let Some(target) = self.checked(m.data()) else {
+            let Some(mac) = self.checked(m.data()) else {
                 self.refused += 1;
                 drop(m);
                 continue;
             };
-            let mac = self.targets[target].mac;
             if let Some(head) = m.data_mut().get_mut(..12) {
                 head[..6].copy_from_slice(&mac);
                 head[6..].copy_from_slice(&PORT_MAC);
@@ -301,16 +354,29 @@ impl Floor {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let eal_args = vec![
-        "-l".to_owned(),
-        "0,1".to_owned(),
-        "--main-lcore".to_owned(),
-        "0".to_owned(),
-        "--file-prefix=dsrlb-bench-floor".to_owned(),
-        "--in-memory".to_owned(),
-        "--no-pci".to_owned(),
-        format!("--vdev=net_pcap0,rx_pcap={},infinite_rx=1", args.pcap),
-    ];
+    let memory = if args.no_huge {
+        ["--no-huge", "--no-shconf", "-m", "1024"]
+            .map(str::to_owned)
+            .to_vec()
+    } else {
+        vec!["--in-memory".to_owned()]
+    };
+    let eal_args = [
+        "-l",
+        "0,1",
+        "--main-lcore",
+        "0",
+        "--file-prefix=dsrlb-bench-floor",
+        "--no-pci",
+    ]
+    .map(str::to_owned)
+    .into_iter()
+    .chain(memory)
+    .chain([format!(
+        "--vdev=net_pcap0,rx_pcap={},infinite_rx=1",
+        args.pcap
+    )])
+    .collect::<Vec<_>>();
     let result = (|| -> Result<Vec<f64>, String> {
         let eal = Eal::init(&eal_args).map_err(|e| e.to_string())?;
         let pool = Mempool::new("floor", args.mbufs, 256, 512, -1).map_err(|e| e.to_string())?;
