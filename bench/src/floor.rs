@@ -29,7 +29,7 @@
 //! the median over the run after the first two seconds.
 
 use clap::{Parser, ValueEnum};
-use dataplane::dpdk::{launch, Eal, MbufBurst, Mempool, Port, PortConfig, BURST_SIZE};
+use dataplane::dpdk::{launch, Eal, Mbuf, MbufBurst, Mempool, Port, PortConfig, BURST_SIZE};
 use dataplane::hash::crc32c_u64;
 use dataplane::memory::{prefetch, HugeSlice};
 use dataplane::worker::LOOKAHEAD_FROM_LIVE_FLOWS;
@@ -231,7 +231,7 @@ impl Floor {
         t.packets += 1;
         t.bytes += frame.len() as u64;
         let mac = t.mac;
-        if h[47] & (SYN | ACK) == SYN {
+        if is_bare_syn(h) {
             if let Some(e) = self.table.get_mut(hash as usize & self.mask) {
                 *e = Entry {
                     key,
@@ -289,18 +289,13 @@ impl Floor {
                 }
             }
         }
-        for mut m in rx.drain() {
+        for m in rx.drain() {
             let Some(mac) = self.checked(m.data()) else {
                 self.refused += 1;
                 drop(m);
                 continue;
             };
-            if let Some(head) = m.data_mut().get_mut(..12) {
-                head[..6].copy_from_slice(&mac);
-                head[6..].copy_from_slice(&PORT_MAC);
-            }
-            // Never full: it is sent empty every poll and takes at most a burst.
-            let _ = tx.push(m);
+            to_target(m, mac, tx);
         }
     }
 
@@ -314,32 +309,24 @@ impl Floor {
             if got == 0 {
                 continue;
             }
-            if self.mode == Mode::Table {
-                for (i, flow) in flows.iter_mut().enumerate().take(got) {
-                    *flow = rx.frame(i).and_then(flow_of);
-                    if let Some(e) = flow.and_then(|(_, h)| self.table.get(h as usize & self.mask))
-                    {
-                        prefetch(e);
-                    }
-                }
-            }
             if self.mode == Mode::Checked {
                 self.checked_burst(&mut rx, &mut tx, got);
-                total += tx.tx(port, 0) as u64;
-                tx.free_all();
-                forwarded.store(total, Ordering::Relaxed);
-                continue;
-            }
-            for (i, mut m) in rx.drain().enumerate() {
-                let flow = flows.get(i).copied().flatten();
-                let target = self.target(m.data(), flow);
-                let mac = self.macs[target % TARGETS];
-                if let Some(head) = m.data_mut().get_mut(..12) {
-                    head[..6].copy_from_slice(&mac);
-                    head[6..].copy_from_slice(&PORT_MAC);
+            } else {
+                if self.mode == Mode::Table {
+                    for (i, flow) in flows.iter_mut().enumerate().take(got) {
+                        *flow = rx.frame(i).and_then(flow_of);
+                        if let Some(e) =
+                            flow.and_then(|(_, h)| self.table.get(h as usize & self.mask))
+                        {
+                            prefetch(e);
+                        }
+                    }
                 }
-                // Never full: it is sent empty every poll and takes at most a burst.
-                let _ = tx.push(m);
+                for (i, m) in rx.drain().enumerate() {
+                    let flow = flows.get(i).copied().flatten();
+                    let target = self.target(m.data(), flow);
+                    to_target(m, self.macs[target % TARGETS], &mut tx);
+                }
             }
             total += tx.tx(port, 0) as u64;
             tx.free_all();
@@ -350,6 +337,17 @@ impl Floor {
             println!("refused {}", self.refused);
         }
     }
+}
+
+/// Rewrites a frame's MACs for the target at `mac` and queues it on `tx`.
+#[inline(always)]
+fn to_target(mut m: Mbuf, mac: [u8; 6], tx: &mut MbufBurst) {
+    if let Some(head) = m.data_mut().get_mut(..12) {
+        head[..6].copy_from_slice(&mac);
+        head[6..].copy_from_slice(&PORT_MAC);
+    }
+    // Never full: it is sent empty every poll and takes at most a burst.
+    let _ = tx.push(m);
 }
 
 fn main() -> std::process::ExitCode {
